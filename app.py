@@ -1,0 +1,343 @@
+"""Vigil command line: ingest, ask, info, summarize, ui (the default with no arguments).
+
+Only wiring lives here: sources (stream/), models (models/), the bank (memory/), the UI (ui/).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Optional
+
+DEFAULT_BANK = os.environ.get("VIGIL_BANK", os.path.join(os.path.expanduser("~"), ".vigil", "bank"))
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 1."""
+
+
+def hms(t: float) -> str:
+    t = max(0.0, float(t))
+    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d}"
+
+
+def positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
+    return v
+
+
+def positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
+    return v
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="hub id or local directory of a VLM (default: the offline lite profile)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run (off by default)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="app.py", description="Vigil: a streaming video assistant with a persistent memory bank.")
+    sub = p.add_subparsers(dest="cmd")
+
+    ing = sub.add_parser("ingest", help="watch a file, RTSP camera or webcam and store compressed memories")
+    ing.add_argument("source", help="a video file path, rtsp://… URL or webcam:N")
+    ing.add_argument("--bank", required=True, help="bank directory (created if missing)")
+    ing.add_argument("--fps", type=positive_float, default=1.0, help="frames sampled per second (default 1)")
+    ing.add_argument("--clip-seconds", type=positive_float, default=2.0, help="clip length in seconds (default 2)")
+    ing.add_argument("--reducer", default="pool2d", help="token reducer (default pool2d)")
+    ing.add_argument("--budget", type=positive_int, default=32, help="carrier tokens per clip (default 32)")
+    ing.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds of media")
+    ing.add_argument("--realtime", action="store_true", help="replay a file at its real speed")
+    ing.add_argument("--start", type=float, default=0.0, help="start this many seconds into a file")
+    ing.add_argument("--skim", action="store_true", help="decode keyframes only (fast, coarse)")
+    ing.add_argument("--stream", default=None, help="stream id in the bank (default: from the source)")
+    ing.add_argument("--no-scene-cut", action="store_true", help="never cut clips at scene changes")
+    ing.add_argument("--connect-timeout", type=positive_float, default=10.0, help="give up on a camera that never answers")
+    add_model_args(ing)
+
+    ask = sub.add_parser("ask", help="ask a question about the bank")
+    ask.add_argument("question", nargs="?", default="", help="the question")
+    ask.add_argument("--bank", required=True)
+    ask.add_argument("--k", type=positive_int, default=5, help="memories to retrieve (default 5)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--image", default=None, help="query by an example image")
+    ask.add_argument("--stream", action="append", default=None, help="only these streams (repeatable)")
+    add_model_args(ask)
+
+    info = sub.add_parser("info", help="what a bank holds")
+    info.add_argument("--bank", required=True)
+    info.add_argument("--json", action="store_true")
+
+    summ = sub.add_parser("summarize", help="meeting minutes of a recording or a bank")
+    summ.add_argument("source", nargs="?", default=None)
+    summ.add_argument("--bank", default=None)
+    summ.add_argument("--out", default=None, help="write the minutes (Markdown) here")
+    summ.add_argument("--json", action="store_true")
+    add_model_args(summ)
+
+    ui = sub.add_parser("ui", help="start the web UI (the default)")
+    ui.add_argument("--bank", default=DEFAULT_BANK)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=7860)
+    ui.add_argument("--auth", default=os.environ.get("VIGIL_AUTH"), help="user:pass (required with a non-local --host)")
+    ui.add_argument("--media-dir", default=os.environ.get("VIGIL_MEDIA_DIR"), help="server paths allowed for replay")
+    add_model_args(ui)
+    return p
+
+
+# ---- ingest --------------------------------------------------------------------------------------
+
+def default_stream_id(source: str) -> str:
+    if source.startswith(("rtsp://", "rtsps://")):
+        rest = source.split("://", 1)[1].split("@")[-1]
+        return "rtsp:" + rest.split("?")[0]
+    if source.startswith("webcam:") or source.startswith("/dev/video"):
+        return source
+    return os.path.basename(source) or source
+
+
+def cmd_ingest(args) -> int:
+    from memory.bank import MemoryBank
+    from models.registry import load_profile
+    from reducers import get_reducer
+    from stream.pipeline import IngestConfig, IngestPipeline
+    from stream.sources import open_source
+
+    get_reducer(args.reducer)  # unknown names fail before anything heavy starts
+    stream_id = args.stream or default_stream_id(args.source)
+    source = open_source(args.source, fps=args.fps, realtime=args.realtime, start=args.start, skim=args.skim,
+                         stream_id=stream_id, connect_timeout=args.connect_timeout)
+    bank = MemoryBank(args.bank)
+    try:
+        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device, answerer=False)
+        cfg = IngestConfig(fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer, budget=args.budget,
+                           scene_cut=None if args.no_scene_cut else 0.25, duration=args.duration)
+        pipe = IngestPipeline(source, bank, profile.encoder, stream_id=stream_id, config=cfg, evidence=profile.evidence,
+                              text_embedder=profile.text_embedder, key_encoder=profile.key_encoder, source_label=args.source)
+        for note in bank.repairs:
+            print(f"vigil: repaired bank: {note}", file=sys.stderr)
+        interrupted = run_with_progress(pipe, source)
+        s = pipe.stats
+        if s.error:
+            raise CliError(s.error)
+        word = "interrupted; " if interrupted else ""
+        print(f"{word}stored {s.memories} memories from {stream_id!r} ({s.last_t:.1f}s of media, "
+              f"{s.frames_sampled} frames sampled, {s.dropped} dropped) in {bank.path}")
+        return 0
+    finally:
+        bank.close()
+
+
+def run_with_progress(pipe, source) -> bool:
+    """Run the pipeline in a thread; show a progress bar (files) or a status line (streams). True if interrupted."""
+    interrupted = threading.Event()
+
+    def on_signal(signum, frame):
+        interrupted.set()
+        pipe.stop(wait=0)
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pipe.start()
+    total = source.duration if not getattr(source, "live", False) else None
+    if pipe.cfg.duration and (total is None or pipe.cfg.duration < total):
+        total = pipe.cfg.duration if total is not None else None
+    bar = None
+    try:
+        if total:
+            from tqdm import tqdm
+
+            bar = tqdm(total=round(total, 1), unit="s", desc="ingest", file=sys.stderr, dynamic_ncols=True,
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s media [{elapsed}<{remaining}] {postfix}")
+        last = 0.0
+        while pipe.running:
+            pipe._thread.join(0.5)
+            s = pipe.stats
+            if bar is not None:
+                bar.update(max(0.0, round(min(s.last_t, total) - last, 1)))
+                last = min(s.last_t, total)
+                bar.set_postfix_str(f"{s.memories} memories")
+            else:
+                state = "connected" if s.connected else "waiting for video"
+                sys.stderr.write(f"\r{pipe.stream_id}: {state} | t={hms(s.last_t)} | in {s.fps_in:.1f} fps, "
+                                 f"out {s.fps_out:.1f} fps | dropped {s.dropped} | reconnects {s.reconnects} | "
+                                 f"{s.memories} memories   ")
+                sys.stderr.flush()
+        if bar is None:
+            sys.stderr.write("\n")
+    finally:
+        if bar is not None:
+            bar.close()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return interrupted.is_set()
+
+
+# ---- ask / info ----------------------------------------------------------------------------------
+
+def load_image(path: str):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise CliError(f"no such image: {path!r}")
+    try:
+        return np.asarray(Image.open(path).convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise CliError(f"cannot read image {path!r}: {e}") from None
+
+
+def cmd_ask(args) -> int:
+    from memory.bank import MemoryBank
+    from memory.retrieval import retrieve
+    from models.base import MemoryView
+    from models.registry import load_profile
+
+    if not args.question and not args.image:
+        raise CliError("ask needs a QUESTION or --image PATH")
+    image = load_image(args.image) if args.image else None
+    t_start = time.perf_counter()
+    bank = MemoryBank(args.bank, readonly=True)
+    try:
+        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device)
+        t_loaded = time.perf_counter()
+        keys = profile.query_keys(args.question, image)
+        usable = {s: v for s, v in keys.items() if s in bank.key_spaces()}
+        if not usable:
+            have = ", ".join(bank.key_spaces()) or "none"
+            raise CliError(f"this bank cannot be searched with this query (its key spaces: {have}); "
+                           "try --image PATH to query by example, or the --model the bank was ingested with")
+        t_range = None
+        parse = getattr(profile.answerer, "time_filter", None)
+        if parse is not None and args.question:
+            t_range = parse(args.question, bank)
+        memories = retrieve(bank, usable, k=args.k, t_range=t_range, streams=args.stream)
+        t_retrieved = time.perf_counter()
+        memories.sort(key=lambda m: (m.stream, m.t0))
+        answer, first = "", None
+        if profile.answerer is not None and args.question:
+            views = []
+            for m in memories:
+                carrier = None
+                if getattr(profile.answerer, "wants_carriers", False):
+                    carrier = bank.carrier(m.id)
+                views.append(MemoryView(m.id, m.stream, m.t0, m.t1, m.score, carrier, m.evidence,
+                                        bank.thumbnail_path(m.id)))
+            for piece in profile.answerer.answer(args.question, views, []):
+                if first is None:
+                    first = time.perf_counter()
+                answer += piece
+                if not args.json:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            if not args.json:
+                print()
+        else:
+            answer = moments_answer(memories)
+            if not args.json:
+                print(answer)
+        t_end = time.perf_counter()
+        citations = [{**m.citation(), "thumbnail": bank.thumbnail_path(m.id)} for m in memories]
+        if args.json:
+            print(json.dumps({"answer": answer, "citations": citations, "latency": {
+                "load_ms": round((t_loaded - t_start) * 1000, 1),
+                "retrieve_ms": round((t_retrieved - t_loaded) * 1000, 1),
+                "first_token_ms": round(((first or t_end) - t_retrieved) * 1000, 1),
+                "total_ms": round((t_end - t_loaded) * 1000, 1)}}))
+        elif profile.answerer is not None and args.question:
+            print("\nCited moments:")
+            print(moments_answer(memories))
+        return 0
+    finally:
+        bank.close()
+
+
+def moments_answer(memories) -> str:
+    if not memories:
+        return "No matching moments in the bank."
+    lines = [f"Retrieved {len(memories)} moment(s):"]
+    for i, m in enumerate(memories, 1):
+        ev = f" — {m.citation()['evidence']}" if m.evidence else ""
+        lines.append(f"{i}. [{hms(m.t0)}–{hms(m.t1)}] {m.stream} (score {m.score:.2f}){ev}")
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    from memory.bank import MemoryBank
+
+    bank = MemoryBank(args.bank, readonly=True)
+    try:
+        streams = bank.streams()
+        data = {"bank": bank.path, "memories": bank.count(), "bytes": bank.bytes_on_disk(), "streams": streams,
+                "key_spaces": bank.key_spaces(), "consistent": bank.check()["ok"],
+                "events": len(bank.events())}
+    finally:
+        bank.close()
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    print(f"bank {data['bank']}: {data['memories']} memories, {data['bytes'] / 1e6:.1f} MB on disk, "
+          f"key spaces: {', '.join(data['key_spaces']) or 'none'}")
+    for s in streams:
+        span = f"{hms(s['first_t'] or 0)}–{hms(s['last_t'] or 0)}" if s["memories"] else "empty"
+        print(f"  {s['stream']}: {s['memories']} memories, {s['covered_s']:.1f}s covered ({span}), source {s['source']}")
+    return 0
+
+
+def cmd_summarize(args) -> int:
+    from models import meeting  # wired by the lite profile
+
+    return meeting.cli_summarize(args)
+
+
+def cmd_ui(args) -> int:
+    from ui.app import launch
+
+    return launch(args)
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "info": cmd_info, "summarize": cmd_summarize, "ui": cmd_ui}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv or ["ui"])
+    if args.cmd is None:
+        args = parser.parse_args(["ui"] + argv)
+    from memory.bank import BankError
+    from models.base import ModelError
+    from reducers.base import ReducerInputError
+    from stream.sources import SourceError
+
+    try:
+        return COMMANDS[args.cmd](args)
+    except (CliError, SourceError, BankError, ModelError, ReducerInputError) as e:
+        print(f"vigil: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except Exception as e:  # never a traceback for a user; VIGIL_DEBUG=1 shows it
+        if os.environ.get("VIGIL_DEBUG"):
+            raise
+        print(f"vigil: error: {type(e).__name__}: {e} (set VIGIL_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

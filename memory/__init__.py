@@ -1,0 +1,2 @@
+"""The on-disk memory bank and retrieval."""
+from .bank import BankError, CarrierRecord, Memory, MemoryBank  # noqa: F401

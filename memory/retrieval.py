@@ -1,0 +1,46 @@
+"""Retrieval over a bank: one or several key spaces fused by reciprocal-rank fusion, inside a time window."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+
+from .bank import Memory, MemoryBank
+
+RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
+
+
+def rrf(rankings: list[list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Fuse ranked (id, score) lists: score(id) = Σ 1 / (k + rank). Returns (id, fused) best first."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (mid, _) in enumerate(ranking):
+            fused[mid] = fused.get(mid, 0.0) + 1.0 / (k + rank + 1)
+    return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
+
+
+def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
+             t_range: Optional[tuple[float, float]] = None, streams: Optional[Iterable[str]] = None,
+             pool: int = 4) -> list[Memory]:
+    """Top-k memories for query keys in one or more spaces (spaces the bank lacks are skipped).
+
+    Each memory's `score` is its best cosine over the spaces (what a user can read as confidence);
+    the order comes from RRF when there are several spaces.
+    """
+    streams = list(streams) if streams else None
+    rankings, best = [], {}
+    for space, q in query_keys.items():
+        if space not in bank.key_spaces():
+            continue
+        hits = bank.search(q, k=k * pool, space=space, t_range=t_range, streams=streams)
+        rankings.append(hits)
+        for mid, s in hits:
+            best[mid] = max(best.get(mid, -1.0), s)
+    if not rankings:
+        return []
+    order = rrf(rankings) if len(rankings) > 1 else rankings[0]
+    ids = [mid for mid, _ in order[:k]]
+    out = bank.get(ids)
+    for m in out:
+        m.score = best[m.id]
+    return out

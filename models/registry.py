@@ -1,0 +1,56 @@
+"""Model profiles: which encoder, key encoders, evidence extractors and answerer a run uses.
+
+`lite` (default, offline, bundled weights) or a VLM given by hub id / local directory with --model.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from .base import ModelError
+
+
+@dataclass
+class Profile:
+    name: str
+    encoder: Any                       # Encoder protocol
+    answerer: Any = None               # Answerer protocol, or None: the answer lists the moments
+    text_embedder: Any = None          # text evidence -> keys ("text:<space>")
+    key_encoder: Any = None            # separate retrieval encoder for clip keys (SigLIP/CLIP), if any
+    evidence: list = field(default_factory=list)
+
+    def query_keys(self, question: Optional[str] = None, image: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+        """Query keys in every space this profile can reach."""
+        keys: dict[str, np.ndarray] = {}
+        if image is not None:
+            enc = self.key_encoder or self.encoder
+            keys[getattr(enc, "key_space", enc.space)] = np.asarray(enc.encode_images([image])[0], np.float32)
+        if question:
+            if self.text_embedder is not None:
+                keys[f"text:{self.text_embedder.space}"] = self.text_embedder.encode([question])[0]
+            if self.key_encoder is not None and hasattr(self.key_encoder, "encode_text"):
+                keys[self.key_encoder.key_space] = np.asarray(self.key_encoder.encode_text([question])[0], np.float32)
+        return keys
+
+
+def load_profile(model: Optional[str] = None, *, trust_remote_code: bool = False, device: Optional[str] = None,
+                 evidence: bool = True, answerer: bool = True) -> Profile:
+    """The lite profile when model is None or "lite", else a VLM by hub id or local directory."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1") if model in (None, "lite") else None
+    if model in (None, "lite"):
+        return _lite(device, evidence, answerer)
+    from .vlm import load_vlm  # heavy import only when asked
+
+    vlm = load_vlm(model, trust_remote_code=trust_remote_code, device=device)
+    key_encoder = getattr(vlm, "key_encoder", None)
+    return Profile(name=model, encoder=vlm, answerer=vlm if answerer else None, key_encoder=key_encoder)
+
+
+def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:
+    from .efficientnet import EfficientNetLite0Encoder
+
+    enc = EfficientNetLite0Encoder(device=device)
+    return Profile(name="lite", encoder=enc)

@@ -1,0 +1,413 @@
+"""What every VLM family adapter shares: frame preprocessing, prompt assembly around memory
+placeholders, and a streaming generation loop that feeds the LLM our own `inputs_embeds` and
+position ids.
+
+Why our own loop and not `model.generate`: carrier tokens are merged/pruned, so their positions
+(Qwen's 3D rotary ids) cannot be derived from input_ids by transformers' `get_rope_index`, and
+how `generate` carries custom 3D position ids across steps changed between transformers 5.x
+releases (the H100 image has 5.17, this machine 5.23). Calling the decoder ourselves with an
+explicit KV cache and explicit `position_ids` behaves the same on every 5.x release and costs
+nothing extra: prefill is one forward, each decode step one forward, exactly what `generate` does.
+Tokens stream through a `TextIteratorStreamer` fed from a worker thread.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import TextIteratorStreamer
+
+from models.base import MemoryView, ModelError
+from reducers.base import Carrier, TokenGrid
+
+SYSTEM_PROMPT = (
+    "You are Vigil, an assistant that answers questions about video the user has recorded. "
+    "You are given retrieved video memories in time order; each starts with its time span "
+    "[hh:mm:ss–hh:mm:ss]. Answer from them and cite the times you rely on."
+)
+
+_MARK = "<<VIGIL_MEM_{}>>"
+_MARK_RE = re.compile(r"<<VIGIL_MEM_(\d+)>>")
+
+
+def fmt_ts(t: float) -> str:
+    t = max(0, int(math.floor(t + 1e-6)))
+    return f"{t // 3600:02d}:{(t // 60) % 60:02d}:{t % 60:02d}"
+
+
+def timestamp_line(t0: float, t1: float) -> str:
+    """`[00:12:30–00:12:32]` (en dash), the line placed before each clip."""
+    return f"[{fmt_ts(t0)}–{fmt_ts(t1)}]"
+
+
+def read_json(model_dir: str, name: str) -> dict:
+    p = os.path.join(model_dir, name)
+    if os.path.isfile(p):
+        try:
+            with open(p) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def frames_to_tensor(frames: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """T RGB uint8 [H, W, 3] arrays (or tensors) -> float32 [T, 3, H, W] in [0, 1] on device."""
+    if len(frames) == 0:
+        raise ModelError("encode() got no frames")
+    if isinstance(frames, torch.Tensor):
+        x = frames
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(np.stack([np.asarray(f) for f in frames])))
+    if x.dim() != 4 or x.shape[-1] != 3:
+        raise ModelError(f"frames must be [H, W, 3] RGB arrays, got stack of shape {tuple(x.shape)}")
+    x = x.to(device, non_blocking=True).permute(0, 3, 1, 2)
+    return x.float().div_(255.0)
+
+
+def resize_normalize(x: torch.Tensor, size: tuple[int, int], mean, std) -> torch.Tensor:
+    """[T, 3, H, W] in [0, 1] -> resized (bicubic, antialiased) and normalized."""
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp_(0, 1)
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+class _TokenStreamer(TextIteratorStreamer):
+    """TextIteratorStreamer that releases text after every token (the stock one waits for a space),
+    holding back only incomplete UTF-8 sequences."""
+
+    def put(self, value):
+        if value.dim() > 1:
+            value = value[0]
+        self.token_cache.extend(value.tolist())
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs)
+        if text.endswith("\ufffd"):
+            return
+        new = text[self.print_len:]
+        self.print_len = len(text)
+        if new:
+            self.on_finalized_text(new)
+
+    def end(self):
+        text = self.tokenizer.decode(self.token_cache, **self.decode_kwargs) if self.token_cache else ""
+        new = text[self.print_len:]
+        self.token_cache, self.print_len = [], 0
+        self.on_finalized_text(new, stream_end=True)
+
+
+@dataclass
+class Prepared:
+    """An assembled prompt, ready for prefill."""
+
+    input_ids: torch.Tensor            # [1, L]
+    inputs_embeds: torch.Tensor        # [1, L, D]
+    position_ids: torch.Tensor         # [3, 1, L] (Qwen) or [1, L]
+    next_pos: int                      # text position of the first generated token
+    debug: dict = field(default_factory=dict)
+
+
+class VLMAdapter:
+    """A loaded VLM: `encode(frames) -> TokenGrid` (Encoder protocol) and
+    `answer(question, memories, history) -> Iterator[str]` (Answerer protocol).
+
+    Attributes: family, space ("<model_type>:<hidden>"), key_dim, hidden, temporal_patch (frames per
+    TokenGrid time step), prompt_debug (last prompt: text, per-memory placeholder counts, ...),
+    last_timing (prepare/ttft/decode of the last answer), gen (default generation options).
+    """
+
+    family = "base"
+    placeholder_token = ""
+    temporal_patch = 1
+    uses_mrope = False
+
+    def __init__(self, model, tokenizer, model_dir: str, device: torch.device, dtype: torch.dtype,
+                 name: str = "", retrieval=None, saliency: bool = True):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_dir = model_dir
+        self.device = device
+        self.dtype = dtype
+        self.name = name or model_dir
+        self.config = model.config
+        self.text_config = self.config.get_text_config()
+        self.hidden = int(self.text_config.hidden_size)
+        self.space = f"{self.config.model_type}:{self.hidden}"
+        self.retrieval = retrieval
+        self.want_saliency = saliency
+        self.key_dim = retrieval.key_dim if retrieval is not None else self.hidden
+        self.prompt_debug: dict = {}
+        self.last_timing: dict = {}
+        self.gen = dict(max_new_tokens=256, min_new_tokens=0, temperature=0.0, top_p=1.0)
+        self.system_prompt = SYSTEM_PROMPT
+        self._chat_template = self._find_chat_template()
+        self._stop_ids = self._find_stop_ids()
+
+    # ---------------------------------------------------------------- family hooks
+    def _encode_tokens(self, pixels_01: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], Optional[torch.Tensor]]:
+        """[T, 3, H, W] in [0,1] on device -> (tokens [T', N, D], (h, w), saliency [T', N] or None)."""
+        raise NotImplementedError
+
+    def _vision_block(self, carrier: Carrier) -> tuple[list[int], int, Optional[torch.Tensor]]:
+        """Token ids of one memory's vision block, the index inside it where the carrier tokens start,
+        and extra embeddings appended right after the carrier tokens (e.g. LLaVA-OV's newline)."""
+        raise NotImplementedError
+
+    def language_model(self):
+        return self.model.model.language_model
+
+    # ---------------------------------------------------------------- Encoder protocol
+    @torch.inference_mode()
+    def encode(self, frames: Sequence[np.ndarray]) -> TokenGrid:
+        """T RGB frames -> TokenGrid in this LLM's input space. For Qwen, T frames become ceil(T/2)
+        time steps (temporal patch 2; an odd last frame is repeated), and `times` are not set here
+        (the pipeline knows them); `temporal_patch` says how many frames one step covers."""
+        x = frames_to_tensor(frames, self.device)
+        tokens, hw, sal = self._encode_tokens(x)
+        keys = None
+        if self.retrieval is not None:
+            keys = self.retrieval.encode_images(frames)
+            if self.temporal_patch > 1:
+                Tp = tokens.shape[0]
+                idx = torch.arange(Tp) * self.temporal_patch
+                keys = F.normalize(torch.stack([keys[i:i + self.temporal_patch].mean(0) for i in idx.tolist()]), dim=-1)
+        else:
+            keys = F.normalize(tokens.float().mean(1), dim=-1).cpu()
+        return TokenGrid(tokens=tokens.float().cpu() if self.device.type == "cpu" else tokens,
+                         hw=hw, saliency=None if sal is None else sal.float(),
+                         frame_keys=keys, space=self.space)
+
+    # ---------------------------------------------------------------- prompt assembly
+    def _find_chat_template(self) -> Optional[str]:
+        t = getattr(self.tokenizer, "chat_template", None)
+        if isinstance(t, dict):
+            t = t.get("default") or next(iter(t.values()), None)
+        if t:
+            return t
+        p = os.path.join(self.model_dir, "chat_template.jinja")
+        if os.path.isfile(p):
+            return open(p).read()
+        j = read_json(self.model_dir, "chat_template.json")
+        if j.get("chat_template"):
+            return j["chat_template"]
+        j = read_json(self.model_dir, "processor_config.json")
+        return j.get("chat_template")
+
+    def _find_stop_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for src in (getattr(self.model, "generation_config", None), self.text_config, self.config):
+            e = getattr(src, "eos_token_id", None) if src is not None else None
+            if isinstance(e, int):
+                ids.add(e)
+            elif isinstance(e, (list, tuple)):
+                ids.update(int(i) for i in e)
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        for tok in ("<|im_end|>", "<end_of_utterance>", "<|eot_id|>"):
+            i = self.tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(i, int) and i != self.tokenizer.unk_token_id and i is not None and i >= 0:
+                ids.add(i)
+        return ids
+
+    def _render_chat(self, messages: list[dict]) -> str:
+        """Chat template to text. Tries list-of-parts content (processor templates), then plain
+        strings (tokenizer templates), then a generic format; the markers must survive."""
+        marks = [m for msg in messages for m in _MARK_RE.findall(msg["content"])]
+        if self._chat_template:
+            for as_parts in (True, False):
+                msgs = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}] if as_parts else m["content"]}
+                        for m in messages]
+                try:
+                    text = self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
+                                                              chat_template=self._chat_template)
+                except Exception:  # noqa: BLE001 - a template that rejects this content shape
+                    continue
+                if isinstance(text, str) and len(_MARK_RE.findall(text)) == len(marks) and messages[-1]["content"][-20:] in text:
+                    return text
+        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+        return "\n".join(lines) + "\nAssistant:"
+
+    def _user_content(self, question: str, memories: Sequence[MemoryView]) -> str:
+        streams = {m.stream for m in memories}
+        parts = []
+        if memories:
+            parts.append("Video memories, in time order:")
+        for i, m in enumerate(memories):
+            line = timestamp_line(m.t0, m.t1)
+            if len(streams) > 1 and m.stream:
+                line += f" ({m.stream})"
+            parts.append(line)
+            if m.carrier is not None and m.carrier.M > 0:
+                parts.append(_MARK.format(i))
+            ev = m.evidence or {}
+            for key, label in (("asr", "Speech"), ("ocr", "On screen"), ("tags", "Tags")):
+                if ev.get(key):
+                    parts.append(f"{label}: {ev[key]}")
+        parts.append(f"Question: {question}" if memories else question)
+        return "\n".join(parts)
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.get_input_embeddings()(ids)
+
+    def _positions(self, segments: list, L: int) -> tuple[torch.Tensor, int]:
+        """1D positions for non-Qwen families: 0..L-1."""
+        return torch.arange(L, device=self.device).view(1, L), L
+
+    def build_inputs(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = ()) -> Prepared:
+        t_start = time.perf_counter()
+        memories = list(memories)
+        messages = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        for h in history or ():
+            if h.get("role") in ("user", "assistant") and isinstance(h.get("content"), str):
+                messages.append({"role": h["role"], "content": h["content"]})
+        messages.append({"role": "user", "content": self._user_content(question, memories)})
+        text = self._render_chat(messages)
+
+        # split at markers; tokenize text pieces; splice in vision blocks
+        segments: list = []        # ("text", ids) | ("vision", ids, start, carrier, extra)
+        pos = 0
+        placeholder_counts = []
+        for mt in _MARK_RE.finditer(text):
+            if mt.start() > pos:
+                segments.append(("text", self.tokenizer(text[pos:mt.start()], add_special_tokens=False)["input_ids"]))
+            mem = memories[int(mt.group(1))]
+            carrier = mem.carrier.time_order()
+            if carrier.tokens.shape[-1] != self.hidden:
+                raise ModelError(f"memory {mem.memory_id} has carrier tokens of size {carrier.tokens.shape[-1]}, "
+                                 f"but this answerer ({self.space}) takes {self.hidden}; re-ingest with the same --model")
+            ids, start, extra = self._vision_block(carrier)
+            segments.append(("vision", ids, start, carrier, extra))
+            placeholder_counts.append(carrier.M)
+            pos = mt.end()
+        if pos < len(text):
+            segments.append(("text", self.tokenizer(text[pos:], add_special_tokens=False)["input_ids"]))
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and getattr(self.tokenizer, "add_bos_token", False) and not text.startswith(self.tokenizer.bos_token or "\0"):
+            segments.insert(0, ("text", [bos]))
+
+        all_ids: list[int] = []
+        vis_spans = []  # (offset, carrier, extra)
+        for seg in segments:
+            if seg[0] == "vision":
+                vis_spans.append((len(all_ids) + seg[2], seg[3], seg[4]))
+            all_ids.extend(seg[1])
+        L = len(all_ids)
+        ids_t = torch.tensor([all_ids], device=self.device)
+        emb = self._embed(ids_t)
+        for off, carrier, extra in vis_spans:
+            tok = carrier.tokens.to(self.device, emb.dtype, non_blocking=True)
+            emb[0, off:off + carrier.M] = tok
+            if extra is not None:
+                emb[0, off + carrier.M:off + carrier.M + extra.shape[0]] = extra.to(emb.dtype)
+        position_ids, next_pos = self._positions(segments, L)
+        shown = _MARK_RE.sub(lambda m: f"<{self.placeholder_token}×{memories[int(m.group(1))].carrier.M}>", text)
+        debug = {"text": shown, "placeholders": placeholder_counts, "placeholder_token": self.placeholder_token,
+                 "n_tokens": L, "n_visual": sum(placeholder_counts),
+                 "input_ids": ids_t, "position_ids": position_ids, "prepare_s": time.perf_counter() - t_start}
+        return Prepared(ids_t, emb, position_ids, next_pos, debug)
+
+    # ---------------------------------------------------------------- generation
+    def _lm_forward(self, embeds: torch.Tensor, position_ids: torch.Tensor, cache, last_only: bool = True):
+        out = self.language_model()(inputs_embeds=embeds, position_ids=position_ids, past_key_values=cache,
+                                    use_cache=True)
+        h = out.last_hidden_state
+        if last_only:
+            h = h[:, -1:]
+        return self.model.lm_head(h).float(), out.past_key_values
+
+    def _step_positions(self, p: int) -> torch.Tensor:
+        if self.uses_mrope:
+            return torch.full((3, 1, 1), p, device=self.device, dtype=torch.long)
+        return torch.full((1, 1), p, device=self.device, dtype=torch.long)
+
+    def _pick(self, logits: torch.Tensor, step: int, opts: dict, gen: Optional[torch.Generator]) -> int:
+        logits = logits[0, -1]
+        if step < opts["min_new_tokens"] and self._stop_ids:
+            logits[list(self._stop_ids)] = -float("inf")
+        if opts["temperature"] and opts["temperature"] > 0:
+            probs = torch.softmax(logits / opts["temperature"], -1)
+            if opts["top_p"] < 1.0:
+                sp, si = torch.sort(probs, descending=True)
+                keep = sp.cumsum(0) - sp <= opts["top_p"]
+                probs = torch.zeros_like(probs).scatter_(0, si[keep], sp[keep])
+            return int(torch.multinomial(probs, 1, generator=gen))
+        return int(torch.argmax(logits))
+
+    @torch.inference_mode()
+    def generate_ids(self, prep: Prepared, streamer=None, **opts) -> list[int]:
+        """Greedy (or sampled) decoding from a Prepared prompt; returns new ids, feeds `streamer`."""
+        o = dict(self.gen)
+        o.update({k: v for k, v in opts.items() if v is not None})
+        t0 = time.perf_counter()
+        logits, cache = self._lm_forward(prep.inputs_embeds, prep.position_ids, None)
+        out: list[int] = []
+        p = prep.next_pos
+        ttft = None
+        for step in range(int(o["max_new_tokens"])):
+            tok = self._pick(logits, step, o, None)
+            if ttft is None:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                ttft = time.perf_counter() - t0
+                t_dec = time.perf_counter()
+            if tok in self._stop_ids:
+                break
+            out.append(tok)
+            if streamer is not None:
+                streamer.put(torch.tensor([tok]))
+            if step + 1 >= int(o["max_new_tokens"]):
+                break
+            emb = self._embed(torch.tensor([[tok]], device=self.device))
+            logits, cache = self._lm_forward(emb, self._step_positions(p), cache)
+            p += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        dec = time.perf_counter() - t_dec if ttft is not None else 0.0
+        self.last_timing = {"prefill_tokens": prep.input_ids.shape[1], "ttft_s": ttft or 0.0,
+                            "decode_tokens": max(0, len(out) - 1),
+                            "decode_tok_s": (len(out) - 1) / dec if len(out) > 1 and dec > 0 else 0.0,
+                            "prepare_s": prep.debug.get("prepare_s", 0.0)}
+        return out
+
+    # ---------------------------------------------------------------- Answerer protocol
+    def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = (),
+               **opts) -> Iterator[str]:
+        """Stream the answer. Memories should be in time order (they are sorted here anyway); the
+        ones with a carrier are spliced in as placeholder blocks, each after its timestamp line."""
+        memories = sorted(memories, key=lambda m: (m.t0, m.stream))
+        prep = self.build_inputs(question, memories, history)
+        self.prompt_debug = prep.debug
+        streamer = _TokenStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=600)
+        err: list[BaseException] = []
+
+        def work():
+            try:
+                self.generate_ids(prep, streamer=streamer, **opts)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                err.append(e)
+            finally:
+                streamer.end()
+
+        th = threading.Thread(target=work, name="vigil-vlm-generate", daemon=True)
+        th.start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        th.join()
+        if err:
+            e = err[0]
+            if isinstance(e, ModelError):
+                raise e
+            raise ModelError(f"generation failed: {type(e).__name__}: {e}") from e

@@ -1,0 +1,118 @@
+"""Cut sampled frames into clips of about `clip_seconds`, optionally at scene changes, with their audio.
+
+Streaming object in the whisper_streaming style: insert(item) / process() -> ready clips / finish().
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .types import AudioChunk, Clip, Frame
+
+
+def thumb_signature(image: np.ndarray, side: int = 16) -> np.ndarray:
+    """A tiny grey thumbnail [side, side] float32 in [0, 1] for cheap change detection."""
+    h, w = image.shape[:2]
+    ys = np.linspace(0, h - 1, side).astype(int)
+    xs = np.linspace(0, w - 1, side).astype(int)
+    return image[ys][:, xs].mean(axis=2).astype(np.float32) / 255.0
+
+
+class Clipper:
+    """Groups frames into clips and aligns 16 kHz audio to each clip's [t0, t1).
+
+    scene_cut: start a new clip when the picture changes by more than this (mean abs grey difference
+    of 16×16 thumbnails, 0..1); None disables cuts. wait_audio: hold a clip until audio covers it (files).
+    """
+
+    def __init__(self, clip_seconds: float = 2.0, scene_cut: Optional[float] = 0.25, change_threshold: float = 0.04,
+                 wait_audio: bool = False, stream: str = "", min_frames: int = 1):
+        if clip_seconds <= 0:
+            raise ValueError(f"clip length must be > 0 seconds, got {clip_seconds}")
+        self.clip_seconds = clip_seconds
+        self.scene_cut = scene_cut
+        self.change_threshold = change_threshold
+        self.wait_audio = wait_audio
+        self.stream = stream
+        self.min_frames = min_frames
+        self._frames: list[Frame] = []
+        self._key: list[bool] = []
+        self._prev_sig: Optional[np.ndarray] = None
+        self._ready: list[Clip] = []
+        self._audio = np.zeros(0, np.float32)
+        self._audio_t0 = 0.0  # media time of self._audio[0]
+        self._audio_started = False
+        self._count = 0
+
+    @property
+    def audio_end(self) -> float:
+        return self._audio_t0 + self._audio.size / 16000
+
+    def insert(self, item) -> None:
+        if isinstance(item, Frame):
+            self._insert_frame(item)
+        elif isinstance(item, AudioChunk):
+            self._insert_audio(item)
+
+    def _insert_frame(self, f: Frame) -> None:
+        sig = thumb_signature(f.image)
+        diff = 1.0 if self._prev_sig is None else float(np.abs(sig - self._prev_sig).mean())
+        self._prev_sig = sig
+        cut = self.scene_cut is not None and diff > self.scene_cut
+        if self._frames and (cut or f.t - self._frames[0].t >= self.clip_seconds - 1e-6):
+            self._close(end=f.t)
+        self._frames.append(f)
+        self._key.append(diff > self.change_threshold)
+
+    def _insert_audio(self, a: AudioChunk) -> None:
+        if not self._audio_started:
+            self._audio_t0, self._audio_started = a.t, True
+        gap = int(round((a.t - self.audio_end) * 16000))
+        if gap > 0:  # missing audio becomes silence so sample index stays media time
+            self._audio = np.concatenate([self._audio, np.zeros(gap, np.float32)])
+        self._audio = np.concatenate([self._audio, a.samples])
+
+    def _close(self, end: float) -> None:
+        if len(self._frames) < self.min_frames:
+            return
+        frames, keys = self._frames, self._key
+        self._frames, self._key = [], []
+        t0 = frames[0].t
+        t1 = max(end, frames[-1].t + 1e-3)
+        t1 = min(t1, t0 + self.clip_seconds * 1.5) if end - frames[-1].t > self.clip_seconds else t1
+        self._ready.append(Clip(frames=frames, t0=t0, t1=t1, stream=self.stream, keyframe=keys, index=self._count))
+        self._count += 1
+
+    def _attach_audio(self, clip: Clip) -> None:
+        if not self._audio_started:
+            return
+        a = int(round((clip.t0 - self._audio_t0) * 16000))
+        b = int(round((clip.t1 - self._audio_t0) * 16000))
+        a, b = max(0, a), max(0, b)
+        clip.audio = self._audio[a:b].copy()
+        # audio before the next clip can go: keep memory bounded on long streams
+        if a > 16000 * 30:
+            drop = a - 16000 * 5
+            self._audio = self._audio[drop:]
+            self._audio_t0 += drop / 16000
+
+    def process(self) -> list[Clip]:
+        """Clips that are complete (and, with wait_audio, covered by audio)."""
+        out = []
+        while self._ready:
+            clip = self._ready[0]
+            if self.wait_audio and self.audio_end < clip.t1 - 1e-3 and len(self._ready) < 8:
+                break
+            self._ready.pop(0)
+            self._attach_audio(clip)
+            out.append(clip)
+        return out
+
+    def finish(self, end: Optional[float] = None) -> list[Clip]:
+        """Close the open clip and release everything."""
+        if self._frames:
+            last = self._frames[-1].t
+            self._close(end=end if end is not None and end > last else last + min(self.clip_seconds, 1.0 / 1.0) * 0.5)
+        self.wait_audio = False
+        return self.process()

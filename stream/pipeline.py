@@ -1,0 +1,219 @@
+"""The ingest pipeline of one stream: Source -> Clipper -> Encoder -> Reducer -> MemoryBank.
+
+It knows models only through their protocols (models/base.py) and reducers only by name.
+Run it in the caller's thread (`run()`) or in the background (`start()` / `stop()`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from memory.bank import CarrierRecord, MemoryBank, encode_jpeg
+from reducers import get_reducer
+
+from .clipper import Clipper
+from .types import AudioChunk, Clip, Frame, StreamEvent
+
+log = logging.getLogger("vigil.pipeline")
+
+
+class EvidenceExtractor(Protocol):
+    """Text evidence for a clip: returns any of {"asr", "ocr", "tags"}. May keep state across clips."""
+
+    def __call__(self, clip: Clip, grid: Any) -> dict: ...
+
+
+@dataclass
+class IngestConfig:
+    fps: float = 1.0
+    clip_seconds: float = 2.0
+    reducer: str = "pool2d"
+    budget: int = 32
+    scene_cut: Optional[float] = 0.25
+    duration: Optional[float] = None  # stop after this many media seconds
+
+
+@dataclass
+class IngestStats:
+    frames_in: int = 0
+    frames_sampled: int = 0
+    dropped: int = 0
+    clips: int = 0
+    memories: int = 0
+    last_t: float = 0.0
+    started: float = field(default_factory=time.time)
+    state: str = "starting"
+    error: Optional[str] = None
+    reconnects: int = 0
+    connected: bool = False
+    fps_in: float = 0.0
+    fps_out: float = 0.0
+    latest_memory: Optional[int] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class IngestPipeline:
+    """One stream's ingestion. Everything it stores is acknowledged by the bank before it counts it."""
+
+    def __init__(self, source, bank: MemoryBank, encoder, *, stream_id: str, config: IngestConfig = IngestConfig(),
+                 evidence: Optional[list[EvidenceExtractor]] = None, text_embedder=None, key_encoder=None,
+                 source_label: str = "", on_clip: Optional[Callable[[int, Clip], None]] = None):
+        self.source = source
+        self.bank = bank
+        self.encoder = encoder
+        self.key_encoder = key_encoder
+        self.stream_id = stream_id
+        self.cfg = config
+        self.evidence = evidence or []
+        self.text_embedder = text_embedder
+        self.reduce = get_reducer(config.reducer)
+        self.stats = IngestStats()
+        self.on_clip = on_clip
+        self.latest_frame: Optional[np.ndarray] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._state = None  # reducer state across clips
+        self._prev_key: Optional[torch.Tensor] = None
+        self.clipper = Clipper(config.clip_seconds, scene_cut=config.scene_cut,
+                               wait_audio=bool(getattr(source, "has_audio", False)) and not getattr(source, "live", False),
+                               stream=stream_id)
+        bank.add_stream(stream_id, source_label, {"fps": config.fps, "clip_seconds": config.clip_seconds,
+                                                  "reducer": config.reducer, "budget": config.budget,
+                                                  "encoder": getattr(encoder, "space", "")})
+
+    # ---- control -----------------------------------------------------------------------------
+
+    def start(self) -> "IngestPipeline":
+        self._thread = threading.Thread(target=self._run_safe, daemon=True, name=f"vigil-ingest-{self.stream_id}")
+        self._thread.start()
+        return self
+
+    def stop(self, wait: float = 15.0) -> None:
+        """Stop reading, store the clip in progress, flush the bank."""
+        self._stop.set()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
+        if self._thread is not None:
+            self._thread.join(wait)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run_safe(self) -> None:
+        try:
+            self.run()
+        except Exception as e:  # background: keep the reason for the UI instead of dying silently
+            self.stats.state, self.stats.error = "error", str(e)
+            log.exception("ingest %s failed", self.stream_id)
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> IngestStats:
+        self.stats.state = "running"
+        t_first: Optional[float] = None
+        rate_t, rate_in, rate_out = time.monotonic(), 0, 0
+        try:
+            for item in self.source:
+                if self._stop.is_set():
+                    break
+                if isinstance(item, StreamEvent):
+                    self._on_event(item)
+                    continue
+                if isinstance(item, Frame):
+                    if t_first is None:
+                        t_first = item.t
+                    if self.cfg.duration is not None and item.t - t_first >= self.cfg.duration:
+                        break
+                    self.stats.frames_sampled += 1
+                    self.stats.last_t = item.t
+                    self.latest_frame = item.image
+                self.clipper.insert(item)
+                for clip in self.clipper.process():
+                    self._store(clip)
+                src = getattr(self.source, "stats", None)
+                if src is not None:
+                    self.stats.frames_in = src.frames_decoded
+                    self.stats.dropped = src.dropped
+                    self.stats.reconnects = src.reconnects
+                    self.stats.connected = src.connected
+                now = time.monotonic()
+                if now - rate_t >= 1.0:
+                    self.stats.fps_in = (self.stats.frames_in - rate_in) / (now - rate_t)
+                    self.stats.fps_out = (self.stats.frames_sampled - rate_out) / (now - rate_t)
+                    rate_t, rate_in, rate_out = now, self.stats.frames_in, self.stats.frames_sampled
+        finally:
+            end = None if getattr(self.source, "live", False) else getattr(self.source, "duration", None)
+            if self.cfg.duration is not None and t_first is not None:
+                end = min(end or 1e18, t_first + self.cfg.duration)
+            for clip in self.clipper.finish(end=end):
+                self._store(clip)
+            for ex in self.evidence:  # streaming extractors (ASR) may hold text for the last clips
+                fin = getattr(ex, "finish", None)
+                if fin is not None:
+                    for mid, ev in fin():
+                        self._attach(mid, ev)
+            self.bank.flush(force=True)
+            if self.stats.state == "running":
+                self.stats.state = "stopped" if self._stop.is_set() else "finished"
+        return self.stats
+
+    def _on_event(self, ev: StreamEvent) -> None:
+        if ev.kind in ("gap", "disconnected", "error", "connected"):
+            self.bank.add_event(self.stream_id, ev.kind, ev.t, ev.wall, ev.detail)
+
+    def _store(self, clip: Clip) -> int:
+        images = [f.image for f in clip.frames]
+        grid = self.encoder.encode(images)
+        grid.times = torch.tensor([f.t for f in clip.frames])
+        carrier, self._state = self.reduce(grid, self.cfg.budget, state=self._state)
+        carrier = carrier.time_order()
+        keys: dict[str, np.ndarray] = {}
+        fk = self.key_encoder.encode_images(images) if self.key_encoder is not None else grid.frame_keys
+        key_space = getattr(self.key_encoder or self.encoder, "key_space", getattr(self.encoder, "space", "visual"))
+        clip_key = None
+        if fk is not None:
+            clip_key = F.normalize(F.normalize(fk.float(), dim=-1).mean(0), dim=0)
+            keys[key_space] = clip_key.numpy()
+        novelty = None
+        if clip_key is not None:
+            novelty = 1.0 if self._prev_key is None else float(1 - torch.dot(clip_key, self._prev_key))
+            self._prev_key = clip_key
+        evidence: dict = {}
+        for ex in self.evidence:
+            evidence.update({k: v for k, v in ex(clip, grid).items() if v})
+        text = " ".join(evidence.get(k, "") for k in ("asr", "ocr", "tags")).strip()
+        if text and self.text_embedder is not None:
+            keys[f"text:{self.text_embedder.space}"] = self.text_embedder.encode([text])[0]
+        rec = CarrierRecord(carrier.tokens.float().cpu().numpy(), carrier.pos.cpu().numpy(), carrier.lo.cpu().numpy(),
+                            carrier.hi.cpu().numpy(), carrier.size.cpu().numpy())
+        mid = self.bank.add(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall, carrier=rec, keys=keys,
+                            reducer=self.cfg.reducer, budget=self.cfg.budget, space=getattr(self.encoder, "space", ""),
+                            thumbnail=encode_jpeg(images[len(images) // 2]), novelty=novelty, evidence=evidence)
+        self.stats.clips += 1
+        self.stats.memories += 1
+        self.stats.latest_memory = mid
+        if self.on_clip is not None:
+            self.on_clip(mid, clip)
+        return mid
+
+    def _attach(self, memory_id: int, evidence: dict) -> None:
+        keys = None
+        if self.text_embedder is not None:
+            m = self.bank.get([memory_id])
+            if m:
+                merged = {**m[0].evidence, **evidence}
+                text = " ".join(merged.get(k, "") for k in ("asr", "ocr", "tags")).strip()
+                if text:
+                    keys = {f"text:{self.text_embedder.space}": self.text_embedder.encode([text])[0]}
+        self.bank.set_evidence(memory_id, evidence, keys)

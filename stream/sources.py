@@ -1,0 +1,484 @@
+"""Sources: recorded files, RTSP cameras, local webcams and pushed frames.
+
+Every source is iterable and yields Frame, AudioChunk and StreamEvent items in media-time order.
+Decoding runs in the source's own reader thread; files hand items over through a blocking queue
+(back-pressure), live sources through a drop-oldest queue (dropped frames are counted).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator, Optional, Union
+
+import numpy as np
+
+from .queues import Closed, FrameQueue
+from .types import AudioChunk, Frame, StreamEvent
+
+log = logging.getLogger("vigil.stream")
+
+Item = Union[Frame, AudioChunk, StreamEvent]
+AUDIO_RATE = 16000
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened or read; the message is one line for the user."""
+
+
+def _av():
+    import av
+
+    av.logging.set_level(None)  # PyAV's logging bridge can deadlock beside other threads
+    return av
+
+
+def describe_av_error(path: str, err: Exception) -> str:
+    """A one-line reason for a PyAV open/decode failure."""
+    msg = str(err).split(":")[-1].strip() or type(err).__name__
+    return f"cannot read {path!r}: {msg}"
+
+
+@dataclass
+class SourceStats:
+    frames_decoded: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    connected: bool = False
+
+
+class Sampler:
+    """Keeps frames at a target rate by media time: a frame passes when t reaches the next slot."""
+
+    def __init__(self, fps: float):
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.period = 1.0 / fps
+        self.next_t: Optional[float] = None
+
+    def want(self, t: float) -> bool:
+        if self.next_t is None or t + 1e-6 >= self.next_t:
+            # next slot after t, so a long gap does not release a burst of frames
+            base = t if self.next_t is None or t - self.next_t > self.period else self.next_t
+            self.next_t = base + self.period
+            return True
+        return False
+
+
+class AudioConverter:
+    """Any PyAV audio frame -> 16 kHz mono float32 chunks with media time."""
+
+    def __init__(self, t_offset: float):
+        av = _av()
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+        self.t_offset = t_offset
+        self.next_t: Optional[float] = None
+
+    def convert(self, frame) -> Optional[AudioChunk]:
+        if frame.time is None:
+            return None
+        out = self.resampler.resample(frame)
+        return self._chunk(out, frame.time - self.t_offset)
+
+    def flush(self) -> Optional[AudioChunk]:
+        return self._chunk(self.resampler.resample(None), None)
+
+    def _chunk(self, frames, t: Optional[float]) -> Optional[AudioChunk]:
+        arrays = [f.to_ndarray().reshape(-1) for f in frames]
+        if not arrays:
+            return None
+        samples = np.concatenate(arrays).astype(np.float32)
+        if self.next_t is None:
+            self.next_t = max(0.0, t or 0.0)
+        chunk = AudioChunk(samples=samples, t=self.next_t)
+        self.next_t += samples.size / AUDIO_RATE  # resampler output is contiguous: count samples, not pts
+        return chunk
+
+
+class _ReaderThread:
+    """Runs `produce(queue)` in a daemon thread; iteration drains the queue. Errors become SourceError."""
+
+    def __init__(self, queue: FrameQueue):
+        self.queue = queue
+        self.error: Optional[BaseException] = None
+        self.stop_event = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+
+    def start(self, target) -> None:
+        def run():
+            try:
+                target()
+            except BaseException as e:  # surfaced to the consumer, never lost in a thread
+                self.error = e
+            finally:
+                self.queue.close()
+
+        self.thread = threading.Thread(target=run, daemon=True, name="vigil-reader")
+        self.thread.start()
+
+    def items(self, poll: float = 0.5) -> Iterator[Item]:
+        while True:
+            try:
+                yield self.queue.get(timeout=poll)
+            except TimeoutError:
+                continue
+            except Closed:
+                break
+        if self.error is not None:
+            if isinstance(self.error, SourceError):
+                raise self.error
+            raise SourceError(str(self.error)) from self.error
+
+    def stop(self, join: float = 5.0) -> None:
+        self.stop_event.set()
+        self.queue.close()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(join)
+
+
+class FileSource:
+    """A recorded video file decoded with PyAV.
+
+    start:    media seconds to start from (keyframe seek, then decode forward and drop earlier frames)
+    fps:      when set, only frames the sampler keeps are converted to RGB (the expensive part)
+    realtime: pace output to the media clock instead of as fast as possible
+    skim:     decode keyframes only (fast, coarse)
+    max_side: downscale converted frames so the longer side is at most this
+    """
+
+    live = False
+
+    def __init__(self, path: str, *, start: float = 0.0, fps: Optional[float] = None, realtime: bool = False,
+                 audio: bool = True, threads: int = 2, skim: bool = False, max_side: int = 1280,
+                 queue_size: int = 64, stream_id: str = ""):
+        self.path = path
+        self.start = max(0.0, float(start))
+        self.fps = fps
+        self.realtime = realtime
+        self.audio = audio
+        self.threads = threads
+        self.skim = skim
+        self.max_side = max_side
+        self.stream_id = stream_id
+        self.stats = SourceStats()
+        self._reader = _ReaderThread(FrameQueue(queue_size, drop_oldest=False))
+        self.container = None
+        self._probe()
+
+    def _probe(self) -> None:
+        """Open the file now, so a bad path fails before any work starts."""
+        av = _av()
+        if not os.path.exists(self.path):
+            raise SourceError(f"no such file: {self.path!r}")
+        if os.path.isdir(self.path):
+            raise SourceError(f"{self.path!r} is a directory, not a video file")
+        if os.path.getsize(self.path) == 0:
+            raise SourceError(f"{self.path!r} is empty (0 bytes)")
+        try:
+            self.container = av.open(self.path, mode="r", timeout=10.0)
+        except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
+            raise SourceError(describe_av_error(self.path, e)) from None
+        if not self.container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in self.container.streams})) or "nothing"
+            self.container.close()
+            raise SourceError(f"{self.path!r} has no video stream (it contains {kinds})")
+        vs = self.container.streams.video[0]
+        self.has_audio = bool(self.audio and self.container.streams.audio)
+        self.t_offset = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
+        if vs.duration is not None:
+            self.duration = float(vs.duration * vs.time_base)
+        elif self.container.duration:
+            self.duration = self.container.duration / 1_000_000
+        else:
+            self.duration = None
+
+    def _convert(self, frame) -> np.ndarray:
+        w, h = frame.width, frame.height
+        s = min(1.0, self.max_side / max(w, h))
+        if s < 1.0:
+            return frame.to_ndarray(format="rgb24", width=int(w * s) // 2 * 2, height=int(h * s) // 2 * 2)
+        return frame.to_ndarray(format="rgb24")
+
+    def _produce(self) -> None:
+        av = _av()
+        c = self.container
+        vs = c.streams.video[0]
+        vs.thread_type = "AUTO"  # frame threading: several times faster for files
+        vs.thread_count = self.threads  # explicit: unbounded threads have deadlocked beside torch
+        if self.skim:
+            vs.codec_context.skip_frame = "NONKEY"
+        streams = [vs]
+        aconv = None
+        if self.has_audio:
+            as_ = c.streams.audio[0]
+            streams.append(as_)
+            aconv = AudioConverter(self.t_offset)
+        if self.start > 0:
+            c.seek(int((self.start + self.t_offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
+        sampler = Sampler(self.fps) if self.fps else None
+        q = self._reader.queue
+        wall0 = time.time()
+        pace0: Optional[float] = None
+        stop = self._reader.stop_event
+        try:
+            for packet in c.demux(*streams):
+                if stop.is_set():
+                    break
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    continue  # one broken packet: skip it, keep the rest
+                for frame in frames:
+                    if frame.time is None:
+                        continue
+                    t = float(frame.time) - self.t_offset
+                    if t < self.start - 1e-6:
+                        continue
+                    if packet.stream.type == "audio":
+                        chunk = aconv.convert(frame)
+                        if chunk is not None:
+                            q.put(chunk)
+                        continue
+                    self.stats.frames_decoded += 1
+                    if sampler is not None and not sampler.want(t):
+                        continue
+                    if self.realtime:
+                        if pace0 is None:
+                            pace0 = time.monotonic() - (t - self.start)
+                        delay = pace0 + (t - self.start) - time.monotonic()
+                        if delay > 0 and stop.wait(delay):
+                            return
+                    img = self._convert(frame)
+                    if not q.put(Frame(img, t, wall0 + (t - self.start) if not self.realtime else time.time(), self.stream_id)):
+                        return
+                    self.stats.frames_out += 1
+        except av.FFmpegError as e:
+            if self.stats.frames_out == 0:
+                raise SourceError(describe_av_error(self.path, e)) from None
+            q.put(StreamEvent("error", self.stats.frames_out and t or 0.0, time.time(), f"decoding stopped early: {e}"))
+        if aconv is not None:
+            chunk = aconv.flush()
+            if chunk is not None:
+                q.put(chunk)
+        if self.stats.frames_out == 0 and not stop.is_set():
+            raise SourceError(f"{self.path!r} contains no decodable video frames")
+        q.put(StreamEvent("eof", 0.0, time.time()))
+
+    def __iter__(self) -> Iterator[Item]:
+        self._reader.start(self._produce)
+        try:
+            yield from self._reader.items()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._reader.stop()
+        if self.container is not None:
+            try:
+                self.container.close()
+            except Exception:  # closing a half-read container must not mask the real error
+                pass
+            self.container = None
+
+
+class LiveSource:
+    """An RTSP camera or a local webcam: reader thread with watchdog, reconnects with backoff, drop-oldest queue.
+
+    Media time t is seconds on the monotonic clock since the source started, so it keeps counting
+    through reconnects (camera timestamps restart) and gaps show up as jumps in t, recorded as events.
+    """
+
+    live = True
+
+    def __init__(self, url: str, *, fmt: Optional[str] = None, options: Optional[dict] = None,
+                 fps: Optional[float] = None, open_timeout: float = 5.0, read_timeout: float = 5.0,
+                 max_backoff: float = 10.0, first_connect_timeout: float = 10.0, queue_size: int = 8,
+                 max_side: int = 1280, stream_id: str = ""):
+        self.url = url
+        self.fmt = fmt
+        self.options = dict(options or {})
+        self.fps = fps
+        self.open_timeout = open_timeout
+        self.read_timeout = read_timeout
+        self.max_backoff = max_backoff
+        self.first_connect_timeout = first_connect_timeout
+        self.max_side = max_side
+        self.stream_id = stream_id
+        self.stats = SourceStats()
+        self.has_audio = False
+        self.duration = None
+        self._reader = _ReaderThread(FrameQueue(queue_size, drop_oldest=True))
+        self._t0 = time.monotonic()
+        self._container = None
+        self._lock = threading.Lock()
+        self.last_packet = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _open(self):
+        av = _av()
+        return av.open(self.url, format=self.fmt, options=self.options,
+                       timeout=(self.open_timeout, self.read_timeout))
+
+    def _produce(self) -> None:
+        av = _av()
+        q = self._reader.queue
+        stop = self._reader.stop_event
+        backoff = 0.5
+        gap_start: Optional[float] = None
+        ever_connected = False
+        sampler = Sampler(self.fps) if self.fps else None
+        while not stop.is_set():
+            try:
+                container = self._open()
+            except (av.FFmpegError, OSError) as e:
+                if not ever_connected and self.now() >= self.first_connect_timeout:
+                    raise SourceError(f"cannot connect to {self.url}: {str(e).split(':')[-1].strip()}") from None
+                if gap_start is None:
+                    gap_start = self.now()
+                    q.put(StreamEvent("disconnected", gap_start, time.time(), str(e)))
+                if stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            with self._lock:
+                self._container = container
+            self.stats.connected = True
+            if gap_start is not None:
+                self.stats.reconnects += 1
+                q.put(StreamEvent("gap", gap_start, time.time(), f"{self.now() - gap_start:.1f}s without video"))
+                gap_start = None
+            q.put(StreamEvent("connected", self.now(), time.time(), self.url))
+            ever_connected = True
+            backoff = 0.5
+            try:
+                vs = container.streams.video[0]
+                vs.thread_type = "SLICE"  # frame threading would add a frame of latency per thread
+                vs.thread_count = 2
+                for frame in container.decode(vs):
+                    self.last_packet = time.monotonic()
+                    if stop.is_set():
+                        break
+                    self.stats.frames_decoded += 1
+                    t = self.now()
+                    if sampler is not None and not sampler.want(t):
+                        continue
+                    w, h = frame.width, frame.height
+                    s = min(1.0, self.max_side / max(w, h))
+                    img = (frame.to_ndarray(format="rgb24", width=int(w * s) // 2 * 2, height=int(h * s) // 2 * 2)
+                           if s < 1 else frame.to_ndarray(format="rgb24"))
+                    q.put(Frame(img, t, time.time(), self.stream_id))
+                    self.stats.frames_out += 1
+                    self.stats.dropped = q.dropped
+            except (av.FFmpegError, OSError, IndexError) as e:
+                log.info("stream %s interrupted: %s", self.url, e)
+            finally:
+                self.stats.connected = False
+                with self._lock:
+                    self._container = None
+                try:
+                    container.close()  # sends TEARDOWN
+                except Exception:
+                    pass
+            if not stop.is_set():
+                gap_start = self.now()
+                q.put(StreamEvent("disconnected", gap_start, time.time(), "stream ended or stalled"))
+
+    def _watchdog(self) -> None:
+        """PyAV's read timeout covers most stalls; this catches the rest by closing the input."""
+        stop = self._reader.stop_event
+        while not stop.wait(1.0):
+            with self._lock:
+                c = self._container
+            if c is not None and time.monotonic() - self.last_packet > self.read_timeout * 3:
+                log.warning("watchdog: %s silent for %.0fs, closing", self.url, time.monotonic() - self.last_packet)
+                self.last_packet = time.monotonic()
+                try:
+                    c.close()
+                except Exception:
+                    pass
+
+    def __iter__(self) -> Iterator[Item]:
+        self._t0 = time.monotonic()
+        self._reader.start(self._produce)
+        threading.Thread(target=self._watchdog, daemon=True, name="vigil-watchdog").start()
+        try:
+            for item in self._reader.items():
+                self.stats.dropped = self._reader.queue.dropped
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._reader.stop(join=self.read_timeout + 2)
+
+
+class PushSource:
+    """Frames pushed by the application (the UI's browser webcam). Keeps only the latest `keep` frames."""
+
+    live = True
+    has_audio = False
+    duration = None
+
+    def __init__(self, keep: int = 1, stream_id: str = ""):
+        self.stream_id = stream_id
+        self.stats = SourceStats(connected=True)
+        self._queue = FrameQueue(keep, drop_oldest=True)
+        self._t0 = time.monotonic()
+
+    def push(self, image: np.ndarray, t: Optional[float] = None) -> None:
+        """Add an RGB uint8 [H, W, 3] frame; t defaults to seconds since the source was created."""
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
+            raise SourceError(f"pushed frame must be uint8 [H, W, 3], got {img.dtype} {img.shape}")
+        self.stats.frames_decoded += 1
+        self._queue.put(Frame(img[..., :3], time.monotonic() - self._t0 if t is None else t, time.time(), self.stream_id))
+        self.stats.dropped = self._queue.dropped
+
+    def close(self) -> None:
+        self._queue.close()
+
+    def __iter__(self) -> Iterator[Item]:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)
+            except TimeoutError:
+                continue
+            except Closed:
+                return
+            self.stats.frames_out += 1
+            yield item
+
+
+def webcam_url(spec: str) -> tuple[str, str, dict]:
+    """`webcam:N` or a device path -> (url, format, options) for this OS."""
+    idx = spec.split(":", 1)[1] if spec.startswith("webcam:") else spec
+    system = platform.system()
+    if system == "Darwin":
+        return idx, "avfoundation", {"framerate": "30"}
+    if system == "Windows":
+        return (idx if idx.startswith("video=") else f"video={idx}"), "dshow", {}
+    dev = idx if idx.startswith("/dev/") else f"/dev/video{idx}"
+    return dev, "v4l2", {"input_format": "mjpeg", "framerate": "30"}
+
+
+def open_source(spec: str, *, fps: Optional[float] = None, realtime: bool = False, start: float = 0.0,
+                skim: bool = False, stream_id: str = "", connect_timeout: float = 10.0) -> Union[FileSource, LiveSource]:
+    """A path, `rtsp://…` URL, `webcam:N` or /dev/videoN -> the matching source."""
+    if spec.startswith(("rtsp://", "rtsps://")):
+        return LiveSource(spec, options={"rtsp_transport": "tcp", "timeout": "5000000"}, fps=fps,
+                          first_connect_timeout=connect_timeout, stream_id=stream_id)
+    if spec.startswith("webcam:") or spec.startswith("/dev/video"):
+        url, fmt, opts = webcam_url(spec)
+        if fmt == "v4l2" and not os.path.exists(url):
+            raise SourceError(f"no webcam at {url}")
+        return LiveSource(url, fmt=fmt, options=opts, fps=fps, first_connect_timeout=connect_timeout, stream_id=stream_id)
+    if "://" in spec:
+        raise SourceError(f"unsupported source {spec!r}: use a file path, rtsp://… or webcam:N")
+    return FileSource(spec, fps=fps, realtime=realtime, start=start, skim=skim, stream_id=stream_id)

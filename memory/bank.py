@@ -320,6 +320,8 @@ class MemoryBank:
             vecs = {s: normalize(np.asarray(v, np.float32).reshape(-1)) for s, v in keys.items()}
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                self.db.execute("INSERT OR IGNORE INTO streams(id, source, created, settings) VALUES (?,?,?,?)",
+                                (stream, "", time.time(), "{}"))
                 self.db.execute(
                     "INSERT INTO memories(id, stream, t0, t1, wall, reducer, budget, space, shard, offset, nbytes, m, d,"
                     " thumb, novelty, asr, ocr, tags, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",

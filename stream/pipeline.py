@@ -115,7 +115,7 @@ class IngestPipeline:
             self.run()
         except Exception as e:  # background: keep the reason for the UI instead of dying silently
             self.stats.state, self.stats.error = "error", str(e)
-            log.exception("ingest %s failed", self.stream_id)
+            log.debug("ingest %s failed", self.stream_id, exc_info=True)
 
     # ---- the loop ------------------------------------------------------------------------------
 

@@ -1,0 +1,193 @@
+"""The CLI contract end to end, with real files, a real RTSP server and real crashes."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def test_ingest_info_ask_roundtrip(media, tmp_path, cli):
+    bank = str(tmp_path / "bank")
+    r = cli("ingest", media["video"], "--bank", bank, "--fps", "2", "--budget", "16")
+    assert r.returncode == 0, r.stderr
+    assert "stored" in r.stdout and "Traceback" not in r.stderr
+    assert "100%" in r.stderr or "12/12" in r.stderr  # the progress bar
+    info = json.loads(cli("info", "--bank", bank, "--json").stdout)
+    assert info["memories"] >= 6 and info["consistent"] and info["bytes"] > 0
+    assert info["streams"][0]["covered_s"] == pytest.approx(12.0, abs=0.6)
+    # query by example: a frame from the third scene finds the third scene
+    from PIL import Image
+    from tests.fixtures.video import scene_frame
+    Image.fromarray(scene_frame(9 * 15, 15, 320, 240, 2)).save(tmp_path / "q.png")
+    r = cli("ask", "--bank", bank, "--image", str(tmp_path / "q.png"), "--k", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"answer", "citations", "latency"}
+    top = out["citations"][0]
+    assert top["start"] >= 7.9 and top["end"] <= 12.1
+    assert {"stream", "start", "end", "score", "evidence"} <= set(top)
+
+
+def test_second_ingest_appends_a_second_stream(media, tmp_path, cli):
+    bank = str(tmp_path / "bank")
+    assert cli("ingest", media["noaudio"], "--bank", bank).returncode == 0
+    assert cli("ingest", media["noaudio"], "--bank", bank, "--stream", "again", "--reducer", "framemerge").returncode == 0
+    info = json.loads(cli("info", "--bank", bank, "--json").stdout)
+    assert {s["stream"] for s in info["streams"]} == {"noaudio.mp4", "again"}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["ingest", "{empty}", "--bank", "{bank}"], "empty"),
+    (["ingest", "{truncated}", "--bank", "{bank}"], "cannot read"),
+    (["ingest", "{text}", "--bank", "{bank}"], "cannot read"),
+    (["ingest", "{audio_only}", "--bank", "{bank}"], "no video stream"),
+    (["ingest", "/no/such/file.mp4", "--bank", "{bank}"], "no such file"),
+    (["ingest", "rtsp://127.0.0.1:{closed_port}/cam", "--bank", "{bank}", "--connect-timeout", "3"], "cannot connect"),
+    (["ingest", "{video}", "--bank", "{bank}", "--fps", "0"], "must be > 0"),
+    (["ingest", "{video}", "--bank", "{bank}", "--budget", "-3"], "must be > 0"),
+    (["ingest", "{video}", "--bank", "{bank}", "--reducer", "nope"], "unknown reducer"),
+    (["ingest", "{video}"], "required: --bank"),
+    (["ask", "--bank", "{tmp}/missing", "hello"], "no memory bank"),
+    (["ask", "--bank", "{bank}", "--image", "{text}"], "cannot read image"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_gives_one_clear_line_and_nonzero_exit(media, tmp_path, cli, args, needle):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    fmt = dict(media, bank=str(tmp_path / "b"), tmp=str(tmp_path), closed_port=closed_port)
+    t0 = time.monotonic()
+    r = cli(*[a.format(**fmt) for a in args], timeout=30)
+    assert r.returncode != 0
+    assert needle in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert time.monotonic() - t0 < 25
+
+
+def test_silent_rtsp_server_does_not_hang(tmp_path, cli):
+    """A server that accepts the connection and never answers: a clear error within seconds."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    th = threading.Thread(target=accept, daemon=True)
+    th.start()
+    try:
+        t0 = time.monotonic()
+        r = cli("ingest", f"rtsp://127.0.0.1:{port}/cam", "--bank", str(tmp_path / "b"), "--connect-timeout", "4", timeout=40)
+        assert r.returncode != 0 and "cannot connect" in r.stderr and "Traceback" not in r.stderr
+        assert time.monotonic() - t0 < 35
+    finally:
+        stop.set()
+        srv.close()
+
+
+def read_count(bank: str) -> int:
+    p = os.path.join(bank, "bank.sqlite")
+    if not os.path.exists(p):
+        return 0
+    db = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT COUNT(*) FROM memories").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
+def start_ingest(*args):
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "app.py"), "ingest", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(pred, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sigkill_loses_nothing_acknowledged(media, tmp_path, cli):
+    bank = str(tmp_path / "bank")
+    p = start_ingest(media["long"], "--bank", bank, "--fps", "2", "--realtime")
+    try:
+        assert wait_for(lambda: read_count(bank) >= 4, 60)
+        acked = read_count(bank)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    info = json.loads(cli("info", "--bank", bank, "--json").stdout)
+    assert info["memories"] >= acked and info["consistent"]
+    # reopening for writing repairs, and ingestion keeps appending to the same bank
+    r = cli("ingest", media["noaudio"], "--bank", bank)
+    assert r.returncode == 0, r.stderr
+    from memory.bank import MemoryBank
+    with MemoryBank(bank) as b:
+        assert b.check()["ok"] and b.count() >= acked + 3
+        assert all(b.carrier(m.id) is not None for m in b.list())
+
+
+def test_ctrl_c_stops_flushes_and_exits_zero(media, tmp_path):
+    bank = str(tmp_path / "bank")
+    p = start_ingest(media["long"], "--bank", bank, "--realtime")
+    assert wait_for(lambda: read_count(bank) >= 2, 60)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "interrupted" in out and "Traceback" not in err
+    from memory.bank import MemoryBank
+    with MemoryBank(bank, readonly=True) as b:
+        assert b.check()["ok"] and b.count() >= 2
+
+
+def test_rtsp_ingest_reconnects_after_the_server_restarts(rtsp_server, tmp_path, cli):
+    bank = str(tmp_path / "bank")
+    p = start_ingest(rtsp_server.url, "--bank", bank, "--duration", "40", "--clip-seconds", "1")
+    try:
+        assert wait_for(lambda: read_count(bank) >= 2, 30), p.stderr.read() if p.poll() is not None else ""
+        rtsp_server.stop()
+        time.sleep(3)
+        before = read_count(bank)
+        rtsp_server.start()
+        assert wait_for(lambda: read_count(bank) >= before + 3, 40)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+    from memory.bank import MemoryBank
+    with MemoryBank(bank, readonly=True) as b:
+        kinds = [e["kind"] for e in b.events()]
+        assert "gap" in kinds and kinds.count("connected") >= 2
+        gap = [e for e in b.events() if e["kind"] == "gap"][0]
+        assert gap["t"] > 0
+
+
+def test_help_and_no_traceback_on_bare_ask(cli, tmp_path):
+    assert cli("--help").returncode == 0
+    r = cli("ask", "--bank", str(tmp_path))
+    assert r.returncode != 0 and "Traceback" not in r.stderr

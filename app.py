@@ -317,9 +317,9 @@ COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "info": cmd_info, "summarize":
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv or ["ui"])
-    if args.cmd is None:
-        args = parser.parse_args(["ui"] + argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["ui", *argv]  # no subcommand: the UI, with any flags given
+    args = parser.parse_args(argv)
     from memory.bank import BankError
     from models.base import ModelError
     from reducers.base import ReducerInputError

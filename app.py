@@ -123,6 +123,8 @@ def cmd_ingest(args) -> int:
     stream_id = args.stream or default_stream_id(args.source)
     source = open_source(args.source, fps=args.fps, realtime=args.realtime, start=args.start, skim=args.skim,
                          stream_id=stream_id, connect_timeout=args.connect_timeout)
+    if hasattr(source, "probe"):
+        source.probe()  # an unreachable camera fails now, not after the models load
     bank = MemoryBank(args.bank)
     try:
         profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device, answerer=False)
@@ -180,6 +182,8 @@ def run_with_progress(pipe, source) -> bool:
                 sys.stderr.flush()
         if bar is None:
             sys.stderr.write("\n")
+        elif not interrupted.is_set() and not pipe.stats.error:
+            bar.update(max(0.0, total - last))  # the source reached its end
     finally:
         if bar is not None:
             bar.close()

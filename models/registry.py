@@ -53,4 +53,23 @@ def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:
     from .efficientnet import EfficientNetLite0Encoder
 
     enc = EfficientNetLite0Encoder(device=device)
-    return Profile(name="lite", encoder=enc)
+    prof = Profile(name="lite", encoder=enc)
+    if evidence:
+        from .evidence import lite_evidence
+        from .text_embed import TextEmbedder
+
+        prof.evidence = lite_evidence(enc)
+    try:
+        from .text_embed import TextEmbedder
+
+        prof.text_embedder = TextEmbedder()
+    except ModelError:
+        pass
+    if answerer:
+        try:
+            from .assistant import LiteAnswerer
+
+            prof.answerer = LiteAnswerer()
+        except ImportError:
+            pass
+    return prof

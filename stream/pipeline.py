@@ -203,6 +203,11 @@ class IngestPipeline:
         self.stats.clips += 1
         self.stats.memories += 1
         self.stats.latest_memory = mid
+        for ex in self.evidence:  # lagging extractors (ASR) learn the id, then hand back late text
+            if hasattr(ex, "stored"):
+                ex.stored(mid, clip)
+            for late_id, ev in (ex.late() if hasattr(ex, "late") else []):
+                self._attach(late_id, ev)
         if self.on_clip is not None:
             self.on_clip(mid, clip)
         return mid

@@ -315,6 +315,7 @@ class LiveSource:
         self._reader = _ReaderThread(FrameQueue(queue_size, drop_oldest=True))
         self._t0 = time.monotonic()
         self._container = None
+        self._probed = None
         self._lock = threading.Lock()
         self.last_packet = time.monotonic()
 
@@ -326,6 +327,22 @@ class LiveSource:
         return av.open(self.url, format=self.fmt, options=self.options,
                        timeout=(self.open_timeout, self.read_timeout))
 
+    def probe(self) -> None:
+        """Connect once now (retrying until first_connect_timeout), so an unreachable camera fails before
+        models load. The open container is reused by the reader."""
+        av = _av()
+        deadline = time.monotonic() + self.first_connect_timeout
+        backoff = 0.5
+        while True:
+            try:
+                self._probed = self._open()
+                return
+            except (av.FFmpegError, OSError) as e:
+                if time.monotonic() + backoff >= deadline:
+                    raise SourceError(f"cannot connect to {self.url}: {str(e).split(':')[-1].strip()}") from None
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
     def _produce(self) -> None:
         av = _av()
         q = self._reader.queue
@@ -336,7 +353,7 @@ class LiveSource:
         sampler = Sampler(self.fps) if self.fps else None
         while not stop.is_set():
             try:
-                container = self._open()
+                container, self._probed = (self._probed or self._open()), None
             except (av.FFmpegError, OSError) as e:
                 if not ever_connected and self.now() >= self.first_connect_timeout:
                     raise SourceError(f"cannot connect to {self.url}: {str(e).split(':')[-1].strip()}") from None

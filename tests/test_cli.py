@@ -65,11 +65,11 @@ def test_bad_input_gives_one_clear_line_and_nonzero_exit(media, tmp_path, cli, a
         closed_port = s.getsockname()[1]
     fmt = dict(media, bank=str(tmp_path / "b"), tmp=str(tmp_path), closed_port=closed_port)
     t0 = time.monotonic()
-    r = cli(*[a.format(**fmt) for a in args], timeout=30)
+    r = cli(*[a.format(**fmt) for a in args], timeout=60)
     assert r.returncode != 0
     assert needle in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
-    assert time.monotonic() - t0 < 25
+    assert time.monotonic() - t0 < 30
 
 
 def test_silent_rtsp_server_does_not_hang(tmp_path, cli):
@@ -132,7 +132,7 @@ def test_sigkill_loses_nothing_acknowledged(media, tmp_path, cli):
     bank = str(tmp_path / "bank")
     p = start_ingest(media["long"], "--bank", bank, "--fps", "2", "--realtime")
     try:
-        assert wait_for(lambda: read_count(bank) >= 4, 60)
+        assert wait_for(lambda: read_count(bank) >= 4, 120)
         acked = read_count(bank)
         os.kill(p.pid, signal.SIGKILL)
         p.wait(10)
@@ -153,7 +153,7 @@ def test_sigkill_loses_nothing_acknowledged(media, tmp_path, cli):
 def test_ctrl_c_stops_flushes_and_exits_zero(media, tmp_path):
     bank = str(tmp_path / "bank")
     p = start_ingest(media["long"], "--bank", bank, "--realtime")
-    assert wait_for(lambda: read_count(bank) >= 2, 60)
+    assert wait_for(lambda: read_count(bank) >= 2, 120)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
@@ -167,12 +167,12 @@ def test_rtsp_ingest_reconnects_after_the_server_restarts(rtsp_server, tmp_path,
     bank = str(tmp_path / "bank")
     p = start_ingest(rtsp_server.url, "--bank", bank, "--duration", "40", "--clip-seconds", "1")
     try:
-        assert wait_for(lambda: read_count(bank) >= 2, 30), p.stderr.read() if p.poll() is not None else ""
+        assert wait_for(lambda: read_count(bank) >= 2, 120), p.stderr.read() if p.poll() is not None else ""
         rtsp_server.stop()
         time.sleep(3)
         before = read_count(bank)
         rtsp_server.start()
-        assert wait_for(lambda: read_count(bank) >= before + 3, 40)
+        assert wait_for(lambda: read_count(bank) >= before + 3, 90)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
         assert p.returncode == 0, err

@@ -1,0 +1,108 @@
+"""Text evidence for each clip in the lite profile: speech (ASR), slide text (OCR of changed keyframes), visual tags.
+
+Extractors follow the pipeline's EvidenceExtractor protocol: __call__(clip, grid) -> {"asr"|"ocr"|"tags": str}.
+ASR lags (it commits text at pauses), so it also implements stored(memory_id, clip) and late() -> [(id, evidence)],
+which the pipeline uses to attach transcript text to memories already stored.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+log = logging.getLogger("vigil.evidence")
+
+
+class AsrEvidence:
+    """Streams each clip's 16 kHz audio into a Transcriber; segments go to the memories they overlap."""
+
+    def __init__(self, transcriber):
+        self.asr = transcriber
+        self._clips: list[tuple[int, float, float]] = []  # (memory id, t0, t1) of recent clips
+        self._text: dict[int, list[str]] = {}
+        self.reason = ""
+
+    def __call__(self, clip, grid) -> dict:
+        if clip.audio is not None and clip.audio.size:
+            self.asr.insert(clip.audio, clip.t0)
+        return {}
+
+    def stored(self, memory_id: int, clip) -> None:
+        self._clips.append((memory_id, clip.t0, clip.t1))
+        self._clips = self._clips[-600:]
+
+    def _assign(self, segments) -> list[tuple[int, dict]]:
+        touched = set()
+        for seg in segments:
+            for mid, t0, t1 in self._clips:
+                if seg.t1 > t0 and seg.t0 < t1 and seg.text.strip():
+                    self._text.setdefault(mid, [])
+                    if seg.text.strip() not in self._text[mid]:
+                        self._text[mid].append(seg.text.strip())
+                        touched.add(mid)
+        self.reason = getattr(self.asr, "reason", "")
+        return [(mid, {"asr": " ".join(self._text[mid])}) for mid in sorted(touched)]
+
+    def late(self) -> list[tuple[int, dict]]:
+        return self._assign(self.asr.process())
+
+    def finish(self) -> list[tuple[int, dict]]:
+        return self._assign(self.asr.finish())
+
+
+class OcrEvidence:
+    """OCR only frames whose picture changed (the clip's keyframe flags + a pixel gate); repeated slide text is kept once."""
+
+    def __init__(self, reader, gate=None, deduper=None):
+        from .ocr import OcrDeduper, OcrGate
+
+        self.reader = reader
+        self.gate = gate or OcrGate()
+        self.dedup = deduper or OcrDeduper()
+        self.calls = 0
+
+    def __call__(self, clip, grid) -> dict:
+        new: list[str] = []
+        for frame, changed in zip(clip.frames, clip.keyframe or [True] * len(clip.frames)):
+            if not self.gate.needs_ocr(frame.t, changed, frame.image):
+                continue
+            lines = self.reader.read(frame.image)
+            self.calls += 1
+            self.gate.done(frame.t, frame.image)
+            new += self.dedup.update(lines)
+        return {"ocr": " / ".join(new)} if new else {}
+
+
+class TagEvidence:
+    """ImageNet top labels of the encoder's classifier (EfficientNet-Lite0 keeps its last logits)."""
+
+    def __init__(self, encoder, k: int = 3):
+        self.encoder = encoder
+        self.k = k
+
+    def __call__(self, clip, grid) -> dict:
+        from .tags import tags_text, top_tags
+
+        logits = getattr(self.encoder, "last_logits", None)
+        return {"tags": tags_text(top_tags(logits, k=self.k))} if logits is not None else {}
+
+
+def lite_evidence(encoder, asr: bool = True, ocr: bool = True, tags: bool = True) -> list:
+    """The lite profile's extractors; a part that cannot load is skipped with a warning, never fatal."""
+    out: list = []
+    if tags:
+        out.append(TagEvidence(encoder))
+    if ocr:
+        try:
+            from .ocr import SlideReader
+
+            out.append(OcrEvidence(SlideReader()))
+        except Exception as e:  # noqa: BLE001
+            log.warning("OCR disabled: %s", e)
+    if asr:
+        try:
+            from .asr import Transcriber
+
+            out.append(AsrEvidence(Transcriber()))
+        except Exception as e:  # noqa: BLE001
+            log.warning("speech recognition disabled: %s", e)
+    return out

@@ -230,7 +230,7 @@ class Transcriber:
             segs, _info = self.model.transcribe(
                 a, language=self.language, beam_size=self.beam_size, vad_filter=True,
                 vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
-                condition_on_previous_text=False, without_timestamps=False)
+                condition_on_previous_text=False, without_timestamps=False, temperature=0.0)
             segs = list(segs)
         except Exception as e:  # noqa: BLE001 - corrupt input must never escape
             self.reason = f"speech recognition failed: {e}".splitlines()[0]
@@ -240,6 +240,11 @@ class Transcriber:
             self.compute_seconds += time.perf_counter() - start
             self.audio_seconds += a.size / SR
         out, dropped = [], 0
+        # a whole window that the English model barely understands is foreign (or unintelligible) speech
+        dur = sum(max(0.01, s.end - s.start) for s in segs)
+        mean_lp = sum(s.avg_logprob * max(0.01, s.end - s.start) for s in segs) / dur if segs else 0.0
+        if segs and mean_lp < self.min_logprob + 0.1:
+            segs, dropped = [], len(segs)
         for s in segs:
             text = s.text.strip()
             if not text:

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Carrier, TokenGrid, register
+from .base import Carrier, TokenGrid, cat_carriers, register
+from .ops import positional_cos, state_tensor
 from .pool2d import pool_frames, pooled_grid, uniform_frames
 
 
@@ -28,7 +29,16 @@ def run_ids(sim: Tensor, tau: float) -> Tensor:
     return torch.cumsum(new, 0) - 1
 
 
-@register("framemerge")
+CONTINUE_SHARE = 4
+
+
+def _next_state(grid: TokenGrid, state: Any) -> dict:
+    prev = state_tensor(state, "last", (grid.N, grid.D), grid.tokens.device)
+    cont = bool(prev is not None and positional_cos(prev, grid.tokens[0]).mean() > 0.95)
+    return {"last": grid.tokens[-1].detach().clone(), "continues": cont}
+
+
+@register("framemerge", next_state=_next_state)
 def framemerge(grid: TokenGrid, budget: int, state: Any = None, query: Optional[Tensor] = None,
                tau: float = 0.95) -> tuple[Carrier, Any]:
     """Average runs of frames whose positional cosine > tau, then pool each run to budget // runs.
@@ -49,18 +59,28 @@ def framemerge(grid: TokenGrid, budget: int, state: Any = None, query: Optional[
     last = torch.full((G,), -1, device=x.device, dtype=torch.long).scatter_reduce(
         0, gid, torch.arange(T, device=x.device), "amax")
 
+    continues = False
+    prev = state_tensor(state, "last", (N, D), x.device)
+    if prev is not None:
+        continues = bool(positional_cos(prev, x[0]).mean() > tau)
+
     keep = uniform_frames(G, min(G, budget), x.device)  # runs that fit at ≥ 1 token each
-    out_hw = pooled_grid(*grid.hw, budget // keep.numel())
-    c = pool_frames(mean.to(x.dtype), grid.hw, keep, out_hw, "avg")
+    per = budget // keep.numel()
+    out_hw = pooled_grid(*grid.hw, per)
+    mx = mean.to(x.dtype)
+    if continues and G > 1 and int(keep[0]) == 0:
+        # the first run continues the previous clip's last run, which that clip already holds: re-send it
+        # coarsely (a quarter of a run's share) and let it free nothing else (M < budget)
+        c = cat_carriers([pool_frames(mx, grid.hw, keep[:1], pooled_grid(*grid.hw, max(1, per // CONTINUE_SHARE)), "avg"),
+                          pool_frames(mx, grid.hw, keep[1:], out_hw, "avg")])
+    elif continues and G == 1:
+        c = pool_frames(mx, grid.hw, keep, pooled_grid(*grid.hw, max(1, budget // CONTINUE_SHARE)), "avg")
+    else:
+        c = pool_frames(mx, grid.hw, keep, out_hw, "avg")
     # pool_frames numbered the runs; map back to frame indices with the run's time span
     run = c.pos[:, 0]
     n_frames = (last - first + 1)[run]
     c = Carrier(c.tokens, torch.stack([first[run], c.pos[:, 1], c.pos[:, 2]], -1),
                 torch.stack([first[run], c.lo[:, 1], c.lo[:, 2]], -1),
                 torch.stack([last[run], c.hi[:, 1], c.hi[:, 2]], -1), c.size * n_frames)
-
-    continues = False
-    if state is not None and state.get("last") is not None and state["last"].shape == (N, D):
-        prev = F.normalize(state["last"].to(x.device).float(), dim=-1)
-        continues = bool((prev * F.normalize(x[0].float(), dim=-1)).sum(-1).mean() > tau)
-    return c, {"last": x[-1].detach().clone(), "continues": continues}
+    return c.time_order(), {"last": x[-1].detach().clone(), "continues": continues}

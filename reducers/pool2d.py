@@ -91,3 +91,11 @@ def uniform(grid: TokenGrid, budget: int, state: Any = None, query: Optional[Ten
         return pool_frames(grid.tokens, grid.hw, frames, grid.hw, "avg"), state
     frames = uniform_frames(T, 1, grid.tokens.device)
     return pool_frames(grid.tokens, grid.hw, frames, pooled_grid(*grid.hw, budget), "avg"), state
+
+
+@register("pool2d_bilinear")
+def pool2d_bilinear(grid: TokenGrid, budget: int, state: Any = None, query: Optional[Tensor] = None
+                    ) -> tuple[Carrier, Any]:
+    """LLaVA-OneVision: bilinear resize of every frame (27×27 → 14×14 = 196 at its "100%"), to the largest
+    grid that fits budget // T."""
+    return pool2d(grid, budget, state=state, query=query, mode="bilinear")

@@ -153,6 +153,30 @@ class VLMAdapter:
         self._chat_template = self._find_chat_template()
         self._stop_ids = self._find_stop_ids()
 
+    @property
+    def key_encoder(self):
+        """The RetrievalEncoder whose space the frame keys live in (None: keys are pooled tokens)."""
+        return self.retrieval
+
+    @torch.inference_mode()
+    def encode_images(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Query-by-example keys [T, key_dim] in the same space as encode()'s frame_keys."""
+        if self.retrieval is not None:
+            return self.retrieval.encode_images(frames)
+        out = []
+        for f in frames:
+            x = frames_to_tensor([f] * max(1, self.temporal_patch), self.device)
+            tokens, _, _ = self._encode_tokens_nosal(x)
+            out.append(F.normalize(tokens.float().mean(1), dim=-1)[0].cpu())
+        return torch.stack(out)
+
+    def _encode_tokens_nosal(self, x):
+        keep, self.want_saliency = self.want_saliency, False
+        try:
+            return self._encode_tokens(x)
+        finally:
+            self.want_saliency = keep
+
     # ---------------------------------------------------------------- family hooks
     def _encode_tokens(self, pixels_01: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], Optional[torch.Tensor]]:
         """[T, 3, H, W] in [0,1] on device -> (tokens [T', N, D], (h, w), saliency [T', N] or None)."""
@@ -276,23 +300,31 @@ class VLMAdapter:
         text = self._render_chat(messages)
 
         # split at markers; tokenize text pieces; splice in vision blocks
-        segments: list = []        # ("text", ids) | ("vision", ids, start, carrier, extra)
+        segments: list = []        # ("text", ids) | ("vision", ids, start, carrier, extra, memory)
         pos = 0
         placeholder_counts = []
+        pieces: list[str] = []
         for mt in _MARK_RE.finditer(text):
             if mt.start() > pos:
-                segments.append(("text", self.tokenizer(text[pos:mt.start()], add_special_tokens=False)["input_ids"]))
+                segments.append(("text", len(pieces)))
+                pieces.append(text[pos:mt.start()])
             mem = memories[int(mt.group(1))]
-            carrier = mem.carrier.time_order()
+            carrier = mem.carrier
+            key = carrier.pos[:, 0] * 1_000_000 + carrier.pos[:, 1] * 1_000 + carrier.pos[:, 2]
+            if carrier.M > 1 and not bool((key[1:] >= key[:-1]).all()):
+                carrier = carrier.time_order()
             if carrier.tokens.shape[-1] != self.hidden:
                 raise ModelError(f"memory {mem.memory_id} has carrier tokens of size {carrier.tokens.shape[-1]}, "
                                  f"but this answerer ({self.space}) takes {self.hidden}; re-ingest with the same --model")
             ids, start, extra = self._vision_block(carrier)
-            segments.append(("vision", ids, start, carrier, extra))
+            segments.append(("vision", ids, start, carrier, extra, mem))
             placeholder_counts.append(carrier.M)
             pos = mt.end()
         if pos < len(text):
-            segments.append(("text", self.tokenizer(text[pos:], add_special_tokens=False)["input_ids"]))
+            segments.append(("text", len(pieces)))
+            pieces.append(text[pos:])
+        enc = self.tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []
+        segments = [("text", enc[s[1]]) if s[0] == "text" else s for s in segments]
         bos = self.tokenizer.bos_token_id
         if bos is not None and getattr(self.tokenizer, "add_bos_token", False) and not text.startswith(self.tokenizer.bos_token or "\0"):
             segments.insert(0, ("text", [bos]))

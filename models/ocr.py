@@ -1,0 +1,231 @@
+"""On-screen text from keyframes with RapidOCR (PP-OCRv4 ONNX models bundled in rapidocr-onnxruntime).
+
+- SlideReader.read(rgb) -> lines top-to-bottom (boxes on one row joined left-to-right).
+- OcrGate decides whether a frame needs OCR: only when the picture changed (the reducers' temporal-redundancy
+  signal, passed as Clip.keyframe), with a cheap thumbnail-difference fallback when no flag is given and a
+  periodic refresh so slowly built-up slides are not missed.
+- OcrDeduper returns only the lines that are new compared with the previous slide (fuzzy match), and keeps the
+  current slide title.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.base import ModelError  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OcrLine:
+    text: str
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+    score: float
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+class SlideReader:
+    """RapidOCR with settings for slides: detector input limited to `max_side` px on the long side, no angle
+    classifier (slides are upright), lines below `min_score` dropped."""
+
+    def __init__(self, max_side: int = 960, min_score: float = 0.5, threads: int = 0):
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as e:  # pragma: no cover
+            raise ModelError("OCR package missing: pip install rapidocr-onnxruntime") from e
+        kw = dict(use_cls=False, det_limit_side_len=max_side, det_limit_type="max", print_verbose=False)
+        if threads:
+            kw.update(intra_op_num_threads=threads)
+        try:
+            self.engine = RapidOCR(**kw)
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"could not load the OCR models: {e}".splitlines()[0]) from e
+        self.min_score = min_score
+        self.reason = ""
+        self.calls = 0
+        self.seconds = 0.0
+        self._lock = threading.Lock()  # onnxruntime sessions are thread-safe, but keep stats consistent
+
+    def read_lines(self, rgb: np.ndarray) -> list[OcrLine]:
+        """OCR one RGB uint8 image -> rows of text, top to bottom. Never raises on bad input."""
+        img = _as_rgb(rgb)
+        if img is None:
+            self.reason = "not an image"
+            return []
+        start = time.perf_counter()
+        try:
+            res, _ = self.engine(img[:, :, ::-1].copy(), use_cls=False)  # RapidOCR takes BGR like cv2
+        except Exception as e:  # noqa: BLE001
+            self.reason = f"OCR failed: {e}".splitlines()[0]
+            log.warning("ocr failed: %s", e)
+            return []
+        finally:
+            with self._lock:
+                self.calls += 1
+                self.seconds += time.perf_counter() - start
+        boxes = []
+        for box, text, score in res or []:
+            text = str(text).strip()
+            if not text or float(score) < self.min_score:
+                continue
+            pts = np.asarray(box, dtype=np.float32)
+            boxes.append(OcrLine(text, (float(pts[:, 0].min()), float(pts[:, 1].min()),
+                                        float(pts[:, 0].max()), float(pts[:, 1].max())), float(score)))
+        self.reason = "" if boxes else "no text found"
+        return _rows(boxes)
+
+    def read(self, rgb: np.ndarray) -> list[str]:
+        """OCR one RGB uint8 image -> text lines ordered top-to-bottom."""
+        return [ln.text for ln in self.read_lines(rgb)]
+
+    @property
+    def seconds_per_call(self) -> float:
+        return self.seconds / self.calls if self.calls else 0.0
+
+
+def _as_rgb(rgb) -> Optional[np.ndarray]:
+    try:
+        a = np.asarray(rgb)
+    except Exception:  # noqa: BLE001
+        return None
+    if a.ndim == 2:
+        a = np.stack([a] * 3, -1)
+    if a.ndim != 3 or a.shape[0] < 8 or a.shape[1] < 8 or a.shape[2] not in (3, 4):
+        return None
+    a = a[:, :, :3]
+    if a.dtype != np.uint8:
+        a = np.clip(a * (255 if a.dtype.kind == "f" and a.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def _rows(lines: list[OcrLine]) -> list[OcrLine]:
+    """Group boxes whose vertical centres are within half a line height into rows; join each row left-to-right."""
+    lines = sorted(lines, key=lambda b: (b.box[1] + b.box[3]) / 2)
+    rows: list[list[OcrLine]] = []
+    for b in lines:
+        cy = (b.box[1] + b.box[3]) / 2
+        if rows:
+            last = rows[-1]
+            lcy = np.mean([(x.box[1] + x.box[3]) / 2 for x in last])
+            if abs(cy - lcy) < 0.5 * min(b.height, np.mean([x.height for x in last])):
+                last.append(b)
+                continue
+        rows.append([b])
+    out = []
+    for r in rows:
+        r.sort(key=lambda b: b.box[0])
+        out.append(OcrLine(" ".join(b.text for b in r),
+                           (min(b.box[0] for b in r), min(b.box[1] for b in r), max(b.box[2] for b in r),
+                            max(b.box[3] for b in r)), float(min(b.score for b in r))))
+    return out
+
+
+def title_of(lines: Sequence[OcrLine], image_height: Optional[float] = None) -> str:
+    """The slide title: the tallest row in the top 35% of the picture (else the first row)."""
+    if not lines:
+        return ""
+    h = image_height or max(ln.box[3] for ln in lines)
+    top = [ln for ln in lines if ln.box[1] < 0.35 * h] or list(lines[:1])
+    return max(top, key=lambda ln: ln.height).text
+
+
+class OcrGate:
+    """Whether a frame needs OCR.
+
+    needs_ocr(t, changed=flag)   changed: the keyframe flag from the reducers' redundancy signal (Clip.keyframe).
+    needs_ocr(t, image=rgb)      no flag: compare a 32×18 grey thumbnail with the last OCR'd frame.
+    A frame is also OCR'd when `refresh_s` passed since the last OCR (slides built up bullet by bullet).
+    Call `done(t, image)` after running OCR.
+    """
+
+    def __init__(self, refresh_s: float = 30.0, diff_threshold: float = 6.0):
+        self.refresh_s = refresh_s
+        self.diff_threshold = diff_threshold
+        self.last_t: Optional[float] = None
+        self._thumb: Optional[np.ndarray] = None
+        self.skipped = 0
+        self.ran = 0
+
+    @staticmethod
+    def _thumbnail(rgb: np.ndarray) -> np.ndarray:
+        a = np.asarray(rgb, dtype=np.float32)
+        if a.ndim == 3:
+            a = a[..., :3].mean(-1)
+        H, W = a.shape
+        ys = (np.arange(18) * H / 18).astype(int)
+        xs = (np.arange(32) * W / 32).astype(int)
+        return a[np.ix_(ys, xs)]
+
+    def needs_ocr(self, t: float, changed: Optional[bool] = None, image: Optional[np.ndarray] = None) -> bool:
+        if self.last_t is None or t - self.last_t >= self.refresh_s or t < self.last_t:
+            go = True
+        elif changed is not None:
+            go = bool(changed)
+        elif image is not None and self._thumb is not None:
+            go = float(np.abs(self._thumbnail(image) - self._thumb).mean()) > self.diff_threshold
+        else:
+            go = image is not None
+        if not go:
+            self.skipped += 1
+        return go
+
+    def done(self, t: float, image: Optional[np.ndarray] = None) -> None:
+        self.ran += 1
+        self.last_t = t
+        if image is not None:
+            self._thumb = self._thumbnail(image)
+
+
+def _norm_line(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
+
+
+class OcrDeduper:
+    """Keeps the previous slide's lines; `update(lines)` returns only lines not on it (fuzzy, ratio ≥ `sim`).
+
+    `title` is the first line of the latest slide whose text changed; `title_changed` says whether the last
+    update brought a new title (a section boundary for summaries)."""
+
+    def __init__(self, sim: float = 0.85):
+        self.sim = sim
+        self.prev: list[str] = []
+        self.title = ""
+        self.title_changed = False
+
+    def _seen(self, line: str, pool: Sequence[str]) -> bool:
+        n = _norm_line(line)
+        if not n:
+            return True
+        for p in pool:
+            if n == p or difflib.SequenceMatcher(None, n, p).ratio() >= self.sim:
+                return True
+        return False
+
+    def update(self, lines: Sequence[str]) -> list[str]:
+        pool = [_norm_line(p) for p in self.prev]
+        new = [ln for ln in lines if not self._seen(ln, pool)]
+        self.title_changed = False
+        if lines:
+            t = lines[0]
+            if not self.title or not self._seen(t, [_norm_line(self.title)]):
+                self.title_changed = True
+                self.title = t
+            self.prev = list(lines)
+        return new
+
+    def reset(self) -> None:
+        self.prev, self.title, self.title_changed = [], "", False

@@ -1,0 +1,106 @@
+"""Retrieval keys aligned with text: SigLIP (`SiglipModel`, also SigLIP2's `siglip2` type when
+installed) or CLIP (`CLIPModel`). Frame keys at ingest, query keys at ask time, both L2-normalized
+in the same space, so `ask` works by text.
+
+    enc = RetrievalEncoder.from_pretrained("google/siglip-base-patch16-224")   # or a local dir
+    keys = enc.encode_images(frames)      # [T, K] float32, normalized
+    q = enc.encode_text(["a red car"])     # [B, K] float32, normalized
+    enc.key_space                          # "siglip:<name>:<K>" — only compare keys of one space
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.base import ModelError, auto_device, auto_dtype
+
+from .vlm.common import frames_to_tensor, read_json, resize_normalize
+from .vlm.loading import resolve_model_dir
+
+_KINDS = {"siglip": "SiglipModel", "siglip2": "Siglip2Model", "clip": "CLIPModel"}
+
+
+def _features(out) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    po = getattr(out, "pooler_output", None)
+    if po is not None:
+        return po
+    return out[0]
+
+
+class RetrievalEncoder:
+    """Image and text towers of a SigLIP/CLIP model (QueryEncoder protocol plus encode_images)."""
+
+    def __init__(self, model, tokenizer, model_dir: str, device: torch.device, dtype: torch.dtype, name: str = ""):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device, self.dtype = device, dtype
+        cfg = model.config
+        self.kind = cfg.model_type
+        vc = cfg.vision_config
+        pp = read_json(model_dir, "preprocessor_config.json")
+        size = pp.get("size") or {}
+        if isinstance(size, dict) and "height" in size:
+            self.size = (int(size["height"]), int(size["width"]))
+        else:
+            self.size = (int(vc.image_size), int(vc.image_size))
+        default_mean = (0.5, 0.5, 0.5) if self.kind.startswith("siglip") else (0.48145466, 0.4578275, 0.40821073)
+        default_std = (0.5, 0.5, 0.5) if self.kind.startswith("siglip") else (0.26862954, 0.26130258, 0.27577711)
+        self.mean = tuple(pp.get("image_mean") or default_mean)
+        self.std = tuple(pp.get("image_std") or default_std)
+        self.max_text = int(getattr(cfg.text_config, "max_position_embeddings", 64) or 64)
+        with torch.inference_mode():
+            probe = self.encode_text(["probe"])
+        self.key_dim = int(probe.shape[-1])
+        self.key_space = f"{self.kind}:{name or os.path.basename(os.path.abspath(model_dir))}:{self.key_dim}"
+
+    @classmethod
+    def from_pretrained(cls, id_or_dir: str, device: Optional[str] = None, trust_remote_code: bool = False,
+                        dtype: Optional[torch.dtype] = None) -> "RetrievalEncoder":
+        import transformers as tf
+        from transformers import AutoConfig, AutoTokenizer
+
+        model_dir = resolve_model_dir(id_or_dir, trust_remote_code)
+        try:
+            cfg = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        except (ValueError, OSError) as e:
+            raise ModelError(f"{id_or_dir}: cannot read config: {str(e).splitlines()[0][:160]}") from None
+        if cfg.model_type not in _KINDS or not hasattr(tf, _KINDS[cfg.model_type]):
+            raise ModelError(f"{id_or_dir}: unsupported retrieval model type {cfg.model_type!r}; "
+                             f"supported: SigLIP (siglip, siglip2), CLIP (clip)")
+        dev = auto_device(device)
+        dt = dtype or auto_dtype(dev)
+        try:
+            model = getattr(tf, _KINDS[cfg.model_type]).from_pretrained(model_dir, dtype=dt).to(dev)
+            tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"{id_or_dir}: could not load: {type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+        name = id_or_dir if not os.path.isdir(os.path.expanduser(id_or_dir)) else ""
+        return cls(model, tok, model_dir, dev, dt, name=name)
+
+    @torch.inference_mode()
+    def encode_images(self, frames: Sequence[np.ndarray], batch: int = 64) -> torch.Tensor:
+        """T RGB uint8 frames -> [T, K] float32 on CPU, L2-normalized."""
+        out = []
+        for i in range(0, len(frames), batch):
+            x = frames_to_tensor(frames[i:i + batch], self.device)
+            x = resize_normalize(x, self.size, self.mean, self.std).to(self.dtype)
+            out.append(_features(self.model.get_image_features(pixel_values=x)).float())
+        return F.normalize(torch.cat(out), dim=-1).cpu()
+
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """B texts -> [B, K] float32 on CPU, L2-normalized."""
+        texts = list(texts)
+        # SigLIP was trained with max_length padding; CLIP with an attention mask
+        pad = "max_length" if self.kind.startswith("siglip") else True
+        enc = self.tokenizer(texts, padding=pad, truncation=True, max_length=self.max_text, return_tensors="pt")
+        kw = {"input_ids": enc["input_ids"].to(self.device)}
+        if not self.kind.startswith("siglip") and "attention_mask" in enc:
+            kw["attention_mask"] = enc["attention_mask"].to(self.device)
+        return F.normalize(_features(self.model.get_text_features(**kw)).float(), dim=-1).cpu()

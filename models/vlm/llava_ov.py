@@ -1,0 +1,149 @@
+"""LLaVA-OneVision (llava-hf checkpoints).
+
+Encode: each frame is resized to the tower's image_size (384 for SigLIP-so400m) and normalized
+with the checkpoint's mean/std (0.5/0.5 by default), then the model's own `get_video_features`
+runs the SigLIP tower, takes `vision_feature_layer`, applies the projector and the 2×2 bilinear
+video pooling (27×27 → 14×14 = 196 tokens per frame). The trailing `image_newline` it appends
+for the whole video is dropped from the TokenGrid and re-added per memory at answer time.
+
+Saliency: SigLIP has no [CLS]; we take the mean attention each patch *receives* in the selected
+layer (heads and queries averaged), captured with a pre-hook on that layer's attention, then
+pooled to the 14×14 grid with the same bilinear resize as the tokens.
+
+Answer: one block of M + 1 `<video>` placeholders per memory: the M carrier tokens followed by
+the model's `image_newline` embedding (the processor also counts frames·196 + 1 for a video).
+Positions are plain 1D.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from reducers.base import Carrier
+
+from .common import VLMAdapter, read_json, resize_normalize
+
+
+def siglip_received_attention(mod, hs: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """Mean attention each token receives ([B, N]) for a CLIP/SigLIP-style attention module."""
+    B, N, C = hs.shape
+    H = mod.num_heads
+    d = C // H
+    scale = getattr(mod, "scale", None) or getattr(mod, "scaling", None) or d ** -0.5
+    out = []
+    for i in range(0, B, chunk):
+        h = hs[i:i + chunk]
+        q = mod.q_proj(h).view(h.shape[0], N, H, d).transpose(1, 2)
+        k = mod.k_proj(h).view(h.shape[0], N, H, d).transpose(1, 2)
+        a = torch.softmax((q @ k.transpose(-1, -2)).float() * scale, -1)   # [b, H, N, N]
+        out.append(a.mean(dim=(1, 2)))
+    return torch.cat(out, 0)
+
+
+class SaliencyHook:
+    """Captures received attention of one attention module while `active`."""
+
+    def __init__(self, attn_module):
+        self.active = False
+        self.value = None
+        self.mod = attn_module
+        attn_module.register_forward_pre_hook(self._pre, with_kwargs=True)
+
+    def _pre(self, mod, args, kwargs):
+        if not self.active:
+            return
+        try:
+            hs = args[0] if args else kwargs["hidden_states"]
+            self.value = siglip_received_attention(mod, hs)
+        except Exception:  # noqa: BLE001 - saliency is optional
+            self.value = None
+
+
+def _layers_of(tower):
+    vm = getattr(tower, "vision_model", tower)
+    enc = getattr(vm, "encoder", None)
+    return getattr(enc, "layers", None) if enc is not None else None
+
+
+class LlavaOneVisionAdapter(VLMAdapter):
+    family = "llava_onevision"
+    placeholder_token = "<video>"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        vc = self.config.vision_config
+        self.image_size = int(vc.image_size)
+        self.patch = int(vc.patch_size)
+        pp = read_json(self.model_dir, "video_preprocessor_config.json") or read_json(self.model_dir, "preprocessor_config.json")
+        self.mean = tuple(pp.get("image_mean") or (0.5, 0.5, 0.5))
+        self.std = tuple(pp.get("image_std") or (0.5, 0.5, 0.5))
+        self.video_id = int(getattr(self.config, "video_token_id", None) or self.config.video_token_index)
+        self._hook = None
+        self._lean = None
+        layers = _layers_of(self.model.model.vision_tower)
+        layer = self.config.vision_feature_layer
+        if layers is not None and isinstance(layer, int):
+            try:
+                self._hook = SaliencyHook(layers[layer].self_attn)
+            except (AttributeError, IndexError):
+                self._hook = None
+        lay = self.config.vision_feature_layer
+        vm = getattr(self.model.model.vision_tower, "vision_model", self.model.model.vision_tower)
+        if layers is not None and isinstance(lay, int) and hasattr(vm, "embeddings"):
+            self._lean = self._lean_features
+
+    def _lean_features(self, px: torch.Tensor) -> torch.Tensor:
+        """Tower layers up to `vision_feature_layer`, projector and 2×2 pooling, without collecting every
+        layer's hidden states (what get_video_features does): [T, 3, S, S] -> [T, n, D]."""
+        m = self.model.model
+        vm = getattr(m.vision_tower, "vision_model", m.vision_tower)
+        layers = vm.encoder.layers
+        lay = self.config.vision_feature_layer
+        n_run = len(layers) + 1 + lay if lay < 0 else lay
+        h = vm.embeddings(px)
+        for layer in layers[:n_run]:
+            h = layer(h, None)
+            h = h[0] if isinstance(h, tuple) else h
+        if self.config.vision_feature_select_strategy == "default":
+            h = h[:, 1:]
+        return m.apply_pooling(m.multi_modal_projector(h))
+
+    def compile(self, **kw):
+        """torch.compile the lean vision path (CUDA; used by bench/vlm_gpu.py)."""
+        self._lean = torch.compile(self._lean_features, **kw)
+        return self
+
+    def _encode_tokens(self, x):
+        T = x.shape[0]
+        x = resize_normalize(x, (self.image_size, self.image_size), self.mean, self.std)
+        if self._hook is not None:
+            self._hook.active, self._hook.value = self.want_saliency, None
+        try:
+            if self._lean is not None:
+                po = self._lean(x.to(self.dtype)).reshape(-1, self.hidden)
+            else:
+                out = self.model.model.get_video_features(x.to(self.dtype).unsqueeze(0))
+                po = out.pooler_output if hasattr(out, "pooler_output") else out[0]
+                po = po[0] if isinstance(po, (list, tuple)) else po
+                po = po.reshape(-1, po.shape[-1])
+                if po.shape[0] % T == 1:                    # some 5.x releases append the video's image_newline
+                    po = po[:-1]
+        finally:
+            if self._hook is not None:
+                self._hook.active = False
+        n = po.shape[0] // T
+        side = int(round(math.sqrt(n)))
+        tokens = po.reshape(T, n, -1)
+        sal = None
+        if self._hook is not None and self._hook.value is not None:
+            g = self.image_size // self.patch
+            s = self._hook.value.view(T, 1, g, g)
+            s = F.interpolate(s, size=(side, side), mode="bilinear").reshape(T, -1)
+            sal = s if s.shape[1] == n else None
+        return tokens, (side, n // side), sal
+
+    def _vision_block(self, carrier: Carrier):
+        newline = self.model.model.image_newline.detach().view(1, -1)
+        return [self.video_id] * (carrier.M + 1), 0, newline

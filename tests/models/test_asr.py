@@ -1,0 +1,94 @@
+"""faster-whisper tiny.en (bundled) on espeak speech and on the generated meeting."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.asr import Segment, Transcriber, sanitize_audio
+from tests.fixtures.meeting import cached_meeting, contains_answer, have_espeak, load_audio, tts
+
+pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def asr():
+    return Transcriber()
+
+
+def pad(a, s=0.5):
+    z = np.zeros(int(s * SR), np.float32)
+    return np.concatenate([z, a, z])
+
+
+def test_sentence_keywords(asr):
+    segs = asr.transcribe_clip(pad(tts("The budget for the Phoenix project is 35 million dollars.")), t0=100.0)
+    text = " ".join(s.text for s in segs).lower()
+    assert "phoenix" in text and "budget" in text and contains_answer(text, "35 million")
+    assert all(isinstance(s, Segment) and 100.0 <= s.t0 < s.t1 <= 105.0 for s in segs)
+
+
+def test_silence_noise_and_corrupt(asr):
+    assert asr.transcribe_clip(np.zeros(SR * 3, np.float32), 0) == [] and "silent" in asr.reason
+    assert asr.transcribe_clip(np.zeros(0, np.float32), 0) == [] and "empty" in asr.reason
+    bad = np.full(SR * 2, np.nan, np.float32)
+    assert asr.transcribe_clip(bad, 0) == [] and "corrupt" in asr.reason
+    assert asr.transcribe_clip("not audio", 0) == [] and asr.reason
+    assert asr.transcribe_clip(np.zeros((3, 4, 5)), 0) == [] and "corrupt" in asr.reason
+    noise = (np.random.default_rng(0).standard_normal(SR * 3) * 0.05).astype(np.float32)
+    assert asr.transcribe_clip(noise, 0) == [] and asr.reason
+
+
+def test_non_english_is_dropped(asr):
+    fr = tts("Bonjour à tous, nous allons parler du budget du projet et de la date de lancement prévue "
+             "pour le mois prochain.", voice="fr")
+    segs = asr.transcribe_clip(pad(fr), 0)
+    assert segs == [] and "not English" in asr.reason
+
+
+def test_int16_and_stereo_input(asr):
+    a = pad(tts("Laura will share the survey results."))
+    i16 = (a * 20000).astype(np.int16)
+    stereo = np.stack([a, a])
+    for x in (i16, stereo):
+        text = " ".join(s.text for s in asr.transcribe_clip(x, 0)).lower()
+        assert "laura" in text and "survey" in text
+    assert sanitize_audio(i16)[0].dtype == np.float32
+
+
+def test_streaming_meeting(asr):
+    tr = cached_meeting()
+    audio = load_audio(tr.path)
+    asr.reset()
+    segs = []
+    for i in range(0, len(audio), 2 * SR):  # 2-second clips, as the pipeline delivers them
+        asr.insert(audio[i:i + 2 * SR], i / SR)
+        segs += asr.process()
+    segs += asr.finish()
+    assert segs
+    # absolute, ordered, non-overlapping, no duplicates across windows
+    assert all(a.t1 <= b.t0 + 0.05 for a, b in zip(segs, segs[1:]))
+    assert len({(s.text, round(s.t0)) for s in segs}) == len(segs)
+    # each segment sits on a real utterance
+    for s in segs:
+        mid = (s.t0 + s.t1) / 2
+        assert any(u.t0 - 1.5 <= mid <= u.t1 + 1.5 for u in tr.utterances), s
+    # most spoken facts are recovered near their time
+    hits = 0
+    for f in tr.spoken_facts:
+        near = " ".join(s.text for s in segs if s.t1 > f.t0 - 1 and s.t0 < f.t1 + 1)
+        hits += contains_answer(near, f.answer)
+    assert hits >= 0.6 * len(tr.spoken_facts), hits
+    assert asr.realtime_factor < 1.0
+
+
+def test_gap_flushes_and_keeps_absolute_time(asr):
+    asr.reset()
+    a = pad(tts("David will order the new laptops."))
+    asr.insert(a, 10.0)
+    asr.insert(np.zeros(SR, np.float32), 50.0)  # a 37 s gap in the source
+    segs = asr.process() + asr.finish()
+    assert segs and all(10.0 <= s.t0 < 14.0 for s in segs)
+    assert "laptops" in " ".join(s.text for s in segs).lower()

@@ -1,0 +1,26 @@
+"""End to end through the CLI with a tiny random Qwen2.5-VL saved to a directory: ingest a generated
+video with --model DIR, then ask (query by example image, since a VLM without a SigLIP/CLIP
+retrieval model has no text key space) and check the streamed answer and citations."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_cli
+from tests.models import tiny
+
+
+def test_ingest_then_ask_with_tiny_vlm(tmp_path):
+    from PIL import Image
+    from tests.fixtures.video import make_video
+    video = make_video(str(tmp_path / "v.mp4"), seconds=6, size=(160, 120))
+    mdir = tiny.tiny_qwen25(str(tmp_path / "m"))
+    bank = str(tmp_path / "bank")
+    r = run_cli("ingest", video, "--bank", bank, "--model", mdir, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    img = str(tmp_path / "q.png")
+    Image.fromarray(tiny.frames(1, 120, 160)[0]).save(img)
+    r = run_cli("ask", "--bank", bank, "what happened?", "--model", mdir, "--image", img, "--json", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["answer"] and len(out["citations"]) >= 1
+    assert all(c["end"] > c["start"] for c in out["citations"])

@@ -1,0 +1,158 @@
+"""The UI in a real browser: Debian's Chromium (headless) with a fake camera fed from a generated .y4m.
+
+One walk through the page, in order: webcam source (frame counter rises), a meeting file replayed in meeting
+mode, a question whose answer streams in, a citation opened in the replay player, the timeline, and the
+meeting minutes. Screenshots go to artifacts/ (and one to docs/screenshot.png).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import pytest
+
+from tests.ui.conftest import ARTIFACTS, ROOT, wait_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def shot(page, name: str) -> str:
+    path = os.path.join(ARTIFACTS, f"ui-{name}.png")
+    page.screenshot(path=path, full_page=True)
+    return path
+
+
+def number(page, selector: str) -> int:
+    el = page.query_selector(selector)
+    if el is None:
+        return -1
+    m = re.search(r"\d+", el.inner_text())
+    return int(m.group()) if m else -1
+
+
+@pytest.fixture(scope="module")
+def page(ui_app, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is required for the browser tests (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    from tests.fixtures.webcam import make_y4m
+
+    y4m = make_y4m(str(tmp_path_factory.mktemp("cam") / "cam.y4m"))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}", "--disable-background-networking",
+            "--disable-component-update", "--autoplay-policy=no-user-gesture-required"])
+        ctx = browser.new_context(viewport={"width": 1680, "height": 1050})
+        ctx.grant_permissions(["camera"], origin=ui_app.url.rstrip("/"))
+        pg = ctx.new_page()
+        pg.set_default_timeout(30_000)
+        pg.goto(ui_app.url, wait_until="load")
+        pg.wait_for_selector("#live-stats")
+        yield pg
+        ctx.close()
+        browser.close()
+
+
+def choose(page, dropdown_id: str, value: str) -> None:
+    """Pick a value in a Gradio dropdown (typing filters the options)."""
+    inp = page.locator(f"#{dropdown_id} input")
+    inp.click()
+    inp.fill(value)
+    page.get_by_role("option", name=value).first.click()
+
+
+def test_webcam_frame_counter_rises(page, ui_app):
+    page.click("#webcam-start")
+    page.wait_for_selector("#source-msg:has-text('webcam source')")
+    page.get_by_text("Click to Access Webcam").click()
+    page.locator("#webcam button", has_text="Record").click()
+    first = wait_for(lambda: number(page, "#frames-in") >= 3 and number(page, "#frames-in"), timeout=30,
+                     what="webcam frames to arrive")
+    wait_for(lambda: number(page, "#frames-in") >= first + 5, timeout=20, what="the frame counter to rise")
+    wait_for(lambda: ui_app.ctl.bank.list(stream="webcam"), timeout=30, what="a webcam memory")
+    wait_for(lambda: page.query_selector("#live-frame img") is not None, timeout=10, what="the current frame")
+    shot(page, "webcam")
+
+
+def test_replay_meeting_file(page, ui_app):
+    name = ui_app.media.meeting or ui_app.media.video
+    page.get_by_text("Video file").click()
+    choose(page, "server-path", name)
+    page.check("#file-meeting input")
+    page.fill("#file-id textarea, #file-id input", "meeting")
+    page.click("#file-start")
+    page.wait_for_selector("#source-msg:has-text('replaying')")
+    wait_for(lambda: (r := ui_app.ctl.runners.get("meeting")) and not r.running, timeout=120,
+             what="the meeting file to be ingested")
+    assert ui_app.ctl.runners["meeting"].pipeline.stats.state == "finished"
+    assert "meeting" in ui_app.ctl.meetings()
+
+
+def test_ask_streams_an_answer_with_citations(page, ui_app):
+    truth = ui_app.media.truth
+    q = f"Who will {truth.action_items[0].task}?" if truth and truth.action_items else "What is on the screen?"
+    page.fill("#question textarea", q)
+    page.click("#ask")
+    seen = []
+
+    def answered():
+        msgs = page.query_selector_all("#chat .message.bot, #chat [data-testid='bot']")
+        if msgs:
+            seen.append(len(msgs[-1].inner_text()))
+        return bool(seen) and seen[-1] > 0 and page.query_selector("#citations img") is not None
+
+    wait_for(answered, timeout=60, every=0.05, what="the answer")
+    wait_for(lambda: answered() and len(seen) > 3 and seen[-1] == seen[-4], timeout=60, every=0.05,
+             what="the answer to finish")
+    assert seen[-1] > 10
+    assert "Error:" not in page.query_selector_all("#chat .message.bot, #chat [data-testid='bot']")[-1].inner_text()
+
+
+def test_click_citation_opens_it(page, ui_app):
+    page.locator("#citations img").first.click()
+    page.wait_for_selector("#cite-evidence:has-text('memory #')")
+    text = page.inner_text("#cite-evidence")
+    stream = text.split("·")[0].strip()
+    if stream == "webcam":
+        assert "live stream" in text
+        assert page.query_selector("#cite-img img") is not None
+    else:  # a file: the replay player seeks to the cited moment
+        page.wait_for_selector("#vigil-player")
+        t = float(page.get_attribute("#vigil-player", "data-t"))
+        page.wait_for_function("document.querySelector('#vigil-player').readyState >= 1")
+        cur = page.evaluate("document.querySelector('#vigil-player').currentTime")
+        assert abs(cur - t) < 1.0, (cur, t)
+    shot(page, "citation")
+    os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    time.sleep(0.3)
+    page.screenshot(path=os.path.join(ROOT, "docs", "screenshot.png"), full_page=False)
+
+
+def test_timeline_opens_a_memory(page):
+    page.get_by_role("tab", name="Timeline").click()
+    page.click("#timeline-show")
+    cell = page.locator("#timeline-rows [data-testid='cell-1-1']")
+    cell.wait_for()
+    cell.click()
+    page.wait_for_selector("#timeline-evidence:has-text('memory #')")
+    shot(page, "timeline")
+
+
+def test_summarize_meeting(page, ui_app):
+    page.get_by_role("tab", name="Meeting").click()
+    choose(page, "meeting-stream", "meeting")
+    page.click("#summarize")
+    wait_for(lambda: "00:" in page.inner_text("#minutes") and page.query_selector("#minutes-file a") is not None,
+             timeout=90, what="the minutes")
+    md = page.inner_text("#minutes")
+    assert "Minutes" in md or "minutes" in md
+    shot(page, "meeting")
+    page.get_by_role("tab", name="Live").click()
+    choose(page, "stop-id", "webcam")
+    page.click("#stop")
+    page.wait_for_selector("#source-msg:has-text('stopped')")

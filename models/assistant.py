@@ -98,6 +98,10 @@ _RULES: list[tuple[str, Callable]] = [
      lambda m, d: (max(0.0, d - _dur(m.group(1), m.group(2))), d)),
     (r"\b(?:the\s+)?(?:last|past|final)\s+" + _NUM + r"\s*" + _UNIT,
      lambda m, d: (max(0.0, d - _dur(m.group(1), m.group(2))), d)),
+    (r"\b(?:in|during|over|within)?\s*the\s+(?:last|past|final)\s+(hour|minute|half hour|half an hour)\b",
+     lambda m, d: (max(0.0, d - {"hour": 3600.0, "minute": 60.0}.get(m.group(1), 1800.0)), d)),
+    (r"\b(?:the\s+)?(?:last|past|final)\s+(hour|minute|second)\b",  # "the last hour": one unit
+     lambda m, d: (max(0.0, d - _dur("1", m.group(1))), d)),
     (r"\b(?:in|during|within)?\s*the\s+first\s+" + _NUM + r"\s*" + _UNIT,
      lambda m, d: (0.0, min(d, _dur(m.group(1), m.group(2))))),
     (r"\b(?:after|since|past)\s+(?:the\s+first\s+)?" + _PT + r"(?:\s+mark)?",

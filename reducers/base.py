@@ -118,37 +118,32 @@ def merge_groups(tokens: Tensor, pos: Tensor, size: Tensor, group: Tensor, n_gro
     lo = pos if lo is None else lo
     hi = pos if hi is None else hi
     xf = tokens.float()
-    w = size.to(torch.float32)
-    acc = torch.zeros(G, D, device=dev, dtype=torch.float32).index_add_(0, group, xf * w[:, None])
-    gsize = torch.zeros(G, device=dev, dtype=torch.long).index_add_(0, group, size)
+    acc = torch.zeros(G, D, device=dev, dtype=torch.float32).index_add_(0, group, xf * size.float()[:, None])
+    cs = torch.zeros(G, 2, device=dev, dtype=torch.long).index_add_(
+        0, group, torch.stack([size, torch.ones_like(size)], 1))  # (size sum, member count)
     big = torch.iinfo(torch.long).max
-    glo = torch.full((G, 3), big, device=dev, dtype=torch.long).scatter_reduce(
-        0, group[:, None].expand(L, 3), lo, "amin")
-    ghi = torch.full((G, 3), -1, device=dev, dtype=torch.long).scatter_reduce(
-        0, group[:, None].expand(L, 3), hi, "amax")
-    count = torch.zeros(G, device=dev, dtype=torch.long).index_add_(0, group, torch.ones_like(group))
+    lh = torch.full((G, 6), big, device=dev, dtype=torch.long).scatter_reduce(
+        0, group[:, None].expand(L, 6), torch.cat([lo, -hi], 1), "amin")  # (min lo, -max hi)
     if rep is None:
         rep = torch.full((G,), L, device=dev, dtype=torch.long).scatter_reduce(
             0, group, torch.arange(L, device=dev), "amin")[:n_groups]
-    rep = rep.clamp(0, L - 1)
-    acc, gsize, glo, ghi, count = acc[:n_groups], gsize[:n_groups], glo[:n_groups], ghi[:n_groups], count[:n_groups]
+    keep = (cs[:n_groups, 0] > 0).nonzero().squeeze(1)  # the one host sync
+    acc, cs, lh, rep = acc[keep], cs[keep], lh[keep], rep.clamp(0, L - 1)[keep]
+    gsize, count = cs[:, 0], cs[:, 1]
     xr = xf[rep]
     if mode == "add":
         # rep + mean of the other members (VisionZip's contextual tokens)
-        others = (acc - xr * w[rep][:, None]) / (gsize - size[rep]).clamp(min=1)[:, None].float()
-        out = torch.where((count > 1)[:, None], xr + others, xr)
+        others = (acc - xr * size[rep].float()[:, None]) / (gsize - size[rep]).clamp(min=1)[:, None].float()
+        out = xr + others
     elif mode == "mean":
-        out = acc / gsize.clamp(min=1)[:, None].to(torch.float32)
+        out = acc / gsize[:, None].to(torch.float32)
         if rep_weight is not None:
-            rw = rep_weight.float()[:, None]
+            rw = rep_weight.float()[keep][:, None]
             out = rw * xr + (1 - rw) * out
     else:
         raise ValueError(f"unknown merge mode {mode!r}")
-    single = count == 1
-    out = torch.where(single[:, None], xr, out)
-    nonempty = gsize > 0
-    return Carrier(out[nonempty].to(tokens.dtype), pos[rep][nonempty], glo[nonempty], ghi[nonempty],
-                   gsize[nonempty])
+    out = torch.where((count == 1)[:, None], xr, out)  # groups of one: the token itself, bit-exact
+    return Carrier(out.to(tokens.dtype), pos[rep], lh[:, :3], -lh[:, 3:], gsize)
 
 
 def cat_carriers(parts: list[Carrier]) -> Carrier:
@@ -173,25 +168,23 @@ def validate(grid: TokenGrid, budget: int, query: Optional[Tensor] = None) -> No
         raise ReducerInputError(f"grid {h}x{w} does not match N={N} tokens per frame")
     if not isinstance(budget, numbers.Integral) or isinstance(budget, bool) or budget <= 0:
         raise ReducerInputError(f"budget must be a positive integer, got {budget!r}")
-    if not torch.isfinite(x).all():
-        raise ReducerInputError("tokens contain NaN or inf")
-    if grid.saliency is not None:
-        if tuple(grid.saliency.shape) != (T, N):
-            raise ReducerInputError(
-                f"saliency shape {tuple(grid.saliency.shape)} does not match tokens [T, N] = [{T}, {N}]")
-        if not torch.isfinite(grid.saliency).all():
-            raise ReducerInputError("saliency contains NaN or inf")
-    if grid.frame_keys is not None:
-        if grid.frame_keys.dim() != 2 or grid.frame_keys.shape[0] != T:
-            raise ReducerInputError(
-                f"frame_keys must be [T, K] with T={T}, got shape {tuple(grid.frame_keys.shape)}")
-        if not torch.isfinite(grid.frame_keys).all():
-            raise ReducerInputError("frame_keys contain NaN or inf")
-    if query is not None:
-        if not isinstance(query, Tensor) or query.dim() not in (1, 2) or (query.dim() == 2 and query.shape[0] != 1):
-            raise ReducerInputError(f"query must be a [K] or [1, K] tensor, got {getattr(query, 'shape', type(query))}")
-        if not torch.isfinite(query).all():
-            raise ReducerInputError("query contains NaN or inf")
+    if grid.saliency is not None and tuple(grid.saliency.shape) != (T, N):
+        raise ReducerInputError(
+            f"saliency shape {tuple(grid.saliency.shape)} does not match tokens [T, N] = [{T}, {N}]")
+    if grid.frame_keys is not None and (grid.frame_keys.dim() != 2 or grid.frame_keys.shape[0] != T):
+        raise ReducerInputError(
+            f"frame_keys must be [T, K] with T={T}, got shape {tuple(grid.frame_keys.shape)}")
+    if query is not None and (not isinstance(query, Tensor) or query.dim() not in (1, 2)
+                              or (query.dim() == 2 and query.shape[0] != 1)):
+        raise ReducerInputError(f"query must be a [K] or [1, K] tensor, got {getattr(query, 'shape', type(query))}")
+    # finiteness: one host sync for everything, the culprit is named only on failure
+    named = [("tokens contain", x), ("saliency contains", grid.saliency), ("frame_keys contain", grid.frame_keys),
+             ("query contains", query)]
+    named = [(n, t) for n, t in named if t is not None]
+    flags = torch.stack([torch.isfinite(t).all().to(x.device) for _, t in named])
+    if not bool(flags.all()):
+        bad = [n for (n, _), ok in zip(named, flags.tolist()) if not ok][0]
+        raise ReducerInputError(f"{bad} NaN or inf")
 
 
 ReduceFn = Callable[..., tuple[Carrier, Any]]

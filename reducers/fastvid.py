@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .base import Carrier, TokenGrid, cat_carriers, grid_positions, keep_tokens, merge_groups, register
-from .ops import adjacent_cos, batched_nearest, dpc_knn, frame_keys_of, saliency_of, top_per_row
+from .ops import adjacent_cos, batched_nearest, dpc_knn, frame_keys_of, ints_to, saliency_of, top_per_row
 
 C, TAU, D_CTX, P, KNN = 8, 0.9, 0.4, 4, 7
 
@@ -67,33 +67,34 @@ def fastvid(grid: TokenGrid, budget: int, state: Any = None, query: Optional[Ten
                     extra -= give
         ctx.append(nc)
         anchor_frames.append(fr)
+    F = max(len(f) for f in anchor_frames)
+    a_tt, ctx_t, fidx, fval, seg_of = ints_to(
+        dev, a_t, ctx, [i for f in anchor_frames for i in f + [f[-1]] * (F - len(f))],
+        [int(i < len(f)) for f in anchor_frames for i in range(F)],
+        [si for si, (a, b) in enumerate(segs) for _ in range(a, b + 1)])
+    fidx, fval = fidx.view(S, F), fval.view(S, F).bool()
     sal = saliency_of(grid)
-    salient = top_per_row(sal, torch.tensor(a_t, device=dev))  # [T, N]
+    salient = top_per_row(sal, a_tt)  # [T, N]
     parts = [keep_tokens(grid, salient.reshape(-1).nonzero().squeeze(1))]
     if sum(ctx) > 0:
-        F = max(len(f) for f in anchor_frames)
-        fidx = torch.tensor([f + [f[-1]] * (F - len(f)) for f in anchor_frames], device=dev)  # [S, F]
-        fval = torch.tensor([[i < len(f) for i in range(F)] for f in anchor_frames], device=dev)
         cx = x[fidx].reshape(S, F * N, D)
         cvalid = (~salient[fidx] & fval[:, :, None]).reshape(S, F * N)
-        centre, _ = dpc_knn(cx, cvalid, torch.tensor(ctx, device=dev), k)
+        centre, _ = dpc_knn(cx, cvalid, ctx_t, k)
         # anchors of each segment, padded: [S, A, D]
         A = max(1, max(ctx))
         order = torch.argsort(centre.long(), dim=1, descending=True, stable=True)[:, :A]
-        avalid = torch.arange(A, device=dev)[None, :] < torch.tensor(ctx, device=dev)[:, None]
+        avalid = torch.arange(A, device=dev)[None, :] < ctx_t[:, None]
         flat_anchor = fidx.gather(1, order // N) * N + order % N  # [S, A] flat index into T·N
         ax = x.reshape(T * N, D)[flat_anchor]
-        seg_of = torch.empty(T, dtype=torch.long)
-        for si, (a, b) in enumerate(segs):
-            seg_of[a:b + 1] = si
-        seg_of = seg_of.to(dev)
         near = batched_nearest(x, ax[seg_of], avalid[seg_of])  # [T, N] anchor slot
         gid = seg_of[:, None] * A + near  # group = (segment, anchor slot)
-        has_ctx = torch.tensor(ctx, device=dev)[seg_of] > 0
+        has_ctx = ctx_t[seg_of] > 0
         gid = torch.where(~salient & has_ctx[:, None], gid, torch.full_like(gid, -1))
         # anchors represent their own group
-        gid.view(-1)[flat_anchor[avalid]] = (torch.arange(S, device=dev)[:, None] * A
-                                            + torch.arange(A, device=dev)[None, :])[avalid]
+        slots = torch.arange(S * A, device=dev)
+        gflat = torch.cat([gid.reshape(-1), gid.new_full((1,), -1)])
+        gflat.scatter_(0, torch.where(avalid, flat_anchor, T * N).reshape(-1), slots)  # padding -> spare slot
+        gid = gflat[:-1]
         rep = flat_anchor.reshape(-1)
         n_members = torch.zeros(S * A, dtype=torch.long, device=dev).index_add_(
             0, gid.reshape(-1).clamp(min=0), (gid.reshape(-1) >= 0).long())

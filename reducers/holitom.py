@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .base import Carrier, TokenGrid, cat_carriers, grid_positions, keep_tokens, merge_groups, register
-from .ops import allocate, dpc_knn, positional_cos, saliency_of, state_tensor, top_per_row
+from .ops import allocate, dpc_knn, ints_to, positional_cos, saliency_of, state_tensor, top_per_row
 
 TAU, BETA, KNN, WINDOW = 0.8, 0.6, 7, 1024
 CONTINUE_SHARE = 4  # continued static tokens get 1/4 of their capacity
@@ -79,42 +79,38 @@ def holitom(grid: TokenGrid, budget: int, state: Any = None, query: Optional[Ten
     segs = segment_dp(n_static.tolist(), window)  # the one host sync
     # per segment: in-clip frame range [a, b] (clip coordinates), static mask, capacity
     S = len(segs)
-    seg_of = torch.empty(T, dtype=torch.long)
+    seg_of = [0] * T
     a_l, b_l, nst, cont = [], [], [], []
     for si, (i, j) in enumerate(segs):
         a, b = max(i - v, 0), j - v
-        if b >= a:
-            seg_of[a:b + 1] = si
+        for t in range(a, b + 1):
+            seg_of[t] = si
         a_l.append(a), b_l.append(b)
         nst.append(n_static[i][j] if (j > i and b >= a) else 0)
         cont.append(v == 1 and i == 0 and j > 0)
-    seg_of = seg_of.to(dev)
-    si_t = torch.tensor([i for i, _ in segs], device=dev)
-    sj_t = torch.tensor([j for _, j in segs], device=dev)
-    nst_t = torch.tensor(nst, device=dev)
+    use = [si for si in range(S) if nst[si] > 0]
+    cap_st = [(n + CONTINUE_SHARE - 1) // CONTINUE_SHARE if c else n for n, c in zip(nst, cont)]
+    seg_t, si_t, sj_t, nst_t, cap_st_t, u, ln, ta, tb = ints_to(
+        dev, seg_of, [i for i, _ in segs], [j for _, j in segs], nst, cap_st, use,
+        [b_l[si] - a_l[si] + 1 for si in use], [a_l[si] for si in use], [b_l[si] for si in use])
     static = (cb[sj_t] == cb[si_t]) & (nst_t > 0)[:, None]  # [S, N]
     # capacities: dynamic tokens per frame, static centres per segment (continued ones quartered)
-    dyn = ~static[seg_of]  # [T, N]
-    cap_dyn = dyn.sum(1)
-    cap_st = torch.tensor([(n + CONTINUE_SHARE - 1) // CONTINUE_SHARE if c else n for n, c in zip(nst, cont)], device=dev)
-    counts = allocate(torch.cat([cap_dyn, cap_st]), budget)
+    dyn = ~static[seg_t]  # [T, N]
+    counts = allocate(torch.cat([dyn.sum(1), cap_st_t]), budget)
     c_dyn, c_st = counts[:T], counts[T:]
     sal = saliency_of(grid)
     keep = top_per_row(sal, c_dyn, dyn)
     parts = [keep_tokens(grid, keep.reshape(-1).nonzero().squeeze(1))]
-    use = [si for si in range(S) if nst[si] > 0]
     if use:
-        u = torch.tensor(use, device=dev)
-        ln = torch.tensor([b_l[si] - a_l[si] + 1 for si in use], device=dev)
-        seg_sum = torch.zeros(S, N, D, device=dev).index_add_(0, seg_of, x.float())[u]
+        seg_sum = torch.zeros(S, N, D, device=dev).index_add_(0, seg_t, x.float())[u]
         means = seg_sum / ln[:, None, None].float()  # [U, N, D] temporal means
         valid = static[u]
         centre, assign = dpc_knn(means, valid, c_st[u], k)
         U = len(use)
         gid = torch.where(assign >= 0, assign + (torch.arange(U, device=dev) * N)[:, None], assign)
         yx = grid_positions(1, *grid.hw, device=dev)[0, :, 1:]  # [N, 2]
-        ta = torch.tensor([a_l[si] for si in use], device=dev)[:, None, None].expand(U, N, 1)
-        tb = torch.tensor([b_l[si] for si in use], device=dev)[:, None, None].expand(U, N, 1)
+        ta = ta[:, None, None].expand(U, N, 1)
+        tb = tb[:, None, None].expand(U, N, 1)
         yx = yx[None].expand(U, N, 2)
         lo = torch.cat([ta, yx], -1).reshape(-1, 3)
         hi = torch.cat([tb, yx], -1).reshape(-1, 3)

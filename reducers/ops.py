@@ -166,3 +166,10 @@ def state_tensor(state, key: str, shape: tuple[int, ...], device) -> Optional[Te
 def positional_cos(a: Tensor, b: Tensor) -> Tensor:
     """Cosine of tokens at the same positions. a, b: [..., N, D] -> [..., N] float32."""
     return (normed(a) * normed(b)).sum(-1)
+
+
+def ints_to(device, *lists) -> list[Tensor]:
+    """Host int lists -> long tensors on `device` with a single host-to-device copy (one per call, not per list)."""
+    sizes = [len(v) for v in lists]
+    flat = torch.tensor([i for v in lists for i in v], dtype=torch.long).to(device)
+    return list(torch.split(flat, sizes))

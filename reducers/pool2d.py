@@ -98,4 +98,4 @@ def pool2d_bilinear(grid: TokenGrid, budget: int, state: Any = None, query: Opti
                     ) -> tuple[Carrier, Any]:
     """LLaVA-OneVision: bilinear resize of every frame (27×27 → 14×14 = 196 at its "100%"), to the largest
     grid that fits budget // T."""
-    return pool2d(grid, budget, state=state, query=query, mode="bilinear")
+    return pool2d.__wrapped__(grid, budget, state=state, query=query, mode="bilinear")  # already validated

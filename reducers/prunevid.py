@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .base import Carrier, TokenGrid, grid_positions, merge_groups, register
-from .ops import allocate, dpc_knn, normed
+from .ops import allocate, dpc_knn, ints_to, normed
 
 SEG_RATIO, KNN, TAU = 0.25, 7, 0.8
 
@@ -55,11 +55,8 @@ def prunevid(grid: TokenGrid, budget: int, state: Any = None, query: Optional[Te
     dev = x.device
     segs = cluster_segments(x, SEG_RATIO, k)
     S = len(segs)
-    seg_of = torch.empty(T, dtype=torch.long)
-    for si, (a, b) in enumerate(segs):
-        seg_of[a:b + 1] = si
-    seg_of = seg_of.to(dev)
-    ln = torch.tensor([b - a + 1 for a, b in segs], device=dev)
+    seg_of, ln, a_t, b_t = ints_to(dev, [si for si, (a, b) in enumerate(segs) for _ in range(a, b + 1)],
+                                   [b - a + 1 for a, b in segs], [a for a, _ in segs], [b for _, b in segs])
     xn_sum = torch.zeros(S, N, D, device=dev).index_add_(0, seg_of, normed(x))
     Lf = ln[:, None].float()
     mpc = ((xn_sum * xn_sum).sum(-1) - Lf) / (Lf * (Lf - 1)).clamp(min=1)
@@ -74,8 +71,6 @@ def prunevid(grid: TokenGrid, budget: int, state: Any = None, query: Optional[Te
     B = S + T
     gid = torch.where(assign >= 0, assign + (torch.arange(B, device=dev) * N)[:, None], assign).reshape(-1)
     pos = grid_positions(T, *grid.hw, device=dev)  # [T, N, 3]
-    a_t = torch.tensor([a for a, _ in segs], device=dev)
-    b_t = torch.tensor([b for _, b in segs], device=dev)
     yx = pos[0, :, 1:][None].expand(S, N, 2)
     slo = torch.cat([a_t[:, None, None].expand(S, N, 1), yx], -1)
     shi = torch.cat([b_t[:, None, None].expand(S, N, 1), yx], -1)

@@ -20,7 +20,7 @@ from torch import Tensor
 from .base import Carrier, TokenGrid, grid_positions, merge_groups, register
 from .keyframe import keyframe_flags
 from .ops import frame_keys_of, positional_cos, state_tensor
-from .tome import _alternating
+from .tome import _alternating, pack, unpack
 
 SCENE, THETA = 0.85, 0.9
 
@@ -73,9 +73,6 @@ def residual_gate(grid: TokenGrid, budget: int, state: Any = None, query: Option
     c = merge_groups(x.reshape(-1, D), pos, ones, gid.reshape(-1), n_groups)
     if c.M > budget:  # host sync: still too many, merge the survivors by ToMe rounds
         c = c.time_order()
-        st = {"xs": (c.tokens.float() * c.size[:, None].float())[None], "size": c.size[None],
-              "pos": c.pos[None], "lo": c.lo[None], "hi": c.hi[None]}
-        st = _alternating(st, budget)
-        size = st["size"][0]
-        c = Carrier((st["xs"][0] / size[:, None].float()).to(x.dtype), st["pos"][0], st["lo"][0], st["hi"][0], size)
+        st = {k: v[None] for k, v in pack(c.tokens.float() * c.size[:, None].float(), c.size, c.pos, c.lo, c.hi).items()}
+        c = unpack(_alternating(st, budget), x.dtype)
     return c.time_order(), nxt

@@ -16,40 +16,48 @@ from torch import Tensor
 from .base import Carrier, TokenGrid, grid_positions, register
 from .ops import normed
 
-_FIELDS = ("xs", "size", "pos", "lo", "hi")
+def pack(xs: Tensor, size: Tensor, pos: Tensor, lo: Tensor, hi: Tensor) -> dict[str, Tensor]:
+    """Token state for the rounds, packed so each round costs few kernels:
+    "f" [.., D+1] float32 = (size-weighted feature sum, size); "b" [.., 6] long = (lo, −hi); "pos" [.., 3]."""
+    return {"f": torch.cat([xs.float(), size.float()[..., None]], -1), "b": torch.cat([lo, -hi], -1), "pos": pos}
+
+
+def unpack(st: dict[str, Tensor], dtype: torch.dtype) -> Carrier:
+    """Packed state of one batch row [1, L, ...] -> Carrier (mean features)."""
+    f, b = st["f"][0], st["b"][0]
+    size = f[:, -1]
+    tok = (f[:, :-1] / size[:, None]).to(dtype)  # a token never merged has size 1: bit-exact
+    return Carrier(tok, st["pos"][0], b[:, :3], -b[:, 3:], size.round().long())
 
 
 def bipartite_round(a: dict[str, Tensor], b: dict[str, Tensor], r: int) -> dict[str, Tensor]:
     """Merge the r best-matched tokens of A into B.
 
-    a, b: fields of [B, na, ...] and [B, nb, ...]: "xs" size-weighted feature sums [.., D] float32,
-    "size" [..] long, "pos"/"lo"/"hi" [.., 3] long. -> the same fields with [B, na - r + nb, ...]
-    (unmerged A first, then B). B's tokens keep their positions as representatives.
+    a, b: packed states (see `pack`) of [B, na, ...] and [B, nb, ...] -> [B, na - r + nb, ...] (unmerged A
+    first, then B). Features and sizes add up, spans widen, B's tokens keep their positions.
     """
-    Bn, na = a["size"].shape
+    Bn, na = a["pos"].shape[:2]
     r = max(0, min(r, na))
-    scores = torch.bmm(normed(a["xs"]), normed(b["xs"]).transpose(1, 2))  # [B, na, nb]
+    fa = a["f"][..., :-1]
+    scores = torch.bmm(normed(fa), normed(b["f"][..., :-1]).transpose(1, 2))  # [B, na, nb]
     node_max, node_idx = scores.max(-1)
-    edge = torch.argsort(node_max, dim=-1, descending=True, stable=True)
-    unm, src = edge[:, r:], edge[:, :r]
-    dst = node_idx.gather(1, src)
+    edge = torch.argsort(node_max, dim=-1, descending=True, stable=True)  # src first, then unmerged
+    dst = node_idx.gather(1, edge[:, :r])
     out = {}
-    for f, how in (("xs", "sum"), ("size", "sum"), ("lo", "amin"), ("hi", "amax"), ("pos", None)):
-        fa, fb = a[f], b[f]
-        extra = fa.shape[2:]
-        def ix(i: Tensor) -> Tensor:
-            return i.view(*i.shape, *([1] * len(extra))).expand(*i.shape, *extra)
-        keep = fa.gather(1, ix(unm))
-        if how is not None:
-            fb = fb.scatter_reduce(1, ix(dst), fa.gather(1, ix(src)), how)
-        out[f] = torch.cat([keep, fb], 1)
+    for f, how in (("f", "sum"), ("b", "amin"), ("pos", None)):
+        va, vb = a[f], b[f]
+        C = va.shape[-1]
+        g = va.gather(1, edge[..., None].expand(Bn, na, C))
+        if how is not None and r > 0:
+            vb = vb.scatter_reduce(1, dst[..., None].expand(Bn, r, C), g[:, :r], how)
+        out[f] = torch.cat([g[:, r:], vb], 1)
     return out
 
 
 def _alternating(st: dict[str, Tensor], target: int) -> dict[str, Tensor]:
     """Classic ToMe rounds over [B, L, ...] (A = even, B = odd indices) until L ≤ target."""
-    while st["size"].shape[1] > target:
-        L = st["size"].shape[1]
+    while st["pos"].shape[1] > target:
+        L = st["pos"].shape[1]
         r = min(L // 2, L - target)
         st = bipartite_round({f: v[:, ::2] for f, v in st.items()}, {f: v[:, 1::2] for f, v in st.items()}, r)
     return st
@@ -59,28 +67,23 @@ def tome_video(x: Tensor, hw: tuple[int, int], budget: int) -> Carrier:
     """x: [T, N, D] -> Carrier of ≤ budget merged tokens (exactly min(budget, T·N))."""
     T, N, D = x.shape
     pos = grid_positions(T, *hw, device=x.device)
-    st = {"xs": x.float(), "size": torch.ones(T, N, dtype=torch.long, device=x.device),
-          "pos": pos, "lo": pos, "hi": pos}
+    st = pack(x, torch.ones(T, N, dtype=torch.long, device=x.device), pos, pos, pos)
     levels = math.ceil(math.log2(T)) if T > 1 else 0
     q = (budget / (T * N)) ** (1.0 / levels) if levels else 1.0
     leftovers: list[dict[str, Tensor]] = []
-    while st["size"].shape[0] > 1:
-        S, n = st["size"].shape
+    while st["pos"].shape[0] > 1:
+        S, n = st["pos"].shape[:2]
         if S % 2:  # an odd segment out waits for the final rounds
-            leftovers.append({f: v[-1:].reshape(1, -1, *v.shape[2:]) for f, v in st.items()})
+            leftovers.append({f: v[-1:] for f, v in st.items()})
             st = {f: v[:-1] for f, v in st.items()}
             S -= 1
-        total = S * n + sum(lv["size"].shape[1] for lv in leftovers)
+        total = S * n + sum(lv["pos"].shape[1] for lv in leftovers)
         want = max(budget, math.ceil(total * q))
         r = min(n, max(0, total - want) // (S // 2))  # floor: never below the budget
         st = bipartite_round({f: v[0::2] for f, v in st.items()}, {f: v[1::2] for f, v in st.items()}, r)
-    flat = {f: torch.cat([v.reshape(1, -1, *v.shape[2:])] + [lv[f] for lv in leftovers], 1) for f, v in st.items()}
+    flat = {f: torch.cat([v.reshape(1, -1, v.shape[-1])] + [lv[f] for lv in leftovers], 1) for f, v in st.items()}
     flat = _alternating(flat, budget)
-    size = flat["size"][0]
-    tok = (flat["xs"][0] / size[:, None].float()).to(x.dtype)
-    # tokens never merged are returned bit-exact
-    c = Carrier(tok, flat["pos"][0], flat["lo"][0], flat["hi"][0], size)
-    return c.time_order()
+    return unpack(flat, x.dtype).time_order()
 
 
 @register("tome")

@@ -111,35 +111,31 @@ def dpc_knn(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7) -> tuple[Te
     """
     B, L, D = x.shape
     dev = x.device
-    xf = x.float()
-    d = torch.cdist(xf, xf) / math.sqrt(D)  # [B, L, L]
+    inf = float("inf")
+    d = torch.cdist(x.float(), x.float()).mul_(1.0 / math.sqrt(D))  # [B, L, L]
     pair = valid[:, :, None] & valid[:, None, :]
-    inf = torch.tensor(float("inf"), device=dev)
-    d = torch.where(pair, d, inf)
-    eye = torch.eye(L, dtype=torch.bool, device=dev)
-    dk = d.masked_fill(eye, float("inf"))
+    d = d.masked_fill_(~pair, inf)
     kk = max(1, min(k, L - 1))
-    knn = torch.topk(dk, kk, dim=-1, largest=False).values  # [B, L, kk]
+    eye = torch.eye(L, dtype=torch.bool, device=dev)
+    knn = torch.topk(d.masked_fill(eye, inf), kk, dim=-1, largest=False).values  # [B, L, kk]
     fin = torch.isfinite(knn)
-    msq = (knn.masked_fill(~fin, 0) ** 2).sum(-1) / fin.sum(-1).clamp(min=1)
-    rho = torch.exp(-msq)
-    rho = torch.where(valid, rho, torch.full_like(rho, -1.0))
-    idx = torch.arange(L, device=dev)
-    denser = (rho[:, None, :] > rho[:, :, None]) | ((rho[:, None, :] == rho[:, :, None]) & (idx[None, None, :] < idx[None, :, None]))
-    denser &= pair
-    dd = torch.where(denser, d, inf)
-    delta = dd.min(-1).values
-    dmax = torch.where(pair, d, torch.zeros((), device=dev)).amax(-1)
+    msq = knn.masked_fill(~fin, 0).square().sum(-1) / fin.sum(-1).clamp(min=1)
+    rho = torch.exp(-msq).masked_fill(~valid, -1.0)
+    # "denser" = higher ρ, ties to the lower index: compare ranks of a stable descending sort
+    order = torch.argsort(rho, dim=-1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(L, device=dev).expand(B, L))
+    denser = rank[:, None, :] < rank[:, :, None]
+    delta = d.masked_fill(~denser, inf).amin(-1)
+    dmax = d.masked_fill(~pair, 0.0).amax(-1)
     delta = torch.where(torch.isfinite(delta), delta, dmax)
-    score = (rho * delta).masked_fill(~valid, float("-inf"))
+    score = (rho * delta).masked_fill(~valid, -inf)
     nc = torch.minimum(n_centres.long(), valid.sum(-1))
     centre = top_per_row(score, nc, valid)
-    dc = torch.where(centre[:, None, :], d, inf)
-    assign = dc.argmin(-1)
-    assign = torch.where(centre, idx[None, :].expand(B, L), assign)
-    has = centre.any(-1, keepdim=True)
-    assign = torch.where(valid & has, assign, torch.full_like(assign, -1))
-    return centre, assign
+    assign = d.masked_fill(~centre[:, None, :], inf).argmin(-1)
+    idx = torch.arange(L, device=dev)
+    assign = torch.where(centre, idx, assign)
+    ok = valid & centre.any(-1, keepdim=True)
+    return centre, assign.masked_fill(~ok, -1)
 
 
 def batched_nearest(x: Tensor, targets: Tensor, target_valid: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reducers import METHODS, TokenGrid, get_reducer  # noqa: E402
+from reducers import METHODS, TokenGrid, get_reducer, keep_tokens  # noqa: E402
 
 BUDGETS = (0.05, 0.10, 0.15, 0.25)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -209,15 +209,13 @@ def run_fidelity(n_clips: int, T: int, devices: str, methods: list[str], budgets
     info = {"clips": n_clips, "T": T, "N": mem[0].N, "D": Dm, "render_s": round(t_render, 1),
             "encode_s": round(t_encode, 1), "device": dev}
     rows = []
-    full = [("full", 1.0)] if True else []
-    plan = full + [(m, b) for b in budgets for m in methods]
+    plan = [("full", 1.0)] + [(m, b) for b in budgets for m in methods]  # "full": no reduction, the ceiling
     for m, b in plan:
         t1 = time.time()
         budget = max(1, round(b * T * mem[0].N))
         covs, mdesc, cars, loc = [], [], [], []
         for i, g in enumerate(mem):
             if m == "full":
-                from reducers import keep_tokens
                 c = keep_tokens(g, torch.arange(g.T * g.N, device=dev))
             else:
                 c, _ = get_reducer(m)(g, budget)

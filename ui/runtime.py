@@ -477,10 +477,19 @@ class Controller:
         """Minutes of one stream as Markdown; also written to <bank>/minutes/<stream>.md. Returns (markdown, path)."""
         if not stream:
             raise UIError("choose a stream to summarize")
-        memories = self.bank.list(stream=stream)
-        if not memories:
-            raise UIError(f"stream {stream!r} has no memories yet")
-        md = summarize_memories(memories, self.profile(), progress)
+        from models.base import ModelError
+        from models.meeting import stream_minutes
+
+        def cb(i, total, desc=""):
+            if progress is not None:
+                progress(min(1.0, i / max(1, total)), desc)
+
+        try:
+            md = stream_minutes(self.bank, self.profile(), stream, cb).to_markdown()
+        except ModelError as e:
+            raise UIError(str(e)) from None
+        if progress is not None:
+            progress(1.0, "done")
         out_dir = os.path.join(self.bank.path, "minutes")
         os.makedirs(out_dir, exist_ok=True)
         path = os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", stream)[:80] + ".md")
@@ -521,53 +530,3 @@ def _short_evidence(ev: dict, limit: int = 160) -> str:
     from memory.bank import evidence_text
 
     return evidence_text(ev or {}, limit)
-
-
-def summarize_memories(memories, profile, progress: Optional[Callable[[float, str], None]] = None) -> str:
-    """Meeting minutes (Markdown with timestamps) of a stream's memories.
-
-    Uses models/assistant.py's `summarize(memories, llm, progress_cb) -> Minutes` when it is installed;
-    otherwise falls back to `timestamped_notes`, an outline of the stream's text evidence (no LLM).
-    """
-    try:
-        from models.assistant import summarize  # built by the assistant work (LLM minutes)
-    except ImportError:
-        summarize = None
-    if summarize is not None:
-        from models.base import MemoryView
-
-        views = [MemoryView(m.id, m.stream, m.t0, m.t1, 0.0, None, m.evidence, None) for m in memories]
-        cb = None
-        if progress is not None:
-            def cb(i, total, desc=""):
-                progress(min(1.0, i / max(1, total)), desc)
-        minutes = summarize(views, getattr(profile.answerer, "llm", None), cb,
-                            embedder=getattr(profile, "text_embedder", None), title=f"Minutes: {memories[0].stream}")
-        if progress is not None:
-            progress(1.0, "done")
-        return minutes.to_markdown() if hasattr(minutes, "to_markdown") else str(minutes)
-    return timestamped_notes(memories, progress)
-
-
-def timestamped_notes(memories, progress: Optional[Callable[[float, str], None]] = None) -> str:
-    """Fallback minutes: one line per stretch of clips with what was said/shown, with timestamps."""
-    from models.ask import hms
-
-    stream = memories[0].stream if memories else ""
-    lines = [f"# Minutes: {stream}", "", f"{len(memories)} clips, {hms(memories[0].t0)}–{hms(memories[-1].t1)}", "",
-             "## Timeline", ""]
-    last_text = None
-    n = len(memories)
-    for i, m in enumerate(memories):
-        if progress is not None and (i % 16 == 0 or i == n - 1):
-            progress((i + 1) / n, f"reading clip {i + 1}/{n}")
-        text = " ".join(v for k, v in (m.evidence or {}).items() if k in ("asr", "ocr") and v).strip()
-        if not text:
-            text = (m.evidence or {}).get("tags", "")
-        if not text or text == last_text:
-            continue
-        last_text = text
-        lines.append(f"- **[{hms(m.t0)}]** {text}")
-    if lines[-1] == "":
-        lines.append("_No transcript or slide text was captured for this stream._")
-    return "\n".join(lines) + "\n"

@@ -132,10 +132,15 @@ def cmd_ingest(args) -> int:
                               text_embedder=profile.text_embedder, key_encoder=profile.key_encoder, source_label=args.source)
         for note in bank.repairs:
             print(f"vigil: repaired bank: {note}", file=sys.stderr)
+        if pipe.audio_only:
+            print(f"vigil: note: {args.source!r} has no video stream: storing transcript-only memories", file=sys.stderr)
         interrupted = run_with_progress(pipe, source)
         s = pipe.stats
         if s.error:
             raise CliError(s.error)
+        for note in s.notes:
+            if not (pipe.audio_only and note.startswith("no video stream")):
+                print(f"vigil: note: {note}", file=sys.stderr)
         word = "interrupted; " if interrupted else ""
         print(f"{word}stored {s.memories} memories from {stream_id!r} ({s.last_t:.1f}s of media, "
               f"{s.frames_sampled} frames sampled, {s.dropped} dropped) in {bank.path}")

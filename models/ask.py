@@ -98,6 +98,8 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     usable = {s: v for s, v in keys.items() if s in spaces}
     if not usable:
         if not spaces:
+            if bank.count():
+                return []  # memories with nothing to search (no picture, no transcript): an honest empty answer
             raise AskError("the bank holds no searchable memories yet: ingest something first")
         raise AskError(f"this bank cannot be searched with this query (its key spaces: {', '.join(spaces)}); "
                        "query by an example image, or use the model the bank was ingested with")
@@ -123,7 +125,15 @@ def ask(bank, profile, question: str, k: int = 5, image: Optional[np.ndarray] = 
     memories = retrieve_for(bank, profile, question, k=k, image=image, streams=streams, t_range=t_range)
     retrieve_ms = (time.perf_counter() - t0) * 1000
     citations = citations_of(bank, memories)
+    if not memories:
+        why = ("No memory matches that" + (" in that time window." if t_range else ".") if bank.key_spaces() else
+               f"I have no evidence to answer from: the {bank.count()} memories of this bank hold no pictures, "
+               "transcript or on-screen text.")
+        return AnswerStream(iter([why]), [], retrieve_ms, answered=False), []
     if profile.answerer is not None and question:
+        bind = getattr(profile.answerer, "bind", None)
+        if bind is not None:  # e.g. the lite answerer takes the profile's text embedder for relevance
+            bind(profile)
         views = memory_views(bank, profile, memories)
         pieces = iter(profile.answerer.answer(question, views, list(history)))
         return AnswerStream(pieces, memories, retrieve_ms, answered=True), citations

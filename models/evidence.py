@@ -20,18 +20,33 @@ class AsrEvidence:
         self._clips: list[tuple[int, float, float]] = []  # (memory id, t0, t1) of recent clips
         self._text: dict[int, list[str]] = {}
         self.reason = ""
+        self.audio_seconds = 0.0   # audio received
+        self.segments = 0          # transcript segments committed
 
     def __call__(self, clip, grid) -> dict:
         if clip.audio is not None and clip.audio.size:
+            self.audio_seconds += clip.audio.size / 16000
             self.asr.insert(clip.audio, clip.t0)
         return {}
+
+    def notes(self) -> list[str]:
+        """Why the memories have no transcript, if they have none."""
+        if self.audio_seconds == 0:
+            return ["no audio track: memories have no transcript"]
+        if self.segments == 0:
+            return [f"no transcript: {self.asr.reason or 'no speech detected'}"]
+        return []
 
     def stored(self, memory_id: int, clip) -> None:
         self._clips.append((memory_id, clip.t0, clip.t1))
         self._clips = self._clips[-600:]
+        live = {mid for mid, _, _ in self._clips}
+        if len(self._text) > 2 * len(live):  # bounded on endless streams
+            self._text = {mid: v for mid, v in self._text.items() if mid in live}
 
     def _assign(self, segments) -> list[tuple[int, dict]]:
         touched = set()
+        self.segments += sum(1 for seg in segments if seg.text.strip())
         for seg in segments:
             for mid, t0, t1 in self._clips:
                 if seg.t1 > t0 and seg.t0 < t1 and seg.text.strip():
@@ -50,7 +65,8 @@ class AsrEvidence:
 
 
 class OcrEvidence:
-    """OCR only frames whose picture changed (the clip's keyframe flags + a pixel gate); repeated slide text is kept once."""
+    """OCR only frames whose picture changed (the clip's keyframe flags + a pixel gate); repeated slide text is kept
+    once. Evidence is one line per text row, the slide's title (its first row) first, newline-separated."""
 
     def __init__(self, reader, gate=None, deduper=None):
         from .ocr import OcrDeduper, OcrGate
@@ -68,8 +84,11 @@ class OcrEvidence:
             lines = self.reader.read(frame.image)
             self.calls += 1
             self.gate.done(frame.t, frame.image)
-            new += self.dedup.update(lines)
-        return {"ocr": " / ".join(new)} if new else {}
+            fresh = self.dedup.update(lines)
+            if fresh and lines and lines[0] not in fresh and lines[0] not in new:
+                fresh = [lines[0]] + fresh  # keep the slide's title first: it names the section and the topic
+            new += [x for x in fresh if x not in new]
+        return {"ocr": "\n".join(new)} if new else {}
 
 
 class TagEvidence:
@@ -82,7 +101,7 @@ class TagEvidence:
     def __call__(self, clip, grid) -> dict:
         from .tags import tags_text, top_tags
 
-        logits = getattr(self.encoder, "last_logits", None)
+        logits = getattr(self.encoder, "last_logits", None) if clip.frames else None  # no picture, no tags
         return {"tags": tags_text(top_tags(logits, k=self.k))} if logits is not None else {}
 
 

@@ -24,10 +24,11 @@ class Clipper:
 
     scene_cut: start a new clip when the picture changes by more than this (mean abs grey difference
     of 16×16 thumbnails, 0..1); None disables cuts. wait_audio: hold a clip until audio covers it (files).
+    audio_only: no pictures will come; cut clips of `clip_seconds` on the audio clock (frames stay empty).
     """
 
     def __init__(self, clip_seconds: float = 2.0, scene_cut: Optional[float] = 0.25, change_threshold: float = 0.04,
-                 wait_audio: bool = False, stream: str = "", min_frames: int = 1):
+                 wait_audio: bool = False, stream: str = "", min_frames: int = 1, audio_only: bool = False):
         if clip_seconds <= 0:
             raise ValueError(f"clip length must be > 0 seconds, got {clip_seconds}")
         self.clip_seconds = clip_seconds
@@ -44,6 +45,8 @@ class Clipper:
         self._audio_t0 = 0.0  # media time of self._audio[0]
         self._audio_started = False
         self._count = 0
+        self.audio_only = audio_only
+        self._audio_clip_t0: Optional[float] = None  # audio-only: start of the open clip
 
     @property
     def audio_end(self) -> float:
@@ -72,6 +75,17 @@ class Clipper:
         if gap > 0:  # missing audio becomes silence so sample index stays media time
             self._audio = np.concatenate([self._audio, np.zeros(gap, np.float32)])
         self._audio = np.concatenate([self._audio, a.samples])
+        if self.audio_only:
+            self._cut_audio_clips(final=False)
+
+    def _cut_audio_clips(self, final: bool) -> None:
+        t0 = self._audio_t0 if self._audio_clip_t0 is None else self._audio_clip_t0
+        while self.audio_end - t0 >= self.clip_seconds - 1e-6 or (final and self.audio_end - t0 > 0.05):
+            t1 = min(t0 + self.clip_seconds, self.audio_end)
+            self._ready.append(Clip(frames=[], t0=t0, t1=t1, stream=self.stream, index=self._count))
+            self._count += 1
+            t0 = t1
+        self._audio_clip_t0 = t0
 
     def _close(self, end: float) -> None:
         if len(self._frames) < self.min_frames:
@@ -111,6 +125,8 @@ class Clipper:
 
     def finish(self, end: Optional[float] = None) -> list[Clip]:
         """Close the open clip and release everything."""
+        if self.audio_only and self._audio_started:
+            self._cut_audio_clips(final=True)
         if self._frames:
             last = self._frames[-1].t
             self._close(end=end if end is not None and end > last else last + min(self.clip_seconds, 1.0 / 1.0) * 0.5)

@@ -19,6 +19,7 @@ from memory.bank import CarrierRecord, MemoryBank, encode_jpeg
 from reducers import get_reducer
 
 from .clipper import Clipper
+from .sources import SourceError
 from .types import AudioChunk, Clip, Frame, StreamEvent
 
 log = logging.getLogger("vigil.pipeline")
@@ -56,6 +57,7 @@ class IngestStats:
     fps_in: float = 0.0
     fps_out: float = 0.0
     latest_memory: Optional[int] = None
+    notes: list = field(default_factory=list)  # how the stream degraded (no audio, no speech, corrupt audio ...)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -83,9 +85,13 @@ class IngestPipeline:
         self._thread: Optional[threading.Thread] = None
         self._state = None  # reducer state across clips
         self._prev_key: Optional[torch.Tensor] = None
+        self.audio_only = bool(getattr(source, "audio_only", False))
+        if self.audio_only and not any(hasattr(ex, "asr") for ex in self.evidence):
+            raise SourceError(f"{source_label or stream_id!r} has no video stream, and this profile has no speech "
+                              "recognition to make transcript-only memories (use the default lite profile)")
         self.clipper = Clipper(config.clip_seconds, scene_cut=config.scene_cut,
                                wait_audio=bool(getattr(source, "has_audio", False)) and not getattr(source, "live", False),
-                               stream=stream_id)
+                               stream=stream_id, audio_only=self.audio_only)
         bank.add_stream(stream_id, source_label, {"fps": config.fps, "clip_seconds": config.clip_seconds,
                                                   "reducer": config.reducer, "budget": config.budget,
                                                   "encoder": getattr(encoder, "space", "")})
@@ -138,6 +144,11 @@ class IngestPipeline:
                     self.stats.frames_sampled += 1
                     self.stats.last_t = item.t
                     self.latest_frame = item.image
+                elif isinstance(item, AudioChunk) and self.audio_only:  # the audio clock drives progress
+                    t_first = item.t if t_first is None else t_first
+                    if self.cfg.duration is not None and item.t - t_first >= self.cfg.duration:
+                        break
+                    self.stats.last_t = item.t + item.samples.size / item.rate
                 self.clipper.insert(item)
                 for clip in self.clipper.process():
                     self._store(clip)
@@ -164,15 +175,29 @@ class IngestPipeline:
                     for mid, ev in fin():
                         self._attach(mid, ev)
             self.bank.flush(force=True)
+            self.stats.notes = self._notes()
             if self.stats.state == "running":
                 self.stats.state = "stopped" if self._stop.is_set() else "finished"
         return self.stats
+
+    def _notes(self) -> list[str]:
+        """One line per way this stream degraded, for the CLI and the UI."""
+        notes = ["no video stream: stored transcript-only memories"] if self.audio_only else []
+        bad_audio = getattr(getattr(self.source, "stats", None), "audio_errors", 0)
+        if bad_audio:
+            notes.append(f"{bad_audio} audio packets could not be decoded (corrupt audio track): the transcript has gaps")
+        for ex in self.evidence:
+            notes += [n for n in getattr(ex, "notes", lambda: [])()
+                      if not (bad_audio and n.startswith("no audio track"))]  # there is one; it is corrupt
+        return notes
 
     def _on_event(self, ev: StreamEvent) -> None:
         if ev.kind in ("gap", "disconnected", "error", "connected"):
             self.bank.add_event(self.stream_id, ev.kind, ev.t, ev.wall, ev.detail)
 
     def _store(self, clip: Clip) -> int:
+        if not clip.frames:
+            return self._store_text_only(clip)
         images = [f.image for f in clip.frames]
         grid = self.encoder.encode(images)
         grid.times = torch.tensor([f.t for f in clip.frames])
@@ -200,6 +225,23 @@ class IngestPipeline:
         mid = self.bank.add(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall, carrier=rec, keys=keys,
                             reducer=self.cfg.reducer, budget=self.cfg.budget, space=getattr(self.encoder, "space", ""),
                             thumbnail=encode_jpeg(images[len(images) // 2]), novelty=novelty, evidence=evidence)
+        self._stored(mid, clip)
+        return mid
+
+    def _store_text_only(self, clip: Clip) -> int:
+        """A clip with no pictures (audio-only source): its evidence and text key, no carrier or thumbnail."""
+        evidence: dict = {}
+        for ex in self.evidence:
+            evidence.update({k: v for k, v in ex(clip, None).items() if v})
+        text = " ".join(evidence.get(k, "") for k in ("asr", "ocr", "tags")).strip()
+        keys = {f"text:{self.text_embedder.space}": self.text_embedder.encode([text])[0]} \
+            if text and self.text_embedder is not None else {}
+        mid = self.bank.add(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall or time.time(), carrier=None,
+                            keys=keys, reducer="", budget=0, space="", evidence=evidence)
+        self._stored(mid, clip)
+        return mid
+
+    def _stored(self, mid: int, clip: Clip) -> None:
         self.stats.clips += 1
         self.stats.memories += 1
         self.stats.latest_memory = mid
@@ -210,7 +252,6 @@ class IngestPipeline:
                 self._attach(late_id, ev)
         if self.on_clip is not None:
             self.on_clip(mid, clip)
-        return mid
 
     def _attach(self, memory_id: int, evidence: dict) -> None:
         keys = None

@@ -50,6 +50,7 @@ class SourceStats:
     dropped: int = 0
     reconnects: int = 0
     connected: bool = False
+    audio_errors: int = 0  # audio packets that failed to decode (a corrupt track degrades to gaps, never stops video)
 
 
 class Sampler:
@@ -183,11 +184,13 @@ class FileSource:
             self.container = av.open(self.path, mode="r", timeout=10.0)
         except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:
             raise SourceError(describe_av_error(self.path, e)) from None
-        if not self.container.streams.video:
+        self.audio_only = not self.container.streams.video and bool(self.audio and self.container.streams.audio)
+        if not self.container.streams.video and not self.audio_only:
             kinds = ", ".join(sorted({s.type for s in self.container.streams})) or "nothing"
             self.container.close()
-            raise SourceError(f"{self.path!r} has no video stream (it contains {kinds})")
-        vs = self.container.streams.video[0]
+            raise SourceError(f"{self.path!r} has no video or audio stream (it contains {kinds})")
+        # audio-only recordings (a call, a podcast) become transcript-only memories on the audio clock
+        vs = self.container.streams.audio[0] if self.audio_only else self.container.streams.video[0]
         self.has_audio = bool(self.audio and self.container.streams.audio)
         self.t_offset = float(vs.start_time * vs.time_base) if vs.start_time is not None else 0.0
         if vs.duration is not None:
@@ -205,6 +208,8 @@ class FileSource:
         return frame.to_ndarray(format="rgb24")
 
     def _produce(self) -> None:
+        if self.audio_only:
+            return self._produce_audio_only()
         av = _av()
         c = self.container
         vs = c.streams.video[0]
@@ -229,6 +234,9 @@ class FileSource:
             for packet in c.demux(*streams):
                 if stop.is_set():
                     break
+                if packet.stream.type == "audio":
+                    self._audio_packet(packet, aconv, q)
+                    continue
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError:
@@ -238,11 +246,6 @@ class FileSource:
                         continue
                     t = float(frame.time) - self.t_offset
                     if t < self.start - 1e-6:
-                        continue
-                    if packet.stream.type == "audio":
-                        chunk = aconv.convert(frame)
-                        if chunk is not None:
-                            q.put(chunk)
                         continue
                     self.stats.frames_decoded += 1
                     if sampler is not None and not sampler.want(t):
@@ -267,6 +270,64 @@ class FileSource:
                 q.put(chunk)
         if self.stats.frames_out == 0 and not stop.is_set():
             raise SourceError(f"{self.path!r} contains no decodable video frames")
+        q.put(StreamEvent("eof", 0.0, time.time()))
+
+    def _audio_packet(self, packet, aconv: "AudioConverter", q: FrameQueue) -> None:
+        """Decode one audio packet into chunks; a corrupt one is counted and skipped (the clip loses its sound only)."""
+        av = _av()
+        try:
+            for frame in packet.decode():
+                if frame.time is None or float(frame.time) - self.t_offset < self.start - 1e-6:
+                    continue
+                chunk = aconv.convert(frame)
+                if chunk is not None:
+                    q.put(chunk)
+        except (av.FFmpegError, ValueError):
+            self.stats.audio_errors += 1
+
+    def _produce_audio_only(self) -> None:
+        """Audio chunks on the media clock (paced in realtime mode); no frames."""
+        av = _av()
+        c = self.container
+        as_ = c.streams.audio[0]
+        if self.start > 0:
+            c.seek(int((self.start + self.t_offset) / as_.time_base), stream=as_, backward=True, any_frame=False)
+        aconv = AudioConverter(self.t_offset)
+        q, stop = self._reader.queue, self._reader.stop_event
+        pace0: Optional[float] = None
+        chunks = 0
+        t = 0.0
+        try:
+            for packet in c.demux(as_):
+                if stop.is_set():
+                    break
+                try:
+                    frames = packet.decode()
+                except av.error.InvalidDataError:
+                    continue
+                for frame in frames:
+                    chunk = aconv.convert(frame)
+                    if chunk is None or chunk.t + chunk.samples.size / 16000 <= self.start:
+                        continue
+                    t = chunk.t
+                    if self.realtime:
+                        pace0 = time.monotonic() - (t - self.start) if pace0 is None else pace0
+                        delay = pace0 + (t - self.start) - time.monotonic()
+                        if delay > 0 and stop.wait(delay):
+                            return
+                    if not q.put(chunk):
+                        return
+                    chunks += 1
+        except av.FFmpegError as e:
+            if chunks == 0:
+                raise SourceError(describe_av_error(self.path, e)) from None
+            q.put(StreamEvent("error", t, time.time(), f"decoding stopped early: {e}"))
+        chunk = aconv.flush()
+        if chunk is not None:
+            q.put(chunk)
+            chunks += 1
+        if chunks == 0 and not stop.is_set():
+            raise SourceError(f"{self.path!r} contains no decodable audio")
         q.put(StreamEvent("eof", 0.0, time.time()))
 
     def __iter__(self) -> Iterator[Item]:

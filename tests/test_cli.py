@@ -48,7 +48,6 @@ def test_second_ingest_appends_a_second_stream(media, tmp_path, cli):
     (["ingest", "{empty}", "--bank", "{bank}"], "empty"),
     (["ingest", "{truncated}", "--bank", "{bank}"], "cannot read"),
     (["ingest", "{text}", "--bank", "{bank}"], "cannot read"),
-    (["ingest", "{audio_only}", "--bank", "{bank}"], "no video stream"),
     (["ingest", "/no/such/file.mp4", "--bank", "{bank}"], "no such file"),
     (["ingest", "rtsp://127.0.0.1:{closed_port}/cam", "--bank", "{bank}", "--connect-timeout", "3"], "cannot connect"),
     (["ingest", "{video}", "--bank", "{bank}", "--fps", "0"], "must be > 0"),

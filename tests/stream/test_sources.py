@@ -70,7 +70,7 @@ def test_audio_is_16k_mono_and_covers_the_media(media):
 
 @pytest.mark.parametrize("kind,message", [
     ("empty", "empty"), ("text", "cannot read"), ("truncated", "cannot read"),
-    ("audio_only", "no video stream"), ("missing", "no such file")])
+    ("missing", "no such file")])
 def test_bad_files_fail_with_a_clear_reason(media, kind, message):
     path = media.get(kind, "/nonexistent/video.mp4")
     with pytest.raises(SourceError, match=message):
@@ -158,3 +158,37 @@ def test_clipper_cuts_at_scene_changes_and_aligns_audio(media):
         assert k.audio is not None and abs(len(k.audio) / 16000 - (k.t1 - k.t0)) < 0.05
     assert clips[0].keyframe[0] is True
     assert clips[-1].t1 == pytest.approx(12.0)
+
+
+def test_audio_only_file_gives_audio_on_the_media_clock(media):
+    src = FileSource(media["audio_only"], fps=1)
+    assert src.audio_only and src.has_audio and src.duration == pytest.approx(2.0, abs=0.1)
+    items = list(src)
+    assert not [i for i in items if isinstance(i, Frame)]
+    chunks = [i for i in items if isinstance(i, AudioChunk)]
+    assert chunks[0].t == pytest.approx(0.0, abs=0.05)
+    assert sum(c.samples.size for c in chunks) / 16000 == pytest.approx(2.0, abs=0.1)
+
+
+def test_corrupt_audio_track_is_counted_and_the_video_still_decodes(media, tmp_path):
+    from tests.fixtures.video import corrupt_audio
+
+    bad = corrupt_audio(media["video"], str(tmp_path / "bad_audio.mp4"))
+    good_frames = frames_of(FileSource(media["video"], fps=2))
+    src = FileSource(bad, fps=2)
+    frames = frames_of(src)
+    assert [f.t for f in frames] == [f.t for f in good_frames]
+    assert src.stats.audio_errors > 0
+
+
+def test_clipper_cuts_audio_only_clips_on_the_audio_clock():
+    c = Clipper(clip_seconds=2.0, audio_only=True)
+    clips = []
+    for i in range(10):  # 5 s of audio in 0.5 s chunks
+        c.insert(AudioChunk(np.full(8000, i, np.float32), t=i * 0.5))
+        clips += c.process()
+    assert [(k.t0, k.t1) for k in clips] == [(0.0, 2.0), (2.0, 4.0)]
+    clips += c.finish()
+    assert [(k.t0, k.t1) for k in clips][-1] == (4.0, 5.0)
+    assert all(not k.frames and k.audio.size == round((k.t1 - k.t0) * 16000) for k in clips)
+    assert clips[1].audio[0] == 4 and clips[2].audio[-1] == 9  # each clip holds its own stretch of audio

@@ -37,15 +37,27 @@ class Profile:
 
 
 def load_profile(model: Optional[str] = None, *, trust_remote_code: bool = False, device: Optional[str] = None,
-                 evidence: bool = True, answerer: bool = True) -> Profile:
-    """The lite profile when model is None or "lite", else a VLM by hub id or local directory."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1") if model in (None, "lite") else None
+                 evidence: bool = True, answerer: bool = True, retrieval: Optional[str] = None) -> Profile:
+    """The lite profile when model is None or "lite", else a VLM by hub id or local directory.
+
+    retrieval: a SigLIP/CLIP hub id or directory; its image keys are stored at ingest and its text keys
+    let `ask` search those clips by text (a VLM alone can only be queried by an example image).
+    """
+    if model in (None, "lite") and retrieval is None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    key_encoder = None
+    if retrieval:
+        from .retrieval import RetrievalEncoder
+
+        key_encoder = RetrievalEncoder.from_pretrained(retrieval, device=device, trust_remote_code=trust_remote_code)
     if model in (None, "lite"):
-        return _lite(device, evidence, answerer)
+        prof = _lite(device, evidence, answerer)
+        prof.key_encoder = key_encoder
+        return prof
     from .vlm import load_vlm  # heavy import only when asked
 
-    vlm = load_vlm(model, trust_remote_code=trust_remote_code, device=device)
-    key_encoder = getattr(vlm, "key_encoder", None)
+    vlm = load_vlm(model, trust_remote_code=trust_remote_code, device=device, retrieval=key_encoder)
+    key_encoder = getattr(vlm, "key_encoder", None) or key_encoder
     return Profile(name=model, encoder=vlm, answerer=vlm if answerer else None, key_encoder=key_encoder)
 
 

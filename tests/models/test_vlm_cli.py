@@ -24,3 +24,24 @@ def test_ingest_then_ask_with_tiny_vlm(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["answer"] and len(out["citations"]) >= 1
     assert all(c["end"] > c["start"] for c in out["citations"])
+
+
+def test_ingest_then_ask_by_text_with_a_retrieval_model(tmp_path):
+    """--retrieval SigLIP: clip keys at ingest, text keys at ask, so a VLM bank answers a typed question."""
+    from tests.fixtures.video import make_video
+    video = make_video(str(tmp_path / "v.mp4"), seconds=6, size=(160, 120))
+    mdir = tiny.tiny_qwen25(str(tmp_path / "m"))
+    rdir = tiny.tiny_retrieval(str(tmp_path / "r"))
+    bank = str(tmp_path / "bank")
+    r = run_cli("ingest", video, "--bank", bank, "--model", mdir, "--retrieval", rdir, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(run_cli("info", "--bank", bank, "--json").stdout)
+    assert any(s.startswith("siglip:") for s in info["key_spaces"])
+
+    r = run_cli("ask", "--bank", bank, "what happened?", "--model", mdir, "--retrieval", rdir, "--json", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["answer"] and len(out["citations"]) >= 1
+
+    r = run_cli("ask", "--bank", bank, "what happened?", "--model", mdir, timeout=300)  # forgot --retrieval
+    assert r.returncode == 1 and "--retrieval" in r.stderr and "Traceback" not in r.stderr

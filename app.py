@@ -46,6 +46,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="hub id or local directory of a VLM (default: the offline lite profile)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run (off by default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present)")
+    p.add_argument("--retrieval", default=None, metavar="ID_OR_DIR",
+                   help="SigLIP/CLIP model for clip keys, so a bank can be searched by text (give the same at ingest and ask)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,7 +127,8 @@ def cmd_ingest(args) -> int:
         source.probe()  # an unreachable camera fails now, not after the models load
     bank = MemoryBank(args.bank)
     try:
-        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device, answerer=False)
+        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
+                               retrieval=args.retrieval, answerer=False)
         cfg = IngestConfig(fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer, budget=args.budget,
                            scene_cut=None if args.no_scene_cut else 0.25, duration=args.duration)
         pipe = IngestPipeline(source, bank, profile.encoder, stream_id=stream_id, config=cfg, evidence=profile.evidence,
@@ -220,7 +223,8 @@ def cmd_ask(args) -> int:
     t_start = time.perf_counter()
     bank = MemoryBank(args.bank, readonly=True)
     try:
-        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device)
+        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
+                               retrieval=args.retrieval)
         t_loaded = time.perf_counter()
         try:
             pieces, citations = ask(bank, profile, args.question, k=args.k, image=image, streams=args.stream)
@@ -281,7 +285,8 @@ def cmd_summarize(args) -> int:
         raise CliError("summarize SOURCE is not wired yet; ingest it first, then summarize --bank DIR")
     bank = MemoryBank(args.bank, readonly=True)
     try:
-        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device)
+        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
+                               retrieval=args.retrieval)
         from tqdm import tqdm
 
         with tqdm(total=1, desc="summarize", unit="section", file=sys.stderr, dynamic_ncols=True) as bar:

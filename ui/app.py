@@ -24,7 +24,26 @@ CSS = """
 #live-stats p {margin: 0}
 #source-msg {min-height: 1.5em}
 #player video {width: 100%; max-height: 360px; background: #000}
+#timeline-plot svg {width: 100%; height: auto; font: 11px sans-serif}
+#timeline-plot circle[data-mid] {cursor: pointer}
+#timeline-plot circle[data-mid]:hover, #timeline-plot circle.sel {stroke: #111; stroke-width: 2}
+#timeline-plot .legend {display: flex; flex-wrap: wrap; gap: 4px 14px; margin: 2px 0 4px 64px; font-size: 12px}
+#timeline-plot .legend i {display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px}
 """
+
+# Clicking a point of the timeline sends that memory's id as a select event (evt.index).
+TIMELINE_JS = """
+element.addEventListener('click', (e) => {
+  const p = e.target.closest('[data-mid]');
+  if (!p) return;
+  element.querySelectorAll('circle.sel').forEach((c) => c.classList.remove('sel'));
+  p.classList.add('sel');
+  trigger('select', {index: Number(p.getAttribute('data-mid')), value: p.getAttribute('data-mid'), selected: true});
+});
+"""
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#bab0ac")
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
 def check_exposure(host: str, auth: str | None) -> tuple[str, str] | None:
@@ -58,6 +77,90 @@ def player_html(path: Optional[str], t: float = 0.0) -> str:
             f"muted playsinline></video><div>{html.escape(os.path.basename(path))} @ {_hms(t)}</div>")
 
 
+def _continues(r) -> str:
+    """A restarted live stream goes on with its own clock (see Controller.resume_point)."""
+    return f" (continuing the stream at {_hms(r.t_offset)})" if getattr(r, "t_offset", 0) > 0 else ""
+
+
+def _nice_step(span: float, n: int = 5) -> float:
+    """A 1/2/5 x 10^k step giving about n ticks over span."""
+    import math
+
+    raw = max(span, 1e-9) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+
+def timeline_svg(rows: list[dict], t_range: Optional[tuple[float, float]] = None, width: int = 960,
+                 height: int = 280) -> str:
+    """The timeline as an inline SVG: one point per stored clip at (clip start, novelty), a colour and a line per
+    stream, labelled axes, a legend, and a tooltip per point. Each point carries its memory id (data-mid), which
+    TIMELINE_JS sends back as a select event."""
+    if not rows:
+        return "<div class='timeline-empty'>No clips in this selection yet.</div>"
+    import math
+
+    L, R, T, B = 64, 16, 12, 44
+    pw, ph = width - L - R, height - T - B
+    lo = min(r["t0"] for r in rows)
+    hi = max(r["t1"] for r in rows)
+    if t_range is not None:
+        lo, hi = max(lo, t_range[0]), min(hi, t_range[1]) if t_range[1] < 1e11 else hi
+    if hi - lo < 1.0:
+        hi = lo + 1.0
+    # Novelty spans decades (near-identical slides differ by 1e-4, a new scene by 0.3, a stream's first clip
+    # is 1 by convention), so the y axis is logarithmic, from the smallest decade present (>= 1e-4) to 1.
+    pos = [r["novelty"] for r in rows if r["novelty"] > 0]
+    ylo = min(0.1, max(1e-4, 10 ** math.floor(math.log10(min(pos))))) if pos else 1e-4
+    yhi = max([1.0] + [r["novelty"] for r in rows])
+    llo, lhi = math.log10(ylo), math.log10(yhi)
+
+    def x(t):
+        return L + (min(max(t, lo), hi) - lo) / (hi - lo) * pw
+
+    def y(v):
+        return T + ph - (math.log10(min(max(v, ylo), yhi)) - llo) / (lhi - llo) * ph
+
+    streams: dict[str, list[dict]] = {}
+    for r in rows:
+        streams.setdefault(r["stream"], []).append(r)
+    color = {sid: PALETTE[i % len(PALETTE)] for i, sid in enumerate(streams)}
+    out = [f"<div class='legend' id='timeline-legend'>"]
+    out += [f"<span data-stream='{html.escape(sid)}'><i style='background:{color[sid]}'></i>{html.escape(sid)} "
+            f"({len(rs)} clips)</span>" for sid, rs in streams.items()]
+    out.append("</div>")
+    out.append(f"<svg viewBox='0 0 {width} {height}' role='img' aria-label='Timeline: novelty per clip'>")
+    # grid, ticks and labels
+    step = next((s for s in TIME_STEPS if (hi - lo) / s <= 8), TIME_STEPS[-1])
+    t = -(-lo // step) * step
+    while t <= hi + 1e-9:
+        out.append(f"<line x1='{x(t):.1f}' x2='{x(t):.1f}' y1='{T}' y2='{T + ph}' stroke='#e5e5e5'/>"
+                   f"<text x='{x(t):.1f}' y='{T + ph + 14}' text-anchor='middle' fill='#555'>{_hms(t)}</text>")
+        t += step
+    for k in range(round(llo), math.floor(lhi) + 1):
+        v = 10.0 ** k
+        out.append(f"<line x1='{L}' x2='{L + pw}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#e5e5e5'/>"
+                   f"<text x='{L - 6}' y='{y(v) + 4:.1f}' text-anchor='end' fill='#555'>{v:g}</text>")
+    out.append(f"<line x1='{L}' x2='{L}' y1='{T}' y2='{T + ph}' stroke='#888'/>"
+               f"<line x1='{L}' x2='{L + pw}' y1='{T + ph}' y2='{T + ph}' stroke='#888'/>")
+    out.append(f"<text class='axis-title' x='{L + pw / 2:.0f}' y='{height - 6}' text-anchor='middle' fill='#222'>"
+               "clip start (media time from the stream's start, h:mm:ss)</text>")
+    out.append(f"<text class='axis-title' transform='translate(14 {T + ph / 2:.0f}) rotate(-90)' text-anchor='middle'"
+               " fill='#222'>novelty (1 − cosine to the previous clip, log)</text>")
+    for sid, rs in streams.items():  # lines first, under every point
+        pts = " ".join(f"{x(r['t0']):.1f},{y(r['novelty']):.1f}" for r in rs)
+        out.append(f"<polyline points='{pts}' fill='none' stroke='{color[sid]}' stroke-opacity='0.35' "
+                   "pointer-events='none'/>")
+    for sid, rs in streams.items():
+        for r in rs:
+            tip = (f"{r['stream']} · {_hms(r['t0'])}–{_hms(r['t1'])} · novelty {r['novelty']:.2g} · memory #{r['id']}"
+                   + (f"\n{r['evidence']}" if r.get("evidence") else ""))
+            out.append(f"<circle data-mid='{int(r['id'])}' cx='{x(r['t0']):.1f}' cy='{y(r['novelty']):.1f}' r='4.5' "
+                       f"fill='{color[sid]}' stroke='#fff'><title>{html.escape(tip)}</title></circle>")
+    out.append("</svg>")
+    return "".join(out)
+
+
 def _evidence_md(d: dict) -> str:
     ev = d.get("evidence") or {}
     if isinstance(ev, str):
@@ -89,7 +192,7 @@ def build(ctl: Controller):
     def start_webcam(sid, meeting):
         try:
             r = ctl.start_webcam(sid or "webcam", meeting=bool(meeting))
-            return msg_ok(f"webcam source **{r.stream_id}** started: press Record on the camera")
+            return msg_ok(f"webcam source **{r.stream_id}** started{_continues(r)}: press Record on the camera")
         except UIError as e:
             return msg_err(e)
 
@@ -99,7 +202,7 @@ def build(ctl: Controller):
     def start_rtsp(url, sid, meeting):
         try:
             r = ctl.start_rtsp(url, stream_id=sid, meeting=bool(meeting))
-            return msg_ok(f"camera **{r.stream_id}** connecting")
+            return msg_ok(f"camera **{r.stream_id}** connecting{_continues(r)}")
         except UIError as e:
             return msg_err(e)
 
@@ -236,12 +339,14 @@ def build(ctl: Controller):
     def timeline(stream, t_from, t_to):
         import pandas as pd
 
-        t_range = None
-        if t_from not in (None, "") or t_to not in (None, ""):
-            t_range = (float(t_from or 0), float(t_to) if t_to not in (None, "") and float(t_to) > 0 else 1e12)
+        lo, hi = float(t_from or 0), float(t_to or 0)  # empty or 0: no bound
+        t_range = None if lo <= 0 and hi <= 0 else (max(0.0, lo), hi if hi > 0 else 1e12)
         rows = ctl.timeline(stream or None, t_range)
         df = pd.DataFrame(rows, columns=["id", "stream", "t0", "t1", "novelty", "evidence"])
-        return df[["t0", "novelty", "stream"]], df, f"{len(rows)} clips"
+        where = f" of **{stream}**" if stream else f" of {len({r['stream'] for r in rows})} stream(s)"
+        window = "" if t_range is None else (f" between {_hms(t_range[0])} and "
+                                             + ("the end" if t_range[1] >= 1e11 else _hms(t_range[1])))
+        return timeline_svg(rows, t_range), df, f"{len(rows)} clips{where}{window}. Click a point or a row to open it."
 
     def open_row(df, evt: gr.SelectData):
         try:
@@ -251,10 +356,11 @@ def build(ctl: Controller):
         except (UIError, IndexError, KeyError, ValueError, TypeError) as e:
             return gr.skip(), None, msg_err(e)
 
-    def brush(evt: gr.SelectData):
-        if isinstance(evt.index, (list, tuple)) and len(evt.index) == 2:
-            return round(float(evt.index[0]), 1), round(float(evt.index[1]), 1)
-        return gr.skip(), gr.skip()
+    def open_point(evt: gr.SelectData):
+        try:
+            return _open(ctl.memory(int(evt.index)))
+        except (UIError, ValueError, TypeError) as e:
+            return gr.skip(), None, msg_err(e)
 
     # ---- meeting ---------------------------------------------------------------------------------
 
@@ -339,7 +445,8 @@ def build(ctl: Controller):
                             ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
                         with gr.Accordion("Search options", open=False):
                             k = gr.Slider(1, 20, value=5, step=1, label="Moments to retrieve")
-                            chat_streams = gr.Dropdown([], value=[], multiselect=True, label="Only these streams")
+                            chat_streams = gr.Dropdown([], value=[], multiselect=True, label="Only these streams",
+                                                       elem_id="chat-streams")
                             use_frame = gr.Checkbox(False, label="Also search with the current frame (query by example)")
                         cites = gr.Gallery(label="Citations (click to open)", columns=5, height=150,
                                            elem_id="citations", allow_preview=False)
@@ -347,15 +454,19 @@ def build(ctl: Controller):
                         with gr.Row():
                             cite_img = gr.Image(label="Stored clip", interactive=False, height=150, elem_id="cite-img")
                             cite_md = gr.Markdown("", elem_id="cite-evidence")
-            with gr.Tab("Timeline", id="timeline"):
+            with gr.Tab("Timeline", id="timeline") as tl_tab:
+                gr.Markdown("The bank over time: one point per stored clip, at its start (media time) and its "
+                            "**novelty**, how much it differs from the clip before it in the same stream (1 − cosine "
+                            "of their visual keys, on a log scale; a stream's first clip is 1). Peaks are scene changes "
+                            "or activity. Hover a point for its evidence; click it to open the clip.")
                 with gr.Row():
-                    tl_stream = gr.Dropdown([], label="Stream", value=None)
-                    tl_from = gr.Number(None, label="From (s)")
-                    tl_to = gr.Number(None, label="To (s)")
+                    tl_stream = gr.Dropdown([], label="Stream (all when empty)", value=None, elem_id="timeline-stream")
+                    tl_from = gr.Number(None, label="From (s of media time; 0: the start)", minimum=0,
+                                        elem_id="timeline-from")
+                    tl_to = gr.Number(None, label="To (s of media time; 0: the end)", minimum=0, elem_id="timeline-to")
                     tl_go = gr.Button("Show", elem_id="timeline-show")
-                tl_count = gr.Markdown("")
-                tl_plot = gr.ScatterPlot(x="t0", y="novelty", color="stream", label="Novelty per clip (drag to zoom)",
-                                         height=260, elem_id="timeline-plot")
+                tl_count = gr.Markdown("", elem_id="timeline-count")
+                tl_plot = gr.HTML(timeline_svg([]), js_on_load=TIMELINE_JS, elem_id="timeline-plot")
                 tl_df = gr.Dataframe(label="Clips (click a row to open it)", interactive=False, elem_id="timeline-rows",
                                      max_height=320)
                 with gr.Row():
@@ -404,9 +515,9 @@ def build(ctl: Controller):
         cites.select(open_citation, cites_state, [player, cite_img, cite_md], api_visibility="private")
 
         tl_go.click(timeline, [tl_stream, tl_from, tl_to], [tl_plot, tl_df, tl_count], api_name="timeline")
-        tl_df.select(open_row, tl_df, [tl_player, tl_img, tl_md])
-        tl_plot.select(brush, None, [tl_from, tl_to]).then(timeline, [tl_stream, tl_from, tl_to],
-                                                           [tl_plot, tl_df, tl_count])
+        tl_tab.select(timeline, [tl_stream, tl_from, tl_to], [tl_plot, tl_df, tl_count], api_visibility="private")
+        tl_df.select(open_row, tl_df, [tl_player, tl_img, tl_md], api_visibility="private")
+        tl_plot.select(open_point, None, [tl_player, tl_img, tl_md], api_visibility="private")
 
         mt_go.click(summarize, mt_stream, [minutes, minutes_file], concurrency_limit=1, api_name="summarize")
         set_save.click(save_settings, [set_model, set_reducer, set_budget, set_clip, set_fps], set_msg,

@@ -6,6 +6,7 @@ background threads; asking goes through models/ask.py (the same code as `app.py 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -114,6 +115,28 @@ def safe_stream_id(s: str, default: str) -> str:
 
 # ---- sources -------------------------------------------------------------------------------------
 
+class ShiftedSource:
+    """A live source whose media times continue an existing stream: every item's t is moved by `offset`.
+
+    LiveSource counts t from when it starts iterating, so a camera stopped and started again under the same
+    stream id would restart at 0 and interleave its memories with the earlier ones. Everything else is the
+    wrapped source's (stats, close, live, has_audio...)."""
+
+    def __init__(self, inner, offset: float):
+        self.inner = inner
+        self.offset = float(offset)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __iter__(self):
+        for item in self.inner:
+            t = getattr(item, "t", None)
+            if t is not None and dataclasses.is_dataclass(item):
+                item = dataclasses.replace(item, t=t + self.offset)
+            yield item
+
+
 @dataclass
 class Runner:
     """One running (or finished) source."""
@@ -129,6 +152,7 @@ class Runner:
     started: float = field(default_factory=time.time)
     received: int = 0              # webcam: frames that arrived from the browser
     sampler: object = None
+    t_offset: float = 0.0          # live: media time at which this run continues its stream (0 for a new stream)
     _rate: tuple = (0.0, 0)
     fps_received: float = 0.0
 
@@ -240,6 +264,36 @@ class Controller:
         if r is not None and r.running:
             raise UIError(f"stream {stream_id!r} is already running; stop it first or choose another stream id")
 
+    def resume_point(self, stream_id: str) -> tuple[float, float]:
+        """(last_t, offset) for a live stream id: where its media clock stood and where a new run continues it.
+
+        Live media time is seconds since the stream started, and a stop/start must not restart it at 0: the
+        bank orders, filters ("the last hour") and cites by t within a stream, so a second run from 0 would
+        interleave its memories with the first run's. A restarted live source goes on from the stream's last t
+        plus the wall-clock time it was stopped: the convention LiveSource uses for a reconnect (a gap is a jump
+        in t, recorded as a "gap" event). A stream new to the bank starts at (0, 0)."""
+        row = next((s for s in self.bank.streams() if s["stream"] == stream_id), None)
+        ts, walls = [], []
+        if row is not None and row["last_t"] is not None:
+            ts.append(float(row["last_t"]))
+            newest = self.bank.list(stream=stream_id, limit=1, newest_first=True)
+            if newest:
+                walls.append(newest[0].wall + (newest[0].t1 - newest[0].t0))
+        for e in self.bank.events(stream_id):
+            ts.append(float(e["t"]))
+            walls.append(float(e["wall"]))
+        if not ts:
+            return 0.0, 0.0
+        last_t = max(ts)
+        stopped = max(0.0, time.time() - max(walls)) if walls else 0.0
+        return last_t, last_t + stopped
+
+    def _note_restart(self, runner: Runner, last_t: float) -> None:
+        if runner.t_offset > 0:
+            self.bank.add_event(runner.stream_id, "gap", last_t, time.time(),
+                                f"source stopped; restarted at t={runner.t_offset:.1f}s "
+                                f"({runner.t_offset - last_t:.1f}s without video)")
+
     def _start(self, runner_kw: dict, source, stream_id: str, label: str) -> Runner:
         from stream.pipeline import IngestPipeline
 
@@ -323,7 +377,12 @@ class Controller:
                 src = open_source(url, fps=float(self.settings["fps"]), stream_id=sid)
             except SourceError as e:
                 raise UIError(str(e)) from None
-            return self._start(dict(kind="rtsp", meeting=meeting), src, sid, "rtsp://" + rest)
+            last_t, off = self.resume_point(sid)
+            if off > 0:
+                src = ShiftedSource(src, off)
+            runner = self._start(dict(kind="rtsp", meeting=meeting, t_offset=off), src, sid, "rtsp://" + rest)
+            self._note_restart(runner, last_t)
+            return runner
 
     def start_webcam(self, stream_id: str = "webcam", *, meeting: bool = False) -> Runner:
         from stream.sources import PushSource, Sampler
@@ -334,8 +393,10 @@ class Controller:
             if r is not None and r.running and r.kind == "webcam":
                 return r
             self._claim(sid)
+            last_t, off = self.resume_point(sid)
             src = PushSource(keep=1, stream_id=sid)
-            runner = self._start(dict(kind="webcam", meeting=meeting), src, sid, "browser webcam")
+            runner = self._start(dict(kind="webcam", meeting=meeting, t_offset=off), src, sid, "browser webcam")
+            self._note_restart(runner, last_t)
             runner.sampler = Sampler(float(self.settings["fps"]))
             return runner
 
@@ -347,7 +408,7 @@ class Controller:
         if r is None or r.kind != "webcam" or not r.running:
             return False
         r.received += 1
-        t = time.monotonic() - r.source._t0
+        t = r.t_offset + time.monotonic() - r.source._t0  # the stream's clock goes on across stop/start
         if r.sampler is not None and not r.sampler.want(t):
             return True
         img = np.asarray(frame)
@@ -458,7 +519,7 @@ class Controller:
         rows = []
         for m in self.bank.list(stream=stream or None, t_range=t_range, limit=limit):
             rows.append({"id": m.id, "stream": m.stream, "t0": round(m.t0, 2), "t1": round(m.t1, 2),
-                         "novelty": round(float(m.novelty), 4) if m.novelty is not None else 0.0,
+                         "novelty": float(f"{m.novelty:.3g}") if m.novelty is not None else 0.0,
                          "evidence": _short_evidence(m.evidence)})
         return rows
 

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import time
+from urllib.parse import urljoin
 
 import pytest
 
@@ -62,7 +63,7 @@ def choose(page, dropdown_id: str, value: str) -> None:
     inp = page.locator(f"#{dropdown_id} input")
     inp.click()
     inp.fill(value)
-    page.get_by_role("option", name=value).first.click()
+    page.get_by_role("option", name=value, exact=True).first.click()
 
 
 def test_webcam_frame_counter_rises(page, ui_app):
@@ -133,24 +134,70 @@ def test_click_citation_opens_it(page, ui_app):
     page.screenshot(path=os.path.join(ROOT, "docs", "screenshot.png"), full_page=False)
 
 
-def test_timeline_opens_a_memory(page):
+def test_live_citation_opens_the_stored_clip(page, ui_app):
+    """A citation of a live stream opens its stored thumbnail and text evidence (there is no file to seek)."""
+    page.get_by_text("Search options").click()
+    choose(page, "chat-streams", "webcam")
+    page.keyboard.press("Escape")
+    before = page.inner_text("#chat")
+    page.fill("#question textarea", "What did the camera show?")
+    page.click("#ask")
+    wait_for(lambda: page.inner_text("#chat") != before and page.query_selector("#citations img") is not None
+             and "webcam ·" in page.inner_text("#citations"), timeout=60, what="an answer citing the webcam")
+    page.locator("#citations img").first.click()
+    page.wait_for_selector("#cite-evidence:has-text('live stream')")
+    assert page.inner_text("#cite-evidence").startswith("webcam")
+    assert page.query_selector("#cite-img img") is not None
+    assert page.query_selector("#vigil-player") is None and page.query_selector("#vigil-player-empty") is not None
+    shot(page, "live-citation")
+
+
+def test_timeline_opens_a_memory(page, ui_app):
     page.get_by_role("tab", name="Timeline").click()
     page.click("#timeline-show")
-    cell = page.locator("#timeline-rows [data-testid='cell-1-1']")
-    cell.wait_for()
-    cell.click()
-    page.wait_for_selector("#timeline-evidence:has-text('memory #')")
+    page.wait_for_selector("#timeline-plot circle[data-mid]")
+    legend = page.inner_text("#timeline-legend")
+    assert "webcam" in legend and "meeting" in legend, legend
+    axes = page.locator("#timeline-plot .axis-title").all_text_contents()
+    assert any("novelty" in a for a in axes) and any("media time" in a for a in axes), axes
+    n = page.locator("#timeline-plot circle[data-mid]").count()
+    assert f"{n} clips" in page.inner_text("#timeline-count") and n >= 10
+    page.locator("#timeline-plot circle[data-mid]").nth(n // 2).click()  # a point opens its memory
+    mid = page.get_attribute("#timeline-plot circle.sel", "data-mid")
+    page.wait_for_selector(f"#timeline-evidence:has-text('memory #{mid}')")
     shot(page, "timeline")
+    cell = page.locator("#timeline-rows [data-testid='cell-1-1']")  # so does a row of the table
+    cell.click()
+    page.wait_for_selector(f"#timeline-evidence:has-text('memory #'):not(:has-text('memory #{mid}'))")
+    choose(page, "timeline-stream", "meeting")  # filtered by stream
+    page.click("#timeline-show")
+    wait_for(lambda: page.inner_text("#timeline-legend").strip().startswith("meeting")
+             and "webcam" not in page.inner_text("#timeline-legend"), timeout=20, what="the stream filter")
+    assert page.locator("#timeline-plot circle[data-mid]").count() == len(ui_app.ctl.bank.list(stream="meeting"))
 
 
 def test_summarize_meeting(page, ui_app):
     page.get_by_role("tab", name="Meeting").click()
     choose(page, "meeting-stream", "meeting")
+    page.evaluate("""() => {  // remember every progress text Gradio shows while summarize runs
+        window.__progress = [];
+        new MutationObserver(() => document.querySelectorAll(
+            '.progress-text, .progress-level-inner, .meta-text, .meta-text-center').forEach(
+            (n) => window.__progress.push(n.textContent.trim()))).observe(
+            document.body, {subtree: true, childList: true, characterData: true});
+    }""")
     page.click("#summarize")
     wait_for(lambda: "00:" in page.inner_text("#minutes") and page.query_selector("#minutes-file a") is not None,
              timeout=90, what="the minutes")
     md = page.inner_text("#minutes")
     assert "Minutes" in md or "minutes" in md
+    progress = [p for p in page.evaluate("window.__progress") if "%" in p]  # gr.Progress: "what - 33.3%"
+    assert progress, "summarize shows its progress while it works"
+    link = page.locator("#minutes-file a").first
+    href = link.get_attribute("href")
+    assert href and href.split("?")[0].endswith(".md"), href
+    body = page.request.get(urljoin(ui_app.url, href)).text()
+    assert body.startswith("#") and "Minutes" in body
     shot(page, "meeting")
     page.get_by_role("tab", name="Live").click()
     choose(page, "stop-id", "webcam")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 import urllib.error
 import urllib.request
 
@@ -130,6 +132,25 @@ def test_settings_are_saved_per_bank(client, ui_app):
         ui_app.ctl.save_settings(**old)
 
 
+def test_settings_come_back_with_their_bank(ui_app, tmp_path):
+    from ui.runtime import Controller
+
+    a = Controller(str(tmp_path / "bank"), str(tmp_path / "media"), profile=ui_app.ctl.profile())
+    a.save_settings(reducer="tome", budget=12, clip_seconds=4.0, fps=0.5)
+    a.close()
+    b = Controller(str(tmp_path / "bank"), str(tmp_path / "media"), profile=ui_app.ctl.profile())
+    try:
+        assert (b.settings["reducer"], b.settings["budget"], b.settings["clip_seconds"], b.settings["fps"]) == \
+            ("tome", 12, 4.0, 0.5)
+        cfg = b._config()  # what the next source is started with
+        assert (cfg.reducer, cfg.budget, cfg.clip_seconds, cfg.fps) == ("tome", 12, 4.0, 0.5)
+    finally:
+        b.close()
+    other = Controller(str(tmp_path / "bank2"), str(tmp_path / "media"), profile=ui_app.ctl.profile())
+    assert other.settings["reducer"] == "pool2d"  # per bank, not global
+    other.close()
+
+
 def test_stop_and_errors_for_sources(client):
     from gradio_client.exceptions import AppError
 
@@ -149,12 +170,207 @@ def test_exposure_rules(capsys):
     assert "warning" in capsys.readouterr().err
 
 
-def test_rtsp_camera_starts_and_stops_independently(client, rtsp_server):
+def test_rtsp_camera_starts_and_stops_independently(client, ui_app, rtsp_server):
     msg = client.predict(rtsp_server.url, "cam1", False, api_name="/start_rtsp")
-    assert msg.startswith("OK:") and "cam1" in msg, msg
+    assert msg.startswith("OK:") and "cam1" in msg and "continuing" not in msg, msg
     wait_for(lambda: (r := rows(client).get("cam1")) and r[7] >= 1, timeout=60, what="a camera memory")
     msg = client.predict(rtsp_server.url, "cam1", False, api_name="/start_rtsp")
     assert msg.startswith("Error:") and "already running" in msg
     msg = client.predict("cam1", api_name="/stop")
     assert msg.startswith("OK:") and "stopped" in msg, msg
     assert rows(client)["cam1"][2] == "stopped"
+    first = ui_app.ctl.bank.list(stream="cam1")
+    # started again under the same id, the camera's media clock goes on from where it stopped
+    msg = client.predict(rtsp_server.url, "cam1", False, api_name="/start_rtsp")
+    assert msg.startswith("OK:") and "continuing the stream at" in msg, msg
+    wait_for(lambda: len(ui_app.ctl.bank.list(stream="cam1")) > len(first), timeout=60, what="a second-run memory")
+    assert client.predict("cam1", api_name="/stop").startswith("OK:")
+    new = [m for m in ui_app.ctl.bank.list(stream="cam1") if m.id not in {x.id for x in first}]
+    assert min(m.t0 for m in new) >= max(m.t1 for m in first), ([m.t0 for m in new], [m.t1 for m in first])
+    ev = ui_app.ctl.bank.events("cam1")
+    connected = [e["t"] for e in ev if e["kind"] == "connected"]
+    assert len(connected) == 2 and connected[1] > max(m.t1 for m in first)  # events are on the same clock
+
+
+def _md(x) -> str:
+    return x if isinstance(x, str) else (x or {}).get("value", "") if isinstance(x, dict) else str(x or "")
+
+
+def test_live_panel_shows_rates_memories_clips_and_system(ui_app):
+    from gradio_client import Client
+
+    fresh = Client(ui_app.url, verbose=False)  # a new session: the panel sends everything once
+    out = fresh.predict(None, api_name="/poll")
+    stats, table, clips, sys_md = _md(out[1]), out[2], out[3], _md(out[4])
+    for field in ("fps in", "fps out", "dropped", "frames in", "memories", "MB"):
+        assert field in stats, (field, stats)
+    n = ui_app.ctl.bank.count()
+    assert f">{n}</span> memories" in stats
+    headers = table["headers"] if isinstance(table, dict) else []
+    assert {"fps in", "fps out", "dropped", "memories"} <= set(headers), headers
+    assert clips and all(os.path.isfile(c["image"] if isinstance(c["image"], str) else c["image"]["path"])
+                         for c in clips), clips
+    assert len(clips) <= 8 and " · " in clips[0]["caption"]
+    assert "CPU" in sys_md and "RAM" in sys_md and "MB" in sys_md and "GPU" in sys_md, sys_md
+
+
+def test_timeline_filters_by_stream_and_window(client, ui_app):
+    bank = ui_app.ctl.bank
+    mine = bank.list(stream="client-scenes")
+    assert len(mine) >= 5
+    html_, df, count = client.predict("client-scenes", None, None, api_name="/timeline")
+    ids = {int(m) for m in re.findall(r"data-mid='(\d+)'", html_)}
+    assert ids == {m.id for m in mine}  # every clip of that stream, and only those
+    assert "novelty" in html_ and "clip start" in html_  # labelled axes
+    assert "client-scenes (%d clips)" % len(mine) in html_  # the legend
+    assert f"{len(mine)} clips" in _md(count)
+    assert [r[0] for r in df["data"]] == [m.id for m in mine]
+    html_, df, count = client.predict("client-scenes", 4, 8, api_name="/timeline")
+    win = {int(m) for m in re.findall(r"data-mid='(\d+)'", html_)}
+    want = {m.id for m in mine if m.t1 > 4 and m.t0 < 8}
+    assert win == want and 0 < len(win) < len(mine)
+    html_, _, _ = client.predict(None, None, None, api_name="/timeline")  # all streams: one legend entry each
+    streams = set(re.findall(r"data-stream='([^']+)'", html_))
+    assert {"client-scenes"} < streams and streams == {m.stream for m in bank.list()}
+
+
+def test_realtime_and_concurrent_sources_and_a_slow_answer_block_nothing(client, ui_app, monkeypatch):
+    """A real-time replay keeps media time with the wall clock; it runs beside a fast replay under its own
+    stream id; a slow answer streams while ingestion goes on and the panel keeps polling promptly."""
+    ctl = ui_app.ctl
+    real_ask = ctl.ask
+
+    class SlowPieces:
+        answered = True
+
+        def __iter__(self):
+            for i in range(6):
+                time.sleep(0.5)
+                yield f"piece{i} "
+
+    def slow_ask(question, **kw):
+        _, cites = real_ask(question, **kw)
+        return SlowPieces(), cites
+
+    t_start = time.time()
+    msg, _ = client.predict(None, ui_app.media.video, "rt", "real time", 0, False, api_name="/start_file")
+    assert msg.startswith("OK:") and "real time" in msg, msg
+    msg, _ = client.predict(None, ui_app.media.video, "fast-b", "fast", 0, False, api_name="/start_file")
+    assert msg.startswith("OK:"), msg
+    both = rows(client)
+    assert both["rt"][2] == "running" and both["fast-b"][2] in ("running", "finished"), both
+    try:
+        monkeypatch.setattr(ctl, "ask", slow_ask)
+        job = client.submit("what is in the picture?", [], 3, [], False, None, api_name="/ask")
+        seen_t, lat = [], []
+        while not job.done():
+            t0 = time.time()
+            r = rows(client)["rt"]
+            lat.append(time.time() - t0)
+            seen_t.append(r[8])
+            assert r[8] <= (time.time() - t_start) + 1.5, "real time replay ran ahead of the wall clock"
+            time.sleep(0.2)
+        history = job.result()[0]
+    finally:
+        monkeypatch.setattr(ctl, "ask", real_ask)
+    answer = history[-1]["content"]
+    answer = answer if isinstance(answer, str) else " ".join(p.get("text", "") for p in answer)
+    assert "piece0" in answer and "piece5" in answer, answer
+    assert len(seen_t) >= 5 and max(lat) < 1.5, lat  # the page kept polling while the answer was slow
+    assert seen_t[-1] - seen_t[0] >= 1.0, seen_t  # ... and ingestion went on meanwhile
+    wait_for(lambda: rows(client)["fast-b"][2] == "finished", timeout=90, what="the fast replay")
+    assert rows(client)["rt"][2] == "running"  # 12 s of media cannot be done in real time yet
+    assert client.predict("rt", api_name="/stop").startswith("OK:")
+    assert {m.stream for m in ctl.bank.list()} >= {"rt", "fast-b"}
+
+
+def test_live_stream_clock_continues_after_stop_and_start(ui_app):
+    """Stopping and starting a live source under the same stream id continues its media clock."""
+    import numpy as np
+
+    ctl = ui_app.ctl
+    sid = "cam-restart"
+    frame = np.zeros((120, 160, 3), np.uint8)
+
+    def run_for(seconds: float, shade: int):
+        r = ctl.start_webcam(sid)
+        end = time.time() + seconds
+        while time.time() < end:
+            frame[:] = shade
+            ctl.push_webcam(sid, frame)
+            time.sleep(0.1)
+        for _ in range(40):  # a burst: the live queue keeps only the latest frame
+            r.source.push(frame, r.t_offset + time.monotonic() - r.source._t0)
+        assert r.source.stats.dropped > 0
+        ctl.stop(sid)
+        return r
+
+    first = run_for(2.5, 40)
+    mem1 = ctl.bank.list(stream=sid)
+    assert mem1 and first.t_offset == 0
+    time.sleep(1.5)
+    second = run_for(2.5, 200)
+    assert second.t_offset >= max(m.t1 for m in mem1) + 0.8  # the clock went on while it was stopped
+    mem = ctl.bank.list(stream=sid)
+    new = [m for m in mem if m.id not in {x.id for x in mem1}]
+    assert new and min(m.t0 for m in new) >= max(m.t1 for m in mem1)
+    ordered = sorted(mem, key=lambda m: m.id)
+    assert all(a.t0 < b.t0 for a, b in zip(ordered, ordered[1:])), [(m.id, m.t0) for m in ordered]
+    gaps = [e for e in ctl.bank.events(sid) if e["kind"] == "gap"]
+    assert gaps and "restarted" in gaps[-1]["detail"]
+
+
+def test_summarize_reports_progress_and_writes_markdown(ui_app):
+    calls = []
+    md, path = ui_app.ctl.summarize("client-scenes", lambda f, d="": calls.append((f, d)))
+    assert path.endswith(".md") and open(path, encoding="utf-8").read() == md
+    assert "00:00:" in md
+    fr = [f for f, _ in calls]
+    assert len(calls) >= 2 and fr == sorted(fr) and calls[-1][0] == 1.0, calls
+    from ui.runtime import UIError
+
+    with pytest.raises(UIError):
+        ui_app.ctl.summarize("")
+    with pytest.raises(UIError, match="no memories"):
+        ui_app.ctl.summarize("never-ingested")
+
+
+def test_default_bind_is_local_and_a_public_bind_needs_auth(monkeypatch, tmp_path):
+    import app as cli
+
+    assert cli.build_parser().parse_args(["ui"]).host == "127.0.0.1"
+    monkeypatch.delenv("VIGIL_AUTH", raising=False)
+    from tests.conftest import run_cli
+
+    p = run_cli("ui", "--host", "0.0.0.0", "--bank", str(tmp_path / "b"), "--media-dir", str(tmp_path), timeout=120,
+                env={"VIGIL_AUTH": ""})
+    assert p.returncode != 0 and "requires --auth" in p.stderr, (p.returncode, p.stderr[-500:])
+    assert not os.path.exists(tmp_path / "b" / "bank.sqlite")  # refused before anything was opened
+
+
+def test_public_bind_with_auth_warns_and_locks_the_api(ui_app, tmp_path, capsys):
+    import types
+
+    from gradio_client import Client
+
+    from tests.conftest import free_port
+    from ui.app import create
+
+    port = free_port()
+    args = types.SimpleNamespace(bank=str(tmp_path / "bank"), host="0.0.0.0", port=port, auth="ann:s3cret",
+                                 media_dir=str(tmp_path / "media"), model=None, device="cpu", trust_remote_code=False)
+    demo, ctl, kw = create(args, profile=ui_app.ctl.profile())
+    assert "warning" in capsys.readouterr().err
+    demo.launch(prevent_thread_lock=True, quiet=True, **kw)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url + "config")
+        assert e.value.code in (401, 403)
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        ok = Client(url, auth=("ann", "s3cret"), verbose=False)
+        assert "No source running" in _md(ok.predict(None, api_name="/poll")[1])
+    finally:
+        demo.close()
+        ctl.close()

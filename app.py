@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
 
     summ = sub.add_parser("summarize", help="meeting minutes of a recording or a bank")
-    summ.add_argument("source", nargs="?", default=None)
-    summ.add_argument("--bank", default=None)
+    summ.add_argument("source", nargs="?", default=None,
+                      help="a video or audio file: ingested first (into a bank of its own, reused while it covers "
+                           "the file; or into --bank)")
+    summ.add_argument("--bank", default=None, help="summarize this bank (or ingest SOURCE into it)")
     summ.add_argument("--out", default=None, help="write the minutes (Markdown) here")
     summ.add_argument("--json", action="store_true", help="print the minutes as one JSON object")
     summ.add_argument("--stream", default=None, help="which stream of the bank (default: its only one)")
@@ -127,6 +129,14 @@ def cmd_ingest(args) -> int:
         source.probe()  # an unreachable camera fails now, not after the models load
     bank = MemoryBank(args.bank)
     try:
+        if getattr(source, "live", False):  # a camera back under a known id goes on with that stream's clock
+            last_t, offset = bank.resume_point(stream_id)
+            if offset > 0:
+                from stream.sources import ShiftedSource
+
+                source = ShiftedSource(source, offset)
+                bank.note_restart(stream_id, last_t, offset)
+                print(f"vigil: note: continuing stream {stream_id!r} at {hms(offset)}", file=sys.stderr)
         profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
                                retrieval=args.retrieval, answerer=False)
         cfg = IngestConfig(fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer, budget=args.budget,
@@ -274,37 +284,136 @@ def cmd_info(args) -> int:
     return 0
 
 
+def summary_bank_dir(source: str) -> str:
+    """The bank `summarize SOURCE` uses for a file: $VIGIL_BANKS (default ~/.cache/vigil/banks)/<name>-<hash of path>."""
+    import hashlib
+
+    root = os.environ.get("VIGIL_BANKS") or os.path.join(
+        os.environ.get("VIGIL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vigil"), "banks")
+    real = os.path.realpath(source)
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(real))[:60]
+    return os.path.join(root, f"{stem}-{hashlib.sha1(real.encode()).hexdigest()[:12]}")
+
+
+def _file_stamp(path: str) -> dict:
+    st = os.stat(path)
+    return {"path": os.path.realpath(path), "size": st.st_size, "mtime": round(st.st_mtime, 3)}
+
+
+def _media_seconds(path: str) -> float:
+    try:
+        import av
+
+        with av.open(path) as c:
+            return c.duration / 1_000_000 if c.duration else float("inf")
+    except Exception:  # noqa: BLE001 - unreadable: never "covered"
+        return float("inf")
+
+
+def ingest_for_summary(args, load_profile, bank_dir: str, stream_id: str, derived: bool):
+    """Ingest args.source into bank_dir unless the bank already covers this file (same size and mtime, ingested to
+    the end). Says which on stderr. A derived bank that does not cover the file is rebuilt. Returns the profile it
+    loaded (load_profile()) to ingest, or None when the bank was reused."""
+    import shutil
+
+    from memory.bank import MemoryBank
+    from stream.pipeline import IngestConfig, IngestPipeline
+    from stream.sources import open_source
+
+    stamp = _file_stamp(args.source)
+    key = f"summary_source:{stream_id}"
+    if os.path.isdir(bank_dir):
+        with MemoryBank(bank_dir, readonly=True) as b:
+            have = b.get_meta(key)
+            streams = {x["stream"]: x for x in b.streams()}
+        st = streams.get(stream_id) or {}
+        covered = bool(st.get("memories")) and (have == stamp or (  # or `ingest` stored this file to its end
+            st.get("source") and os.path.realpath(st["source"]) == stamp["path"]
+            and (st.get("last_t") or 0) >= _media_seconds(args.source) - 2.5))
+        if covered:
+            print(f"vigil: reusing bank {bank_dir} (it already covers {args.source!r})", file=sys.stderr)
+            return None
+        if stream_id in streams and streams[stream_id]["memories"]:
+            if not derived:
+                raise CliError(f"bank {bank_dir!r} already holds a stream {stream_id!r} that does not cover this file "
+                               "completely; choose another --stream or bank")
+            print(f"vigil: bank {bank_dir} does not cover {args.source!r} (changed or interrupted): rebuilding it",
+                  file=sys.stderr)
+            shutil.rmtree(bank_dir)
+    source = open_source(args.source, fps=1.0, stream_id=stream_id)
+    profile = load_profile()
+    print(f"vigil: ingesting {args.source!r} into {bank_dir}", file=sys.stderr)
+    bank = MemoryBank(bank_dir)
+    try:
+        pipe = IngestPipeline(source, bank, profile.encoder, stream_id=stream_id, config=IngestConfig(),
+                              evidence=profile.evidence, text_embedder=profile.text_embedder,
+                              key_encoder=profile.key_encoder, source_label=args.source)
+        interrupted = run_with_progress(pipe, source)
+        s = pipe.stats
+        if s.error:
+            raise CliError(s.error)
+        for note in getattr(s, "notes", []):
+            print(f"vigil: note: {note}", file=sys.stderr)
+        if interrupted:
+            print(f"vigil: interrupted after {s.last_t:.0f}s of media: summarizing that part", file=sys.stderr)
+        else:
+            bank.set_meta(key, stamp)  # the bank covers the file: a later summarize reuses it
+        print(f"vigil: stored {s.memories} memories ({s.last_t:.1f}s of media)", file=sys.stderr)
+    finally:
+        bank.close()
+    return profile
+
+
 def cmd_summarize(args) -> int:
     from memory.bank import MemoryBank
     from models.meeting import stream_minutes
     from models.registry import load_profile
 
-    if bool(args.source) == bool(args.bank):
-        raise CliError("summarize needs a SOURCE to ingest or --bank DIR (one of them)")
+    if not args.source and not args.bank:
+        raise CliError("summarize needs a SOURCE file to ingest or --bank DIR")
+    if args.out and os.path.isdir(args.out):
+        raise CliError(f"--out {args.out!r} is a directory; give a file name")
+    bank_dir, stream = args.bank, args.stream
+    profile = None
     if args.source:
-        raise CliError("summarize SOURCE is not wired yet; ingest it first, then summarize --bank DIR")
-    bank = MemoryBank(args.bank, readonly=True)
+        stream = args.stream or default_stream_id(args.source)
+        bank_dir = args.bank or summary_bank_dir(args.source)
+        if args.source.startswith(("rtsp://", "rtsps://", "webcam:", "/dev/video")):
+            raise CliError("summarize SOURCE takes a recording (a file); for a live stream run ingest, then "
+                           "summarize --bank")
+        if not os.path.isfile(args.source):
+            raise CliError(f"no such file: {args.source!r}")
+        profile = ingest_for_summary(args, lambda: load_profile(
+            args.model, trust_remote_code=args.trust_remote_code, device=args.device, retrieval=args.retrieval),
+            bank_dir, stream, derived=not args.bank)
+    bank = MemoryBank(bank_dir, readonly=True)
     try:
-        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                               retrieval=args.retrieval)
+        if profile is None:  # a bank alone: no speech/OCR models needed
+            profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
+                                   retrieval=args.retrieval, evidence=False)
         from tqdm import tqdm
 
-        with tqdm(total=1, desc="summarize", unit="section", file=sys.stderr, dynamic_ncols=True) as bar:
+        with tqdm(total=1, desc="summarize", unit="step", file=sys.stderr, dynamic_ncols=True,
+                  bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}") as bar:
             def progress(done: int, total: int, what: str = "") -> None:
                 bar.total = max(total, 1)
                 bar.n = done
                 bar.set_postfix_str(what)
                 bar.refresh()
 
-            minutes = stream_minutes(bank, profile, args.stream, progress)
+            minutes = stream_minutes(bank, profile, stream, progress)
             bar.n = bar.total
+            bar.refresh()
     finally:
         bank.close()
     text = json.dumps(minutes.to_dict()) if args.json else minutes.to_markdown()
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(minutes.to_markdown())
-        print(f"wrote minutes to {args.out}", file=sys.stderr)
+        try:
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write(minutes.to_markdown())
+        except OSError as e:
+            raise CliError(f"cannot write {args.out!r}: {e.strerror or e}") from None
+        print(f"vigil: wrote minutes to {args.out}", file=sys.stderr)
     if args.json or not args.out:
         print(text)
     return 0
@@ -321,6 +430,8 @@ COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "info": cmd_info, "summarize":
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # weight-loading bars of every model would bury Vigil's own progress; VIGIL_DEBUG keeps them
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "0" if os.environ.get("VIGIL_DEBUG") else "1")
     parser = build_parser()
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["ui", *argv]  # no subcommand: the UI, with any flags given

@@ -532,6 +532,35 @@ class MemoryBank:
                 "FROM streams s LEFT JOIN memories m ON m.stream = s.id GROUP BY s.id ORDER BY s.created").fetchall()
         return [dict(zip(("stream", "source", "memories", "covered_s", "first_t", "last_t"), r)) for r in rows]
 
+    def resume_point(self, stream_id: str) -> tuple[float, float]:
+        """(last_t, offset) for a live stream id: where its media clock stood and where a new run continues it.
+
+        Live media time is seconds since the stream started, and a stop/start must not restart it at 0: the
+        bank orders, filters ("the last hour") and cites by t within a stream, so a second run from 0 would
+        interleave its memories with the first run's. A restarted live source goes on from the stream's last t
+        plus the wall-clock time it was stopped: the convention LiveSource uses for a reconnect (a gap is a jump
+        in t, recorded as a "gap" event). A stream new to the bank starts at (0, 0)."""
+        row = next((s for s in self.streams() if s["stream"] == stream_id), None)
+        ts, walls = [], []
+        if row is not None and row["last_t"] is not None:
+            ts.append(float(row["last_t"]))
+            newest = self.list(stream=stream_id, limit=1, newest_first=True)
+            if newest:
+                walls.append(newest[0].wall + (newest[0].t1 - newest[0].t0))
+        for e in self.events(stream_id):
+            ts.append(float(e["t"]))
+            walls.append(float(e["wall"]))
+        if not ts:
+            return 0.0, 0.0
+        last_t = max(ts)
+        stopped = max(0.0, time.time() - max(walls)) if walls else 0.0
+        return last_t, last_t + stopped
+
+    def note_restart(self, stream_id: str, last_t: float, offset: float) -> None:
+        """Record the stopped stretch of a live stream restarted at `offset` as a gap event."""
+        self.add_event(stream_id, "gap", last_t, time.time(),
+                       f"source stopped; restarted at t={offset:.1f}s ({offset - last_t:.1f}s without video)")
+
     def stream_settings(self, stream: str) -> dict:
         with self._lock:
             r = self.db.execute("SELECT settings FROM streams WHERE id=?", (stream,)).fetchone()

@@ -6,6 +6,7 @@ Decoding runs in the source's own reader thread; files hand items over through a
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -531,6 +532,28 @@ class PushSource:
             except Closed:
                 return
             self.stats.frames_out += 1
+            yield item
+
+
+class ShiftedSource:
+    """A live source whose media times continue an existing stream: every item's t is moved by `offset`.
+
+    LiveSource counts t from when it starts iterating, so a camera stopped and started again under the same
+    stream id would restart at 0 and interleave its memories with the earlier ones. Everything else is the
+    wrapped source's (stats, close, live, has_audio...)."""
+
+    def __init__(self, inner, offset: float):
+        self.inner = inner
+        self.offset = float(offset)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __iter__(self):
+        for item in self.inner:
+            t = getattr(item, "t", None)
+            if t is not None and dataclasses.is_dataclass(item):
+                item = dataclasses.replace(item, t=t + self.offset)
             yield item
 
 

@@ -186,6 +186,25 @@ def test_rtsp_ingest_reconnects_after_the_server_restarts(rtsp_server, tmp_path,
         assert gap["t"] > 0
 
 
+def test_rtsp_ingested_again_under_its_id_continues_the_stream_clock(rtsp_server, tmp_path, cli):
+    """Two CLI runs of one camera into one bank: the second run's memories come after the first's, with a gap event."""
+    bank = str(tmp_path / "bank")
+    for _ in range(2):
+        r = cli("ingest", rtsp_server.url, "--bank", bank, "--duration", "4", "--clip-seconds", "1", timeout=120)
+        assert r.returncode == 0, r.stderr
+    assert "continuing stream" in r.stderr
+    from memory.bank import MemoryBank
+    with MemoryBank(bank, readonly=True) as b:
+        (stream,) = b.streams()
+        mems = b.list(stream=stream["stream"])
+        gaps = [e for e in b.events() if e["kind"] == "gap" and "restarted" in e["detail"]]
+        assert len(gaps) == 1
+        first = [m for m in mems if m.t0 < gaps[0]["t"] + 1e-6]
+        second = [m for m in mems if m.t0 > gaps[0]["t"] + 1e-6]
+        assert first and second and max(m.t1 for m in first) <= min(m.t0 for m in second)
+        assert min(m.t0 for m in second) >= max(m.t1 for m in first) + 0.5  # the stopped stretch is a jump in t
+
+
 def test_help_and_no_traceback_on_bare_ask(cli, tmp_path):
     assert cli("--help").returncode == 0
     r = cli("ask", "--bank", str(tmp_path))

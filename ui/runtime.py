@@ -115,28 +115,6 @@ def safe_stream_id(s: str, default: str) -> str:
 
 # ---- sources -------------------------------------------------------------------------------------
 
-class ShiftedSource:
-    """A live source whose media times continue an existing stream: every item's t is moved by `offset`.
-
-    LiveSource counts t from when it starts iterating, so a camera stopped and started again under the same
-    stream id would restart at 0 and interleave its memories with the earlier ones. Everything else is the
-    wrapped source's (stats, close, live, has_audio...)."""
-
-    def __init__(self, inner, offset: float):
-        self.inner = inner
-        self.offset = float(offset)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __iter__(self):
-        for item in self.inner:
-            t = getattr(item, "t", None)
-            if t is not None and dataclasses.is_dataclass(item):
-                item = dataclasses.replace(item, t=t + self.offset)
-            yield item
-
-
 @dataclass
 class Runner:
     """One running (or finished) source."""
@@ -265,34 +243,11 @@ class Controller:
             raise UIError(f"stream {stream_id!r} is already running; stop it first or choose another stream id")
 
     def resume_point(self, stream_id: str) -> tuple[float, float]:
-        """(last_t, offset) for a live stream id: where its media clock stood and where a new run continues it.
-
-        Live media time is seconds since the stream started, and a stop/start must not restart it at 0: the
-        bank orders, filters ("the last hour") and cites by t within a stream, so a second run from 0 would
-        interleave its memories with the first run's. A restarted live source goes on from the stream's last t
-        plus the wall-clock time it was stopped: the convention LiveSource uses for a reconnect (a gap is a jump
-        in t, recorded as a "gap" event). A stream new to the bank starts at (0, 0)."""
-        row = next((s for s in self.bank.streams() if s["stream"] == stream_id), None)
-        ts, walls = [], []
-        if row is not None and row["last_t"] is not None:
-            ts.append(float(row["last_t"]))
-            newest = self.bank.list(stream=stream_id, limit=1, newest_first=True)
-            if newest:
-                walls.append(newest[0].wall + (newest[0].t1 - newest[0].t0))
-        for e in self.bank.events(stream_id):
-            ts.append(float(e["t"]))
-            walls.append(float(e["wall"]))
-        if not ts:
-            return 0.0, 0.0
-        last_t = max(ts)
-        stopped = max(0.0, time.time() - max(walls)) if walls else 0.0
-        return last_t, last_t + stopped
+        return self.bank.resume_point(stream_id)
 
     def _note_restart(self, runner: Runner, last_t: float) -> None:
         if runner.t_offset > 0:
-            self.bank.add_event(runner.stream_id, "gap", last_t, time.time(),
-                                f"source stopped; restarted at t={runner.t_offset:.1f}s "
-                                f"({runner.t_offset - last_t:.1f}s without video)")
+            self.bank.note_restart(runner.stream_id, last_t, runner.t_offset)
 
     def _start(self, runner_kw: dict, source, stream_id: str, label: str) -> Runner:
         from stream.pipeline import IngestPipeline
@@ -379,6 +334,8 @@ class Controller:
                 raise UIError(str(e)) from None
             last_t, off = self.resume_point(sid)
             if off > 0:
+                from stream.sources import ShiftedSource
+
                 src = ShiftedSource(src, off)
             runner = self._start(dict(kind="rtsp", meeting=meeting, t_offset=off), src, sid, "rtsp://" + rest)
             self._note_restart(runner, last_t)

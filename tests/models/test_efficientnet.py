@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.efficientnet import EfficientNetLite0Encoder, build_model, weights_path
+from models.efficientnet import EfficientNetLite0Encoder, build_model, fuse_conv_bn, weights_path
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +18,16 @@ def test_state_dict_keys_map_one_to_one_onto_the_architecture():
     assert set(sd) == set(own) and len(sd) == 296
     assert all(own[k].shape == sd[k].shape for k in sd)
     assert torch.equal(own["_conv_stem.weight"], sd["_conv_stem.weight"])
+
+
+def test_folding_batchnorm_into_the_convs_keeps_the_features():
+    plain = build_model()
+    fused = fuse_conv_bn(build_model())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        a, b = plain.extract_features(x), fused.extract_features(x)
+    assert torch.allclose(a, b, atol=1e-3 * a.abs().max().item())
 
 
 def test_encode_gives_a_7x7_grid_keys_and_logits(encoder):

@@ -81,11 +81,19 @@ def time_method(name: str, grid: TokenGrid, budget: int, device: str, reps: int,
     return statistics.median(ts)
 
 
-def run_speed(devices: list[str], methods: list[str], budgets: list[float], quick: bool, dtypes: dict) -> list[dict]:
+def run_speed(devices: list[str], methods: list[str], budgets: list[float], quick: bool, dtypes: dict,
+              eager_too: bool = False) -> list[dict]:
+    """eager_too: on CUDA also time each method with its CUDA graphs off (VIGIL_CUDA_GRAPHS=0), as device
+    "cuda-eager"."""
+    if eager_too and "cuda" in devices:
+        devices = list(devices) + ["cuda-eager"]
     rows = []
     configs = [(196, 896), (196, 1152), (729, 896), (729, 1152)]
     T = 16
-    for device in devices:
+    for label in devices:
+        device = "cuda" if label == "cuda-eager" else label
+        if label == "cuda-eager":
+            os.environ["VIGIL_CUDA_GRAPHS"] = "0"
         cfgs = [(196, 896), (729, 1152)] if (quick and device == "cpu") else configs
         reps, warm = (3, 1) if device == "cpu" else (15, 3)
         for N, D in cfgs:
@@ -94,9 +102,11 @@ def run_speed(devices: list[str], methods: list[str], budgets: list[float], quic
                 budget = max(1, round(b * T * N))
                 for m in methods:
                     ms = time_method(m, grid, budget, device, reps, warm)
-                    rows.append({"device": device, "dtype": str(dtypes[device]).replace("torch.", ""), "T": T, "N": N,
+                    rows.append({"device": label, "dtype": str(dtypes[device]).replace("torch.", ""), "T": T, "N": N,
                                  "D": D, "budget_pct": round(b * 100), "budget": budget, "method": m, "ms": round(ms, 3)})
-                    print(f"speed {device} N={N} D={D} b={b:.0%} {m:16s} {ms:8.2f} ms", flush=True)
+                    print(f"speed {label} N={N} D={D} b={b:.0%} {m:16s} {ms:8.2f} ms", flush=True)
+        if label == "cuda-eager":
+            os.environ.pop("VIGIL_CUDA_GRAPHS", None)
     return rows
 
 
@@ -317,6 +327,7 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=8, help="frames per fidelity clip")
     ap.add_argument("--fid-device", default=None, help="device for encoding + reducing in fidelity (default: best)")
     ap.add_argument("--cuda-dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    ap.add_argument("--eager-too", action="store_true", help="CUDA speed also with the CUDA graphs off")
     ap.add_argument("--out", default=os.path.join(ROOT, "artifacts", "bench_reducers.json"))
     ap.add_argument("--write-md", action="store_true", help="rewrite the Reducers section of bench/RESULTS.md")
     a = ap.parse_args(argv)
@@ -330,7 +341,7 @@ def main(argv=None) -> None:
     speed, fid = [], []
     if a.part in ("speed", "all"):
         dtypes = {"cpu": torch.float32, "cuda": getattr(torch, a.cuda_dtype)}
-        speed = run_speed(devices, methods, budgets, a.quick, dtypes)
+        speed = run_speed(devices, methods, budgets, a.quick, dtypes, a.eager_too)
     if a.part in ("fidelity", "all"):
         n = a.clips or (120 if a.quick else 1000)
         fdev = a.fid_device or ("cuda" if has_cuda else "cpu")

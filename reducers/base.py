@@ -8,6 +8,7 @@ that works on any device, is deterministic and vectorized (no Python loops over 
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 from dataclasses import dataclass, field
@@ -79,7 +80,71 @@ class Carrier:
         """Sort tokens by (t, y, x): the order an LLM should see them in."""
         key = (self.pos[:, 0] * 1_000_000 + self.pos[:, 1] * 1_000 + self.pos[:, 2])
         idx = torch.argsort(key, stable=True)
-        return Carrier(self.tokens[idx], self.pos[idx], self.lo[idx], self.hi[idx], self.size[idx])
+        meta = torch.cat([self.size[:, None], self.pos, self.lo, self.hi], 1)[idx]  # one gather, not four
+        return carrier_from_meta(self.tokens[idx], meta)
+
+
+def carrier_from_meta(tokens: Tensor, meta: Tensor) -> Carrier:
+    """Carrier whose pos/lo/hi/size are views of one [M, 10] long tensor (size, pos, lo, hi)."""
+    return Carrier(tokens, meta[:, 1:4], meta[:, 4:7], meta[:, 7:10], meta[:, 0])
+
+
+# Constant index tensors per (T, h, w, device), built once: the reducers run on a fixed grid per stream, and
+# rebuilding them costs several kernel launches per clip. Never evicted: captured CUDA graphs read them.
+_CONST: dict = {}
+
+
+def _const(key: tuple, make: Callable[[], Tensor]) -> Tensor:
+    v = _CONST.get(key)
+    if v is None:
+        v = _CONST[key] = make()
+    return v
+
+
+def grid_meta(T: int, h: int, w: int, device) -> Tensor:
+    """[T·h·w, 10] long (size = 1, pos, lo = pos, hi = pos) of every token of the grid, cached."""
+    dev = torch.device(device)
+
+    def make():
+        p = grid_positions(T, h, w, device=dev).reshape(-1, 3)
+        return torch.cat([torch.ones_like(p[:, :1]), p, p, p], 1)
+    return _const(("meta", T, h, w, dev), make)
+
+
+# The packed float32 working layout of the merging reducers: [..., D] features, then PACK = 11 columns
+# size | lo (3) | −hi (3) | pos (3) | flat index t·N + y·w + x of pos. Integers up to 2^24 are exact in float32.
+PACK = 11
+P_SIZE, P_LO, P_NHI, P_POS, P_FLAT = 0, 1, 4, 7, 10
+
+
+def grid_pack(T: int, h: int, w: int, device) -> Tensor:
+    """[T, h·w, PACK] float32 packed metadata of the untouched grid, cached."""
+    dev = torch.device(device)
+
+    def make():
+        N = h * w
+        p = grid_positions(T, h, w, device=dev).reshape(T, N, 3).float()
+        flat = torch.arange(T * N, device=dev, dtype=torch.float32).view(T, N, 1)
+        return torch.cat([torch.ones_like(flat), p, -p, p, flat], -1)
+    return _const(("pack", T, h, w, dev), make)
+
+
+def carrier_from_packed(P: Tensor, D: int, dtype: torch.dtype, sums: bool = True, order: bool = True) -> Carrier:
+    """Packed rows [M, D + PACK] -> Carrier, sorted by the flat index of pos (= (t, y, x) order) when `order`.
+
+    sums: the feature columns hold size-weighted sums (divided by size here); else the features themselves.
+    """
+    return carrier_from_meta(*packed_to_meta(P, D, dtype, sums, order))
+
+
+def packed_to_meta(P: Tensor, D: int, dtype: torch.dtype, sums: bool = True, order: bool = True) -> tuple[Tensor, Tensor]:
+    """Packed rows [M, D + PACK] -> (tokens [M, D] in dtype, meta [M, 10] long (size, pos, lo, hi))."""
+    if order:
+        P = P[torch.argsort(P[:, D + P_FLAT])]  # flat indices of representatives are distinct
+    m = P[:, D:D + P_FLAT].long()
+    tok = P[:, :D] / P[:, D:D + 1] if sums else P[:, :D]
+    meta = torch.cat([m[:, P_SIZE:P_SIZE + 1], m[:, P_POS:P_POS + 3], m[:, P_LO:P_LO + 3], -m[:, P_NHI:P_NHI + 3]], 1)
+    return tok.to(dtype), meta
 
 
 def grid_positions(T: int, h: int, w: int, device: torch.device | str = "cpu") -> Tensor:
@@ -94,9 +159,7 @@ def keep_tokens(grid: TokenGrid, flat_idx: Tensor) -> Carrier:
     """Carrier of the tokens at flat indices into [T·N], kept alone (size 1), in index order."""
     flat_idx = torch.sort(flat_idx).values
     tok = grid.tokens.reshape(-1, grid.D)[flat_idx]
-    pos = grid_positions(grid.T, *grid.hw, device=grid.tokens.device).reshape(-1, 3)[flat_idx]
-    size = torch.ones(flat_idx.numel(), dtype=torch.long, device=tok.device)
-    return Carrier(tok, pos, pos.clone(), pos.clone(), size)
+    return carrier_from_meta(tok, grid_meta(grid.T, *grid.hw, grid.tokens.device)[flat_idx])
 
 
 def merge_groups(tokens: Tensor, pos: Tensor, size: Tensor, group: Tensor, n_groups: int,
@@ -181,9 +244,10 @@ def validate(grid: TokenGrid, budget: int, query: Optional[Tensor] = None) -> No
     named = [("tokens contain", x), ("saliency contains", grid.saliency), ("frame_keys contain", grid.frame_keys),
              ("query contains", query)]
     named = [(n, t) for n, t in named if t is not None]
-    flags = torch.stack([torch.isfinite(t).all().to(x.device) for _, t in named])
-    if not bool(flags.all()):
-        bad = [n for (n, _), ok in zip(named, flags.tolist()) if not ok][0]
+    # max |v| is NaN or inf exactly when a value is: one reduction kernel per tensor
+    amax = torch.stack([torch.linalg.vector_norm(t, float("inf")).to(x.device) for _, t in named]).tolist()
+    if not all(math.isfinite(v) for v in amax):
+        bad = [n for (n, _), v in zip(named, amax) if not math.isfinite(v)][0]
         raise ReducerInputError(f"{bad} NaN or inf")
 
 

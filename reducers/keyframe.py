@@ -23,9 +23,11 @@ THETA, RATIO = 0.9, 4
 
 def keyframe_flags(keys: Tensor, theta: float, prev_key: Optional[Tensor] = None) -> tuple[list[bool], int]:
     """keys: [T, K] -> (is keyframe per frame, index of the last keyframe, -1 = prev_key)."""
-    kk = torch.cat([prev_key[None].float(), keys.float()]) if prev_key is not None else keys.float()
+    kk = keys.float().cpu()  # T keys: a tiny problem, solved on the host (one small copy, the host sync)
+    if prev_key is not None:
+        kk = torch.cat([prev_key.float().cpu()[None], kk])
     kn = normed(kk)
-    sim = (kn @ kn.T).tolist()  # host sync (tiny)
+    sim = (kn @ kn.T).tolist()
     off = int(prev_key is not None)
     last = 0 if off else None
     flags = []

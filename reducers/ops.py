@@ -5,14 +5,96 @@ Similarities are computed in float32 whatever the input dtype.
 """
 from __future__ import annotations
 
-import math
-from typing import Optional
+import os
+import threading
+from contextlib import contextmanager
+import warnings
+from collections import OrderedDict
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .base import TokenGrid
+
+
+class GraphCache:
+    """Replays a pure device function from CUDA graphs, one per key (input shapes, dtypes, host arguments).
+
+    The reducers are bound by kernel-launch overhead on the GPU (a few hundred small kernels per clip), not by
+    GPU work. A function whose output shapes are fixed by its key (no host sync, no data-dependent shape) is
+    captured once per key and then replayed: its inputs are copied into static buffers, one graph launch
+    runs every kernel, and the outputs are cloned. Same kernels, same results as eager, deterministic.
+    CPU tensors, or VIGIL_CUDA_GRAPHS=0, run the function eagerly. The first call of a key runs eagerly
+    (as the warm-up) and captures; at most `size` keys are kept (least recently used dropped). Each key keeps
+    its static inputs (a copy of the clip's tokens, ~27 MB at 16×729×1152 bf16); intermediates share one pool.
+    """
+
+    _pools: dict = {}
+
+    def __init__(self, fn: Callable, size: int = 12):
+        self.fn, self.size = fn, size
+        self.cache: OrderedDict = OrderedDict()
+        self.failed: set = set()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def enabled(t: Tensor) -> bool:
+        return t.is_cuda and os.environ.get("VIGIL_CUDA_GRAPHS", "1") != "0" and not torch.cuda.is_current_stream_capturing()
+
+    def __call__(self, *tensors: Tensor, rows: int = 0, **kw):
+        """fn(*tensors, **kw) -> tuple of tensors. rows > 0: every input and output has a batch dim 0, and the
+        graph is keyed on (and run at) `rows` rows, the inputs zero-padded (few graphs for varying batches)."""
+        if not self.enabled(tensors[0]):
+            return self.fn(*tensors, **kw)
+        n = tensors[0].shape[0]
+        R = max(rows, n) if rows else n
+        shapes = tuple(((R,) + tuple(t.shape[1:]) if rows else tuple(t.shape), t.dtype) for t in tensors)
+        full = (shapes, tuple(sorted(kw.items())), tensors[0].device)
+        if full in self.failed:
+            return self.fn(*tensors, **kw)
+        with self.lock:
+            e = self.cache.get(full)
+            if e is not None:
+                self.cache.move_to_end(full)
+                g, sin, sout = e
+                for a, b in zip(sin, tensors):
+                    if rows:
+                        a[:n].copy_(b)
+                        if R > n:
+                            a[n:].zero_()
+                    else:
+                        a.copy_(b)
+                g.replay()
+                return tuple((o[:n] if rows else o).clone() for o in sout)
+            dev = tensors[0].device
+            sin = []
+            for t, (shp, _) in zip(tensors, shapes):
+                a = t.new_zeros(shp)
+                a[:t.shape[0]].copy_(t)
+                sin.append(a)
+            cur = torch.cuda.current_stream(dev)
+            side = torch.cuda.Stream(dev)
+            side.wait_stream(cur)
+            with torch.cuda.stream(side):
+                out = self.fn(*sin, **kw)  # warm-up (allocator, library handles), and this call's result
+            cur.wait_stream(side)
+            g = torch.cuda.CUDAGraph()
+            pool = self._pools.setdefault(dev, torch.cuda.graph_pool_handle())
+            try:
+                with torch.cuda.graph(g, pool=pool, capture_error_mode="thread_local"):
+                    sout = self.fn(*sin, **kw)
+            except Exception as e:  # noqa: BLE001 - an op that cannot be captured: stay eager for this key
+                self.failed.add(full)
+                warnings.warn(f"CUDA graph capture of {getattr(self.fn, '__name__', self.fn)} failed, running "
+                              f"eagerly: {type(e).__name__}: {e}"[:300])
+                torch.cuda.synchronize(dev)
+                return tuple(o[:n] for o in out) if rows else out
+            self.cache[full] = (g, sin, sout)
+            while len(self.cache) > self.size:
+                self.cache.popitem(last=False)
+            return tuple(o[:n] for o in out) if rows else out
 
 
 def normed(x: Tensor) -> Tensor:
@@ -100,42 +182,90 @@ def top_per_row(score: Tensor, k: Tensor, valid: Optional[Tensor] = None) -> Ten
 
 
 def dpc_knn(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7) -> tuple[Tensor, Tensor]:
+    """Density-peak clustering with k-NN density (DPC-kNN), batched with padding; see `_dpc_core`.
+
+    On CUDA it replays a CUDA graph per (batch rounded up to a multiple of 4, L, D, k): the padded rows
+    have no valid token and do not affect the others.
+    """
+    if GraphCache.enabled(x):
+        B = x.shape[0]
+        return _DPC(x.float(), valid, n_centres.long(), rows=-(-B // 4) * 4, k=k)
+    return _dpc_core(x, valid, n_centres, k)
+
+
+@contextmanager
+def exact_tf32(on: bool = True):
+    """Let float32 matrix products use TF32 inside the block. Only for operands that hold bfloat16 values:
+    their 8-bit mantissas fit TF32's 10 bits, so every product is exact and the sums stay float32, i.e. the
+    result is the float32 one up to summation order, ~8× faster on tensor cores."""
+    if not on:
+        yield
+        return
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+
+
+def _dpc_core(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7, bf16_from: Optional[int] = None
+              ) -> tuple[Tensor, Tensor]:
     """Density-peak clustering with k-NN density (DPC-kNN), batched with padding.
 
     x: [B, L, D], valid: [B, L] bool, n_centres: [B] long (clamped to the valid count)
     -> centre [B, L] bool, assign [B, L] long (index in L of each token's centre; -1 when invalid).
+    bf16_from: batch rows from this one on hold bfloat16 values (see `exact_tf32`).
 
     d = cdist/√D; ρ = exp(−mean of the k smallest squared distances); δ = distance to the nearest denser
     token (ties in ρ: the lower index counts as denser), max distance for the densest; centres are the top
     ρ·δ; every valid token joins its nearest centre (a centre joins itself).
+
+    Works on squared distances d² = (|a|² + |b|² − 2a·b)/D from one baddbmm (invalid pairs +inf through the
+    norms), so no [B, L, L] square root; the max distance is needed for the densest token of each row only.
     """
     B, L, D = x.shape
     dev = x.device
     inf = float("inf")
-    d = torch.cdist(x.float(), x.float()).mul_(1.0 / math.sqrt(D))  # [B, L, L]
-    pair = valid[:, :, None] & valid[:, None, :]
-    d = d.masked_fill_(~pair, inf)
+    xf = x.float()
+    sq = torch.where(valid, (xf * xf).sum(-1), inf)  # [B, L]; inf marks invalid rows and columns
+    base = sq[:, :, None] + sq[:, None, :]
+    if bf16_from is None or not x.is_cuda:
+        d2 = torch.baddbmm(base, xf, xf.transpose(1, 2), beta=1.0 / D, alpha=-2.0 / D)
+    else:  # rows from bf16_from on hold bfloat16 values: their Gram matrix on TF32 tensor cores is exact
+        s0 = max(0, min(bf16_from, B))
+        d2 = torch.empty_like(base)
+        if s0 > 0:
+            torch.baddbmm(base[:s0], xf[:s0], xf[:s0].transpose(1, 2), beta=1.0 / D, alpha=-2.0 / D, out=d2[:s0])
+        if s0 < B:
+            with exact_tf32():
+                torch.baddbmm(base[s0:], xf[s0:], xf[s0:].transpose(1, 2), beta=1.0 / D, alpha=-2.0 / D, out=d2[s0:])
+    d2.clamp_(min=0)
+    d2.diagonal(dim1=1, dim2=2).fill_(inf)  # a token is not its own neighbour (nor denser than itself)
+    nvalid = valid.sum(-1)
     kk = max(1, min(k, L - 1))
-    eye = torch.eye(L, dtype=torch.bool, device=dev)
-    knn = torch.topk(d.masked_fill(eye, inf), kk, dim=-1, largest=False).values  # [B, L, kk]
-    fin = torch.isfinite(knn)
-    msq = knn.masked_fill(~fin, 0).square().sum(-1) / fin.sum(-1).clamp(min=1)
-    rho = torch.exp(-msq).masked_fill(~valid, -1.0)
+    knn = torch.topk(d2, kk, dim=-1, largest=False, sorted=False).values  # [B, L, kk] squared distances
+    # a valid token has min(k, n_valid − 1) finite neighbours
+    msq = knn.nan_to_num(posinf=0.0).sum(-1) / (nvalid - 1).clamp(min=1, max=kk)[:, None]
+    rho = torch.where(valid, torch.exp(-msq), -1.0)
     # "denser" = higher ρ, ties to the lower index: compare ranks of a stable descending sort
     order = torch.argsort(rho, dim=-1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(L, device=dev).expand(B, L))
-    denser = rank[:, None, :] < rank[:, :, None]
-    delta = d.masked_fill(~denser, inf).amin(-1)
-    dmax = d.masked_fill(~pair, 0.0).amax(-1)
-    delta = torch.where(torch.isfinite(delta), delta, dmax)
-    score = (rho * delta).masked_fill(~valid, -inf)
-    nc = torch.minimum(n_centres.long(), valid.sum(-1))
-    centre = top_per_row(score, nc, valid)
-    assign = d.masked_fill(~centre[:, None, :], inf).argmin(-1)
-    idx = torch.arange(L, device=dev)
-    assign = torch.where(centre, idx, assign)
-    ok = valid & centre.any(-1, keepdim=True)
-    return centre, assign.masked_fill(~ok, -1)
+    ar = torch.arange(L, device=dev).expand(B, L)
+    rank = torch.empty_like(order).scatter_(1, order, ar)
+    delta2 = torch.where(rank[:, None, :] < rank[:, :, None], d2, inf).amin(-1)
+    # the densest token of each row: its largest distance to another valid token (0 when it is alone)
+    far = d2.gather(1, order[:, :1, None].expand(B, 1, L)).squeeze(1).nan_to_num(posinf=0.0).amax(-1)
+    delta2 = torch.where(rank == 0, far[:, None], delta2)
+    score = torch.where(valid, rho * delta2.sqrt(), -inf)
+    nc = torch.minimum(n_centres.long(), nvalid)
+    srank = torch.empty_like(order).scatter_(1, torch.argsort(score, dim=-1, descending=True, stable=True), ar)
+    centre = (srank < nc[:, None]) & valid
+    assign = torch.where(centre[:, None, :], d2, inf).argmin(-1)
+    assign = torch.where(centre, ar, assign)
+    return centre, torch.where(valid & (nc > 0)[:, None], assign, -1)
+
+
+_DPC = GraphCache(_dpc_core, size=16)
 
 
 def batched_nearest(x: Tensor, targets: Tensor, target_valid: Tensor) -> Tensor:
@@ -162,6 +292,22 @@ def state_tensor(state, key: str, shape: tuple[int, ...], device) -> Optional[Te
 def positional_cos(a: Tensor, b: Tensor) -> Tensor:
     """Cosine of tokens at the same positions. a, b: [..., N, D] -> [..., N] float32."""
     return (normed(a) * normed(b)).sum(-1)
+
+
+def allocate_host(cap: list[int], budget: int) -> list[int]:
+    """`allocate` on host integers (same result): share a budget across groups in proportion to capacity."""
+    S = sum(cap)
+    b = min(budget, S)
+    Sc = max(S, 1)
+    base = [b * c // Sc for c in cap]
+    frac = [b * c - q * Sc for c, q in zip(cap, base)]
+    rem = b - sum(base)
+    order = sorted(range(len(cap)), key=lambda g: -frac[g])  # stable: ties keep the lower index first
+    out = list(base)
+    for g in order[:max(0, rem)]:
+        if frac[g] > 0:
+            out[g] += 1
+    return out
 
 
 def ints_to(device, *lists) -> list[Tensor]:

@@ -4,6 +4,12 @@ Video version (TempMe/AIM-style hierarchy): adjacent frames are paired and the l
 merge into their best match among the right frame's tokens (set B); the pairs are paired again, and so on.
 Each level keeps the same fraction q = (budget / T·N)^(1/levels) of the tokens, so merging is spread over
 time scales. Whatever remains above the budget is merged by the classic alternating A/B rounds.
+
+Speed: the token state is one packed float32 tensor (`base.grid_pack` layout: size-weighted feature sums,
+size, span, position), so a round is a dozen kernels (one normalisation, one bmm, one max, one sort, two
+gathers, two scatters, one cat) and never syncs with the host: round sizes are host integers. A bf16 clip
+is matched on bf16-rounded normalised features (ToMe runs in the model's dtype), whose products are exact on
+TF32 tensor cores.
 """
 from __future__ import annotations
 
@@ -11,79 +17,87 @@ import math
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Carrier, TokenGrid, grid_positions, register
-from .ops import normed
-
-def pack(xs: Tensor, size: Tensor, pos: Tensor, lo: Tensor, hi: Tensor) -> dict[str, Tensor]:
-    """Token state for the rounds, packed so each round costs few kernels:
-    "f" [.., D+1] float32 = (size-weighted feature sum, size); "b" [.., 6] long = (lo, −hi); "pos" [.., 3]."""
-    return {"f": torch.cat([xs.float(), size.float()[..., None]], -1), "b": torch.cat([lo, -hi], -1), "pos": pos}
+from .base import P_LO, Carrier, TokenGrid, carrier_from_meta, grid_pack, packed_to_meta, register
+from .ops import GraphCache, exact_tf32
 
 
-def unpack(st: dict[str, Tensor], dtype: torch.dtype) -> Carrier:
-    """Packed state of one batch row [1, L, ...] -> Carrier (mean features)."""
-    f, b = st["f"][0], st["b"][0]
-    size = f[:, -1]
-    tok = (f[:, :-1] / size[:, None]).to(dtype)  # a token never merged has size 1: bit-exact
-    return Carrier(tok, st["pos"][0], b[:, :3], -b[:, 3:], size.round().long())
+def pack(x: Tensor, T: int, hw: tuple[int, int]) -> Tensor:
+    """Tokens [T, N, D] of an untouched grid -> packed state [T, N, D + PACK] (float32)."""
+    return torch.cat([x.float(), grid_pack(T, *hw, x.device)], -1)
 
 
-def bipartite_round(a: dict[str, Tensor], b: dict[str, Tensor], r: int) -> dict[str, Tensor]:
+def bipartite_round(P: Tensor, D: int, r: int, a_sl: slice, b_sl: slice, pair_dim: int = 1, bf16: bool = False
+                    ) -> Tensor:
     """Merge the r best-matched tokens of A into B.
 
-    a, b: packed states (see `pack`) of [B, na, ...] and [B, nb, ...] -> [B, na - r + nb, ...] (unmerged A
-    first, then B). Features and sizes add up, spans widen, B's tokens keep their positions.
+    P: packed state [B, L, D + PACK] (pair_dim = 1: A and B are token slices a_sl/b_sl of each row) or
+    [S, n, D + PACK] (pair_dim = 0: A and B are row slices, e.g. even and odd segments).
+    Returns [B', na − r + nb, D + PACK]: unmerged A first (by descending match score), then B. Feature sums
+    and sizes add up, spans widen, B's tokens keep their positions.
     """
-    Bn, na = a["pos"].shape[:2]
+    xn = F.normalize(P[..., :D], dim=-1)  # one normalisation of the whole state per round
+    if bf16:  # a bf16 clip is matched in bf16 precision, as ToMe runs in the model's dtype (exact on TF32)
+        xn = xn.bfloat16().float()
+    if pair_dim == 1:
+        A, B, an, bn = P[:, a_sl], P[:, b_sl], xn[:, a_sl], xn[:, b_sl]
+    else:
+        A, B, an, bn = P[a_sl], P[b_sl], xn[a_sl], xn[b_sl]
+    Bn, na, C = A.shape
     r = max(0, min(r, na))
-    fa = a["f"][..., :-1]
-    scores = torch.bmm(normed(fa), normed(b["f"][..., :-1]).transpose(1, 2))  # [B, na, nb]
-    node_max, node_idx = scores.max(-1)
+    with exact_tf32(bf16 and P.is_cuda):
+        node_max, node_idx = torch.bmm(an, bn.transpose(1, 2)).max(-1)  # [B, na]
     edge = torch.argsort(node_max, dim=-1, descending=True, stable=True)  # src first, then unmerged
-    dst = node_idx.gather(1, edge[:, :r])
-    out = {}
-    for f, how in (("f", "sum"), ("b", "amin"), ("pos", None)):
-        va, vb = a[f], b[f]
-        C = va.shape[-1]
-        g = va.gather(1, edge[..., None].expand(Bn, na, C))
-        if how is not None and r > 0:
-            vb = vb.scatter_reduce(1, dst[..., None].expand(Bn, r, C), g[:, :r], how)
-        out[f] = torch.cat([g[:, r:], vb], 1)
-    return out
+    g = A.gather(1, edge[..., None].expand(Bn, na, C))
+    if r > 0:  # in place: B is a slice of this round's input, which nothing reads afterwards
+        dst = node_idx.gather(1, edge[:, :r])[..., None]
+        B[..., :D + 1].scatter_reduce_(1, dst.expand(Bn, r, D + 1), g[:, :r, :D + 1], "sum")  # sums, size
+        B[..., D + P_LO:D + P_LO + 6].scatter_reduce_(1, dst.expand(Bn, r, 6), g[:, :r, D + P_LO:D + P_LO + 6],
+                                                      "amin")  # (lo, −hi)
+    return torch.cat([g[:, r:], B], 1)
 
 
-def _alternating(st: dict[str, Tensor], target: int) -> dict[str, Tensor]:
-    """Classic ToMe rounds over [B, L, ...] (A = even, B = odd indices) until L ≤ target."""
-    while st["pos"].shape[1] > target:
-        L = st["pos"].shape[1]
+def alternating(P: Tensor, D: int, target: int, bf16: bool = False) -> Tensor:
+    """Classic ToMe rounds over packed [B, L, ...] (A = even, B = odd indices) until L ≤ target."""
+    while P.shape[1] > target:
+        L = P.shape[1]
         r = min(L // 2, L - target)
-        st = bipartite_round({f: v[:, ::2] for f, v in st.items()}, {f: v[:, 1::2] for f, v in st.items()}, r)
-    return st
+        P = bipartite_round(P, D, r, slice(0, None, 2), slice(1, None, 2), bf16=bf16)
+    return P
 
 
 def tome_video(x: Tensor, hw: tuple[int, int], budget: int) -> Carrier:
-    """x: [T, N, D] -> Carrier of ≤ budget merged tokens (exactly min(budget, T·N))."""
+    """x: [T, N, D] -> Carrier of ≤ budget merged tokens (exactly min(budget, T·N)).
+
+    Every round size follows from (T, N, budget): on CUDA the whole reduction replays as one CUDA graph."""
+    return carrier_from_meta(*_TOME(x, hw=tuple(hw), budget=int(budget)))
+
+
+def _tome_device(x: Tensor, hw: tuple[int, int], budget: int) -> tuple[Tensor, Tensor]:
     T, N, D = x.shape
-    pos = grid_positions(T, *hw, device=x.device)
-    st = pack(x, torch.ones(T, N, dtype=torch.long, device=x.device), pos, pos, pos)
+    bf16 = x.dtype == torch.bfloat16
+    st = pack(x, T, hw)
     levels = math.ceil(math.log2(T)) if T > 1 else 0
     q = (budget / (T * N)) ** (1.0 / levels) if levels else 1.0
-    leftovers: list[dict[str, Tensor]] = []
-    while st["pos"].shape[0] > 1:
-        S, n = st["pos"].shape[:2]
+    leftovers: list[Tensor] = []
+    while st.shape[0] > 1:
+        S, n = st.shape[:2]
         if S % 2:  # an odd segment out waits for the final rounds
-            leftovers.append({f: v[-1:] for f, v in st.items()})
-            st = {f: v[:-1] for f, v in st.items()}
+            leftovers.append(st[-1:])
+            st = st[:-1]
             S -= 1
-        total = S * n + sum(lv["pos"].shape[1] for lv in leftovers)
+        total = S * n + sum(lv.shape[1] for lv in leftovers)
         want = max(budget, math.ceil(total * q))
         r = min(n, max(0, total - want) // (S // 2))  # floor: never below the budget
-        st = bipartite_round({f: v[0::2] for f, v in st.items()}, {f: v[1::2] for f, v in st.items()}, r)
-    flat = {f: torch.cat([v.reshape(1, -1, v.shape[-1])] + [lv[f] for lv in leftovers], 1) for f, v in st.items()}
-    flat = _alternating(flat, budget)
-    return unpack(flat, x.dtype).time_order()
+        st = bipartite_round(st, D, r, slice(0, None, 2), slice(1, None, 2), pair_dim=0, bf16=bf16)
+    flat = torch.cat([st.reshape(1, -1, st.shape[-1])] + leftovers, 1) if leftovers else st.reshape(1, -1, st.shape[-1])
+    flat = alternating(flat, D, budget, bf16=bf16)
+    return packed_to_meta(flat[0], D, x.dtype)
+
+
+_TOME = GraphCache(_tome_device)
 
 
 @register("tome")

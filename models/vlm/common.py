@@ -152,6 +152,9 @@ class VLMAdapter:
         self.system_prompt = SYSTEM_PROMPT
         self._chat_template = self._find_chat_template()
         self._stop_ids = self._find_stop_ids()
+        self._fast = None
+        self._staging = None      # pinned host buffer for carrier tokens (CUDA)
+        self._staging_done = None
 
     @property
     def key_encoder(self):
@@ -300,9 +303,8 @@ class VLMAdapter:
         text = self._render_chat(messages)
 
         # split at markers; tokenize text pieces; splice in vision blocks
-        segments: list = []        # ("text", ids) | ("vision", ids, start, carrier, extra, memory)
+        segments: list = []        # ("text", ids) | ["vision", ids, start, carrier, extra, memory, pos, steps]
         pos = 0
-        placeholder_counts = []
         pieces: list[str] = []
         for mt in _MARK_RE.finditer(text):
             if mt.start() > pos:
@@ -310,21 +312,37 @@ class VLMAdapter:
                 pieces.append(text[pos:mt.start()])
             mem = memories[int(mt.group(1))]
             carrier = mem.carrier
-            key = carrier.pos[:, 0] * 1_000_000 + carrier.pos[:, 1] * 1_000 + carrier.pos[:, 2]
-            if carrier.M > 1 and not bool((key[1:] >= key[:-1]).all()):
-                carrier = carrier.time_order()
             if carrier.tokens.shape[-1] != self.hidden:
                 raise ModelError(f"memory {mem.memory_id} has carrier tokens of size {carrier.tokens.shape[-1]}, "
                                  f"but this answerer ({self.space}) takes {self.hidden}; re-ingest with the same --model")
-            ids, start, extra = self._vision_block(carrier)
-            segments.append(("vision", ids, start, carrier, extra, mem))
-            placeholder_counts.append(carrier.M)
+            segments.append(["vision", None, 0, carrier, None, mem, None, 1])
             pos = mt.end()
         if pos < len(text):
             segments.append(("text", len(pieces)))
             pieces.append(text[pos:])
-        enc = self.tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []
-        segments = [("text", enc[s[1]]) if s[0] == "text" else s for s in segments]
+        vis = [s for s in segments if s[0] == "vision"]
+        if vis:
+            # one host copy of every carrier's (t, y, x) and time span: time order is checked, and the rope
+            # ids built, on numpy arrays rather than with small tensor ops per memory
+            ph = torch.cat([torch.cat([s[3].pos, s[3].hi[:, :1]], 1).to("cpu", torch.long) for s in vis]).numpy()
+            ends = np.cumsum([s[3].M for s in vis])
+            starts = ends - np.array([s[3].M for s in vis])
+            key = ph[:, 0] * 1_000_000 + ph[:, 1] * 1_000 + ph[:, 2]
+            down = np.flatnonzero(np.diff(key) < 0) + 1  # a decrease inside a carrier means it is out of order
+            for vi in set(np.searchsorted(ends, down, side="right").tolist()):
+                if vi < len(vis) and down[(down > starts[vi]) & (down < ends[vi])].size:
+                    c = vis[vi][3].time_order()
+                    vis[vi][3] = c
+                    ph[starts[vi]:ends[vi]] = torch.cat([c.pos, c.hi[:, :1]], 1).to("cpu", torch.long).numpy()
+            for vi, sg in enumerate(vis):
+                sg[6] = ph[starts[vi]:ends[vi], :3]
+                sg[7] = int(ph[starts[vi]:ends[vi], 3].max()) + 1 if ends[vi] > starts[vi] else 1
+                sg[1], sg[2], sg[4] = self._vision_block(sg[3])
+        placeholder_counts = [sg[3].M for sg in vis]
+        t_tpl = time.perf_counter()
+        enc = self._tokenize(pieces)
+        t_tok = time.perf_counter()
+        segments = [("text", enc[s[1]]) if s[0] == "text" else tuple(s) for s in segments]
         bos = self.tokenizer.bos_token_id
         if bos is not None and getattr(self.tokenizer, "add_bos_token", False) and not text.startswith(self.tokenizer.bos_token or "\0"):
             segments.insert(0, ("text", [bos]))
@@ -336,22 +354,80 @@ class VLMAdapter:
                 vis_spans.append((len(all_ids) + seg[2], seg[3], seg[4]))
             all_ids.extend(seg[1])
         L = len(all_ids)
-        ids_t = torch.tensor([all_ids], device=self.device)
+        ids_t = torch.from_numpy(np.asarray(all_ids, dtype=np.int64)).view(1, L).to(self.device)
         emb = self._embed(ids_t)
-        for off, carrier, extra in vis_spans:
-            tok = carrier.tokens.to(self.device, emb.dtype, non_blocking=True)
-            emb[0, off:off + carrier.M] = tok
-            if extra is not None:
-                emb[0, off + carrier.M:off + carrier.M + extra.shape[0]] = extra.to(emb.dtype)
+        if vis_spans:
+            # every carrier token in one copy (pinned staging for CPU carriers) and one index_copy_
+            at = np.concatenate([np.arange(o, o + c.M) for o, c, _ in vis_spans])
+            toks = self._gather_tokens([c.tokens for _, c, _ in vis_spans], emb.dtype)
+            emb[0].index_copy_(0, torch.from_numpy(at).to(self.device), toks)
+            extras = [(o + c.M, x) for o, c, x in vis_spans if x is not None]
+            if extras:
+                xat = np.concatenate([np.arange(o, o + x.shape[0]) for o, x in extras])
+                emb[0].index_copy_(0, torch.from_numpy(xat).to(self.device),
+                                   torch.cat([x.to(self.device, emb.dtype) for _, x in extras]))
+        t_emb = time.perf_counter()
         position_ids, next_pos = self._positions(segments, L)
+        t_pos = time.perf_counter()
         shown = _MARK_RE.sub(lambda m: f"<{self.placeholder_token}×{memories[int(m.group(1))].carrier.M}>", text)
         debug = {"text": shown, "placeholders": placeholder_counts, "placeholder_token": self.placeholder_token,
                  "n_tokens": L, "n_visual": sum(placeholder_counts),
-                 "input_ids": ids_t, "position_ids": position_ids, "prepare_s": time.perf_counter() - t_start}
+                 "input_ids": ids_t, "position_ids": position_ids, "prepare_s": time.perf_counter() - t_start,
+                 "prepare_ms": {"template_split": round(1e3 * (t_tpl - t_start), 2), "tokenize": round(1e3 * (t_tok - t_tpl), 2),
+                                "ids_embed_carriers": round(1e3 * (t_emb - t_tok), 2),
+                                "positions": round(1e3 * (t_pos - t_emb), 2)}}
         return Prepared(ids_t, emb, position_ids, next_pos, debug)
 
+    def _tokenize(self, pieces: list[str]) -> list[list[int]]:
+        """Token ids of each text piece (no special tokens added). One sequential encode per piece through
+        the Rust tokenizer: a batch call starts a thread pool, which costs more than these short pieces."""
+        if not pieces:
+            return []
+        bt = getattr(self.tokenizer, "backend_tokenizer", None)
+        if bt is not None:
+            try:
+                return [bt.encode(p, add_special_tokens=False).ids for p in pieces]
+            except Exception:  # noqa: BLE001 - an unusual backend: the tokenizer's own batch call
+                pass
+        return self.tokenizer(pieces, add_special_tokens=False)["input_ids"]
+
+    def _gather_tokens(self, parts: list, dtype: torch.dtype) -> torch.Tensor:
+        """Concatenate carrier token blocks onto the device: device blocks directly, CPU blocks through one
+        reused pinned buffer and one asynchronous copy."""
+        if self.device.type != "cuda" or all(t.device == self.device for t in parts):
+            return torch.cat([t.to(self.device, dtype) for t in parts])
+        cpu = [t for t in parts if t.device.type == "cpu"]
+        n = sum(t.shape[0] for t in cpu)
+        D = cpu[0].shape[-1]
+        if self._staging is not None:
+            self._staging_done.synchronize()  # the previous copy out of the buffer has finished
+        if self._staging is None or self._staging.numel() < n * D or self._staging.dtype != cpu[0].dtype:
+            self._staging = torch.empty(max(n, 4096) * D, dtype=cpu[0].dtype).pin_memory()
+            self._staging_done = torch.cuda.Event()
+        buf = self._staging[:n * D].view(n, D)
+        torch.cat(cpu, out=buf)
+        dev_cpu = buf.to(self.device, non_blocking=True)
+        self._staging_done.record()
+        it = iter(dev_cpu.split([t.shape[0] for t in cpu]))
+        return torch.cat([next(it) if t.device.type == "cpu" else t.to(self.device) for t in parts]).to(dtype)
+
     # ---------------------------------------------------------------- generation
+    def fast_lm(self):
+        """Our decoder pass with a static KV cache (CUDA-graphed on GPU), or None when the model's layout is
+        not the supported Llama/Qwen2 one (then transformers' forward is used)."""
+        if self._fast is None:
+            from .fastlm import FastLM
+            lm = self.language_model()
+            head = getattr(self.model, "lm_head", None)
+            ok = os.environ.get("VIGIL_FAST_LM", "1") != "0" and FastLM.supports(lm, head, self.text_config)
+            self._fast = FastLM(lm, head, self.model.get_input_embeddings(), self.text_config, self.device,
+                                self.dtype) if ok else False
+        return self._fast or None
+
     def _lm_forward(self, embeds: torch.Tensor, position_ids: torch.Tensor, cache, last_only: bool = True):
+        fast = self.fast_lm() if (cache is None and last_only) else None
+        if fast is not None:
+            return fast.prefill(embeds, position_ids, 0)[:, None], None
         out = self.language_model()(inputs_embeds=embeds, position_ids=position_ids, past_key_values=cache,
                                     use_cache=True)
         h = out.last_hidden_state
@@ -383,12 +459,21 @@ class VLMAdapter:
         o = dict(self.gen)
         o.update({k: v for k, v in opts.items() if v is not None})
         t0 = time.perf_counter()
-        logits, cache = self._lm_forward(prep.inputs_embeds, prep.position_ids, None)
+        n_new = int(o["max_new_tokens"])
+        fast = self.fast_lm()
+        L = prep.inputs_embeds.shape[1]
+        if fast is not None:
+            logits = fast.prefill(prep.inputs_embeds, prep.position_ids, n_new)[:, None]
+        else:
+            logits, cache = self._lm_forward(prep.inputs_embeds, prep.position_ids, None)
         out: list[int] = []
         p = prep.next_pos
         ttft = None
-        for step in range(int(o["max_new_tokens"])):
-            tok = self._pick(logits, step, o, None)
+        greedy = not (o["temperature"] and o["temperature"] > 0)
+        stop = tuple(sorted(self._stop_ids))
+        nxt = None
+        for step in range(n_new):
+            tok = nxt if nxt is not None else self._pick(logits, step, o, None)
             if ttft is None:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
@@ -399,10 +484,15 @@ class VLMAdapter:
             out.append(tok)
             if streamer is not None:
                 streamer.put(torch.tensor([tok]))
-            if step + 1 >= int(o["max_new_tokens"]):
+            if step + 1 >= n_new:
                 break
-            emb = self._embed(torch.tensor([[tok]], device=self.device))
-            logits, cache = self._lm_forward(emb, self._step_positions(p), cache)
+            if fast is not None and greedy:  # argmax on the GPU, one token read back per step
+                nxt = fast.step_greedy(tok, p, L + step, stop if step + 1 < o["min_new_tokens"] else ())
+            elif fast is not None:
+                logits = fast.step(tok, p, L + step)[:, None]
+            else:
+                emb = self._embed(torch.tensor([[tok]], device=self.device))
+                logits, cache = self._lm_forward(emb, self._step_positions(p), cache)
             p += 1
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

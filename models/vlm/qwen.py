@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -178,30 +179,34 @@ class QwenVLAdapter(VLMAdapter):
         return max(1e-3, (t1 - t0) / max(1, steps))
 
     def _positions(self, segments, L):
-        parts = []
-        cur = 0
+        """[3, 1, L] rope ids: text 1D, each carrier (s + ⌊t·interval⌋, s + y, s + x); built in numpy."""
+        P = np.empty((3, L), dtype=np.int64)
+        cur = off = 0
         for seg in segments:
             if seg[0] == "text":
                 n = len(seg[1])
-                parts.append(torch.arange(cur, cur + n).view(1, n).expand(3, n))
+                P[:, off:off + n] = np.arange(cur, cur + n)
                 cur += n
+                off += n
                 continue
-            ids, start, carrier, extra, mem = seg[1], seg[2], seg[3], seg[4], seg[5]
-            # vision_start is text
-            parts.append(torch.full((3, 1), cur, dtype=torch.long))
+            ids, start, carrier, mem, pos, steps = seg[1], seg[2], seg[3], seg[5], seg[6], seg[7]
+            P[:, off] = cur  # vision_start is text
             cur += 1
-            pos = carrier.pos.to("cpu", torch.long)
+            off += 1
+            M = pos.shape[0]
             if self.is_25:
-                interval = self.tokens_per_second * self.seconds_per_step(carrier, mem.t0, mem.t1)
-                tpos = (pos[:, 0].double() * interval).long()
+                interval = self.tokens_per_second * max(1e-3, (mem.t1 - mem.t0) / max(1, steps))
+                tpos = (pos[:, 0].astype(np.float64) * interval).astype(np.int64)
             else:
                 tpos = pos[:, 0]
-            vp = torch.stack([tpos, pos[:, 1], pos[:, 2]], 0) + cur
-            parts.append(vp)
-            cur = int(vp.max()) + 1 if vp.numel() else cur
-            n_rest = len(ids) - start - carrier.M   # vision_end (+ anything after)
-            parts.append(torch.arange(cur, cur + n_rest).view(1, n_rest).expand(3, n_rest))
+            P[0, off:off + M] = tpos + cur
+            P[1:, off:off + M] = pos[:, 1:].T + cur
+            if M:
+                cur = int(max(tpos.max(), pos[:, 1:].max())) + cur + 1
+            off += M
+            n_rest = len(ids) - start - M   # vision_end (+ anything after)
+            P[:, off:off + n_rest] = np.arange(cur, cur + n_rest)
             cur += n_rest
-        pos = torch.cat(parts, 1).to(self.device)
-        assert pos.shape[1] == L, (pos.shape, L)
-        return pos.view(3, 1, L), cur
+            off += n_rest
+        assert off == L, (off, L)
+        return torch.from_numpy(P).to(self.device).view(3, 1, L), cur

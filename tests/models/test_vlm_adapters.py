@@ -178,3 +178,18 @@ def test_trust_remote_code_off_by_default(model_dirs, monkeypatch):
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", spy)
     load_vlm(model_dirs["smolvlm"], device="cpu")
     assert seen["trc"] is False
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
+def test_fast_decoder_matches_transformers(adapters, fam, monkeypatch):
+    """Our decoder pass (static KV cache; CUDA-graphed on GPU) generates what transformers' forward with a
+    DynamicCache generates, token for token."""
+    ad = adapters[fam]
+    assert ad.fast_lm() is not None, f"{fam}: fast decoder not supported"
+    _, mems = _memories(ad, 0.5, n=2)
+    prep = ad.build_inputs("what is on the table?", mems)
+    fast = ad.generate_ids(prep, max_new_tokens=10, min_new_tokens=10)
+    monkeypatch.setattr(ad, "_fast", False)  # transformers' forward + DynamicCache
+    ref = ad.generate_ids(prep, max_new_tokens=10, min_new_tokens=10)
+    monkeypatch.setattr(ad, "_fast", None)
+    assert fast == ref

@@ -395,9 +395,9 @@ def cmd_summarize(args) -> int:
 
         with tqdm(total=1, desc="summarize", unit="step", file=sys.stderr, dynamic_ncols=True,
                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}") as bar:
-            def progress(done: int, total: int, what: str = "") -> None:
+            def progress(done: float, total: int, what: str = "") -> None:
                 bar.total = max(total, 1)
-                bar.n = done
+                bar.n = int(done)  # the overview's steps are fractions of its one unit
                 bar.set_postfix_str(what)
                 bar.refresh()
 

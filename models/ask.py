@@ -74,10 +74,25 @@ class AnswerStream:
             close()
 
 
+def screen_title(bank, memory, window_s: float = 900.0) -> str:
+    """The title (first OCR line) of the slide last read in memory's stream at or before it, within window_s."""
+    from .assistant import ocr_lines
+
+    for m in reversed(bank.list(stream=memory.stream, t_range=(memory.t0 - window_s, memory.t0 + 1e-3))):
+        if m.t0 <= memory.t0 + 1e-6:
+            lines = ocr_lines((m.evidence or {}).get("ocr") or "")
+            if lines:
+                return lines[0]
+    return ""
+
+
 def memory_views(bank, profile, memories) -> list[MemoryView]:
-    """Retrieved memories as the answerer sees them (carriers loaded only when it takes them)."""
+    """Retrieved memories as the answerer sees them (carriers loaded only when it takes them; the slide on screen
+    as evidence["screen"] when it asks for it: speech is about the slide shown while it is said)."""
     wants = bool(getattr(profile.answerer, "wants_carriers", False))
-    return [MemoryView(m.id, m.stream, m.t0, m.t1, m.score, bank.carrier(m.id) if wants else None, m.evidence,
+    screen = bool(getattr(profile.answerer, "wants_screen", False))
+    return [MemoryView(m.id, m.stream, m.t0, m.t1, m.score, bank.carrier(m.id) if wants else None,
+                       {**m.evidence, "screen": screen_title(bank, m)} if screen else m.evidence,
                        bank.thumbnail_path(m.id)) for m in memories]
 
 
@@ -101,13 +116,25 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
             if bank.count():
                 return []  # memories with nothing to search (no picture, no transcript): an honest empty answer
             raise AskError("the bank holds no searchable memories yet: ingest something first")
+        hint = ("; pass the --retrieval model it was ingested with" if any(sp.startswith(("siglip", "clip"))
+                                                                          for sp in spaces) else "")
         raise AskError(f"this bank cannot be searched with this query (its key spaces: {', '.join(spaces)}); "
-                       "query by an example image, or use the model the bank was ingested with")
+                       f"query by an example image, or use the model the bank was ingested with{hint}")
     if t_range is None and question:
         parse = getattr(profile.answerer, "time_filter", None)
         if parse is not None:
             t_range = parse(question, bank)
-    memories = retrieve(bank, usable, k=k, t_range=t_range, streams=list(streams) if streams else None)
+    rerank = getattr(profile.answerer, "rerank", None) if question else None
+    pool = max(4 * k, 32) if rerank is not None else k
+    memories = retrieve(bank, usable, k=pool, t_range=t_range, streams=list(streams) if streams else None)
+    if rerank is not None and len(memories) > k:
+        # dense keys find candidates; the answerer's own relevance (words of the evidence) orders them, so a slide
+        # line that names the asked-for thing beats a similar-sounding sentence about something else
+        fused = rerank(question, memories)
+        order = sorted(range(len(memories)), key=lambda i: -fused[i])
+        memories = [memories[i] for i in order[:k]]
+    for i, m in enumerate(memories):
+        m.rank = i  # retrieval rank (0 = best); the list itself is returned in time order
     memories.sort(key=lambda m: (m.stream, m.t0))
     return memories
 

@@ -2,19 +2,24 @@
 
 - `parse_time_filter(question, duration)` / `split_time_filter`: "in the last 5 minutes", "at the start",
   "after 10 minutes", "between 2:00 and 3:00", ... -> (t_lo, t_hi) media seconds.
-- `LiteAnswerer.answer(question, memories, history)`: evidence in time order with [hh:mm:ss–hh:mm:ss] stamps,
-  streamed from the small LLM; says so when the evidence is weak; a deterministic extractive check appends the
-  best evidence sentence (quoted, stamped) whenever the LLM's answer misses the key fact. Small LLMs are
-  unreliable, so the extractive path is always computed and can be used alone (mode="extractive").
+- `LiteAnswerer.answer(question, memories, history)`: ranks the evidence sentences (`Relevance`: the question's
+  subject must be named by the sentence or its context, and the sentence must hold what is asked), says so when
+  the evidence is weak, else gives the small LLM the best notes in time order with [hh:mm:ss–hh:mm:ss] stamps and
+  streams its answer sentence by sentence, each checked against the evidence (`check_llm_sentence`); when the LLM
+  misses the fact or states anything the notes do not, it is stopped and the best evidence sentence is quoted
+  with its stamp instead. Small LLMs are unreliable, so the extractive answer is always at hand
+  (mode="extractive", or llm=None).
 - `summarize(memories, llm, progress_cb)` -> `Minutes`: sections at slide-title changes and transcript topic
   shifts, per-section bullets (LLM, checked against the source; extractive fallback), decisions, action items
   with owners, numbers and dates (rule-based), every line with timestamps. Map-reduce: each section is
-  summarized on its own (split when too long for the model), then the overview is made from the sections.
+  summarized on its own (split into chunks of max_section_tokens), then `reduce_overview` condenses the section
+  digests in as many levels as needed for every prompt to fit, so a 2-hour meeting never overflows the context.
 """
 from __future__ import annotations
 
 import difflib
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
@@ -203,6 +208,17 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
+def ocr_lines(v) -> list[str]:
+    """Slide text as lines: a list, newline-separated text, or (older banks) " / "-joined text."""
+    if isinstance(v, (list, tuple)):
+        lines = [str(x).strip() for x in v]
+    else:
+        lines = [x.strip() for x in str(v or "").splitlines()]
+        if len(lines) == 1 and " / " in lines[0]:
+            lines = [x.strip() for x in lines[0].split(" / ")]
+    return [x for x in lines if x]
+
+
 @dataclass
 class Snippet:
     text: str
@@ -211,6 +227,8 @@ class Snippet:
     kind: str            # "said" | "slide" | "seen"
     memory_id: int = -1
     score: float = 0.0
+    attribute: float = 0.0   # how much of what the question asks about (besides its subject) the snippet holds
+    semantic: float = 0.0    # MiniLM cosine with the question (0 without an embedder)
 
     def stamped(self) -> str:
         return f"{fmt_span(self.t0, self.t1)} {self.text}"
@@ -225,7 +243,9 @@ def snippets(memories: Sequence[MemoryView], kinds: Sequence[str] = ("asr", "ocr
         ev = m.evidence or {}
         for k in kinds:
             v = ev.get(k)
-            if isinstance(v, (list, tuple)):
+            if k == "ocr":
+                v = "\n".join(ocr_lines(v))
+            elif isinstance(v, (list, tuple)):
                 v = "\n".join(map(str, v))
             if not v:
                 continue
@@ -282,32 +302,73 @@ def _type_bonus(qtype: str, text: str) -> float:
     return 0.0
 
 
+def _contexts(snips: Sequence[Snippet], memories: Sequence[MemoryView]) -> list[set]:
+    """Per snippet: the content words of its clip's whole evidence and of the title of the slide on screen then
+    (evidence["screen"], which `models.ask` looks up in the bank for answerers with `wants_screen`)."""
+    words = {}
+    for m in memories:
+        ev = m.evidence or {}
+        words[m.memory_id] = set(_content(f"{ev.get('asr') or ''} {' '.join(ocr_lines(ev.get('ocr') or ''))} "
+                                          f"{ev.get('screen') or ''}"))
+    return [set(words.get(s.memory_id, ())) for s in snips]
+
+
 class Relevance:
-    """Scores snippets against a question: IDF-weighted content-word overlap (+ MiniLM cosine when an embedder
-    is given) + a bonus when the snippet has what the question asks for (a number, a date, a name)."""
+    """Scores snippets against a question.
 
-    def __init__(self, embedder=None):
+    The named things of the question (capitalized words after the first: "the Nova project") pin the subject;
+    the other content words ask about an attribute ("new office"). A snippet's score is
+        subject factor × (attribute overlap, IDF-weighted, with stems + sem_weight × MiniLM cosine + type bonus)
+    where the subject factor is 1 when the snippet names the subject, `context_factor` when only its context does
+    (the clip's other evidence, the slide on screen: "The new office for the normal project will be in Lisbon",
+    said while "Nova Launch Update" was up — the ASR misheard the name) and `absent_factor` when neither does. The
+    type bonus rewards a snippet that holds what the question asks for (a number, a date, a name).
+    `lexical` (plain overlap, subject included) is kept for the weak-evidence test.
+    """
+
+    def __init__(self, embedder=None, sem_weight: float = 0.6, context_factor: float = 0.7,
+                 absent_factor: float = 0.4):
         self.embedder = embedder
+        self.sem_weight = sem_weight
+        self.context_factor = context_factor
+        self.absent_factor = absent_factor
+        self.lexical = self.semantic = self.attribute = np.zeros(0, np.float32)
+        self.asks_attribute = False
 
-    def score(self, question: str, snips: Sequence[Snippet]) -> np.ndarray:
+    def score(self, question: str, snips: Sequence[Snippet], context: Optional[Sequence[set]] = None) -> np.ndarray:
         if not snips:
+            self.lexical = self.semantic = self.attribute = np.zeros(0, np.float32)
+            self.asks_attribute = False
             return np.zeros(0, np.float32)
         qw = set(_content(question))
         docs = [set(_content(s.text)) for s in snips]
         n = len(docs)
         df = {w: sum(w in d for d in docs) for w in qw}
         idf = {w: np.log(1 + n / (1 + df[w])) + 0.5 for w in qw}
-        # named things in the question (capitalized words after the first) pin the subject: weigh them 3x
         ents = {w.lower() for w in re.findall(r"(?<!^)\b[A-Z][a-zA-Z]+", question.strip()) if w not in _NOT_NAMES}
-        for w in ents & qw:
-            idf[w] *= 3.0
-        tot = sum(idf.values()) or 1.0
-        lex = np.array([sum(idf[w] for w in qw if w in d) / tot for d in docs], np.float32)
-        # stems: "engineers" ~ "engineer", "launch" ~ "launching"
+        ents &= qw
+        # the noun right after a name belongs to the subject ("the Nova project"), not to what is asked
+        qtoks = _words(question)
+        subj = {qtoks[i + 1] for i, w in enumerate(qtoks[:-1]) if w in ents}
+        attr = qw - ents - subj
+        # a slide line's title prefix ("Dragon Customer Growth — Budget: 34") names its subject, not its attribute
+        adocs = [set(_content(s.text.split(" — ", 1)[1])) if s.kind == "slide" and " — " in s.text else d
+                 for s, d in zip(snips, docs)]
+        tot = sum(idf[w] * (3.0 if w in ents else 1.0) for w in qw) or 1.0
+        lexical = np.array([sum(idf[w] * (3.0 if w in ents else 1.0) for w in qw if w in d) / tot for d in docs],
+                           np.float32)
+        # attribute overlap, exact words or stems ("engineers" ~ "engineer", "launch" ~ "launching")
         stem = lambda w: w[:5] if len(w) > 5 else w  # noqa: E731
-        qs = {stem(w) for w in qw}
-        lex2 = np.array([len(qs & {stem(w) for w in d}) / max(1, len(qs)) for d in docs], np.float32)
-        lexical = np.maximum(lex, 0.8 * lex2)
+        atot = sum(idf[w] for w in attr) or 1.0
+        astems = {w: stem(w) for w in attr}
+        att = np.array([sum(idf[w] for w in attr if w in d or astems[w] in {stem(x) for x in d}) / atot
+                        for d in adocs], np.float32) if attr else np.zeros(n, np.float32)
+        factor = np.ones(n, np.float32)
+        if ents:
+            ctx = context if context is not None else [set()] * n
+            for i, (d, c) in enumerate(zip(docs, ctx)):
+                named = sum(w in d for w in ents) + self.context_factor * sum(w not in d and w in c for w in ents)
+                factor[i] = self.absent_factor + (1 - self.absent_factor) * named / len(ents)
         qt = _qtype(question)
         bonus = np.array([_type_bonus(qt, s.text) for s in snips], np.float32)
         sem = np.zeros(n, np.float32)
@@ -317,8 +378,10 @@ class Relevance:
                 sem = (v[1:] @ v[0]).astype(np.float32)
             except Exception as e:  # noqa: BLE001
                 log.warning("embedder failed: %s", e)
-        self.lexical, self.semantic = lexical, sem
-        return lexical + 0.6 * sem + 0.25 * bonus * (lexical > 0)
+        self.lexical, self.semantic, self.attribute = lexical, sem, att
+        self.asks_attribute = bool(attr)
+        hit = (lexical > 0) | (att > 0)
+        return factor * (att + 0.5 * (lexical > 0) + self.sem_weight * sem + 0.25 * bonus * hit)
 
 
 # ============================================================================ answering
@@ -360,37 +423,167 @@ class AnswerTrace:
 
     weak: bool = False
     best: Optional[Snippet] = None
-    llm_text: str = ""
+    llm_text: str = ""          # everything the LLM generated (accepted or not)
     fallback_used: bool = False
+    rejected: str = ""          # why the LLM's text was not used ("" when it was, or when no LLM ran)
     prompt_chars: int = 0
     ranked: list[Snippet] = field(default_factory=list)
+
+
+_REFUSAL_RE = re.compile(r"\b(?:not (?:in|mentioned|stated|provided|given|found|available|specified)|no (?:information|"
+                         r"mention|evidence|notes?)|does(?:n't| not) (?:say|mention|contain|state)|(?:i )?(?:do not|don't|"
+                         r"cannot|can't|could not|couldn't) (?:know|find|tell|answer)|unknown|unclear)\b", re.I)
+_SENT_END_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def _is_typed(term: str, qtype: str) -> bool:
+    """Is this key term the kind of thing the question asks for?"""
+    digit = bool(re.match(r"\d", term))
+    if qtype == "number":
+        return digit
+    if qtype == "date":
+        return digit or term in _MONTHS or term in _DAYS
+    if qtype in ("person", "place"):
+        return not digit and term not in _MONTHS and term not in _DAYS
+    return True
+
+
+def check_llm_sentence(sentence: str, question: str, best: Snippet, notes_text: str, first: bool) -> str:
+    """'' when an LLM sentence is backed by the evidence, else why not. Every number, date and name it states must
+    be in the notes (or the question); the first sentence must also state the best evidence's fact, and the thing
+    the question asks for (a number, a date, a name) must come from that best evidence, not from a neighbour."""
+    if first and _REFUSAL_RE.search(sentence):
+        return "the LLM said it does not know although the evidence answers it"
+    if _support(sentence, notes_text + " " + question) < 0.6:
+        return "the LLM's sentence is mostly words that no evidence says"
+    terms = _key_terms(question, sentence)
+    allowed = set(w.replace(",", "") for w in _words((notes_text + " " + question).replace("$", " ")))
+    loose = [t for t in terms if t not in allowed]
+    if loose:
+        return f"the LLM stated {', '.join(loose[:3])!r}, which no evidence says"
+    ws = _words(sentence)
+    grams = [" ".join(ws[i:i + 4]) for i in range(len(ws) - 3)]
+    if len(grams) != len(set(grams)):
+        return "the LLM repeats itself"
+    if first:
+        # the fact is in the line's value ("Titan Infrastructure — Team lead: James" -> "James"), not its title
+        core = best.text.split(" — ", 1)[-1] if best.kind == "slide" else best.text
+        core = core.split(":", 1)[1] if best.kind == "slide" and ":" in core else core
+        if not answer_has_fact(sentence, question, core if _key_terms(question, core) else best.text):
+            return "the LLM's answer misses the fact in the best evidence"
+        qt = _qtype(question)
+        bw = set(w.replace(",", "") for w in _words(best.text.replace("$", " ")))
+        off = [t for t in terms if _is_typed(t, qt) and t not in bw]
+        if off:
+            return f"the LLM's answer names {', '.join(off[:3])!r}, which the best evidence does not"
+    return ""
+
+
+def _record_answer(best: Snippet) -> str:
+    where = {"slide": "On screen", "said": "Said", "seen": "Seen"}.get(best.kind, "In the record")
+    return f"{where} at {fmt_span(best.t0, best.t1)}: “{best.text}”"
+
+
+class _Rejected(Exception):
+    """An LLM sentence failed its check: stop generating."""
+
+
+_LLM_CACHE: dict = {}
+
+
+def default_llm():
+    """The bundled small LLM for answering (VIGIL_LLM=name picks a candidate, VIGIL_LLM=none turns it off), loaded
+    once per process; None when it is off or cannot load (answers are then extractive)."""
+    from models.llm import DEFAULT_LLM, TextLLM, available
+
+    name = (os.environ.get("VIGIL_LLM") or DEFAULT_LLM).strip()
+    if name.lower() in ("none", "off", "0", "extractive"):
+        return None
+    if name not in _LLM_CACHE:
+        llm = None
+        if name in available():
+            try:
+                llm = TextLLM(name)
+            except Exception as e:  # noqa: BLE001 - answering still works without it
+                log.warning("LLM %s could not load (%s); answers are extractive", name, e)
+        else:
+            log.warning("LLM %s is not installed; answers are extractive", name)
+        _LLM_CACHE[name] = llm
+    return _LLM_CACHE[name]
 
 
 class LiteAnswerer:
     """Answers from text evidence with a small LLM (or none).
 
-    LiteAnswerer(llm=None | TextLLM, embedder=None | TextEmbedder, mode="hybrid"|"llm"|"extractive",
-                 max_new_tokens=80, min_relevance=0.2)
+    LiteAnswerer(llm="auto" | None | TextLLM, embedder=None | TextEmbedder, mode="hybrid"|"llm"|"extractive",
+                 max_new_tokens=80, min_relevance=0.2, max_notes=8, note_ratio=0.5)
+    The LLM sees at most max_notes evidence sentences, those scoring ≥ note_ratio × the best one's score.
+    "auto" (the default) loads the bundled LLM (`default_llm()`) on the first answer; None answers extractively.
     answer(question, memories, history=()) -> Iterator[str]; `last` holds an AnswerTrace afterwards.
+
+    hybrid: the LLM's answer is streamed sentence by sentence, each sentence checked against the evidence
+    (`check_llm_sentence`); the first one that fails stops the LLM, and when no accepted sentence carries the fact the
+    answer is the best evidence sentence, quoted and stamped. llm: the LLM's text unchecked. extractive: the quote.
     """
 
-    def __init__(self, llm=None, embedder=None, mode: str = "hybrid", max_new_tokens: int = 80,
-                 min_relevance: float = 0.2, max_notes: int = 24):
-        self.llm = llm
+    wants_screen = True  # models.ask adds evidence["screen"]: the slide title on screen at each retrieved clip
+
+    def __init__(self, llm="auto", embedder=None, mode: str = "hybrid", max_new_tokens: int = 80,
+                 min_relevance: float = 0.2, max_notes: int = 8, note_ratio: float = 0.5,
+                 min_semantic: float = 0.75):
+        self._llm = llm
         self.rel = Relevance(embedder)
         self.mode = mode if llm is not None else "extractive"
         self.max_new_tokens = max_new_tokens
         self.min_relevance = min_relevance
         self.max_notes = max_notes
+        self.note_ratio = note_ratio
+        self.min_semantic = min_semantic
         self.last = AnswerTrace()
+
+    @property
+    def llm(self):
+        if isinstance(self._llm, str) and self._llm == "auto":
+            self._llm = default_llm()
+        return self._llm
+
+    @property
+    def embedder(self):
+        return self.rel.embedder
+
+    def bind(self, profile) -> None:
+        """Use the profile's text embedder for semantic relevance when none was given."""
+        if self.rel.embedder is None:
+            self.rel.embedder = getattr(profile, "text_embedder", None)
+
+    def time_filter(self, question: str, bank) -> Optional[tuple[float, float]]:
+        """(t_lo, t_hi) for a time phrase in the question, relative to what the bank covers so far."""
+        try:
+            ends = [s.get("last_t") or 0.0 for s in bank.streams()]
+        except Exception:  # noqa: BLE001
+            ends = []
+        return parse_time_filter(question, max(ends, default=0.0))
+
+    def rerank(self, question: str, memories) -> list[float]:
+        """Fused retrieval score per memory (bank Memory or MemoryView): its dense score (cosine) plus the lexical
+        relevance of its best evidence sentence to the question."""
+        views = [m if isinstance(m, MemoryView) else MemoryView(m.id, m.stream, m.t0, m.t1, float(m.score), None,
+                                                                  m.evidence) for m in memories]
+        snips = snippets(views)
+        best: dict[int, float] = {}
+        if snips:
+            lex = Relevance(None).score(question, snips, context=_contexts(snips, views))
+            for s, v in zip(snips, lex):
+                best[s.memory_id] = max(best.get(s.memory_id, 0.0), float(v))
+        return [float(v.score) + best.get(v.memory_id, 0.0) for v in views]
 
     def rank(self, question: str, memories: Sequence[MemoryView]) -> list[Snippet]:
         snips = snippets(memories)
         if not snips:
             return []
-        sc = self.rel.score(question, snips)
-        for s, v in zip(snips, sc):
-            s.score = float(v)
+        sc = self.rel.score(question, snips, context=_contexts(snips, memories))
+        for s, v, a, e in zip(snips, sc, self.rel.attribute, self.rel.semantic):
+            s.score, s.attribute, s.semantic = float(v), float(a), float(e)
         return sorted(snips, key=lambda s: -s.score)
 
     def build_messages(self, question: str, notes: Sequence[Snippet], history: Sequence[dict] = ()) -> list[dict]:
@@ -416,6 +609,9 @@ class LiteAnswerer:
             have = set(_words(" ".join(s.text for s in ranked)))
             if not ents & have:
                 strong = False
+        # and the best evidence must speak to what is asked ("customers"), in words or in meaning
+        if strong and self.rel.asks_attribute and best.attribute <= 0 and best.semantic < self.min_semantic:
+            strong = False
         if not strong:
             tr.weak = True
             msg = NOT_FOUND
@@ -425,24 +621,71 @@ class LiteAnswerer:
                 msg += " There is no speech or on-screen text in the retrieved moments."
             yield msg
             return
-        if self.mode == "extractive":
-            yield f"{fmt_span(best.t0, best.t1)} “{best.text}”"
+        llm = self.llm if self.mode != "extractive" else None
+        if llm is None:
+            yield _record_answer(best)
             return
-        notes = [s for s in ranked if s.score > 0][: self.max_notes] or ranked[:1]
+        # a small model answers best from few notes: the best one and those nearly as relevant
+        notes = [s for s in ranked if s.score >= self.note_ratio * best.score][: self.max_notes] or ranked[:1]
         msgs = self.build_messages(question, notes, history)
         tr.prompt_chars = sum(len(m["content"]) for m in msgs)
-        text = ""
+        if self.mode == "llm":
+            try:
+                for piece in llm.stream(msgs, max_new_tokens=self.max_new_tokens):
+                    tr.llm_text += piece
+                    yield piece
+            except Exception as e:  # noqa: BLE001
+                log.warning("LLM failed: %s", e)
+            return
+        yield from self._hybrid(llm, msgs, question, best, notes)
+
+    def _hybrid(self, llm, msgs, question: str, best: Snippet, notes: Sequence[Snippet]) -> Iterator[str]:
+        tr = self.last
+        notes_text = "\n".join(s.text for s in notes)
+        spans = {fmt_span(s.t0, s.t1) for s in notes}
+        said: list[str] = []
+        buf = ""
+        gen = llm.stream(msgs, max_new_tokens=self.max_new_tokens)
+
+        def accept(sentence: str) -> bool:
+            sentence = sentence.strip()
+            if not sentence:
+                return True
+            bare = sentence
+            for sp in spans:  # a note's own time stamp, quoted back, is fine; its digits are not facts
+                bare = bare.replace(sp, " ")
+            why = check_llm_sentence(bare, question, best, notes_text, first=not said)
+            if why:
+                tr.rejected = why
+                return False
+            said.append(sentence)
+            return True
+
         try:
-            for piece in self.llm.stream(msgs, max_new_tokens=self.max_new_tokens):
-                text += piece
-                yield piece
+            for piece in gen:
+                tr.llm_text += piece
+                buf += piece
+                parts = _SENT_END_RE.split(buf)
+                for sentence in parts[:-1]:  # complete sentences
+                    if not accept(sentence):
+                        raise _Rejected
+                    if sentence.strip():
+                        yield ("" if len(said) == 1 else " ") + sentence.strip()
+                buf = parts[-1]
+            if buf.strip() and accept(buf) and said and said[-1] == buf.strip():
+                yield ("" if len(said) == 1 else " ") + buf.strip()
+        except _Rejected:
+            pass
         except Exception as e:  # noqa: BLE001 - fall back to the evidence
             log.warning("LLM failed: %s", e)
-        tr.llm_text = text
-        if self.mode == "hybrid" and (not text.strip() or not answer_has_fact(text, question, best.text)
-                                      or NOT_FOUND.lower()[:20] in text.lower()):
+            tr.rejected = tr.rejected or f"the LLM failed: {e}"
+        finally:
+            gen.close()  # stops the generation early when a sentence was rejected
+        if not said:
             tr.fallback_used = True
-            yield ("\n\n" if text.strip() else "") + f"From the record {fmt_span(best.t0, best.t1)}: “{best.text}”"
+            yield _record_answer(best)
+        elif not re.search(r"\[\d\d:\d\d:\d\d", " ".join(said)):
+            yield f" {fmt_span(best.t0, best.t1)}"
 
 
 # ============================================================================ summarizing
@@ -517,7 +760,8 @@ March April May June July August September October November December Project Ah 
 
 _ACTION_RES = [
     re.compile(r"\baction items?\b[\s:.,;-]*(?:for\s+)?(?P<owner>[A-Z][a-z]+)\b[\s:,]*(?:will|to|is going to|needs to|should|shall|must|has to)?\s*(?P<task>[^.!?]+)", re.I),
-    re.compile(r"\b(?P<owner>[A-Z][a-z]+)\s+(?:will|is going to|needs to|has to|should|shall|agreed to|is to|must|'ll)\s+(?P<task>[^.!?]+)"),
+    re.compile(r"\b(?P<owner>[A-Z][a-z]+)\s+(?i:will|is going to|needs to|has to|should|shall|agreed to|is to|must|'ll)"
+               r"\s+(?P<task>[^.!?]+)"),  # the ASR sometimes capitalizes "Will"
     re.compile(r"(?:^|[.!?]\s+|,\s*)(?P<owner>[A-Z][a-z]+)\s+to\s+(?P<task>[a-z][^.!?]+)"),
     re.compile(r"\b(?:todo|to-do|follow[- ]up)\b[\s:.,;-]+(?P<task>[^.!?]+)", re.I),
 ]
@@ -582,16 +826,16 @@ class _Item:
 
 
 def _title_of_ocr(ocr) -> str:
-    if isinstance(ocr, (list, tuple)):
-        lines = [str(x).strip() for x in ocr if str(x).strip()]
-    else:
-        lines = [x.strip() for x in str(ocr or "").splitlines() if x.strip()]
+    lines = ocr_lines(ocr)
     return lines[0] if lines else ""
 
 
 def _same_title(a: str, b: str) -> bool:
+    """Equal up to OCR typos; titles whose numbers differ ("Q1 Review" / "Q2 Review") are different."""
     na, nb = " ".join(_words(a)), " ".join(_words(b))
-    return na == nb or difflib.SequenceMatcher(None, na, nb).ratio() >= 0.8
+    if na == nb:
+        return True
+    return re.findall(r"\d+", na) == re.findall(r"\d+", nb) and difflib.SequenceMatcher(None, na, nb).ratio() >= 0.8
 
 
 def segment_sections(memories: Sequence[MemoryView], embedder=None, min_len_s: float = 45.0,
@@ -602,12 +846,11 @@ def segment_sections(memories: Sequence[MemoryView], embedder=None, min_len_s: f
     items: list[_Item] = []
     for m in sorted(memories, key=lambda m: (m.t0, m.t1)):
         ev = m.evidence or {}
-        ocr = ev.get("ocr") or ""
-        ocr_lines = list(ocr) if isinstance(ocr, (list, tuple)) else [x for x in str(ocr).splitlines() if x.strip()]
+        lines = ocr_lines(ev.get("ocr") or "")
         asr = ev.get("asr") or ""
         if isinstance(asr, (list, tuple)):
             asr = " ".join(map(str, asr))
-        items.append(_Item(m.t0, m.t1, str(asr).strip(), ocr_lines, _title_of_ocr(ocr_lines)))
+        items.append(_Item(m.t0, m.t1, str(asr).strip(), lines, _title_of_ocr(lines)))
     if not items:
         return []
     vecs = None
@@ -672,7 +915,7 @@ _FILLER_RE = re.compile(r"^(let us|let's|are there any|that sounds|i think|thank
                         r"i agree|this is an important|okay|ok|so|next topic)\b", re.I)
 
 
-def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Callable[[int, int, str], None]] = None,
+def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Callable[[float, int, str], None]] = None,
               embedder=None, title: str = "Meeting minutes", max_section_tokens: int = 1200,
               use_llm_overview: bool = True, use_llm_bullets: bool = True) -> Minutes:
     """Meeting minutes from memories in time order (any order is accepted; they are sorted)."""
@@ -681,7 +924,7 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
         return Minutes(title, 0.0, 0.0, notes=["no memories"])
     secs = segment_sections(mems, embedder=embedder)
     boiler = _boilerplate(secs)
-    total = len(secs) + (1 if llm is not None and use_llm_overview else 0)
+    total = len(secs) + (1 if llm is not None and use_llm_overview else 0)  # the reduce (overview) is one unit
     mn = Minutes(title, mems[0].t0, max(m.t1 for m in mems))
     rejected = 0
     seen_actions: set[tuple] = set()
@@ -699,10 +942,7 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
                     slide.append(ln.strip())
         slide = [ln for ln in slide if _skeleton(ln) not in boiler]
         body_slide = [ln for ln in slide if not _same_title(ln, stitle)]
-        timed: list[tuple[str, float, float]] = []
-        for it in items:
-            for s in _sentences(it.asr):
-                timed.append((s, it.t0, it.t1))
+        timed = _timed_sentences(items)
         # rule-based extraction over speech and slide text
         for s, a, b in timed:
             for ai in extract_actions(s, a, b):
@@ -761,23 +1001,100 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
         mn.sections.append(sec)
     if rejected:
         mn.notes.append(f"{rejected} LLM bullet(s) dropped as unsupported by the transcript or slides")
-    # reduce: overview from section headings (+ LLM sentence when available)
+    # reduce: overview from section headings (+ LLM sentences when available)
     mn.overview = [Line(f"{s.title}", s.t0, s.t1) for s in mn.sections]
     if llm is not None and use_llm_overview and mn.sections:
-        if progress_cb:
-            progress_cb(len(secs), total, "overview")
-        digest = "\n".join(f"{s.title}: " + "; ".join(b.text for b in s.bullets[:3]) for s in mn.sections)
-        try:
-            out = llm.generate([{"role": "system", "content": "Write a two-sentence overview of this meeting. "
-                                 "Use only the facts given."}, {"role": "user", "content": digest[:6000]}],
-                               max_new_tokens=80)
-            if out and _support(out, digest) >= 0.5:
-                mn.overview.insert(0, Line(out.strip().replace("\n", " "), mn.t0, mn.t1))
-        except Exception as e:  # noqa: BLE001
-            log.warning("LLM overview failed: %s", e)
+        digests = [f"{fmt_span(s.t0, s.t1)} {s.title}: " + "; ".join(b.text for b in s.bullets[:3])
+                   for s in mn.sections]
+        calls = [0]
+
+        def step(what: str) -> None:  # the reduce is the last unit of the bar: its steps fill it halfway each
+            calls[0] += 1
+            if progress_cb:
+                progress_cb(len(secs) + 1 - 0.5 ** calls[0], total, what)
+
+        out = reduce_overview(llm, digests, max_section_tokens, step)
+        if out:
+            mn.overview.insert(0, Line(out, mn.t0, mn.t1))
     if progress_cb:
         progress_cb(total, total, "done")
     return mn
+
+
+OVERVIEW_PROMPT = "Write a two-sentence overview of this meeting. Use only the facts given."
+GROUP_PROMPT = ("Summarize these notes from one part of a meeting in at most two sentences. Keep names, numbers and "
+                "dates exactly as written. Use only the facts given.")
+
+
+def reduce_overview(llm, digests: Sequence[str], max_tokens: int = 1200,
+                    step: Optional[Callable[..., None]] = None) -> str:
+    """The reduce half of map-reduce: section digests -> a short overview, in as many levels as it takes for every
+    prompt to fit `max_tokens` (so a 2-hour meeting never overflows a small model's context). Each level packs
+    lines into chunks that fit, condenses each chunk (LLM, kept only when supported by the chunk; else its
+    headings), and repeats until one prompt holds everything. Returns "" when the LLM's overview is unsupported."""
+    count = getattr(llm, "count_tokens", lambda t: len(t) // 4)
+    line_cap = max(16, max_tokens // 4)
+
+    def cap(line: str) -> str:  # one line never takes more than a quarter of a prompt
+        if count(line) <= line_cap:
+            return line
+        return line[: max(40, int(len(line) * line_cap / max(1, count(line))))].rstrip() + "…"
+
+    level = [cap(d) for d in digests]
+    full = "\n".join(level)
+    rounds = 0
+    while count("\n".join(level)) > max_tokens and len(level) > 1 and rounds < 8:
+        rounds += 1
+        groups = _chunks("\n".join(level), llm, max_tokens)
+        if step:
+            step(f"condensing {len(groups)} parts (level {rounds})")
+        nxt = []
+        for gi, g in enumerate(groups):
+            if step and gi:
+                step(f"condensing part {gi + 1}/{len(groups)} (level {rounds})")
+            text = ""
+            try:
+                text = llm.generate([{"role": "system", "content": GROUP_PROMPT}, {"role": "user", "content": g}],
+                                    max_new_tokens=80).replace("\n", " ").strip()
+            except Exception as e:  # noqa: BLE001
+                log.warning("LLM failed in summarize: %s", e)
+            if not text or _support(text, g) < 0.5:  # fall back to the chunk's headings (always shorter)
+                heads = [re.sub(r":.*$", "", ln).strip() for ln in g.splitlines() if ln.strip()]
+                text = "; ".join(heads)
+            nxt.append(cap(text))
+        if len(nxt) >= len(level):  # no progress: stop rather than loop
+            break
+        level = nxt
+    prompt = "\n".join(level)
+    if count(prompt) > max_tokens:  # could not condense enough: keep what fits
+        prompt = _chunks(prompt, llm, max_tokens)[0]
+    if step:
+        step("overview")
+    try:
+        out = llm.generate([{"role": "system", "content": OVERVIEW_PROMPT}, {"role": "user", "content": prompt}],
+                           max_new_tokens=80)
+    except Exception as e:  # noqa: BLE001
+        log.warning("LLM overview failed: %s", e)
+        return ""
+    out = (out or "").strip().replace("\n", " ")
+    return out if out and _support(out, full + "\n" + prompt) >= 0.5 else ""
+
+
+def _timed_sentences(items) -> list[tuple[str, float, float]]:
+    """Transcript sentences of the clips in time order, each once: a sentence that spans several clips (the ASR
+    attaches it to every clip it overlaps) keeps the interval from its first to its last clip."""
+    out: list[list] = []
+    last: dict[str, int] = {}
+    for it in items:
+        for s in _sentences(it.asr):
+            k = " ".join(_words(s))
+            j = last.get(k)
+            if j is not None and it.t0 - out[j][2] < 10:
+                out[j][2] = max(out[j][2], it.t1)
+                continue
+            last[k] = len(out)
+            out.append([s, it.t0, it.t1])
+    return [(s, a, b) for s, a, b in out]
 
 
 def _skeleton(line: str) -> str:
@@ -785,14 +1102,15 @@ def _skeleton(line: str) -> str:
 
 
 def _boilerplate(secs) -> set[str]:
-    """Slide lines that recur (digits aside) in more than half of 3+ sections: footers, logos, page numbers."""
+    """Slide lines that recur (digits aside) in at least 80% of 3+ sections: footers, logos, page numbers. (A label
+    such as "Engineers: 67" / "Engineers: 72" on some of the slides is content, not boilerplate.)"""
     if len(secs) < 3:
         return set()
     count: dict[str, int] = {}
     for _, items in secs:
         for k in {_skeleton(ln) for it in items for ln in it.ocr}:
             count[k] = count.get(k, 0) + 1
-    return {k for k, c in count.items() if c > len(secs) / 2}
+    return {k for k, c in count.items() if c >= 0.8 * len(secs)}
 
 
 def _guess_title(timed) -> str:

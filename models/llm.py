@@ -163,7 +163,7 @@ class TextLLM:
 
     def stream(self, messages: Sequence[dict], max_new_tokens: int = 200, temperature: float = 0.0,
                repetition_penalty: float = 1.1) -> Iterator[str]:
-        """Yield text pieces as they are generated (greedy by default)."""
+        """Yield text pieces as they are generated (greedy by default). Closing the iterator stops generation."""
         import torch
         from transformers import TextIteratorStreamer
 
@@ -181,6 +181,15 @@ class TextLLM:
         else:
             kw.update(do_sample=False)
         err: list[BaseException] = []
+        cancel = threading.Event()
+
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return cancel.is_set()
+
+        kw["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
 
         def run():
             try:
@@ -192,10 +201,13 @@ class TextLLM:
 
         th = threading.Thread(target=run, daemon=True)
         th.start()
-        for piece in streamer:
-            if piece:
-                yield piece
-        th.join()
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        finally:  # the consumer stopped early (closed the generator): stop generating too
+            cancel.set()
+            th.join()
         if err:
             raise ModelError(f"LLM generation failed: {err[0]}".splitlines()[0])
 

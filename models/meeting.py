@@ -22,5 +22,8 @@ def stream_minutes(bank, profile, stream: Optional[str] = None, progress: Option
     if not memories:
         raise ModelError(f"stream {stream!r} has no memories yet")
     views = [MemoryView(m.id, m.stream, m.t0, m.t1, 0.0, None, m.evidence, None) for m in memories]
-    return summarize(views, getattr(profile.answerer, "llm", None), progress,
+    if progress:
+        progress(0, 1, "loading the LLM")
+    llm = getattr(profile.answerer, "llm", None)  # the lite answerer loads its bundled LLM on first use
+    return summarize(views, llm, progress,
                      embedder=getattr(profile, "text_embedder", None), title=f"Minutes: {stream}")

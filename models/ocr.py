@@ -4,8 +4,8 @@
 - OcrGate decides whether a frame needs OCR: only when the picture changed (the reducers' temporal-redundancy
   signal, passed as Clip.keyframe), with a cheap thumbnail-difference fallback when no flag is given and a
   periodic refresh so slowly built-up slides are not missed.
-- OcrDeduper returns only the lines that are new compared with the previous slide (fuzzy match), and keeps the
-  current slide title.
+- OcrDeduper returns only the lines that are new compared with the previous slide (fuzzy match that tolerates
+  OCR typos but never a changed number), and keeps the current slide title.
 """
 from __future__ import annotations
 
@@ -210,8 +210,12 @@ class OcrDeduper:
         n = _norm_line(line)
         if not n:
             return True
+        digits = re.findall(r"\d+", n)
         for p in pool:
-            if n == p or difflib.SequenceMatcher(None, n, p).ratio() >= self.sim:
+            if n == p:
+                return True
+            # fuzzy only when the numbers agree: "Engineers: 72" is new after "Engineers: 67"
+            if re.findall(r"\d+", p) == digits and difflib.SequenceMatcher(None, n, p).ratio() >= self.sim:
                 return True
         return False
 

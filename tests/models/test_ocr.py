@@ -52,3 +52,33 @@ def test_deduper():
     assert d.update(["Falcon Budget", "Budget: 35 milion", "Lead: Maria", "Launch: June 4"]) == ["Launch: June 4"]
     assert not d.title_changed
     assert d.update(["Orion Roadmap", "Lead: Maria"]) == ["Orion Roadmap"] and d.title_changed
+
+
+def test_deduper_keeps_a_changed_number():
+    d = OcrDeduper()
+    d.update(["Tiger Operations", "Engineers: 67", "Footer · slide 2"])
+    # the same label with another number is a new fact (fuzzy matching alone would call it a repeat)
+    assert d.update(["Orion Risks", "Engineers: 72", "Footer · slide 3"]) == ["Orion Risks", "Engineers: 72",
+                                                                             "Footer · slide 3"]
+    assert d.update(["Orion Risks", "Engineers: 72", "Footer - slide 3"]) == []  # an OCR wobble is not
+
+
+def test_ocr_evidence_keeps_the_title_first():
+    from types import SimpleNamespace
+
+    from models.evidence import OcrEvidence
+
+    class Reader:
+        def __init__(self, pages):
+            self.pages = iter(pages)
+
+        def read(self, image):
+            return next(self.pages)
+
+    img = np.zeros((32, 32, 3), np.uint8)
+    ev = OcrEvidence(Reader([["Falcon Budget", "Budget: 35 million"], ["Falcon Budget", "Budget: 35 million",
+                                                                       "Lead: Maria"]]))
+    clip = lambda t: SimpleNamespace(frames=[SimpleNamespace(t=t, image=img)], keyframe=[True])  # noqa: E731
+    assert ev(clip(0.0), None) == {"ocr": "Falcon Budget\nBudget: 35 million"}
+    # a bullet added to the same slide: the new line, under its slide's title (the topic), one per line
+    assert ev(clip(2.0), None) == {"ocr": "Falcon Budget\nLead: Maria"}

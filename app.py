@@ -118,7 +118,7 @@ def cmd_ingest(args) -> int:
     from memory.bank import MemoryBank
     from models.registry import load_profile
     from reducers import get_reducer
-    from stream.pipeline import IngestConfig, IngestPipeline
+    from stream.pipeline import IngestConfig
     from stream.sources import open_source
 
     get_reducer(args.reducer)  # unknown names fail before anything heavy starts
@@ -141,25 +141,33 @@ def cmd_ingest(args) -> int:
                                retrieval=args.retrieval, answerer=False)
         cfg = IngestConfig(fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer, budget=args.budget,
                            scene_cut=None if args.no_scene_cut else 0.25, duration=args.duration)
-        pipe = IngestPipeline(source, bank, profile.encoder, stream_id=stream_id, config=cfg, evidence=profile.evidence,
-                              text_embedder=profile.text_embedder, key_encoder=profile.key_encoder, source_label=args.source)
         for note in bank.repairs:
             print(f"vigil: repaired bank: {note}", file=sys.stderr)
-        if pipe.audio_only:
-            print(f"vigil: note: {args.source!r} has no video stream: storing transcript-only memories", file=sys.stderr)
-        interrupted = run_with_progress(pipe, source)
-        s = pipe.stats
-        if s.error:
-            raise CliError(s.error)
-        for note in s.notes:
-            if not (pipe.audio_only and note.startswith("no video stream")):
-                print(f"vigil: note: {note}", file=sys.stderr)
+        s, interrupted = ingest_into(bank, source, profile, stream_id, cfg, args.source)
         word = "interrupted; " if interrupted else ""
         print(f"{word}stored {s.memories} memories from {stream_id!r} ({s.last_t:.1f}s of media, "
               f"{s.frames_sampled} frames sampled, {s.dropped} dropped) in {bank.path}")
         return 0
     finally:
         bank.close()
+
+
+def ingest_into(bank, source, profile, stream_id: str, cfg, label: str):
+    """Run one source into the bank with progress and its notes on stderr. Returns (stats, interrupted)."""
+    from stream.pipeline import IngestPipeline
+
+    pipe = IngestPipeline(source, bank, profile.encoder, stream_id=stream_id, config=cfg, evidence=profile.evidence,
+                          text_embedder=profile.text_embedder, key_encoder=profile.key_encoder, source_label=label)
+    if pipe.audio_only:
+        print(f"vigil: note: {label!r} has no video stream: storing transcript-only memories", file=sys.stderr)
+    interrupted = run_with_progress(pipe, source)
+    s = pipe.stats
+    if s.error:
+        raise CliError(s.error)
+    for note in s.notes:
+        if not (pipe.audio_only and note.startswith("no video stream")):
+            print(f"vigil: note: {note}", file=sys.stderr)
+    return s, interrupted
 
 
 def run_with_progress(pipe, source) -> bool:
@@ -234,7 +242,7 @@ def cmd_ask(args) -> int:
     bank = MemoryBank(args.bank, readonly=True)
     try:
         profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                               retrieval=args.retrieval)
+                               retrieval=args.retrieval, evidence=False)  # asking reads evidence, never extracts it
         t_loaded = time.perf_counter()
         try:
             pieces, citations = ask(bank, profile, args.question, k=args.k, image=image, streams=args.stream)
@@ -317,7 +325,7 @@ def ingest_for_summary(args, load_profile, bank_dir: str, stream_id: str, derive
     import shutil
 
     from memory.bank import MemoryBank
-    from stream.pipeline import IngestConfig, IngestPipeline
+    from stream.pipeline import IngestConfig
     from stream.sources import open_source
 
     stamp = _file_stamp(args.source)
@@ -345,15 +353,7 @@ def ingest_for_summary(args, load_profile, bank_dir: str, stream_id: str, derive
     print(f"vigil: ingesting {args.source!r} into {bank_dir}", file=sys.stderr)
     bank = MemoryBank(bank_dir)
     try:
-        pipe = IngestPipeline(source, bank, profile.encoder, stream_id=stream_id, config=IngestConfig(),
-                              evidence=profile.evidence, text_embedder=profile.text_embedder,
-                              key_encoder=profile.key_encoder, source_label=args.source)
-        interrupted = run_with_progress(pipe, source)
-        s = pipe.stats
-        if s.error:
-            raise CliError(s.error)
-        for note in getattr(s, "notes", []):
-            print(f"vigil: note: {note}", file=sys.stderr)
+        s, interrupted = ingest_into(bank, source, profile, stream_id, IngestConfig(), args.source)
         if interrupted:
             print(f"vigil: interrupted after {s.last_t:.0f}s of media: summarizing that part", file=sys.stderr)
         else:

@@ -170,15 +170,40 @@ def make_clips(n_clips: int, T: int, seed: int = 0, per_video: int = 10):
     return mem, qry, cuts
 
 
-def encode_all(clips: list, device: str, batch: int = 256) -> list[TokenGrid]:
-    from models.efficientnet import EfficientNetLite0Encoder
-    enc = EfficientNetLite0Encoder(device=device)
+_ENCODERS: dict = {}
+
+
+def fidelity_encoder(features: str, device: str):
+    """The encoder whose tokens the fidelity part reduces, built once.
+
+    efficientnet: EfficientNet-Lite0, real ImageNet weights (N=49, D=1280).
+    ov05b-random: LLaVA-OV-0.5B's SigLIP-so400m@384 tower + projector + 2x2 pool, full size, RANDOM weights
+    (N=196, D=896, saliency = attention received): the tokens an LLM would get, minus the training.
+    """
+    if features not in _ENCODERS:
+        if features == "efficientnet":
+            from models.efficientnet import EfficientNetLite0Encoder
+            _ENCODERS[features] = EfficientNetLite0Encoder(device=device)
+        elif features == "ov05b-random":
+            from bench.vlm_gpu import build
+            torch.manual_seed(0)
+            _ENCODERS[features] = build("ov05b")
+        else:
+            raise SystemExit(f"unknown --features {features!r}")
+    return _ENCODERS[features]
+
+
+def encode_all(clips: list, device: str, batch: int = 256, features: str = "efficientnet") -> list[TokenGrid]:
+    enc = fidelity_encoder(features, device)
+    if features != "efficientnet":
+        batch = 32
     T = len(clips[0])
     flat = [f for c in clips for f in c]
     toks, sals, keys = [], [], []
     for i in range(0, len(flat), batch):
         g = enc.encode(flat[i:i + batch])
-        toks.append(g.tokens), sals.append(g.saliency), keys.append(g.frame_keys)
+        sal = g.saliency if g.saliency is not None else g.tokens.float().norm(dim=-1)
+        toks.append(g.tokens), sals.append(sal), keys.append(g.frame_keys)
     tok, sal, key = torch.cat(toks), torch.cat(sals), torch.cat(keys)
     hw = g.hw
     return [TokenGrid(tok[i * T:(i + 1) * T], hw, sal[i * T:(i + 1) * T], key[i * T:(i + 1) * T], space=enc.space)
@@ -200,13 +225,13 @@ def frame_descriptors(c, T: int) -> torch.Tensor:
 
 
 def run_fidelity(n_clips: int, T: int, devices: str, methods: list[str], budgets: list[float],
-                 shortlist: int = 20, seed: int = 0) -> tuple[list[dict], dict]:
+                 shortlist: int = 20, seed: int = 0, features: str = "efficientnet") -> tuple[list[dict], dict]:
     t0 = time.time()
     mem_frames, qry_frames, cuts = make_clips(n_clips, T, seed)
     t_render = time.time() - t0
     t0 = time.time()
-    mem = encode_all(mem_frames, devices)
-    qry = encode_all(qry_frames, devices)
+    mem = encode_all(mem_frames, devices, features=features)
+    qry = encode_all(qry_frames, devices, features=features)
     t_encode = time.time() - t0
     del mem_frames, qry_frames
     dev = devices
@@ -216,7 +241,7 @@ def run_fidelity(n_clips: int, T: int, devices: str, methods: list[str], budgets
     q_tok = torch.stack([F.normalize(g.tokens.to(dev).reshape(-1, Dm).float() @ proj, dim=-1) for g in qry])  # [C, TN, 256]
     q_mean = F.normalize(torch.stack([g.tokens.to(dev).reshape(-1, Dm).float().mean(0) for g in qry]), dim=-1)
     cuts_t = torch.tensor(cuts, device=dev)
-    info = {"clips": n_clips, "T": T, "N": mem[0].N, "D": Dm, "render_s": round(t_render, 1),
+    info = {"clips": n_clips, "T": T, "N": mem[0].N, "D": Dm, "features": features, "render_s": round(t_render, 1),
             "encode_s": round(t_encode, 1), "device": dev}
     rows = []
     plan = [("full", 1.0)] + [(m, b) for b in budgets for m in methods]  # "full": no reduction, the ceiling
@@ -284,7 +309,8 @@ def md_tables(speed: list[dict], fid: list[dict], info: dict) -> str:
                 out.append(f"| {m} | " + " | ".join(cells) + " |")
     if fid:
         bud = sorted({r["budget_pct"] for r in fid if r["method"] != "full"})
-        out.append(f"\n**Fidelity** ({info.get('clips')} clips, T={info.get('T')}, EfficientNet-Lite0 real weights, "
+        out.append(f"\n**Fidelity** ({info.get('clips')} clips, T={info.get('T')}, "
+                   f"{'LLaVA-OV-0.5B tower, RANDOM weights' if info.get('features') == 'ov05b-random' else 'EfficientNet-Lite0 real weights'}, "
                    f"N={info.get('N')}, D={info.get('D')}; cells: coverage / id recall@1 / localisation acc)\n")
         fullr = [r for r in fid if r["method"] == "full"]
         if fullr:
@@ -327,6 +353,8 @@ def main(argv=None) -> None:
     ap.add_argument("--frames", type=int, default=8, help="frames per fidelity clip")
     ap.add_argument("--fid-device", default=None, help="device for encoding + reducing in fidelity (default: best)")
     ap.add_argument("--cuda-dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    ap.add_argument("--features", default="efficientnet", choices=["efficientnet", "ov05b-random"],
+                    help="fidelity tokens: EfficientNet-Lite0 (real weights) or LLaVA-OV-0.5B's tower (random weights, GPU)")
     ap.add_argument("--eager-too", action="store_true", help="CUDA speed also with the CUDA graphs off")
     ap.add_argument("--out", default=os.path.join(ROOT, "artifacts", "bench_reducers.json"))
     ap.add_argument("--write-md", action="store_true", help="rewrite the Reducers section of bench/RESULTS.md")
@@ -345,7 +373,7 @@ def main(argv=None) -> None:
     if a.part in ("fidelity", "all"):
         n = a.clips or (120 if a.quick else 1000)
         fdev = a.fid_device or ("cuda" if has_cuda else "cpu")
-        fid, finfo = run_fidelity(n, a.frames, fdev, methods, budgets)
+        fid, finfo = run_fidelity(n, a.frames, fdev, methods, budgets, features=a.features)
         info.update(finfo)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:

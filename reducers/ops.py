@@ -209,8 +209,8 @@ def exact_tf32(on: bool = True):
         torch.backends.cuda.matmul.allow_tf32 = prev
 
 
-def _dpc_core(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7, bf16_from: Optional[int] = None
-              ) -> tuple[Tensor, Tensor]:
+def _dpc_core(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7, bf16_from: Optional[int] = None,
+              fused: bool = False) -> tuple[Tensor, Tensor]:
     """Density-peak clustering with k-NN density (DPC-kNN), batched with padding.
 
     x: [B, L, D], valid: [B, L] bool, n_centres: [B] long (clamped to the valid count)
@@ -223,6 +223,12 @@ def _dpc_core(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7, bf16_from
 
     Works on squared distances d² = (|a|² + |b|² − 2a·b)/D from one baddbmm (invalid pairs +inf through the
     norms), so no [B, L, L] square root; the max distance is needed for the densest token of each row only.
+
+    fused: on CUDA with Triton, the three row passes over d² (k-NN density, nearest denser token, nearest
+    centre) run as one Triton kernel each (`_knn_sum_triton`, `_delta2_triton`, `_assign_triton`), which
+    apply the clamp and the diagonal on the fly: no torch.topk, no [B, L, L] temporaries. Same function;
+    the k smallest squared distances are summed in ascending order (torch.topk's order is unspecified), so ρ
+    can differ in the last bit.
     """
     B, L, D = x.shape
     dev = x.device
@@ -240,10 +246,12 @@ def _dpc_core(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7, bf16_from
         if s0 < B:
             with exact_tf32():
                 torch.baddbmm(base[s0:], xf[s0:], xf[s0:].transpose(1, 2), beta=1.0 / D, alpha=-2.0 / D, out=d2[s0:])
-    d2.clamp_(min=0)
-    d2.diagonal(dim1=1, dim2=2).fill_(inf)  # a token is not its own neighbour (nor denser than itself)
     nvalid = valid.sum(-1)
     kk = max(1, min(k, L - 1))
+    if fused and HAVE_TRITON and x.is_cuda and L <= _TRITON_MAX_L:
+        return _dpc_fused_tail(d2, valid, nvalid, n_centres, kk)
+    d2.clamp_(min=0)
+    d2.diagonal(dim1=1, dim2=2).fill_(inf)  # a token is not its own neighbour (nor denser than itself)
     knn = torch.topk(d2, kk, dim=-1, largest=False, sorted=False).values  # [B, L, kk] squared distances
     # a valid token has min(k, n_valid − 1) finite neighbours
     msq = knn.nan_to_num(posinf=0.0).sum(-1) / (nvalid - 1).clamp(min=1, max=kk)[:, None]
@@ -266,6 +274,177 @@ def _dpc_core(x: Tensor, valid: Tensor, n_centres: Tensor, k: int = 7, bf16_from
 
 
 _DPC = GraphCache(_dpc_core, size=16)
+
+
+# ------------------------------------------------------------------ optional Triton kernels (CUDA only)
+# Row passes over a squared-distance matrix d² [B, L, L] as `_dpc_core` uses it (entries read raw from the
+# baddbmm: clamped at 0 and the diagonal set to +inf on the fly), and a contiguous-segment sum. Each program
+# handles ROWS rows of one batch entry with the whole row in registers (L ≤ _TRITON_MAX_L).
+_TRITON_MAX_L = 4096
+try:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _d2_rows(d2_ptr, b, rows, cols, L):
+        rmask = rows < L
+        cmask = cols < L
+        base = d2_ptr + b.to(tl.int64) * L * L
+        v = tl.load(base + rows[:, None].to(tl.int64) * L + cols[None, :], mask=rmask[:, None] & cmask[None, :],
+                    other=float("inf"))
+        v = tl.maximum(v, 0.0)
+        return tl.where(rows[:, None] == cols[None, :], float("inf"), v)
+
+    @triton.jit
+    def _knn_sum_kernel(d2_ptr, out_ptr, L, KK: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+        nrb = tl.cdiv(L, ROWS)
+        pid = tl.program_id(0)
+        b = pid // nrb
+        rows = (pid % nrb) * ROWS + tl.arange(0, ROWS)
+        cols = tl.arange(0, BLOCK)
+        v = _d2_rows(d2_ptr, b, rows, cols, L)
+        acc = tl.zeros([ROWS], tl.float32)
+        for _ in tl.static_range(KK):  # the KK smallest, ascending; one occurrence removed per step
+            m, i = tl.min(v, axis=1, return_indices=True, return_indices_tie_break_left=True)
+            acc += tl.where(m < float("inf"), m, 0.0)
+            v = tl.where(cols[None, :] == i[:, None], float("inf"), v)
+        tl.store(out_ptr + b.to(tl.int64) * L + rows, acc, mask=rows < L)
+
+    @triton.jit
+    def _delta2_kernel(d2_ptr, rank_ptr, out_ptr, L, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+        nrb = tl.cdiv(L, ROWS)
+        pid = tl.program_id(0)
+        b = pid // nrb
+        rows = (pid % nrb) * ROWS + tl.arange(0, ROWS)
+        cols = tl.arange(0, BLOCK)
+        v = _d2_rows(d2_ptr, b, rows, cols, L)
+        rk = rank_ptr + b.to(tl.int64) * L
+        rj = tl.load(rk + cols, mask=cols < L, other=L)
+        ri = tl.load(rk + rows, mask=rows < L, other=L)
+        near = tl.min(tl.where(rj[None, :] < ri[:, None], v, float("inf")), axis=1)
+        far = tl.max(tl.where(v < float("inf"), v, 0.0), axis=1)
+        tl.store(out_ptr + b.to(tl.int64) * L + rows, tl.where(ri == 0, far, near), mask=rows < L)
+
+    @triton.jit
+    def _assign_kernel(d2_ptr, centre_ptr, out_ptr, L, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+        nrb = tl.cdiv(L, ROWS)
+        pid = tl.program_id(0)
+        b = pid // nrb
+        rows = (pid % nrb) * ROWS + tl.arange(0, ROWS)
+        cols = tl.arange(0, BLOCK)
+        v = _d2_rows(d2_ptr, b, rows, cols, L)
+        c = tl.load(centre_ptr + b.to(tl.int64) * L + cols, mask=cols < L, other=0)
+        _, i = tl.min(tl.where(c[None, :] != 0, v, float("inf")), axis=1, return_indices=True,
+                      return_indices_tie_break_left=True)
+        tl.store(out_ptr + b.to(tl.int64) * L + rows, i.to(tl.int64), mask=rows < L)
+
+    @triton.jit(do_not_specialize=["T", "N"])
+    def _seg_sum_kernel(x_ptr, seg_ptr, sum_ptr, sq_ptr, T, N, D, eps,
+                        NORMALIZE: tl.constexpr, WRITE_SUM: tl.constexpr, WRITE_SQ: tl.constexpr, BLOCK: tl.constexpr):
+        n = tl.program_id(0)
+        offs = tl.arange(0, BLOCK)
+        dm = offs < D
+        acc = tl.zeros([BLOCK], tl.float32)
+        prev = tl.load(seg_ptr)
+        for t in range(T):  # branch-free: a run's sum is stored (masked) when the next run starts
+            s = tl.load(seg_ptr + t)
+            end = (offs * 0 + s) != prev  # [BLOCK], all lanes alike
+            if WRITE_SUM:
+                tl.store(sum_ptr + (prev.to(tl.int64) * N + n) * D + offs, acc, mask=dm & end)
+            if WRITE_SQ:
+                q = tl.zeros([BLOCK], tl.float32) + tl.sum(acc * acc, axis=0)  # stored from lane 0
+                tl.store(sq_ptr + prev.to(tl.int64) * N + n + offs * 0, q, mask=(offs == 0) & end)
+            v = tl.load(x_ptr + (t * N + n) * D + offs, mask=dm, other=0.0).to(tl.float32)  # numel < 2³¹
+            if NORMALIZE:
+                nrm = tl.sqrt_rn(tl.sum(v * v, axis=0))
+                v = tl.math.div_rn(v, tl.maximum(nrm, eps))
+            acc = tl.where(end, 0.0, acc) + v
+            prev = s
+        if WRITE_SUM:
+            tl.store(sum_ptr + (prev.to(tl.int64) * N + n) * D + offs, acc, mask=dm)
+        if WRITE_SQ:
+            tl.store(sq_ptr + prev.to(tl.int64) * N + n, tl.sum(acc * acc, axis=0))
+
+    HAVE_TRITON = True
+except Exception:  # pragma: no cover - no triton on this machine
+    HAVE_TRITON = False
+
+
+def _rows_cfg(L: int) -> tuple[int, int, int]:
+    block = max(16, 1 << (L - 1).bit_length())
+    rows = max(1, min(8, 4096 // block))
+    return rows, block, 4 if block <= 2048 else 8
+
+
+def _knn_sum_triton(d2: Tensor, kk: int) -> Tensor:
+    """Σ of the kk smallest entries of each row of clamp(d², 0) off the diagonal (+inf counted as 0) -> [B, L]."""
+    B, L, _ = d2.shape
+    out = torch.empty(B, L, device=d2.device)
+    rows, block, nw = _rows_cfg(L)
+    _knn_sum_kernel[(B * triton.cdiv(L, rows),)](d2, out, L, KK=kk, ROWS=rows, BLOCK=block, num_warps=nw)
+    return out
+
+
+def _delta2_triton(d2: Tensor, rank: Tensor) -> Tensor:
+    """min of d²[i, j] over the denser j (rank[j] < rank[i]); for rank 0 the largest finite d²[i, j]."""
+    B, L, _ = d2.shape
+    out = torch.empty(B, L, device=d2.device)
+    rows, block, nw = _rows_cfg(L)
+    _delta2_kernel[(B * triton.cdiv(L, rows),)](d2, rank.contiguous(), out, L, ROWS=rows, BLOCK=block, num_warps=nw)
+    return out
+
+
+def _assign_triton(d2: Tensor, centre: Tensor) -> Tensor:
+    """Index of each row's nearest centre (first on ties; 0 when there is none) -> [B, L] long."""
+    B, L, _ = d2.shape
+    out = torch.empty(B, L, device=d2.device, dtype=torch.long)
+    rows, block, nw = _rows_cfg(L)
+    _assign_kernel[(B * triton.cdiv(L, rows),)](d2, centre.contiguous().view(torch.uint8), out, L,
+                                                ROWS=rows, BLOCK=block, num_warps=nw)
+    return out
+
+
+def _dpc_fused_tail(d2: Tensor, valid: Tensor, nvalid: Tensor, n_centres: Tensor, kk: int) -> tuple[Tensor, Tensor]:
+    """The part of `_dpc_core` after the raw d² (not yet clamped, diagonal not set), with the Triton row passes."""
+    B, L, _ = d2.shape
+    dev = d2.device
+    inf = float("inf")
+    d2 = d2.contiguous()
+    msq = _knn_sum_triton(d2, kk) / (nvalid - 1).clamp(min=1, max=kk)[:, None]
+    rho = torch.where(valid, torch.exp(-msq), -1.0)
+    order = torch.argsort(rho, dim=-1, descending=True, stable=True)
+    ar = torch.arange(L, device=dev).expand(B, L)
+    rank = torch.empty_like(order).scatter_(1, order, ar)
+    delta2 = _delta2_triton(d2, rank)
+    score = torch.where(valid, rho * delta2.sqrt(), -inf)
+    nc = torch.minimum(n_centres.long(), nvalid)
+    srank = torch.empty_like(order).scatter_(1, torch.argsort(score, dim=-1, descending=True, stable=True), ar)
+    centre = (srank < nc[:, None]) & valid
+    assign = torch.where(centre, ar, _assign_triton(d2, centre))
+    return centre, torch.where(valid & (nc > 0)[:, None], assign, -1)
+
+
+def segment_sums(x: Tensor, seg: Tensor, rows: int, normalize: bool = False, sums: bool = True,
+                 sumsq: bool = False) -> tuple[Optional[Tensor], Optional[Tensor]]:
+    """Per-segment sums over dim 0 of x [T, N, D] (of the L2-normalised rows when `normalize`), for segments
+    that are contiguous runs of seg [T] (each value in one run; values < rows) -> (sums [rows, N, D] float32,
+    Σ_d sums² [rows, N]); rows no run names stay 0. Summed in frame order from 0, as index_add_ on the CPU
+    does; on CUDA with Triton one deterministic kernel (no atomics; the norms are its own, not F.normalize's
+    reduction order), else index_add_."""
+    T, N, D = x.shape
+    dev = x.device
+    if HAVE_TRITON and x.is_cuda and D <= 16384 and x.numel() < 2 ** 31:
+        s = torch.zeros(rows, N, D, device=dev) if sums else None
+        q = torch.zeros(rows, N, device=dev) if sumsq else None
+        block = max(16, 1 << (D - 1).bit_length())
+        dummy = torch.empty(1, device=dev)
+        _seg_sum_kernel[(N,)](x.contiguous(), seg.contiguous(), dummy if s is None else s, dummy if q is None else q,
+                              T, N, D, 1e-12, NORMALIZE=normalize, WRITE_SUM=sums, WRITE_SQ=sumsq, BLOCK=block,
+                              num_warps=4 if block <= 2048 else 8)
+        return s, q
+    v = normed(x) if normalize else x.float()
+    s = torch.zeros(rows, N, D, device=dev).index_add_(0, seg, v)
+    return (s if sums else None), ((s * s).sum(-1) if sumsq else None)
 
 
 def batched_nearest(x: Tensor, targets: Tensor, target_valid: Tensor) -> Tensor:

@@ -192,3 +192,31 @@ def test_bad_input_on_cuda():
         x[1, 2, 3] = v
         with pytest.raises(ReducerInputError, match="NaN or inf"):
             get_reducer("tome")(TokenGrid(x.cuda(), g.hw), 5)
+
+
+def test_dpc_and_segment_sum_kernels_match_torch():
+    """The Triton row passes of DPC-kNN (prunevid) and the segment-sum kernel agree with the torch path (the
+    k-NN sums may differ in the last bit, which random data does not turn into a different clustering)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from reducers import ops
+    if not ops.HAVE_TRITON:
+        pytest.skip("triton is not installed")
+    g = torch.Generator().manual_seed(0)
+    for B, L, D in [(3, 37, 16), (4, 300, 32), (2, 729, 64), (1, 1, 4)]:
+        x = torch.randn(B, L, D, generator=g)
+        valid = torch.rand(B, L, generator=g) < 0.8
+        nc = torch.randint(0, L + 1, (B,), generator=g)
+        x, valid, nc = x.cuda(), valid.cuda(), nc.cuda()
+        c1, a1 = ops._dpc_core(x, valid, nc, 7)
+        c2, a2 = ops._dpc_core(x, valid, nc, 7, fused=True)
+        assert torch.equal(c1, c2) and torch.equal(a1, a2)
+    for T, N, D in [(16, 7, 40), (5, 3, 1152), (1, 4, 8)]:
+        x = torch.randn(T, N, D, generator=g).cuda()
+        seg = torch.tensor([0] * (T // 2) + [1] * (T - T // 2)).cuda()
+        for norm in (False, True):
+            v = ops.normed(x) if norm else x.float()
+            ref = torch.zeros(T + 1, N, D, device="cuda").index_add_(0, seg, v)
+            s, q = ops.segment_sums(x, seg, T + 1, normalize=norm, sums=True, sumsq=True)
+            torch.testing.assert_close(s, ref, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(q, (ref * ref).sum(-1), atol=1e-4, rtol=1e-5)

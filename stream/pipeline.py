@@ -242,6 +242,8 @@ class IngestPipeline:
         return mid
 
     def _stored(self, mid: int, clip: Clip) -> None:
+        if self.stats.clips % 8 == 0:  # live notes for the UI (final ones at the end of run())
+            self.stats.notes = self._notes()
         self.stats.clips += 1
         self.stats.memories += 1
         self.stats.latest_memory = mid

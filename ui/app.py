@@ -250,13 +250,14 @@ def build(ctl: Controller):
             stats = (f"**{shown['stream']}** ({shown['kind']}, {shown['state']}) · frames in "
                      f"<span id='frames-in'>{shown['frames_in']}</span> · {shown['fps_in']} fps in / "
                      f"{shown['fps_out']} fps out · dropped {shown['dropped']} · t={_hms(shown['t'])}"
-                     + (f" · **error:** {shown['error']}" if shown["error"] else ""))
+                     + (f" · **error:** {shown['error']}" if shown["error"] else "")
+                     + (f" · note: {shown['notes']}" if shown.get("notes") else ""))
         else:
             stats = "No source running. Start the webcam, a camera or a file."
         stats += (f"\n\n**Bank:** <span id='memory-count'>{bank['memories']}</span> memories · {_mb(bank['bytes'])}"
                   f" · {bank['streams']} stream(s) · `{ctl.bank.path}`")
         table = [[r["stream"], r["kind"], r["state"], r["frames_in"], r["fps_in"], r["fps_out"], r["dropped"],
-                  r["memories"], r["t"], r["error"]] for r in rows]
+                  r["memories"], r["t"], r["error"] or r.get("notes", "")] for r in rows]
         clips_out = gr.skip()
         latest = ctl.latest_clips(8)
         key = tuple(c["id"] for c in latest)
@@ -434,7 +435,7 @@ def build(ctl: Controller):
                                             allow_preview=False)
                         sys_md = gr.Markdown("", elem_id="system")
                         sources_df = gr.Dataframe(headers=["stream", "kind", "state", "frames in", "fps in", "fps out",
-                                                           "dropped", "memories", "t (s)", "error"],
+                                                           "dropped", "memories", "t (s)", "error / notes"],
                                                   label="Sources", interactive=False, elem_id="sources")
                     with gr.Column(scale=6, min_width=380):
                         gr.Markdown("### Ask")

@@ -138,7 +138,8 @@ class Runner:
         s = self.pipeline.stats
         d = {"stream": self.stream_id, "kind": self.kind + (" (meeting)" if self.meeting else ""),
              "state": s.state, "frames_in": s.frames_in, "fps_in": round(s.fps_in, 1), "fps_out": round(s.fps_out, 1),
-             "dropped": s.dropped, "memories": s.memories, "t": round(s.last_t, 1), "error": s.error or ""}
+             "dropped": s.dropped, "memories": s.memories, "t": round(s.last_t, 1), "error": s.error or "",
+             "notes": "; ".join(s.notes)}
         if self.kind == "webcam":
             now = time.monotonic()
             t0, n0 = self._rate

@@ -34,6 +34,7 @@ def test_ingest_ask_and_citations(client, ui_app):
                    timeout=90, what="the file to finish")
     assert row[2] == "finished", row
     assert row[7] >= 5  # 12 s at 2 s clips (scene cuts may add some)
+    assert "no transcript" in row[9], row  # a tone, not speech: the table says why there is no transcript
     history, gallery, question = client.predict("what is in the picture?", [], 5, ["client-scenes"], False, None,
                                                  api_name="/ask")
     assert question == ""

@@ -46,6 +46,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="hub id or local directory of a VLM (default: the offline lite profile)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run (off by default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present)")
+    p.add_argument("--text-evidence", action="store_true",
+                   help="with --model: also transcribe speech, read on-screen text (bundled models) and search that "
+                        "text (hybrid retrieval); give it to ingest and ask")
     p.add_argument("--retrieval", default=None, metavar="ID_OR_DIR",
                    help="SigLIP/CLIP model for clip keys, so a bank can be searched by text (give the same at ingest and ask)")
 
@@ -138,7 +141,7 @@ def cmd_ingest(args) -> int:
                 bank.note_restart(stream_id, last_t, offset)
                 print(f"vigil: note: continuing stream {stream_id!r} at {hms(offset)}", file=sys.stderr)
         profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                               retrieval=args.retrieval, answerer=False)
+                               retrieval=args.retrieval, text_evidence=args.text_evidence, answerer=False)
         cfg = IngestConfig(fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer, budget=args.budget,
                            scene_cut=None if args.no_scene_cut else 0.25, duration=args.duration)
         for note in bank.repairs:
@@ -242,7 +245,8 @@ def cmd_ask(args) -> int:
     bank = MemoryBank(args.bank, readonly=True)
     try:
         profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                               retrieval=args.retrieval, evidence=False)  # asking reads evidence, never extracts it
+                               retrieval=args.retrieval, text_evidence=args.text_evidence,
+                               evidence=False)  # asking reads evidence, never extracts it
         t_loaded = time.perf_counter()
         try:
             pieces, citations = ask(bank, profile, args.question, k=args.k, image=image, streams=args.stream)
@@ -384,13 +388,14 @@ def cmd_summarize(args) -> int:
         if not os.path.isfile(args.source):
             raise CliError(f"no such file: {args.source!r}")
         profile = ingest_for_summary(args, lambda: load_profile(
-            args.model, trust_remote_code=args.trust_remote_code, device=args.device, retrieval=args.retrieval),
+            args.model, trust_remote_code=args.trust_remote_code, device=args.device, retrieval=args.retrieval,
+            text_evidence=args.text_evidence),
             bank_dir, stream, derived=not args.bank)
     bank = MemoryBank(bank_dir, readonly=True)
     try:
         if profile is None:  # a bank alone: no speech/OCR models needed
             profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                                   retrieval=args.retrieval, evidence=False)
+                                   retrieval=args.retrieval, text_evidence=args.text_evidence, evidence=False)
         from tqdm import tqdm
 
         with tqdm(total=1, desc="summarize", unit="step", file=sys.stderr, dynamic_ncols=True,

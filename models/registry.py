@@ -37,11 +37,14 @@ class Profile:
 
 
 def load_profile(model: Optional[str] = None, *, trust_remote_code: bool = False, device: Optional[str] = None,
-                 evidence: bool = True, answerer: bool = True, retrieval: Optional[str] = None) -> Profile:
+                 evidence: bool = True, answerer: bool = True, retrieval: Optional[str] = None,
+                 text_evidence: bool = False) -> Profile:
     """The lite profile when model is None or "lite", else a VLM by hub id or local directory.
 
     retrieval: a SigLIP/CLIP hub id or directory; its image keys are stored at ingest and its text keys
     let `ask` search those clips by text (a VLM alone can only be queried by an example image).
+    text_evidence: a VLM also gets the lite profile's speech and on-screen text (bundled Whisper and RapidOCR,
+    when `evidence`) and the MiniLM text keys, for hybrid search; its answerer reads that text in the prompt.
     """
     if model in (None, "lite") and retrieval is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -58,7 +61,16 @@ def load_profile(model: Optional[str] = None, *, trust_remote_code: bool = False
 
     vlm = load_vlm(model, trust_remote_code=trust_remote_code, device=device, retrieval=key_encoder)
     key_encoder = getattr(vlm, "key_encoder", None) or key_encoder
-    return Profile(name=model, encoder=vlm, answerer=vlm if answerer else None, key_encoder=key_encoder)
+    prof = Profile(name=model, encoder=vlm, answerer=vlm if answerer else None, key_encoder=key_encoder)
+    if text_evidence:
+        from .text_embed import TextEmbedder
+
+        prof.text_embedder = TextEmbedder()
+        if evidence:
+            from .evidence import lite_evidence
+
+            prof.evidence = lite_evidence(vlm, tags=False)  # ImageNet tags belong to the lite encoder
+    return prof
 
 
 def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:

@@ -45,3 +45,26 @@ def test_ingest_then_ask_by_text_with_a_retrieval_model(tmp_path):
 
     r = run_cli("ask", "--bank", bank, "what happened?", "--model", mdir, timeout=300)  # forgot --retrieval
     assert r.returncode == 1 and "--retrieval" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_vlm_with_text_evidence_finds_a_slide_fact_by_text(tmp_path):
+    """--text-evidence: a VLM bank also gets the transcript and slide text (bundled Whisper/RapidOCR) with MiniLM
+    keys, so a typed question retrieves the slide's moment without any SigLIP/CLIP."""
+    from tests.fixtures.meeting import contains_answer, make_meeting
+    truth = make_meeting(tmp_path / "meeting.mp4", duration_s=36, n_slides=2, size=(640, 360), seed=3)
+    mdir = tiny.tiny_qwen25(str(tmp_path / "m"))
+    bank = str(tmp_path / "bank")
+    r = run_cli("ingest", truth.path, "--bank", bank, "--model", mdir, "--text-evidence", "--device", "cpu",
+                timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(run_cli("info", "--bank", bank, "--json").stdout)
+    assert any(s.startswith("text:") for s in info["key_spaces"]), info["key_spaces"]
+
+    fact = truth.slide_facts[0]
+    r = run_cli("ask", "--bank", bank, fact.question, "--model", mdir, "--text-evidence", "--device", "cpu",
+                "--k", "1", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (top,) = json.loads(r.stdout.strip().splitlines()[-1])["citations"]
+    # slide text is stored once per slide (deduplicated), so only text retrieval lands on the one memory holding it
+    assert contains_answer(json.dumps(top["evidence"]), fact.answer), (fact, top)
+    assert top["start"] < fact.t1 and top["end"] > fact.t0

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from models.base import ModelError, auto_device, auto_dtype
 
-from .vlm.common import frames_to_tensor, read_json, resize_normalize
+from .vlm.common import (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, frames_to_tensor, norm_stats, read_json,
+                         resize_normalize)
 from .vlm.loading import resolve_model_dir
 
 _KINDS = {"siglip": "SiglipModel", "siglip2": "Siglip2Model", "clip": "CLIPModel"}
@@ -49,10 +50,8 @@ class RetrievalEncoder:
             self.size = (int(size["height"]), int(size["width"]))
         else:
             self.size = (int(vc.image_size), int(vc.image_size))
-        default_mean = (0.5, 0.5, 0.5) if self.kind.startswith("siglip") else (0.48145466, 0.4578275, 0.40821073)
-        default_std = (0.5, 0.5, 0.5) if self.kind.startswith("siglip") else (0.26862954, 0.26130258, 0.27577711)
-        self.mean = tuple(pp.get("image_mean") or default_mean)
-        self.std = tuple(pp.get("image_std") or default_std)
+        self.mean, self.std = (norm_stats(pp) if self.kind.startswith("siglip")
+                               else norm_stats(pp, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))
         self.max_text = int(getattr(cfg.text_config, "max_position_embeddings", 64) or 64)
         with torch.inference_mode():
             probe = self.encode_text(["probe"])

@@ -49,6 +49,17 @@ def timestamp_line(t0: float, t1: float) -> str:
     return f"[{fmt_ts(t0)}–{fmt_ts(t1)}]"
 
 
+# image normalization of the two tower families, when a checkpoint's preprocessor config names none
+HALF = (0.5, 0.5, 0.5)  # SigLIP, SigLIP2, Idefics3/SmolVLM
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP, Qwen2-VL / Qwen2.5-VL
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def norm_stats(pp: dict, mean: tuple = HALF, std: tuple = HALF) -> tuple[tuple, tuple]:
+    """(image_mean, image_std) of a preprocessor config, else the given family defaults."""
+    return tuple(pp.get("image_mean") or mean), tuple(pp.get("image_std") or std)
+
+
 def read_json(model_dir: str, name: str) -> dict:
     p = os.path.join(model_dir, name)
     if os.path.isfile(p):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from reducers.base import Carrier
 
-from .common import VLMAdapter, read_json, resize_normalize
+from .common import VLMAdapter, norm_stats, read_json, resize_normalize
 
 
 def siglip_received_attention(mod, hs: torch.Tensor, chunk: int = 8) -> torch.Tensor:
@@ -77,8 +77,7 @@ class LlavaOneVisionAdapter(VLMAdapter):
         self.image_size = int(vc.image_size)
         self.patch = int(vc.patch_size)
         pp = read_json(self.model_dir, "video_preprocessor_config.json") or read_json(self.model_dir, "preprocessor_config.json")
-        self.mean = tuple(pp.get("image_mean") or (0.5, 0.5, 0.5))
-        self.std = tuple(pp.get("image_std") or (0.5, 0.5, 0.5))
+        self.mean, self.std = norm_stats(pp)
         self.video_id = int(getattr(self.config, "video_token_id", None) or self.config.video_token_index)
         self._hook = None
         self._lean = None

@@ -30,10 +30,7 @@ import torch.nn.functional as F
 from models.base import ModelError
 from reducers.base import Carrier
 
-from .common import VLMAdapter, read_json, resize_normalize
-
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from .common import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, VLMAdapter, norm_stats, read_json, resize_normalize
 
 
 def smart_resize(h: int, w: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -76,8 +73,7 @@ class QwenVLAdapter(VLMAdapter):
         self.temporal_patch = int(getattr(vc, "temporal_patch_size", 2))
         pp = read_json(self.model_dir, "preprocessor_config.json")
         vp = read_json(self.model_dir, "video_preprocessor_config.json") or pp
-        self.mean = tuple(vp.get("image_mean") or OPENAI_CLIP_MEAN)
-        self.std = tuple(vp.get("image_std") or OPENAI_CLIP_STD)
+        self.mean, self.std = norm_stats(vp, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
         f = self.patch * self.merge
         self.min_pixels = min_pixels or 4 * f * f
         self.max_pixels = max_pixels or 392 * 392

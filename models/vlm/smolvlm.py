@@ -22,7 +22,7 @@ import torch
 
 from reducers.base import Carrier
 
-from .common import VLMAdapter, read_json, resize_normalize
+from .common import VLMAdapter, norm_stats, read_json, resize_normalize
 from .llava_ov import SaliencyHook
 
 
@@ -37,8 +37,7 @@ class SmolVLMAdapter(VLMAdapter):
         self.patch = int(vc.patch_size)
         self.scale = int(getattr(self.config, "scale_factor", 2))
         pp = read_json(self.model_dir, "preprocessor_config.json")
-        self.mean = tuple(pp.get("image_mean") or (0.5, 0.5, 0.5))
-        self.std = tuple(pp.get("image_std") or (0.5, 0.5, 0.5))
+        self.mean, self.std = norm_stats(pp)
         tok = self.tokenizer
         self.image_id = int(self.config.image_token_id)
         unk = tok.unk_token_id

@@ -13,7 +13,6 @@ import platform
 import threading
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Iterator, Optional, Union
 
 import numpy as np
@@ -169,6 +168,7 @@ class FileSource:
         self.stream_id = stream_id
         self.stats = SourceStats()
         self._reader = _ReaderThread(FrameQueue(queue_size, drop_oldest=False))
+        self._close_lock = threading.Lock()
         self.container = None
         self._probe()
 
@@ -339,13 +339,19 @@ class FileSource:
             self.close()
 
     def close(self) -> None:
+        """Stop reading and free the file. Safe from any thread, any number of times (a signal handler and the
+        consumer's own cleanup may race here): the container is taken once, and never freed under a reader
+        that is still decoding after the join timeout (it is freed with that thread instead)."""
         self._reader.stop()
-        if self.container is not None:
-            try:
-                self.container.close()
-            except Exception:  # closing a half-read container must not mask the real error
-                pass
-            self.container = None
+        with self._close_lock:
+            container, self.container = self.container, None
+        reader = self._reader.thread
+        if container is None or (reader is not None and reader.is_alive() and reader is not threading.current_thread()):
+            return
+        try:
+            container.close()
+        except Exception:  # closing a half-read container must not mask the real error
+            pass
 
 
 class LiveSource:

@@ -7,7 +7,6 @@ which the pipeline uses to attach transcript text to memories already stored.
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 log = logging.getLogger("vigil.evidence")
 

@@ -80,7 +80,6 @@ def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:
     prof = Profile(name="lite", encoder=enc)
     if evidence:
         from .evidence import lite_evidence
-        from .text_embed import TextEmbedder
 
         prof.evidence = lite_evidence(enc)
     try:

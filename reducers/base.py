@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch

@@ -78,7 +78,7 @@ def player_html(path: Optional[str], t: float = 0.0) -> str:
 
 
 def _continues(r) -> str:
-    """A restarted live stream goes on with its own clock (see Controller.resume_point)."""
+    """A restarted live stream goes on with its own clock (see MemoryBank.resume_point)."""
     return f" (continuing the stream at {_hms(r.t_offset)})" if getattr(r, "t_offset", 0) > 0 else ""
 
 
@@ -125,7 +125,7 @@ def timeline_svg(rows: list[dict], t_range: Optional[tuple[float, float]] = None
     for r in rows:
         streams.setdefault(r["stream"], []).append(r)
     color = {sid: PALETTE[i % len(PALETTE)] for i, sid in enumerate(streams)}
-    out = [f"<div class='legend' id='timeline-legend'>"]
+    out = ["<div class='legend' id='timeline-legend'>"]
     out += [f"<span data-stream='{html.escape(sid)}'><i style='background:{color[sid]}'></i>{html.escape(sid)} "
             f"({len(rs)} clips)</span>" for sid, rs in streams.items()]
     out.append("</div>")

@@ -6,7 +6,6 @@ background threads; asking goes through models/ask.py (the same code as `app.py 
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -243,9 +242,6 @@ class Controller:
         if r is not None and r.running:
             raise UIError(f"stream {stream_id!r} is already running; stop it first or choose another stream id")
 
-    def resume_point(self, stream_id: str) -> tuple[float, float]:
-        return self.bank.resume_point(stream_id)
-
     def _note_restart(self, runner: Runner, last_t: float) -> None:
         if runner.t_offset > 0:
             self.bank.note_restart(runner.stream_id, last_t, runner.t_offset)
@@ -333,7 +329,7 @@ class Controller:
                 src = open_source(url, fps=float(self.settings["fps"]), stream_id=sid)
             except SourceError as e:
                 raise UIError(str(e)) from None
-            last_t, off = self.resume_point(sid)
+            last_t, off = self.bank.resume_point(sid)
             if off > 0:
                 from stream.sources import ShiftedSource
 
@@ -351,7 +347,7 @@ class Controller:
             if r is not None and r.running and r.kind == "webcam":
                 return r
             self._claim(sid)
-            last_t, off = self.resume_point(sid)
+            last_t, off = self.bank.resume_point(sid)
             src = PushSource(keep=1, stream_id=sid)
             runner = self._start(dict(kind="webcam", meeting=meeting, t_offset=off), src, sid, "browser webcam")
             self._note_restart(runner, last_t)

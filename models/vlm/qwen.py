@@ -25,9 +25,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from models.base import ModelError
 from reducers.base import Carrier
 
 from .common import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, VLMAdapter, norm_stats, read_json, resize_normalize
@@ -185,7 +183,7 @@ class QwenVLAdapter(VLMAdapter):
                 cur += n
                 off += n
                 continue
-            ids, start, carrier, mem, pos, steps = seg[1], seg[2], seg[3], seg[5], seg[6], seg[7]
+            ids, start, mem, pos, steps = seg[1], seg[2], seg[5], seg[6], seg[7]
             P[:, off] = cur  # vision_start is text
             cur += 1
             off += 1

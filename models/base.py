@@ -1,8 +1,9 @@
 """Interfaces every model adapter implements. Adapters live in their own modules; nothing here loads weights."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Protocol, Sequence
+from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +25,40 @@ def auto_device(device: Optional[str] = None) -> torch.device:
 def auto_dtype(device: torch.device) -> torch.dtype:
     """bf16 on CUDA, fp32 on CPU."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def stream_from_worker(work: Callable[[], None], streamer, on_stop: Optional[Callable[[], None]] = None,
+                       what: str = "generation") -> Iterator[str]:
+    """Run `work()` (a generate call feeding `streamer`, a transformers TextIteratorStreamer) in a thread and yield
+    its text pieces. `on_stop` runs when the consumer stops early or the stream ends (e.g. to cancel generation);
+    an error in the worker is raised here, in the consumer's thread, as a one-line ModelError."""
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread below
+            err.append(e)
+        finally:
+            streamer.end()  # a second end() after generate's own only repeats the stop signal
+
+    th = threading.Thread(target=run, name="vigil-generate", daemon=True)
+    th.start()
+    ended = False
+    try:
+        for piece in streamer:
+            if piece:
+                yield piece
+        ended = True
+    finally:
+        if on_stop is not None:
+            on_stop()
+        if ended or on_stop is not None:  # an uncancellable worker left early finishes on its own, unwaited
+            th.join()
+    if err:
+        if isinstance(err[0], ModelError):
+            raise err[0]
+        raise ModelError(f"{what} failed: {type(err[0]).__name__}: {err[0]}".splitlines()[0]) from err[0]
 
 
 class Encoder(Protocol):

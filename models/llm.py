@@ -23,7 +23,7 @@ from typing import Iterator, Optional, Sequence
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from models.base import ModelError  # noqa: E402
+from models.base import ModelError, stream_from_worker  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,6 @@ class TextLLM:
             kw.update(do_sample=True, temperature=temperature, top_p=0.9)
         else:
             kw.update(do_sample=False)
-        err: list[BaseException] = []
         cancel = threading.Event()
 
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -192,24 +191,11 @@ class TextLLM:
         kw["stopping_criteria"] = StoppingCriteriaList([_Cancel()])
 
         def run():
-            try:
-                with self._lock, torch.inference_mode():
-                    self.model.generate(**kw)
-            except BaseException as e:  # noqa: BLE001 - surfaced to the caller below
-                err.append(e)
-                streamer.end()
+            with self._lock, torch.inference_mode():
+                self.model.generate(**kw)
 
-        th = threading.Thread(target=run, daemon=True)
-        th.start()
-        try:
-            for piece in streamer:
-                if piece:
-                    yield piece
-        finally:  # the consumer stopped early (closed the generator): stop generating too
-            cancel.set()
-            th.join()
-        if err:
-            raise ModelError(f"LLM generation failed: {err[0]}".splitlines()[0])
+        # a consumer that stops early (closes the generator) stops generating too
+        yield from stream_from_worker(run, streamer, on_stop=cancel.set, what="LLM generation")
 
     def generate(self, messages: Sequence[dict], max_new_tokens: int = 200, **kw) -> str:
         return "".join(self.stream(messages, max_new_tokens, **kw)).strip()

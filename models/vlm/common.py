@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import TextIteratorStreamer
 
-from models.base import MemoryView, ModelError
+from models.base import MemoryView, ModelError, stream_from_worker
 from reducers.base import Carrier, TokenGrid
 
 SYSTEM_PROMPT = (
@@ -523,24 +522,4 @@ class VLMAdapter:
         prep = self.build_inputs(question, memories, history)
         self.prompt_debug = prep.debug
         streamer = _TokenStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=600)
-        err: list[BaseException] = []
-
-        def work():
-            try:
-                self.generate_ids(prep, streamer=streamer, **opts)
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-                err.append(e)
-            finally:
-                streamer.end()
-
-        th = threading.Thread(target=work, name="vigil-vlm-generate", daemon=True)
-        th.start()
-        for piece in streamer:
-            if piece:
-                yield piece
-        th.join()
-        if err:
-            e = err[0]
-            if isinstance(e, ModelError):
-                raise e
-            raise ModelError(f"generation failed: {type(e).__name__}: {e}") from e
+        yield from stream_from_worker(lambda: self.generate_ids(prep, streamer=streamer, **opts), streamer)

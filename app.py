@@ -193,13 +193,11 @@ def run_with_progress(pipe, source) -> bool:
 
             bar = tqdm(total=round(total, 1), unit="s", desc="ingest", file=sys.stderr, dynamic_ncols=True,
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s media [{elapsed}<{remaining}] {postfix}")
-        last = 0.0
         while pipe.running:
             pipe._thread.join(0.5)
             s = pipe.stats
             if bar is not None:
-                bar.update(max(0.0, round(min(s.last_t, total) - last, 1)))
-                last = min(s.last_t, total)
+                bar.n = round(min(s.last_t, total), 1)  # absolute: summing rounded steps drifts below 100%
                 bar.set_postfix_str(f"{s.memories} memories")
             else:
                 state = "connected" if s.connected else "waiting for video"
@@ -210,7 +208,7 @@ def run_with_progress(pipe, source) -> bool:
         if bar is None:
             sys.stderr.write("\n")
         elif not interrupted.is_set() and not pipe.stats.error:
-            bar.update(max(0.0, total - last))  # the source reached its end
+            bar.n = bar.total  # the source reached its end
     finally:
         if bar is not None:
             bar.close()

@@ -259,7 +259,7 @@ def cmd_ask(args) -> int:
             print()
         t_end = time.perf_counter()
         if args.json:
-            print(json.dumps({"answer": pieces.text, "citations": citations, "latency": {
+            print(json.dumps({"answer": pieces.text, "citations": citations, "usage": pieces.usage.as_dict(), "latency": {
                 "load_ms": round((t_loaded - t_start) * 1000, 1),
                 "retrieve_ms": round((t_retrieved - t_loaded) * 1000, 1),
                 "first_token_ms": round(((pieces.first_piece or t_end) - t_retrieved) * 1000, 1),

@@ -287,7 +287,7 @@ def bench_asks(bank_dir: Path, profile, truth: MeetingTruth, facts, answerers: l
         t = time.perf_counter()
         llm = TextLLM(name) if name != "extractive" else None
         load = time.perf_counter() - t
-        profile.answerer = LiteAnswerer(llm=llm)
+        profile.answerer = LiteAnswerer(llm=llm, embedder=profile.text_embedder)
         r1 = r5 = e1 = e5 = em = llm_ok = accepted = cited = 0
         first, total, rows = [], [], []
         for f in facts:

@@ -48,7 +48,8 @@ class BankError(RuntimeError):
 
 @dataclass
 class CarrierRecord:
-    """Carrier tokens as stored: tokens [M, D] float16, pos/lo/hi [M, 3] int32, size [M] int32."""
+    """Carrier tokens as stored: tokens [M, D] float16 (or float32 when given so), pos/lo/hi [M, 3] int32,
+    size [M] int32. The stored width of a token follows from nbytes, so both dtypes read back exactly."""
 
     tokens: np.ndarray
     pos: np.ndarray
@@ -58,12 +59,15 @@ class CarrierRecord:
 
     def to_bytes(self) -> bytes:
         meta = np.concatenate([self.pos, self.lo, self.hi, self.size[:, None]], axis=1).astype(np.int32)
-        return self.tokens.astype(np.float16).tobytes() + meta.tobytes()
+        tok = self.tokens if self.tokens.dtype == np.float32 else self.tokens.astype(np.float16)
+        return np.ascontiguousarray(tok).tobytes() + meta.tobytes()
 
     @classmethod
     def from_bytes(cls, raw: bytes, m: int, d: int) -> "CarrierRecord":
-        tok = np.frombuffer(raw, np.float16, count=m * d).reshape(m, d)
-        meta = np.frombuffer(raw, np.int32, offset=m * d * 2).reshape(m, POS_COLS)
+        width = (len(raw) - m * POS_COLS * 4) // max(1, m * d)  # 2: float16, 4: float32
+        dt = np.float32 if width == 4 else np.float16
+        tok = np.frombuffer(raw, dt, count=m * d).reshape(m, d)
+        meta = np.frombuffer(raw, np.int32, offset=m * d * width).reshape(m, POS_COLS)
         return cls(tok, meta[:, 0:3], meta[:, 3:6], meta[:, 6:9], meta[:, 9])
 
 
@@ -118,6 +122,8 @@ class MemoryBank:
         self.flush_seconds = flush_seconds
         self._lock = threading.RLock()
         self._dirty: dict[str, int] = {}
+        self._carrier_spaces: dict[str, set] = {}   # stream -> {(space, d)}, read up to memory id _spaces_upto
+        self._spaces_upto = 0
         self._last_flush = time.monotonic()
         self.repairs: list[str] = []
         db_path = os.path.join(self.path, "bank.sqlite")
@@ -520,6 +526,19 @@ class MemoryBank:
         with self._lock:
             return [dict(zip(("stream", "kind", "t", "wall", "detail"), r)) for r in
                     self.db.execute(f"SELECT stream, kind, t, wall, detail FROM events {where} ORDER BY id", args)]
+
+    def carrier_spaces(self, streams: Optional[Iterable[str]] = None) -> set:
+        """{(space, d)} of the carrier tokens stored for these streams (all when None). Cheap on every ask: only
+        memories added since the last call are read."""
+        with self._lock:
+            upto = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0]
+            for stream, space, d in self.db.execute(
+                    "SELECT DISTINCT stream, space, d FROM memories WHERE id > ? AND id <= ? AND m > 0",
+                    (self._spaces_upto, upto)).fetchall():
+                self._carrier_spaces.setdefault(stream, set()).add((space or "", int(d)))
+            self._spaces_upto = upto
+            want = set(streams) if streams else None
+            return {sd for st, v in self._carrier_spaces.items() if want is None or st in want for sd in v}
 
     def count(self) -> int:
         with self._lock:

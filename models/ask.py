@@ -1,13 +1,18 @@
-"""Ask the bank a question: retrieve -> answer (streamed) -> citations. Shared by the CLI (`app.py ask`) and the UI.
+"""The one ask path, shared by the CLI (`app.py ask`), the UI and every answerer profile:
 
-    pieces, citations = ask(bank, profile, "what was on the whiteboard?", k=5)
-    for piece in pieces:      # text as it is generated (one piece when there is no answerer)
+    question ─▶ query keys ─▶ retrieval (key spaces fused, time window per asked stream, stream filter,
+                              evidence rerank) ─▶ memory views (carriers / evidence / the slide on screen, as the
+                              answerer's `consumes` declares) ─▶ answerer ─▶ streamed text + citations + usage
+
+    answer, citations = ask(bank, profile, "what was on the whiteboard?", k=5)
+    for piece in answer:      # text as it is generated (one piece when there is no answerer)
         print(piece, end="")
-    citations                 # [{"id", "stream", "start", "end", "score", "evidence", "thumbnail"}] in time order
+    citations                 # [{"id", "stream", "start", "end", "score", "evidence", "thumbnail", "tokens"}], time order
+    answer.usage              # {"prompt_tokens", "visual_tokens", "completion_tokens"}; visual = Σ citations' tokens
 
 Without an answerer (or without a question, i.e. a query by example image) the answer lists the retrieved
-moments (`moments_answer`). `pieces` also carries timings and the retrieved memories for callers that
-report latency (`--json`).
+moments (`moments_answer`). Errors the user can fix (a bank ingested with another model, nothing to search)
+raise AskError with one line before anything is generated.
 """
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .base import MemoryView
+from .base import Consumes, MemoryView, Usage
+
+TEXT_ONLY = Consumes(carriers=False, evidence=True)
 
 
 class AskError(RuntimeError):
@@ -45,16 +52,21 @@ class AnswerStream:
 
     text:         everything yielded so far
     memories:     the retrieved memories (time order), the ones the citations name
-    retrieve_ms:  time spent building query keys and searching
+    citations:    the citation dicts; their "tokens" are filled as soon as the answerer has placed its prompt
+    usage:        Usage (prompt, visual, completion tokens; `usage.as_dict()` for JSON)
+    retrieve_ms:  time spent building query keys, searching and loading what the answerer reads
     first_piece:  perf_counter() of the first piece (None before it)
-    answered:     True when an answerer produced the text (False: the moments list)
+    answered:     True when an answerer produced the text (False: the moments list or a refusal)
     """
 
-    def __init__(self, pieces: Iterator[str], memories: list, retrieve_ms: float, answered: bool):
+    def __init__(self, pieces: Iterator[str], memories: list, retrieve_ms: float, answered: bool,
+                 citations: Optional[list] = None, usage: Optional[Usage] = None):
         self._pieces = pieces
         self.memories = memories
         self.retrieve_ms = retrieve_ms
         self.answered = answered
+        self.citations = citations if citations is not None else []
+        self.usage = usage or Usage()
         self.text = ""
         self.first_piece: Optional[float] = None
 
@@ -62,16 +74,47 @@ class AnswerStream:
         return self
 
     def __next__(self) -> str:
-        piece = next(self._pieces)
+        try:
+            piece = next(self._pieces)
+        except StopIteration:
+            self._sync()
+            raise
         if self.first_piece is None:
             self.first_piece = time.perf_counter()
+            self._sync()
         self.text += piece
         return piece
+
+    def _sync(self) -> None:
+        """Copy the answerer's placement (carrier tokens per memory) into the citations."""
+        placed = self.usage.placed
+        for c in self.citations:
+            c["tokens"] = int(placed.get(c["id"], 0))
+        self.usage.visual_tokens = sum(c["tokens"] for c in self.citations)
 
     def close(self) -> None:
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
+
+
+def consumes_of(profile) -> Consumes:
+    """What the profile's answerer reads (a text-only default for answerers that declare nothing)."""
+    return getattr(profile.answerer, "consumes", None) or TEXT_ONLY
+
+
+def check_carriers(bank, profile, streams: Optional[Sequence[str]] = None) -> None:
+    """A carrier-reading answerer must match the space and width the bank's clips were stored in."""
+    need = consumes_of(profile)
+    if profile.answerer is None or not need.carriers:
+        return
+    have = bank.carrier_spaces(streams)
+    if not have or any(sp == need.space and d == need.width for sp, d in have):
+        return
+    sides = ", ".join(f"{sp or '?'} ({d}-d)" for sp, d in sorted(have))
+    raise AskError(f"this bank's clips were stored as {sides} carrier tokens, but the answerer "
+                   f"{getattr(profile, 'name', '')!r} takes {need.space} ({need.width}-d): ask with the --model "
+                   "the bank was ingested with, or ingest again with this one")
 
 
 def screen_title(bank, memory, window_s: float = 900.0) -> str:
@@ -87,27 +130,58 @@ def screen_title(bank, memory, window_s: float = 900.0) -> str:
 
 
 def memory_views(bank, profile, memories) -> list[MemoryView]:
-    """Retrieved memories as the answerer sees them (carriers loaded only when it takes them; the slide on screen
-    as evidence["screen"] when it asks for it: speech is about the slide shown while it is said)."""
-    wants = bool(getattr(profile.answerer, "wants_carriers", False))
-    screen = bool(getattr(profile.answerer, "wants_screen", False))
-    return [MemoryView(m.id, m.stream, m.t0, m.t1, m.score, bank.carrier(m.id) if wants else None,
-                       {**m.evidence, "screen": screen_title(bank, m)} if screen else m.evidence,
-                       bank.thumbnail_path(m.id)) for m in memories]
+    """Retrieved memories as the answerer reads them: exactly what its `consumes` declares. Carriers are loaded
+    from the bank's shards and converted to tensors here (memory.carriers.to_carrier), only for memories stored in
+    the answerer's own space; the slide on screen goes in evidence["screen"] (speech is about the slide shown)."""
+    from memory.carriers import to_carrier
+
+    need = consumes_of(profile)
+    views = []
+    for m in memories:
+        carrier = None
+        if need.carriers and m.m and m.space == need.space and m.d == need.width:
+            carrier = to_carrier(bank.carrier(m.id))
+        ev = dict(m.evidence) if need.evidence else {}
+        if need.screen:
+            ev["screen"] = screen_title(bank, m)
+        views.append(MemoryView(m.id, m.stream, m.t0, m.t1, m.score, carrier, ev, bank.thumbnail_path(m.id)))
+    return views
 
 
 def citations_of(bank, memories) -> list[dict]:
-    """Citation dicts with absolute thumbnail paths (DESIGN.md's Answer contract)."""
-    return [{**m.citation(), "thumbnail": bank.thumbnail_path(m.id)} for m in memories]
+    """Citation dicts with absolute thumbnail paths (DESIGN.md's Answer contract); tokens 0 until placed."""
+    return [{**m.citation(), "thumbnail": bank.thumbnail_path(m.id), "tokens": 0} for m in memories]
+
+
+def time_windows(question: str, bank, streams: Optional[Sequence[str]]) -> dict[Optional[str], tuple]:
+    """A time phrase in the question ("in the last 5 minutes", "at 12:30") as a window per asked stream, each
+    relative to that stream's own clock: {stream: (t_lo, t_hi)}, or {None: window} when it is the same for all.
+    Empty when the question names no time."""
+    from .assistant import parse_time_filter
+
+    rows = [s for s in bank.streams() if not streams or s["stream"] in set(streams)]
+    wins = {s["stream"]: parse_time_filter(question, s.get("last_t") or 0.0) for s in rows}
+    wins = {s: w for s, w in wins.items() if w is not None}
+    if not wins:
+        return {}
+    if len(set(wins.values())) == 1 and len(wins) == len(rows):
+        return {None: next(iter(wins.values()))}
+    return wins
 
 
 def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[np.ndarray] = None,
                  streams: Optional[Iterable[str]] = None, t_range: Optional[tuple[float, float]] = None) -> list:
-    """Retrieved memories in (stream, t0) order. Raises AskError when the bank cannot be searched this way."""
+    """Retrieved memories in (stream, t0) order, the same for every answerer: query keys in every space the bank
+    and the profile share, fused; a time phrase in the question becomes a window per asked stream (unless t_range
+    is given); a question reranks a pool of candidates by how well their text evidence answers it.
+    Raises AskError when the bank cannot be searched this way."""
     from memory.retrieval import retrieve
+
+    from .assistant import evidence_rerank
 
     if not question and image is None:
         raise AskError("ask needs a question or an example image")
+    streams = list(streams) if streams else None
     keys = profile.query_keys(question or None, image)
     spaces = bank.key_spaces()
     usable = {s: v for s, v in keys.items() if s in spaces}
@@ -118,21 +192,26 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
             raise AskError("the bank holds no searchable memories yet: ingest something first")
         hint = ("; pass the --retrieval model it was ingested with" if any(sp.startswith(("siglip", "clip"))
                                                                           for sp in spaces) else "")
-        raise AskError(f"this bank cannot be searched with this query (its key spaces: {', '.join(spaces)}); "
-                       f"query by an example image, or use the model the bank was ingested with{hint}")
-    if t_range is None and question:
-        parse = getattr(profile.answerer, "time_filter", None)
-        if parse is not None:
-            t_range = parse(question, bank)
-    rerank = getattr(profile.answerer, "rerank", None) if question else None
-    pool = max(4 * k, 32) if rerank is not None else k
-    memories = retrieve(bank, usable, k=pool, t_range=t_range, streams=list(streams) if streams else None)
-    if rerank is not None and len(memories) > k:
-        # dense keys find candidates; the answerer's own relevance (words of the evidence) orders them, so a slide
-        # line that names the asked-for thing beats a similar-sounding sentence about something else
-        fused = rerank(question, memories)
+        mine = ", ".join(sorted(keys)) or "none"
+        raise AskError(f"this bank cannot be searched with this query (the bank's key spaces: {', '.join(spaces)}; "
+                       f"this query's: {mine}); query by an example image, or use the model the bank was "
+                       f"ingested with{hint}")
+    windows = {None: t_range} if t_range is not None else (time_windows(question, bank, streams) if question else {})
+    pool = max(4 * k, 32) if question else k
+    if not windows:
+        memories = retrieve(bank, usable, k=pool, streams=streams)
+    elif None in windows:
+        memories = retrieve(bank, usable, k=pool, t_range=windows[None], streams=streams)
+    else:  # each stream's own window ("the last 5 minutes" of that camera)
+        memories = [m for s, w in windows.items() for m in retrieve(bank, usable, k=pool, t_range=w, streams=[s])]
+        memories.sort(key=lambda m: -m.score)
+    if question and any(m.evidence for m in memories):
+        # dense keys find candidates; relevance of their words orders them, so a slide line that names the asked-for
+        # thing beats a similar-sounding sentence about something else
+        fused = evidence_rerank(question, memories)
         order = sorted(range(len(memories)), key=lambda i: -fused[i])
-        memories = [memories[i] for i in order[:k]]
+        memories = [memories[i] for i in order]
+    memories = memories[:k]
     for i, m in enumerate(memories):
         m.rank = i  # retrieval rank (0 = best); the list itself is returned in time order
     memories.sort(key=lambda m: (m.stream, m.t0))
@@ -141,27 +220,29 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
 
 def ask(bank, profile, question: str, k: int = 5, image: Optional[np.ndarray] = None,
         streams: Optional[Sequence[str]] = None, history: Sequence[dict] = (),
-        t_range: Optional[tuple[float, float]] = None) -> tuple[AnswerStream, list[dict]]:
+        t_range: Optional[tuple[float, float]] = None, **answer_opts) -> tuple[AnswerStream, list[dict]]:
     """Retrieve the top-k memories for a question (and/or an example image) and stream an answer.
 
-    Returns (pieces, citations): pieces is an AnswerStream of text pieces; citations are ready before the
-    first piece. Raises AskError for a query the bank cannot serve. Retrieval happens before returning;
-    the answerer runs lazily as pieces are consumed.
+    Returns (answer, citations): answer is an AnswerStream of text pieces (with .usage); citations are ready
+    before the first piece (their "tokens" are set once the answerer has built its prompt). Raises AskError for a
+    query the bank cannot serve. Retrieval and loading happen before returning; the answerer runs lazily as
+    pieces are consumed, and closing the stream stops it.
     """
     t0 = time.perf_counter()
+    streams = list(streams) if streams else None
+    check_carriers(bank, profile, streams)
     memories = retrieve_for(bank, profile, question, k=k, image=image, streams=streams, t_range=t_range)
-    retrieve_ms = (time.perf_counter() - t0) * 1000
     citations = citations_of(bank, memories)
+    usage = Usage()
     if not memories:
         why = ("No memory matches that" + (" in that time window." if t_range else ".") if bank.key_spaces() else
                f"I have no evidence to answer from: the {bank.count()} memories of this bank hold no pictures, "
                "transcript or on-screen text.")
-        return AnswerStream(iter([why]), [], retrieve_ms, answered=False), []
+        return AnswerStream(iter([why]), [], (time.perf_counter() - t0) * 1000, False, citations, usage), citations
     if profile.answerer is not None and question:
-        bind = getattr(profile.answerer, "bind", None)
-        if bind is not None:  # e.g. the lite answerer takes the profile's text embedder for relevance
-            bind(profile)
         views = memory_views(bank, profile, memories)
-        pieces = iter(profile.answerer.answer(question, views, list(history)))
-        return AnswerStream(pieces, memories, retrieve_ms, answered=True), citations
-    return AnswerStream(iter([moments_answer(memories)]), memories, retrieve_ms, answered=False), citations
+        retrieve_ms = (time.perf_counter() - t0) * 1000
+        pieces = iter(profile.answerer.answer(question, views, list(history), usage=usage, **answer_opts))
+        return AnswerStream(pieces, memories, retrieve_ms, True, citations, usage), citations
+    return (AnswerStream(iter([moments_answer(memories)]), memories, (time.perf_counter() - t0) * 1000, False,
+                         citations, usage), citations)

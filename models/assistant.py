@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from models.base import MemoryView
+from models.base import Consumes, MemoryView, Usage
 
 log = logging.getLogger(__name__)
 
@@ -512,6 +512,20 @@ def default_llm():
     return _LLM_CACHE[name]
 
 
+def evidence_rerank(question: str, memories) -> list[float]:
+    """Fused retrieval score per memory (bank Memory or MemoryView): its dense score (cosine) plus the lexical
+    relevance of its best evidence sentence to the question. The ask path reranks every profile's candidates so."""
+    views = [m if isinstance(m, MemoryView) else MemoryView(m.id, m.stream, m.t0, m.t1, float(m.score), None,
+                                                              m.evidence) for m in memories]
+    snips = snippets(views)
+    best: dict[int, float] = {}
+    if snips:
+        lex = Relevance(None).score(question, snips, context=_contexts(snips, views))
+        for s, v in zip(snips, lex):
+            best[s.memory_id] = max(best.get(s.memory_id, 0.0), float(v))
+    return [float(v.score) + best.get(v.memory_id, 0.0) for v in views]
+
+
 class LiteAnswerer:
     """Answers from text evidence with a small LLM (or none).
 
@@ -526,7 +540,8 @@ class LiteAnswerer:
     answer is the best evidence sentence, quoted and stamped. llm: the LLM's text unchecked. extractive: the quote.
     """
 
-    wants_screen = True  # models.ask adds evidence["screen"]: the slide title on screen at each retrieved clip
+    # the ask path gives it the text evidence and evidence["screen"] (the slide title on screen at each clip); no carriers
+    consumes = Consumes(carriers=False, evidence=True, screen=True)
 
     def __init__(self, llm="auto", embedder=None, mode: str = "hybrid", max_new_tokens: int = 80,
                  min_relevance: float = 0.2, max_notes: int = 8, note_ratio: float = 0.5,
@@ -551,32 +566,6 @@ class LiteAnswerer:
     def embedder(self):
         return self.rel.embedder
 
-    def bind(self, profile) -> None:
-        """Use the profile's text embedder for semantic relevance when none was given."""
-        if self.rel.embedder is None:
-            self.rel.embedder = getattr(profile, "text_embedder", None)
-
-    def time_filter(self, question: str, bank) -> Optional[tuple[float, float]]:
-        """(t_lo, t_hi) for a time phrase in the question, relative to what the bank covers so far."""
-        try:
-            ends = [s.get("last_t") or 0.0 for s in bank.streams()]
-        except Exception:  # noqa: BLE001
-            ends = []
-        return parse_time_filter(question, max(ends, default=0.0))
-
-    def rerank(self, question: str, memories) -> list[float]:
-        """Fused retrieval score per memory (bank Memory or MemoryView): its dense score (cosine) plus the lexical
-        relevance of its best evidence sentence to the question."""
-        views = [m if isinstance(m, MemoryView) else MemoryView(m.id, m.stream, m.t0, m.t1, float(m.score), None,
-                                                                  m.evidence) for m in memories]
-        snips = snippets(views)
-        best: dict[int, float] = {}
-        if snips:
-            lex = Relevance(None).score(question, snips, context=_contexts(snips, views))
-            for s, v in zip(snips, lex):
-                best[s.memory_id] = max(best.get(s.memory_id, 0.0), float(v))
-        return [float(v.score) + best.get(v.memory_id, 0.0) for v in views]
-
     def rank(self, question: str, memories: Sequence[MemoryView]) -> list[Snippet]:
         snips = snippets(memories)
         if not snips:
@@ -595,8 +584,10 @@ class LiteAnswerer:
         msgs.append({"role": "user", "content": "Notes:\n" + "\n".join(lines) + f"\n\nQuestion: {question}"})
         return msgs
 
-    def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = ()) -> Iterator[str]:
+    def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = (),
+               usage: Optional[Usage] = None) -> Iterator[str]:
         tr = self.last = AnswerTrace()
+        usage = usage if usage is not None else Usage()
         ranked = self.rank(question, memories)
         tr.ranked = ranked
         best = ranked[0] if ranked else None
@@ -631,21 +622,22 @@ class LiteAnswerer:
         tr.prompt_chars = sum(len(m["content"]) for m in msgs)
         if self.mode == "llm":
             try:
-                for piece in llm.stream(msgs, max_new_tokens=self.max_new_tokens):
+                for piece in llm.stream(msgs, max_new_tokens=self.max_new_tokens, usage=usage):
                     tr.llm_text += piece
                     yield piece
             except Exception as e:  # noqa: BLE001
                 log.warning("LLM failed: %s", e)
             return
-        yield from self._hybrid(llm, msgs, question, best, notes)
+        yield from self._hybrid(llm, msgs, question, best, notes, usage)
 
-    def _hybrid(self, llm, msgs, question: str, best: Snippet, notes: Sequence[Snippet]) -> Iterator[str]:
+    def _hybrid(self, llm, msgs, question: str, best: Snippet, notes: Sequence[Snippet],
+                usage: Usage) -> Iterator[str]:
         tr = self.last
         notes_text = "\n".join(s.text for s in notes)
         spans = {fmt_span(s.t0, s.t1) for s in notes}
         said: list[str] = []
         buf = ""
-        gen = llm.stream(msgs, max_new_tokens=self.max_new_tokens)
+        gen = llm.stream(msgs, max_new_tokens=self.max_new_tokens, usage=usage)
 
         def accept(sentence: str) -> bool:
             sentence = sentence.strip()

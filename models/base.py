@@ -96,9 +96,44 @@ class MemoryView:
     thumbnail: Optional[str] = None
 
 
-class Answerer(Protocol):
-    """Streams an answer from retrieved memories."""
+@dataclass(frozen=True)
+class Consumes:
+    """What an answerer reads from each retrieved memory. The ask path loads exactly this and nothing else.
 
-    def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = ()) -> Iterator[str]:
-        """Yield text pieces as they are generated."""
+    carriers: the stored carrier tokens, as torch tensors (they must be in `space`, `width` wide)
+    evidence: the transcript, on-screen text and tags
+    screen:   evidence["screen"], the title of the slide on screen when the clip was recorded
+    """
+
+    carriers: bool = False
+    evidence: bool = True
+    screen: bool = False
+    space: Optional[str] = None    # "<model_type>:<hidden>" of the carriers it takes
+    width: Optional[int] = None    # their hidden size
+
+
+@dataclass
+class Usage:
+    """Token counts of one answer. `placed` maps memory id -> carrier tokens put in the prompt for it, so
+    visual_tokens == sum(placed.values()). Filled by the answerer while it answers (one Usage per ask)."""
+
+    prompt_tokens: int = 0
+    visual_tokens: int = 0
+    completion_tokens: int = 0
+    placed: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)    # answerer-side timings (prepare, ttft, decode), when measured
+
+    def as_dict(self) -> dict:
+        return {"prompt_tokens": int(self.prompt_tokens), "visual_tokens": int(self.visual_tokens),
+                "completion_tokens": int(self.completion_tokens)}
+
+
+class Answerer(Protocol):
+    """Streams an answer from retrieved memories; declares what it reads of them in `consumes`."""
+
+    consumes: Consumes
+
+    def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = (),
+               usage: Optional[Usage] = None) -> Iterator[str]:
+        """Yield text pieces as they are generated; fill `usage` (prompt, visual and completion tokens)."""
         ...

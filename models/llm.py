@@ -162,8 +162,9 @@ class TextLLM:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def stream(self, messages: Sequence[dict], max_new_tokens: int = 200, temperature: float = 0.0,
-               repetition_penalty: float = 1.1) -> Iterator[str]:
-        """Yield text pieces as they are generated (greedy by default). Closing the iterator stops generation."""
+               repetition_penalty: float = 1.1, usage=None) -> Iterator[str]:
+        """Yield text pieces as they are generated (greedy by default). Closing the iterator stops generation.
+        usage (a models.base.Usage): prompt_tokens set before the first piece, completion_tokens when it ends."""
         import torch
         from transformers import TextIteratorStreamer
 
@@ -173,6 +174,9 @@ class TextLLM:
             keep = self.n_ctx - max_new_tokens
             enc = {k: v[:, -keep:] for k, v in enc.items()}
         enc = {k: v.to(self.device) for k, v in enc.items()}
+        n_prompt = int(enc["input_ids"].shape[1])
+        if usage is not None:
+            usage.prompt_tokens += n_prompt
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120)
         kw = dict(**enc, max_new_tokens=max_new_tokens, streamer=streamer, eos_token_id=self.eos_ids,
                   pad_token_id=self.tokenizer.pad_token_id or self.eos_ids[0], repetition_penalty=repetition_penalty)
@@ -192,7 +196,9 @@ class TextLLM:
 
         def run():
             with self._lock, torch.inference_mode():
-                self.model.generate(**kw)
+                out = self.model.generate(**kw)
+            if usage is not None:
+                usage.completion_tokens += int(out.shape[1]) - n_prompt
 
         # a consumer that stops early (closes the generator) stops generating too
         yield from stream_from_worker(run, streamer, on_stop=cancel.set, what="LLM generation")

@@ -92,7 +92,7 @@ def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:
         try:
             from .assistant import LiteAnswerer
 
-            prof.answerer = LiteAnswerer()
+            prof.answerer = LiteAnswerer(embedder=prof.text_embedder)
         except ImportError:
             pass
     return prof

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from memory.bank import CarrierRecord, MemoryBank, encode_jpeg
+from memory.bank import MemoryBank, encode_jpeg
+from memory.carriers import to_record
 from reducers import get_reducer
 
 from .clipper import Clipper
@@ -39,6 +40,7 @@ class IngestConfig:
     budget: int = 32
     scene_cut: Optional[float] = 0.25
     duration: Optional[float] = None  # stop after this many media seconds
+    carrier_dtype: str = "float16"     # stored carrier tokens: float16 (half the disk) or float32 (bit-exact)
 
 
 @dataclass
@@ -220,8 +222,7 @@ class IngestPipeline:
         text = " ".join(evidence.get(k, "") for k in ("asr", "ocr", "tags")).strip()
         if text and self.text_embedder is not None:
             keys[f"text:{self.text_embedder.space}"] = self.text_embedder.encode([text])[0]
-        rec = CarrierRecord(carrier.tokens.float().cpu().numpy(), carrier.pos.cpu().numpy(), carrier.lo.cpu().numpy(),
-                            carrier.hi.cpu().numpy(), carrier.size.cpu().numpy())
+        rec = to_record(carrier, self.cfg.carrier_dtype)
         mid = self.bank.add(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall, carrier=rec, keys=keys,
                             reducer=self.cfg.reducer, budget=self.cfg.budget, space=getattr(self.encoder, "space", ""),
                             thumbnail=encode_jpeg(images[len(images) // 2]), novelty=novelty, evidence=evidence)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformers import TextIteratorStreamer
 
-from models.base import MemoryView, ModelError, stream_from_worker
+from models.base import Consumes, MemoryView, ModelError, Usage, stream_from_worker
 from reducers.base import Carrier, TokenGrid
 
 SYSTEM_PROMPT = (
@@ -153,6 +153,8 @@ class VLMAdapter:
         self.text_config = self.config.get_text_config()
         self.hidden = int(self.text_config.hidden_size)
         self.space = f"{self.config.model_type}:{self.hidden}"
+        # the ask path hands it the carrier tokens stored in its own space, and the clips' text evidence
+        self.consumes = Consumes(carriers=True, evidence=True, space=self.space, width=self.hidden)
         self.retrieval = retrieval
         self.want_saliency = saliency
         self.key_dim = retrieval.key_dim if retrieval is not None else self.hidden
@@ -515,11 +517,23 @@ class VLMAdapter:
 
     # ---------------------------------------------------------------- Answerer protocol
     def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = (),
-               **opts) -> Iterator[str]:
+               usage: Optional[Usage] = None, **opts) -> Iterator[str]:
         """Stream the answer. Memories should be in time order (they are sorted here anyway); the
-        ones with a carrier are spliced in as placeholder blocks, each after its timestamp line."""
+        ones with a carrier are spliced in as placeholder blocks, each after its timestamp line.
+        usage: filled with the prompt length, the carrier tokens placed per memory and the generated tokens."""
         memories = sorted(memories, key=lambda m: (m.t0, m.stream))
         prep = self.build_inputs(question, memories, history)
         self.prompt_debug = prep.debug
+        if usage is not None:
+            usage.prompt_tokens = int(prep.input_ids.shape[1])
+            usage.placed = {m.memory_id: m.carrier.M for m in memories if m.carrier is not None and m.carrier.M > 0}
+            usage.visual_tokens = sum(usage.placed.values())
         streamer = _TokenStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=600)
-        yield from stream_from_worker(lambda: self.generate_ids(prep, streamer=streamer, **opts), streamer)
+
+        def work() -> None:
+            out = self.generate_ids(prep, streamer=streamer, **opts)
+            if usage is not None:
+                usage.completion_tokens = len(out)
+                usage.timing = dict(self.last_timing)
+
+        yield from stream_from_worker(work, streamer)

@@ -114,6 +114,9 @@ def load_vlm(model: str, trust_remote_code: bool = False, device: Optional[str] 
     mt = getattr(config, "model_type", None)
     if mt not in SUPPORTED:
         arch = ",".join(getattr(config, "architectures", None) or []) or mt
+        if getattr(config, "vision_config", None) is None and (arch or "").endswith(("ForCausalLM", "LMHeadModel")):
+            raise ModelError(f"{model} is a text-only language model ({arch}); --model needs a vision-language "
+                             f"model that reads the stored clips, one of: {supported_line()}")
         raise ModelError(f"{model}: unsupported architecture {arch!r} (model_type {mt!r}); supported: {supported_line()}")
     dev = auto_device(device)
     dt = dtype or auto_dtype(dev)

@@ -129,7 +129,7 @@ class FakeLLM:
     def __init__(self, reply: str):
         self.reply, self.closed_early, self.calls = reply, False, 0
 
-    def stream(self, messages, max_new_tokens=80):
+    def stream(self, messages, max_new_tokens=80, usage=None):
         self.calls += 1
         words = self.reply.split(" ")
         for i, w in enumerate(words):

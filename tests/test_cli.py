@@ -30,8 +30,10 @@ def test_ingest_info_ask_roundtrip(media, tmp_path, cli):
     r = cli("ask", "--bank", bank, "--image", str(tmp_path / "q.png"), "--k", "2", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"answer", "citations", "latency"}
+    assert set(out) == {"answer", "citations", "usage", "latency"}
+    assert out["usage"] == {"prompt_tokens": 0, "visual_tokens": 0, "completion_tokens": 0}  # no answerer ran
     top = out["citations"][0]
+    assert top["tokens"] == 0  # the lite profile places no carrier tokens
     assert top["start"] >= 7.9 and top["end"] <= 12.1
     assert {"stream", "start", "end", "score", "evidence"} <= set(top)
 

@@ -1,0 +1,78 @@
+"""Retrieval in the one ask path, the same for every answerer: a time phrase becomes a window on each asked
+stream's own clock; the evidence rerank applies to every profile (real FAISS + SQLite bank, bundled MiniLM)."""
+from __future__ import annotations
+
+import pytest
+
+from memory.bank import MemoryBank
+from models.ask import ask, time_windows
+from models.base import Consumes
+from models.registry import Profile
+from models.text_embed import TextEmbedder
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return TextEmbedder()
+
+
+def _bank(path, embedder, spans):
+    """spans: {stream: last second}; one memory every 60 s saying what happened when."""
+    bank = MemoryBank(path)
+    for stream, last in spans.items():
+        for t in range(0, last, 60):
+            text = f"the {stream} door opened at minute {t // 60}"
+            bank.add(stream=stream, t0=t, t1=t + 60, wall=0.0, carrier=None,
+                     keys={f"text:{embedder.space}": embedder.encode([text])[0]}, evidence={"asr": text})
+    return bank
+
+
+class _Recorder:
+    """An answerer that declares text-only needs and records what the ask path hands it."""
+
+    consumes = Consumes(carriers=False, evidence=True)
+
+    def __init__(self):
+        self.seen = []
+
+    def answer(self, question, memories, history=(), usage=None):
+        self.seen = list(memories)
+        yield "ok"
+
+
+def test_last_minutes_is_relative_to_each_asked_stream(tmp_path, embedder):
+    bank = _bank(str(tmp_path / "b"), embedder, {"lobby": 1200, "dock": 300})
+    try:
+        assert time_windows("what happened in the last 5 minutes?", bank, ["dock"]) == {None: (0.0, 300.0)}
+        assert time_windows("what happened in the last 5 minutes?", bank, ["lobby"]) == {None: (900.0, 1200.0)}
+        both = time_windows("what happened in the last 5 minutes?", bank, None)
+        assert both == {"lobby": (900.0, 1200.0), "dock": (0.0, 300.0)}
+        rec = _Recorder()
+        prof = Profile(name="t", encoder=None, answerer=rec, text_embedder=embedder)
+        for streams, lo in ((["dock"], 0), (["lobby"], 900)):
+            answer, cites = ask(bank, prof, "when did the door open in the last 5 minutes?", k=10, streams=streams)
+            assert "".join(answer) == "ok" and cites
+            assert all(c["stream"] == streams[0] and c["start"] >= lo - 1e-6 for c in cites), cites
+            assert {v.memory_id for v in rec.seen} == {c["id"] for c in cites}
+            assert all(v.carrier is None and v.evidence["asr"] for v in rec.seen)
+        answer, cites = ask(bank, prof, "when did the door open in the last 5 minutes?", k=20)
+        assert {c["stream"] for c in cites} == {"lobby", "dock"}
+        assert all(c["start"] >= (900 if c["stream"] == "lobby" else 0) for c in cites)
+        assert answer.usage.as_dict() == {"prompt_tokens": 0, "visual_tokens": 0, "completion_tokens": 0}
+        assert all(c["tokens"] == 0 for c in cites)
+    finally:
+        bank.close()
+
+
+def test_evidence_rerank_applies_without_the_lite_answerer(tmp_path, embedder):
+    """The rerank belongs to retrieval: a profile whose answerer is not the lite one still gets the memory whose
+    words answer the question first."""
+    bank = _bank(str(tmp_path / "b"), embedder, {"cam": 600})
+    try:
+        rec = _Recorder()
+        prof = Profile(name="t", encoder=None, answerer=rec, text_embedder=embedder)
+        answer, cites = ask(bank, prof, "what happened at minute 7?", k=1)
+        "".join(answer)
+        assert len(cites) == 1 and "minute 7" in cites[0]["evidence"], cites
+    finally:
+        bank.close()

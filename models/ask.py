@@ -153,14 +153,20 @@ def citations_of(bank, memories) -> list[dict]:
     return [{**m.citation(), "thumbnail": bank.thumbnail_path(m.id), "tokens": 0} for m in memories]
 
 
-def time_windows(question: str, bank, streams: Optional[Sequence[str]]) -> dict[Optional[str], tuple]:
+def time_windows(question: str, bank, streams: Optional[Sequence[str]],
+                 now: Optional[float] = None) -> dict[Optional[str], tuple]:
     """A time phrase in the question ("in the last 5 minutes", "at 12:30") as a window per asked stream, each
     relative to that stream's own clock: {stream: (t_lo, t_hi)}, or {None: window} when it is the same for all.
-    Empty when the question names no time."""
+    Empty when the question names no time. now: the moment the question is asked on the streams' clocks (default:
+    each stream's newest memory)."""
     from .assistant import parse_time_filter
 
+    def clock(s: dict) -> float:
+        last = s.get("last_t") or 0.0
+        return last if now is None else min(last, float(now))
+
     rows = [s for s in bank.streams() if not streams or s["stream"] in set(streams)]
-    wins = {s["stream"]: parse_time_filter(question, s.get("last_t") or 0.0) for s in rows}
+    wins = {s["stream"]: parse_time_filter(question, clock(s)) for s in rows}
     wins = {s: w for s, w in wins.items() if w is not None}
     if not wins:
         return {}
@@ -170,10 +176,13 @@ def time_windows(question: str, bank, streams: Optional[Sequence[str]]) -> dict[
 
 
 def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[np.ndarray] = None,
-                 streams: Optional[Iterable[str]] = None, t_range: Optional[tuple[float, float]] = None) -> list:
+                 streams: Optional[Iterable[str]] = None, t_range: Optional[tuple[float, float]] = None,
+                 until: Optional[float] = None) -> list:
     """Retrieved memories in (stream, t0) order, the same for every answerer: query keys in every space the bank
     and the profile share, fused; a time phrase in the question becomes a window per asked stream (unless t_range
     is given); a question reranks a pool of candidates by how well their text evidence answers it.
+    until: a question asked at that moment of the streams sees only memories that ended by then (t1 <= until),
+    as a viewer of the live stream would; time phrases count back from it.
     Raises AskError when the bank cannot be searched this way."""
     from memory.retrieval import retrieve
 
@@ -196,8 +205,15 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
         raise AskError(f"this bank cannot be searched with this query (the bank's key spaces: {', '.join(spaces)}; "
                        f"this query's: {mine}); query by an example image, or use the model the bank was "
                        f"ingested with{hint}")
-    windows = {None: t_range} if t_range is not None else (time_windows(question, bank, streams) if question else {})
+    windows = ({None: t_range} if t_range is not None else
+               (time_windows(question, bank, streams, now=until) if question else {}))
     pool = max(4 * k, 32) if question else k
+    if until is not None:
+        # windows overlap-match (t1 > lo and t0 < hi): cap them at `until`, then drop the clips running past it;
+        # those are the ones straddling `until` (at most one per stream), so ask for that many more
+        until = float(until)
+        windows = {s: (w[0], min(w[1], until)) for s, w in windows.items()} or {None: (float("-inf"), until)}
+        pool += sum(1 for m in bank.list(t_range=(until, until)) if not streams or m.stream in streams)
     if not windows:
         memories = retrieve(bank, usable, k=pool, streams=streams)
     elif None in windows:
@@ -205,6 +221,8 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     else:  # each stream's own window ("the last 5 minutes" of that camera)
         memories = [m for s, w in windows.items() for m in retrieve(bank, usable, k=pool, t_range=w, streams=[s])]
         memories.sort(key=lambda m: -m.score)
+    if until is not None:
+        memories = [m for m in memories if m.t1 <= until]
     if question and any(m.evidence for m in memories):
         # dense keys find candidates; relevance of their words orders them, so a slide line that names the asked-for
         # thing beats a similar-sounding sentence about something else
@@ -220,8 +238,10 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
 
 def ask(bank, profile, question: str, k: int = 5, image: Optional[np.ndarray] = None,
         streams: Optional[Sequence[str]] = None, history: Sequence[dict] = (),
-        t_range: Optional[tuple[float, float]] = None, **answer_opts) -> tuple[AnswerStream, list[dict]]:
+        t_range: Optional[tuple[float, float]] = None, until: Optional[float] = None,
+        **answer_opts) -> tuple[AnswerStream, list[dict]]:
     """Retrieve the top-k memories for a question (and/or an example image) and stream an answer.
+    until: ask as of that media second: only memories that ended by then are retrieved (see retrieve_for).
 
     Returns (answer, citations): answer is an AnswerStream of text pieces (with .usage); citations are ready
     before the first piece (their "tokens" are set once the answerer has built its prompt). Raises AskError for a
@@ -231,11 +251,13 @@ def ask(bank, profile, question: str, k: int = 5, image: Optional[np.ndarray] = 
     t0 = time.perf_counter()
     streams = list(streams) if streams else None
     check_carriers(bank, profile, streams)
-    memories = retrieve_for(bank, profile, question, k=k, image=image, streams=streams, t_range=t_range)
+    memories = retrieve_for(bank, profile, question, k=k, image=image, streams=streams, t_range=t_range,
+                            until=until)
     citations = citations_of(bank, memories)
     usage = Usage()
     if not memories:
-        why = ("No memory matches that" + (" in that time window." if t_range else ".") if bank.key_spaces() else
+        windowed = t_range is not None or until is not None
+        why = ("No memory matches that" + (" in that time window." if windowed else ".") if bank.key_spaces() else
                f"I have no evidence to answer from: the {bank.count()} memories of this bank hold no pictures, "
                "transcript or on-screen text.")
         return AnswerStream(iter([why]), [], (time.perf_counter() - t0) * 1000, False, citations, usage), citations

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from .assistant import Minutes, summarize
+from .minutes import Minutes, summarize
 from .base import MemoryView, ModelError
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)

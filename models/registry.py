@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -73,10 +74,36 @@ def load_profile(model: Optional[str] = None, *, trust_remote_code: bool = False
     return prof
 
 
-def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:
-    from .efficientnet import EfficientNetLite0Encoder
+class LazyLiteEncoder:
+    """EfficientNet-Lite0, built on first use (a text question never needs it: its keys are MiniLM's).
+    Its space names are known without loading; everything else is the loaded encoder's."""
 
-    enc = EfficientNetLite0Encoder(device=device)
+    space = key_space = "efficientnet-lite0"
+    key_dim = 1280
+
+    def __init__(self, device: Optional[str] = None):
+        self._device = device
+        self._enc = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self):
+        if self._enc is None:
+            with self._lock:
+                if self._enc is None:
+                    from .efficientnet import EfficientNetLite0Encoder
+
+                    self._enc = EfficientNetLite0Encoder(device=self._device)
+        return self._enc
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.loaded, name)
+
+
+def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:
+    enc = LazyLiteEncoder(device)
     prof = Profile(name="lite", encoder=enc)
     if evidence:
         from .evidence import lite_evidence
@@ -90,7 +117,7 @@ def _lite(device: Optional[str], evidence: bool, answerer: bool) -> Profile:
         pass
     if answerer:
         try:
-            from .assistant import LiteAnswerer
+            from .answer.lite import LiteAnswerer
 
             prof.answerer = LiteAnswerer(embedder=prof.text_embedder)
         except ImportError:

@@ -1,0 +1,216 @@
+"""The lite answerer: ranks evidence sentences of the retrieved memories and answers with a small LLM whose every
+sentence is checked against the evidence, or by quoting the best sentence with its time stamp.
+
+LiteAnswerer.answer(question, memories, history) ranks the snippets (`models.text.relevance.Relevance`), says so
+when the evidence is weak, else gives the small LLM the best notes in time order with [hh:mm:ss–hh:mm:ss] stamps
+and streams its answer sentence by sentence, each checked (`models.answer.check.check_llm_sentence`); when the LLM
+misses the fact or states anything the notes do not, it is stopped and the best evidence sentence is quoted with
+its stamp instead. Small LLMs are unreliable, so the extractive answer is always at hand (mode="extractive", or
+llm=None).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Optional, Sequence
+
+from models.base import Consumes, MemoryView, Usage
+from models.text.relevance import Relevance, Snippet, contexts, names_in, snippets
+from models.text.timephrase import fmt_span
+from models.text.words import words
+
+from .check import check_llm_sentence
+from .llm import default_llm
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You answer questions about a recorded meeting or video using only the notes below. Each note has a "
+    "[start–end] time stamp; 'said' is speech, 'slide' is text on screen, 'seen' is what the picture shows. "
+    "Answer in one short sentence that states the fact, and name the time stamp. If the notes do not contain "
+    "the answer, say that it is not in the recording.")
+
+NOT_FOUND = "I could not find this in the recording."
+
+_SENT_END_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+@dataclass
+class AnswerTrace:
+    """What the last answer was built from (for --json latency/citation output and the benchmark)."""
+
+    weak: bool = False
+    best: Optional[Snippet] = None
+    llm_text: str = ""          # everything the LLM generated (accepted or not)
+    fallback_used: bool = False
+    rejected: str = ""          # why the LLM's text was not used ("" when it was, or when no LLM ran)
+    prompt_chars: int = 0
+    ranked: list[Snippet] = field(default_factory=list)
+
+
+def record_answer(best: Snippet) -> str:
+    where = {"slide": "On screen", "said": "Said", "seen": "Seen"}.get(best.kind, "In the record")
+    return f"{where} at {fmt_span(best.t0, best.t1)}: “{best.text}”"
+
+
+class _Rejected(Exception):
+    """An LLM sentence failed its check: stop generating."""
+
+
+class LiteAnswerer:
+    """Answers from text evidence with a small LLM (or none).
+
+    LiteAnswerer(llm="auto" | None | TextLLM, embedder=None | TextEmbedder, mode="hybrid"|"llm"|"extractive",
+                 max_new_tokens=80, min_relevance=0.2, max_notes=8, note_ratio=0.5, min_semantic=...)
+    The LLM sees at most max_notes evidence sentences, those scoring ≥ note_ratio × the best one's score.
+    "auto" (the default) loads the bundled LLM (`default_llm()`) on the first answer; None answers extractively.
+    answer(question, memories, history=()) -> Iterator[str]; `last` holds an AnswerTrace afterwards.
+
+    hybrid: the LLM's answer is streamed sentence by sentence, each sentence checked against the evidence; the
+    first one that fails stops the LLM, and when no accepted sentence carries the fact the answer is the best
+    evidence sentence, quoted and stamped. llm: the LLM's text unchecked. extractive: the quote.
+    """
+
+    # the ask path gives it the text evidence and evidence["screen"] (the slide title on screen at each clip); no carriers
+    consumes = Consumes(carriers=False, evidence=True, screen=True)
+
+    def __init__(self, llm="auto", embedder=None, mode: str = "hybrid", max_new_tokens: int = 80,
+                 min_relevance: float = 0.2, max_notes: int = 8, note_ratio: float = 0.5,
+                 min_semantic: float = 0.75):
+        self._llm = llm
+        self.rel = Relevance(embedder)
+        self.mode = mode if llm is not None else "extractive"
+        self.max_new_tokens = max_new_tokens
+        self.min_relevance = min_relevance
+        self.max_notes = max_notes
+        self.note_ratio = note_ratio
+        self.min_semantic = min_semantic
+        self.last = AnswerTrace()
+
+    @property
+    def llm(self):
+        if isinstance(self._llm, str) and self._llm == "auto":
+            self._llm = default_llm()
+        return self._llm
+
+    @property
+    def embedder(self):
+        return self.rel.embedder
+
+    def rank(self, question: str, memories: Sequence[MemoryView]) -> list[Snippet]:
+        snips = snippets(memories)
+        if not snips:
+            return []
+        sc = self.rel.score(question, snips, context=contexts(snips, memories))
+        for s, v, a, e in zip(snips, sc, self.rel.attribute, self.rel.semantic):
+            s.score, s.attribute, s.semantic = float(v), float(a), float(e)
+        return sorted(snips, key=lambda s: -s.score)
+
+    def weak(self, question: str, ranked: Sequence[Snippet]) -> bool:
+        """Is the best evidence too weak to answer from? Nothing scores, a name the question asks about is in no
+        evidence, or the best snippet speaks to what is asked neither in words nor in meaning."""
+        best = ranked[0] if ranked else None
+        if best is None or best.score < self.min_relevance:
+            return True
+        if not (self.rel.lexical.max() > 0 or self.rel.semantic.max() >= self.min_semantic):
+            return True
+        names = names_in(question)
+        if names and not names & set(words(" ".join(s.text for s in ranked))):
+            return True
+        if self.rel.asks_attribute and best.attribute <= 0 and best.semantic < self.min_semantic:
+            return True
+        return False
+
+    def build_messages(self, question: str, notes: Sequence[Snippet], history: Sequence[dict] = ()) -> list[dict]:
+        lines = [f"{fmt_span(s.t0, s.t1)} {s.kind}: {s.text}" for s in sorted(notes, key=lambda s: (s.t0, s.t1))]
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT}]
+        for h in list(history)[-4:]:
+            if h.get("role") in ("user", "assistant") and h.get("content"):
+                msgs.append({"role": h["role"], "content": str(h["content"])[:600]})
+        msgs.append({"role": "user", "content": "Notes:\n" + "\n".join(lines) + f"\n\nQuestion: {question}"})
+        return msgs
+
+    def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = (),
+               usage: Optional[Usage] = None) -> Iterator[str]:
+        tr = self.last = AnswerTrace()
+        usage = usage if usage is not None else Usage()
+        ranked = self.rank(question, memories)
+        tr.ranked = ranked
+        best = ranked[0] if ranked else None
+        tr.best = best
+        if self.weak(question, ranked):
+            tr.weak = True
+            msg = NOT_FOUND
+            if best is not None:
+                msg += f" The closest moment is {fmt_span(best.t0, best.t1)}: “{best.text}”"
+            else:
+                msg += " There is no speech or on-screen text in the retrieved moments."
+            yield msg
+            return
+        llm = self.llm if self.mode != "extractive" else None
+        if llm is None:
+            yield record_answer(best)
+            return
+        # a small model answers best from few notes: the best one and those nearly as relevant
+        notes = [s for s in ranked if s.score >= self.note_ratio * best.score][: self.max_notes] or ranked[:1]
+        msgs = self.build_messages(question, notes, history)
+        tr.prompt_chars = sum(len(m["content"]) for m in msgs)
+        if self.mode == "llm":
+            try:
+                for piece in llm.stream(msgs, max_new_tokens=self.max_new_tokens, usage=usage):
+                    tr.llm_text += piece
+                    yield piece
+            except Exception as e:  # noqa: BLE001
+                log.warning("LLM failed: %s", e)
+            return
+        yield from self._hybrid(llm, msgs, question, best, notes, usage)
+
+    def _hybrid(self, llm, msgs, question: str, best: Snippet, notes: Sequence[Snippet],
+                usage: Usage) -> Iterator[str]:
+        tr = self.last
+        notes_text = "\n".join(s.text for s in notes)
+        spans = {fmt_span(s.t0, s.t1) for s in notes}
+        said: list[str] = []
+        buf = ""
+        gen = llm.stream(msgs, max_new_tokens=self.max_new_tokens, usage=usage)
+
+        def accept(sentence: str) -> bool:
+            sentence = sentence.strip()
+            if not sentence:
+                return True
+            bare = sentence
+            for sp in spans:  # a note's own time stamp, quoted back, is fine; its digits are not facts
+                bare = bare.replace(sp, " ")
+            why = check_llm_sentence(bare, question, best, notes_text, first=not said)
+            if why:
+                tr.rejected = why
+                return False
+            said.append(sentence)
+            return True
+
+        try:
+            for piece in gen:
+                tr.llm_text += piece
+                buf += piece
+                parts = _SENT_END_RE.split(buf)
+                for sentence in parts[:-1]:  # complete sentences
+                    if not accept(sentence):
+                        raise _Rejected
+                    if sentence.strip():
+                        yield ("" if len(said) == 1 else " ") + sentence.strip()
+                buf = parts[-1]
+            if buf.strip() and accept(buf) and said and said[-1] == buf.strip():
+                yield ("" if len(said) == 1 else " ") + buf.strip()
+        except _Rejected:
+            pass
+        except Exception as e:  # noqa: BLE001 - fall back to the evidence
+            log.warning("LLM failed: %s", e)
+            tr.rejected = tr.rejected or f"the LLM failed: {e}"
+        finally:
+            gen.close()  # stops the generation early when a sentence was rejected
+        if not said:
+            tr.fallback_used = True
+            yield record_answer(best)
+        elif not re.search(r"\[\d\d:\d\d:\d\d", " ".join(said)):
+            yield f" {fmt_span(best.t0, best.t1)}"

@@ -1,0 +1,1 @@
+"""Text helpers for answering and minutes: time phrases, sentences and words, relevance of evidence to a question."""

@@ -1,0 +1,239 @@
+"""Which evidence sentences answer a question.
+
+Evidence comes as `Snippet`s: transcript sentences ("said"), slide lines ("slide", each carrying its slide's
+title: "Falcon Budget Review — Budget: 35 million") and visual tags ("seen"). `Relevance.score` ranks them with
+
+    names factor × (BM25 of the question + BM25 of what it asks besides its names, each scaled to the best
+                    snippet, + sem_weight × MiniLM cosine + a bonus when the snippet holds the asked-for type)
+
+- BM25 is bm25s (Snowball stems from PyStemmer), fitted on the candidate snippets themselves, so IDF is local to
+  what retrieval found; number words are digits on both sides (text2num).
+- Names: capitalized words of the question past its first ("the Nova project"). A snippet that names them scores
+  in full, one whose context does (the clip's other evidence, the slide on screen: the ASR heard "normal" for
+  "Nova" while "Nova Launch Update" was up) `context_factor`, one that does not `absent_factor`.
+- Type: "how many / how much" wants a number, "when" a date, "who" / "where" a name.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from models.base import MemoryView
+
+from .timephrase import fmt_span
+from .words import content, digits, ocr_lines, sentences, stem, stop_words, words
+
+log = logging.getLogger(__name__)
+
+MONTHS = "january february march april may june july august september october november december".split()
+DAYS = "monday tuesday wednesday thursday friday saturday sunday today tomorrow yesterday".split()
+
+
+@dataclass
+class Snippet:
+    text: str
+    t0: float
+    t1: float
+    kind: str            # "said" | "slide" | "seen"
+    memory_id: int = -1
+    score: float = 0.0
+    attribute: float = 0.0   # BM25 (scaled) of what the question asks besides its names
+    semantic: float = 0.0    # MiniLM cosine with the question (0 without an embedder)
+
+    def stamped(self) -> str:
+        return f"{fmt_span(self.t0, self.t1)} {self.text}"
+
+    @property
+    def value(self) -> str:
+        """The part of a slide line after its title ("Budget: 35 million"), else the text."""
+        return self.text.split(" — ", 1)[1] if self.kind == "slide" and " — " in self.text else self.text
+
+
+def snippets(memories: Sequence[MemoryView], kinds: Sequence[str] = ("asr", "ocr")) -> list[Snippet]:
+    """Sentences of the memories' evidence, in time order, deduplicated (repeated slide text kept once)."""
+    out: list[Snippet] = []
+    seen: dict[str, int] = {}
+    name = {"asr": "said", "ocr": "slide", "tags": "seen"}
+    for m in sorted(memories, key=lambda m: (m.t0, m.t1)):
+        ev = m.evidence or {}
+        for k in kinds:
+            v = ev.get(k)
+            if k == "ocr":
+                v = "\n".join(ocr_lines(v))
+            elif isinstance(v, (list, tuple)):
+                v = "\n".join(map(str, v))
+            if not v:
+                continue
+            if k == "tags":
+                parts = [v]
+            elif k == "asr":
+                parts = sentences(v)
+            else:  # slide lines carry their slide's title (the first line) so "Team lead: Maria" keeps its topic
+                lines = [x.strip() for x in str(v).splitlines() if x.strip()]
+                parts = lines[:1] + [f"{lines[0]} — {x}" for x in lines[1:]]
+            for s in parts:
+                s = s.strip()
+                if not s:
+                    continue
+                key = f"{k}:{' '.join(words(s))}"
+                if key in seen:  # same sentence again: widen its interval if adjacent, else keep the first
+                    prev = out[seen[key]]
+                    if m.t0 - prev.t1 < 10:
+                        prev.t1 = max(prev.t1, m.t1)
+                    continue
+                seen[key] = len(out)
+                out.append(Snippet(s, m.t0, m.t1, name[k], m.memory_id, float(m.score)))
+    return out
+
+
+def contexts(snips: Sequence[Snippet], memories: Sequence[MemoryView]) -> list[str]:
+    """Per snippet: its clip's whole evidence and the title of the slide on screen then (evidence["screen"],
+    which `models.ask` looks up in the bank for answerers with `wants_screen`)."""
+    text = {}
+    for m in memories:
+        ev = m.evidence or {}
+        asr = ev.get("asr") or ""
+        if isinstance(asr, (list, tuple)):
+            asr = " ".join(map(str, asr))
+        text[m.memory_id] = f"{asr} {' '.join(ocr_lines(ev.get('ocr') or ''))} {ev.get('screen') or ''}"
+    return [text.get(s.memory_id, "") for s in snips]
+
+
+def names_in(question: str) -> set[str]:
+    """Lower-cased capitalized words past the first that are not stop words, months or days: what the question
+    is about ("Falcon" in "What is the budget for the Falcon project?")."""
+    sw = stop_words()
+    toks = re.findall(r"[A-Za-z][A-Za-z'-]*", question or "")
+    out = set()
+    for i, t in enumerate(toks):
+        low = t.lower()
+        if i and t[0].isupper() and low not in sw and low not in MONTHS and low not in DAYS and len(low) > 1:
+            out.add(low)
+    return out
+
+
+def qtype(question: str) -> str:
+    q = digits(question).lower()
+    if re.search(r"\bhow (many|much|big|large|high|low|long)\b|\bwhat (is|was|were|are) the (number|count|total|"
+                 r"amount|percentage|share|rate|price|cost|size)\b|\bpercent|\bhow many\b", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (date|day|time|month|year)\b|\bdeadline\b|\bby which (date|day)\b", q):
+        return "date"
+    if re.search(r"\bwho\b|\bwhose\b|\bwhich (person|colleague|manager|engineer)\b", q):
+        return "person"
+    if re.search(r"\bwhere\b|\bwhich (city|place|country|office|site|location|region)\b|\bin which city\b", q):
+        return "place"
+    return "other"
+
+
+def type_bonus(qt: str, text: str) -> float:
+    tl = digits(text).lower()
+    if qt == "number":
+        return 1.0 if re.search(r"\d", tl) else 0.0
+    if qt == "date":
+        return 1.0 if (any(re.search(rf"\b{m}\b", tl) for m in MONTHS + DAYS) or
+                       re.search(r"\b\d{1,2}[/.-]\d{1,2}\b|\b(19|20)\d\d\b|\bq[1-4]\b", tl)) else 0.0
+    if qt in ("person", "place"):
+        caps = re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text.split(" — ", 1)[-1])
+        return 1.0 if [c for c in caps if c.lower() not in stop_words()] else 0.0
+    return 0.0
+
+
+def _bm25(query: str, docs: Sequence[str]) -> np.ndarray:
+    """BM25 of one query against docs (bm25s, Snowball stems); zeros when nothing matches."""
+    n = len(docs)
+    if not n:
+        return np.zeros(0, np.float32)
+    try:
+        import bm25s
+    except ImportError:  # pragma: no cover - requirements.txt installs it
+        qs = set(stem(content(query)))
+        return np.array([len(qs & set(stem(content(d)))) for d in docs], np.float32)
+    from .words import _stemmer
+
+    norm = [digits(d) or "." for d in docs]
+    tok = bm25s.tokenize(norm, stopwords="en", stemmer=_stemmer(), show_progress=False)
+    if not tok.vocab:
+        return np.zeros(n, np.float32)
+    r = bm25s.BM25()
+    r.index(tok, show_progress=False)
+    q = bm25s.tokenize([digits(query) or "."], stopwords="en", stemmer=_stemmer(), show_progress=False,
+                       return_ids=False)[0]
+    q = [t for t in q if t in tok.vocab]
+    if not q:
+        return np.zeros(n, np.float32)
+    return np.asarray(r.get_scores(q), np.float32)
+
+
+def _scaled(x: np.ndarray) -> np.ndarray:
+    m = float(x.max()) if x.size else 0.0
+    return x / m if m > 0 else np.zeros_like(x)
+
+
+class Relevance:
+    """Scores snippets against a question (see the module doc). After `score`, `lexical`, `attribute` and
+    `semantic` hold the parts per snippet and `asks_attribute` whether the question asks more than its names."""
+
+    def __init__(self, embedder=None, sem_weight: float = 0.6, context_factor: float = 0.7,
+                 absent_factor: float = 0.4):
+        self.embedder = embedder
+        self.sem_weight = sem_weight
+        self.context_factor = context_factor
+        self.absent_factor = absent_factor
+        self.lexical = self.semantic = self.attribute = np.zeros(0, np.float32)
+        self.asks_attribute = False
+
+    def score(self, question: str, snips: Sequence[Snippet], context: Optional[Sequence[str]] = None) -> np.ndarray:
+        n = len(snips)
+        if not n:
+            self.lexical = self.semantic = self.attribute = np.zeros(0, np.float32)
+            self.asks_attribute = False
+            return np.zeros(0, np.float32)
+        texts = [s.text for s in snips]
+        names = names_in(question)
+        qwords = words(question)
+        # the noun right after a name belongs to the subject ("the Nova project"), not to what is asked
+        subj = {qwords[i + 1] for i, w in enumerate(qwords[:-1]) if w in names}
+        attr_q = " ".join(w for w in content(question) if w not in names and w not in subj)
+        lexical = _scaled(_bm25(question, texts))
+        # what is asked is matched against the value of a slide line, not the title it carries
+        att = _scaled(_bm25(attr_q, [s.value for s in snips])) if attr_q else np.zeros(n, np.float32)
+        factor = np.ones(n, np.float32)
+        if names:
+            ctx = context if context is not None else [""] * n
+            for i, (t, c) in enumerate(zip(texts, ctx)):
+                have, around = set(words(t)), set(words(c))
+                named = sum(w in have for w in names) + self.context_factor * sum(
+                    w not in have and w in around for w in names)
+                factor[i] = self.absent_factor + (1 - self.absent_factor) * named / len(names)
+        qt = qtype(question)
+        bonus = np.array([type_bonus(qt, t) for t in texts], np.float32)
+        sem = np.zeros(n, np.float32)
+        if self.embedder is not None:
+            try:
+                v = self.embedder.encode([question] + texts)
+                sem = (v[1:] @ v[0]).astype(np.float32)
+            except Exception as e:  # noqa: BLE001
+                log.warning("embedder failed: %s", e)
+        self.lexical, self.semantic, self.attribute = lexical, sem, att
+        self.asks_attribute = bool(attr_q)
+        hit = (lexical > 0) | (sem > 0.3)
+        return factor * (0.5 * att + 0.5 * lexical + self.sem_weight * sem + 0.25 * bonus * hit)
+
+
+def evidence_rerank(question: str, memories) -> list[float]:
+    """Fused retrieval score per memory (bank Memory or MemoryView): its dense score (cosine) plus the relevance of
+    its best evidence sentence to the question. The ask path reranks every profile's candidates so."""
+    views = [m if isinstance(m, MemoryView) else MemoryView(m.id, m.stream, m.t0, m.t1, float(m.score), None,
+                                                              m.evidence) for m in memories]
+    snips = snippets(views)
+    best: dict[int, float] = {}
+    if snips:
+        lex = Relevance(None).score(question, snips, context=contexts(snips, views))
+        for s, v in zip(snips, lex):
+            best[s.memory_id] = max(best.get(s.memory_id, 0.0), float(v))
+    return [float(v.score) + best.get(v.memory_id, 0.0) for v in views]

@@ -1,0 +1,107 @@
+"""Words and sentences of transcript and slide text.
+
+- `sentences(text)`: pysbd's rule-based sentence boundary detection (abbreviations, decimals, "$3.5 million"),
+  after splitting at line breaks (one slide line = one unit).
+- `words(text)`: lower-case word tokens, decimals kept ("3.5"); `content(text)`: without English stop words
+  (scikit-learn's list); `stems(text)`: Snowball (PyStemmer) stems of the content words.
+- `digits(text)`: number words to digits (text2num's alpha2digit), for matching "forty one" with "41".
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .timephrase import digits  # noqa: F401  (re-exported: one number-word normalizer)
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset:
+    try:
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        base = set(ENGLISH_STOP_WORDS)
+    except ImportError:  # pragma: no cover
+        base = set("a an the and or but of to in on at for with from by is are was were be it this that".split())
+    # words that carry content in questions about a recording (sklearn lists "amount", "fire", "bill", numbers)
+    base -= {"amount", "bill", "fire", "call", "system", "first", "second", "third", "last", "top", "bottom",
+             "front", "back", "full", "empty", "one", "two", "three", "four", "five", "six", "eight", "ten",
+             "eleven", "twelve", "fifteen", "twenty", "forty", "fifty", "sixty", "hundred"}
+    return frozenset(base | {"tell", "say", "said", "says", "mention", "mentioned", "s", "t", "let", "lets"})
+
+
+@lru_cache(maxsize=1)
+def _segmenter():
+    try:
+        import pysbd
+
+        return pysbd.Segmenter(language="en", clean=False)
+    except ImportError:  # pragma: no cover - requirements.txt installs it
+        return None
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english")
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", (text or "").lower())
+
+
+def content(text: str) -> list[str]:
+    sw = stop_words()
+    return [w for w in words(text) if (w not in sw and len(w) > 1) or w.isdigit()]
+
+
+def stem(ws) -> list[str]:
+    st = _stemmer()
+    ws = list(ws)
+    return st.stemWords(ws) if st is not None else ws
+
+
+def stems(text: str) -> set[str]:
+    return set(stem(content(text)))
+
+
+@lru_cache(maxsize=4096)
+def _split(part: str) -> tuple[str, ...]:
+    seg = _segmenter()
+    if seg is None:
+        return tuple(re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])", part))
+    return tuple(seg.segment(part))
+
+
+def sentences(text: str) -> list[str]:
+    out = []
+    for part in re.split(r"\n+", text or ""):
+        part = part.strip()
+        if not part:
+            continue
+        for s in _split(part):
+            s = s.strip(" -•*\t")
+            if len(s) >= 2:
+                out.append(s)
+    return out
+
+
+def ocr_lines(v) -> list[str]:
+    """Slide text as lines: a list, newline-separated text, or (older banks) " / "-joined text."""
+    if isinstance(v, (list, tuple)):
+        lines = [str(x).strip() for x in v]
+    else:
+        lines = [x.strip() for x in str(v or "").splitlines()]
+        if len(lines) == 1 and " / " in lines[0]:
+            lines = [x.strip() for x in lines[0].split(" / ")]
+    return [x for x in lines if x]
+
+
+_NUMERIC = re.compile(r"\d")
+
+
+def has_number(text: str) -> bool:
+    return bool(_NUMERIC.search(digits(text)))

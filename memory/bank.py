@@ -1,14 +1,19 @@
 """The memory bank: one directory holding everything a Vigil deployment remembers.
 
     bank/
-      bank.sqlite            metadata (WAL): streams, memories, keys, events — the source of truth
-      shards/000000.bin      carrier tokens, append-only, referenced by (shard, offset, nbytes)
+      bank.sqlite            metadata (WAL): streams, memories, keys, segments, events, FTS5 over the text evidence —
+                             the source of truth for what is acknowledged
+      shards/000000.bin      carrier tokens, append-only per stream, referenced by (shard, offset, nbytes)
       thumbs/<stream>/<id>.jpg
-      index-<space>.faiss    IndexIDMap2(IndexFlatIP) over L2-normalised keys, one per key space
+      index/<space>/<stream>/<seg>.faiss   sealed key segments, written once (memory.segments)
 
-Write order for one memory: thumbnail -> shard bytes (fsync) -> SQLite commit (= acknowledged) -> FAISS.
-FAISS files are rewritten atomically from time to time; on open the bank reconciles them, the shards
-and the thumbnails with SQLite, so a SIGKILL at any point loses nothing that was acknowledged.
+Write order for one memory: thumbnail -> shard bytes (fsync) -> SQLite commit (= acknowledged) -> the stream's
+in-memory key tail. Keys live once, in SQLite; a stream's tail of unsealed keys is indexed exactly in memory (rebuilt
+on open, bounded), and full tails are sealed into ANN segment files that are never rewritten. On open the bank
+reconciles shards, thumbnails and segment files with SQLite, so a SIGKILL at any point loses nothing acknowledged.
+
+Readers never wait for the writer: every thread reads through its own read-only SQLite connection (WAL), and the
+writer's lock covers only writing (shard fsync and commit).
 """
 from __future__ import annotations
 
@@ -25,8 +30,12 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-SHARD_BYTES = 256 * 1024 * 1024
+from . import segments as seg_mod
+from .segments import KeyIndex, Segment
+
+SHARD_BYTES = 64 * 1024 * 1024
 POS_COLS = 10  # pos(3) lo(3) hi(3) size(1), int32
+RETENTION_EVERY = 256  # adds between retention passes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
@@ -36,10 +45,43 @@ CREATE TABLE IF NOT EXISTS memories (
   reducer TEXT, budget INTEGER, space TEXT, shard INTEGER, offset INTEGER, nbytes INTEGER, m INTEGER, d INTEGER,
   thumb TEXT, novelty REAL, asr TEXT, ocr TEXT, tags TEXT, created REAL);
 CREATE INDEX IF NOT EXISTS memories_stream_t ON memories(stream, t0);
-CREATE TABLE IF NOT EXISTS keys (memory_id INTEGER NOT NULL, space TEXT NOT NULL, vec BLOB NOT NULL,
+CREATE INDEX IF NOT EXISTS memories_t ON memories(t0);
+CREATE INDEX IF NOT EXISTS memories_stream_wall ON memories(stream, wall);
+CREATE TABLE IF NOT EXISTS keys (memory_id INTEGER NOT NULL, space TEXT NOT NULL, vec BLOB NOT NULL, seg INTEGER,
   PRIMARY KEY (memory_id, space));
+CREATE TABLE IF NOT EXISTS segments (seg INTEGER PRIMARY KEY, space TEXT NOT NULL, stream TEXT NOT NULL,
+  file TEXT NOT NULL, n INTEGER, dim INTEGER, t0 REAL, t1 REAL, created REAL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, stream TEXT, kind TEXT, t REAL, wall REAL, detail TEXT);
 """
+POST_SCHEMA = """
+CREATE INDEX IF NOT EXISTS keys_seg ON keys(seg, space);
+CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5(asr, ocr, tags, content='memories', content_rowid='id',
+  tokenize='porter unicode61');
+CREATE TRIGGER IF NOT EXISTS memories_fts_ai AFTER INSERT ON memories BEGIN
+  INSERT INTO memories_fts(rowid, asr, ocr, tags) VALUES (new.id, new.asr, new.ocr, new.tags); END;
+CREATE TRIGGER IF NOT EXISTS memories_fts_ad AFTER DELETE ON memories BEGIN
+  INSERT INTO memories_fts(memories_fts, rowid, asr, ocr, tags) VALUES ('delete', old.id, old.asr, old.ocr, old.tags); END;
+CREATE TRIGGER IF NOT EXISTS memories_fts_au AFTER UPDATE OF asr, ocr, tags ON memories BEGIN
+  INSERT INTO memories_fts(memories_fts, rowid, asr, ocr, tags) VALUES ('delete', old.id, old.asr, old.ocr, old.tags);
+  INSERT INTO memories_fts(rowid, asr, ocr, tags) VALUES (new.id, new.asr, new.ocr, new.tags); END;
+"""
+_CRED_RE = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+):([^/\s@]*)@")
+_FTS_STOP = set("""a an the and or but of to in on at for with from by about as is are was were be been it its this
+that these those there here what which who whom when where why how do does did have has had will would can could
+i we you he she they me us him her them my our your his their not no so if then than any some all tell please say
+said says""".split())
+
+
+def redact(text: str) -> str:
+    """`rtsp://user:pass@host/…` -> `rtsp://user:***@host/…`, anywhere in the text."""
+    return _CRED_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", text or "") if text else text
+
+
+def fts_query(text: str) -> str:
+    """A question as an FTS5 query: its content words, each quoted, OR-ed (bm25 weighs them)."""
+    words = [w for w in re.findall(r"[\w']+", (text or "").lower()) if (len(w) > 1 or w.isdigit()) and w not in _FTS_STOP]
+    words = list(dict.fromkeys(w.replace("'", "") for w in words if w.replace("'", "")))
+    return " OR ".join(f'"{w}"' for w in words[:32])
 
 
 class BankError(RuntimeError):
@@ -110,7 +152,8 @@ def normalize(v: np.ndarray) -> np.ndarray:
 
 
 class MemoryBank:
-    """FAISS + SQLite + shard files in one directory. Thread-safe inside one process; one writer process per bank."""
+    """SQLite + shard files + key segments in one directory. Thread-safe inside one process; one writer process
+    per bank (a second is refused with one line)."""
 
     def __init__(self, path: str, readonly: bool = False, create: bool = True, flush_every: int = 64,
                  flush_seconds: float = 10.0):
@@ -118,16 +161,18 @@ class MemoryBank:
 
         self.path = os.path.abspath(path)
         self.readonly = readonly
-        self.flush_every = flush_every
-        self.flush_seconds = flush_seconds
-        self._lock = threading.RLock()
-        self._dirty: dict[str, int] = {}
+        self._lock = threading.RLock()          # the writer's lock: writes only, never taken by readers
+        self._seal_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list = []
+        self._readers_lock = threading.Lock()
         self._carrier_spaces: dict[str, set] = {}   # stream -> {(space, d)}, read up to memory id _spaces_upto
         self._spaces_upto = 0
-        self._last_flush = time.monotonic()
+        self._stream_shard: dict[str, int] = {}
+        self._adds = 0
         self.repairs: list[str] = []
-        db_path = os.path.join(self.path, "bank.sqlite")
-        if not os.path.exists(db_path):
+        self.db_path = os.path.join(self.path, "bank.sqlite")
+        if not os.path.exists(self.db_path):
             if readonly or not create:
                 raise BankError(f"no memory bank at {path!r} (ingest something first)")
             if os.path.exists(self.path) and not os.path.isdir(self.path):
@@ -138,21 +183,47 @@ class MemoryBank:
             self._take_writer_lock()
             os.makedirs(os.path.join(self.path, "shards"), exist_ok=True)
             os.makedirs(os.path.join(self.path, "thumbs"), exist_ok=True)
-        uri = f"file:{db_path}?mode=ro" if readonly else f"file:{db_path}"
+        uri = f"file:{self.db_path}?mode=ro" if readonly else f"file:{self.db_path}"
         try:
             self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30, isolation_level=None)
             if not readonly:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")  # a commit is durable: that is what 'acknowledged' means
-                self.db.executescript(SCHEMA)
+                self._migrate()
             else:
                 self.db.execute("PRAGMA query_only=1")
         except sqlite3.DatabaseError as e:
             raise BankError(f"{path!r} is not a readable memory bank: {e}") from None
-        self.indexes: dict = {}
+        self.keys = KeyIndex(self.path, readonly)
         self._reconcile()
 
-    # ---- locking -------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        had_fts = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='memories_fts'").fetchone() is not None
+        self.db.executescript(SCHEMA)
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(keys)")}
+        if "seg" not in cols:  # a bank from before segments: every key starts in its stream's tail
+            self.db.execute("ALTER TABLE keys ADD COLUMN seg INTEGER")
+        self.db.executescript(POST_SCHEMA)
+        if not had_fts and self.db.execute("SELECT 1 FROM memories LIMIT 1").fetchone():
+            self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
+            self.repairs.append("indexed the text evidence for full-text search")
+        for name in os.listdir(self.path):  # whole-index files of the old layout: keys now live in SQLite
+            if re.fullmatch(r"index-.*\.faiss(\.tmp)?", name):
+                os.remove(os.path.join(self.path, name))
+
+    # ---- connections and locking ---------------------------------------------------------------
+
+    def _rd(self) -> sqlite3.Connection:
+        """This thread's read-only connection (WAL: it sees every committed write and never waits for the writer)."""
+        c = getattr(self._local, "db", None)
+        if c is None:
+            c = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, check_same_thread=False, timeout=30,
+                                isolation_level=None)
+            c.execute("PRAGMA query_only=1")
+            self._local.db = c
+            with self._readers_lock:
+                self._readers.append(c)
+        return c
 
     def _take_writer_lock(self) -> None:
         self._lockfile = open(os.path.join(self.path, ".writer.lock"), "a+")
@@ -172,13 +243,42 @@ class MemoryBank:
     # ---- recovery ----------------------------------------------------------------------------
 
     def _reconcile(self) -> None:
-        """Make shards, thumbnails and FAISS agree with SQLite (repairing on disk unless read-only)."""
+        """Make shards, thumbnails and key segments agree with SQLite (repairing on disk unless read-only); load
+        the stream tails (bounded) and the segment list (files open lazily)."""
         with self._lock:
             if not self.readonly:
                 self._repair_shards()
                 self._repair_thumbs()
-            for (space,) in self.db.execute("SELECT DISTINCT space FROM keys").fetchall():
-                self._load_index(space)
+            self._load_keys()
+
+    def _load_keys(self) -> None:
+        known = set()
+        for seg, space, stream, rel, n, dim, t0, t1 in self.db.execute(
+                "SELECT seg, space, stream, file, n, dim, t0, t1 FROM segments ORDER BY seg").fetchall():
+            known.add(rel)
+            sg = Segment(seg, space, stream, rel, n, dim, t0, t1)
+            if not os.path.exists(os.path.join(self.path, rel)) and not self.readonly:
+                self._rebuild_segment(sg)
+                self.repairs.append(f"key segment {rel} was missing and was rebuilt from SQLite")
+            self.keys.attach(sg, np.zeros(0, np.int64))
+        root = os.path.join(self.path, "index")
+        if not self.readonly and os.path.isdir(root):
+            for d, _, files in os.walk(root):
+                for f in files:
+                    rel = os.path.relpath(os.path.join(d, f), self.path)
+                    if rel not in known:  # sealed by a process that died before its commit, or a temp file
+                        os.remove(os.path.join(d, f))
+                        self.repairs.append(f"removed unfinished key segment {rel}")
+        rows = self.db.execute("SELECT k.memory_id, k.space, m.stream, k.vec FROM keys k JOIN memories m "
+                               "ON m.id = k.memory_id WHERE k.seg IS NULL ORDER BY k.memory_id").fetchall()
+        groups: dict[tuple[str, str], list] = {}
+        for mid, space, stream, vec in rows:
+            groups.setdefault((space, stream), []).append((mid, vec))
+        for (space, stream), items in groups.items():
+            vecs = np.stack([np.frombuffer(v, np.float32) for _, v in items])
+            self.keys.add(space, stream, np.array([m for m, _ in items], np.int64), vecs)
+        if not self.readonly:
+            self._seal_due(list(groups))
 
     def _repair_shards(self) -> None:
         rows = self.db.execute("SELECT shard, MAX(offset + nbytes) FROM memories WHERE shard IS NOT NULL GROUP BY shard").fetchall()
@@ -219,68 +319,78 @@ class MemoryBank:
             self.db.execute("UPDATE memories SET thumb=NULL WHERE thumb=?", (t,))
             self.repairs.append(f"thumbnail {t} was missing")
 
-    def _index_path(self, space: str) -> str:
-        return os.path.join(self.path, f"index-{_safe_name(space)}.faiss")
+    # ---- key segments ---------------------------------------------------------------------------
 
-    def _load_index(self, space: str) -> None:
-        import faiss
+    def _rebuild_segment(self, sg: Segment) -> None:
+        """A segment file that is missing or unreadable, rebuilt from its keys in SQLite (in memory when read-only)."""
+        rows = self._rd().execute("SELECT memory_id, vec FROM keys WHERE seg=? ORDER BY memory_id", (sg.seg,)).fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, sg.dim), np.float32)
+        if self.readonly:
+            sg._index = seg_mod.build_index(ids, vecs)
+        else:
+            self.keys.write_segment(sg.file, ids, vecs)
 
-        rows = self.db.execute("SELECT memory_id, vec FROM keys WHERE space=?", (space,)).fetchall()
-        want = {r[0] for r in rows}
-        index = None
-        p = self._index_path(space)
-        if os.path.exists(p):
+    def _seal_due(self, tails: Sequence[tuple[str, str]]) -> None:
+        for space, stream in tails:
+            while self.keys.tail_size(space, stream) >= seg_mod.SEAL_AT:
+                if not self._seal(space, stream):
+                    break
+
+    def _seal(self, space: str, stream: str) -> bool:
+        """Seal the oldest SEAL_AT keys of one stream's tail into a segment file: built and written with no lock
+        held, then recorded (and the keys marked) in one commit."""
+        with self._seal_lock:
+            rows = self._rd().execute(
+                "SELECT k.memory_id, k.vec, m.t0, m.t1 FROM keys k JOIN memories m ON m.id = k.memory_id "
+                "WHERE k.space=? AND k.seg IS NULL AND m.stream=? ORDER BY k.memory_id LIMIT ?",
+                (space, stream, seg_mod.SEAL_AT)).fetchall()
+            if len(rows) < seg_mod.SEAL_AT:
+                return False
+            ids = np.array([r[0] for r in rows], np.int64)
+            vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+            with self._lock:
+                seg = (self.db.execute("SELECT COALESCE(MAX(seg), 0) FROM segments").fetchone()[0] or 0) + 1
+            rel = self.keys.seg_path(space, stream, seg)
+            self.keys.write_segment(rel, ids, vecs)
+            t0, t1 = min(r[2] for r in rows), max(r[3] for r in rows)
+            with self._lock:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    self.db.execute("INSERT INTO segments(seg, space, stream, file, n, dim, t0, t1, created) "
+                                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                                    (seg, space, stream, rel, len(ids), vecs.shape[1], t0, t1, time.time()))
+                    for c in range(0, len(ids), 500):
+                        part = ids[c:c + 500].tolist()
+                        self.db.execute(f"UPDATE keys SET seg=? WHERE space=? AND seg IS NULL AND memory_id IN "
+                                        f"({','.join('?' * len(part))})", [seg, space, *part])
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.keys.attach(Segment(seg, space, stream, rel, len(ids), vecs.shape[1], t0, t1), ids)
+            return True
+
+    def _drop_empty_segments(self) -> None:
+        """Segments none of whose keys remain (their memories were deleted): delete row and file (reclaims disk)."""
+        empty = self.db.execute("SELECT seg, file FROM segments s WHERE NOT EXISTS "
+                                "(SELECT 1 FROM keys k WHERE k.seg = s.seg)").fetchall()
+        if not empty:
+            return
+        self.db.execute(f"DELETE FROM segments WHERE seg IN ({','.join('?' * len(empty))})", [e[0] for e in empty])
+        for sg in self.keys.detach({e[0] for e in empty}):
+            sg._index = None
+        for _, rel in empty:
             try:
-                index = faiss.read_index(p)
-            except RuntimeError:
-                self.repairs.append(f"index {os.path.basename(p)} was unreadable and was rebuilt")
-        dim = len(rows[0][1]) // 4 if rows else None
-        if index is not None and dim is not None and index.d != dim:
-            index = None
-        if index is None:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim or 1))
-        have = set(faiss.vector_to_array(index.id_map).tolist()) if index.ntotal else set()
-        extra = have - want
-        if extra:
-            index.remove_ids(np.array(sorted(extra), np.int64))
-            self.repairs.append(f"index {space}: removed {len(extra)} ids without metadata")
-        missing = [r for r in rows if r[0] not in have]
-        if missing:
-            vecs = np.stack([np.frombuffer(r[1], np.float32) for r in missing])
-            index.add_with_ids(normalize(vecs), np.array([r[0] for r in missing], np.int64))
-            self.repairs.append(f"index {space}: added {len(missing)} acknowledged memories it lacked")
-            self._dirty[space] = self._dirty.get(space, 0) + len(missing)
-        self.indexes[space] = index
-        if (extra or missing) and not self.readonly:
-            self._write_index(space)
-
-    def _write_index(self, space: str) -> None:
-        import faiss
-
-        p = self._index_path(space)
-        tmp = p + ".tmp"
-        faiss.write_index(self.indexes[space], tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        dfd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        self._dirty[space] = 0
+                os.remove(os.path.join(self.path, rel))
+            except FileNotFoundError:
+                pass
 
     def flush(self, force: bool = True) -> None:
-        """Persist FAISS indexes that changed (SQLite and shards are already durable)."""
+        """Seal every tail that is due. (SQLite and shards are durable at each add; nothing else is buffered.)"""
         if self.readonly:
             return
-        with self._lock:
-            due = force or time.monotonic() - self._last_flush > self.flush_seconds
-            for space, n in list(self._dirty.items()):
-                if n and (due or n >= self.flush_every):
-                    self._write_index(space)
-            if due:
-                self._last_flush = time.monotonic()
+        self._seal_due(list(self.keys.tails))
 
     # ---- writing -----------------------------------------------------------------------------
 
@@ -290,12 +400,12 @@ class MemoryBank:
     def add_stream(self, stream: str, source: str = "", settings: Optional[dict] = None) -> None:
         with self._lock:
             self.db.execute("INSERT OR IGNORE INTO streams(id, source, created, settings) VALUES (?,?,?,?)",
-                            (stream, source, time.time(), json.dumps(settings or {})))
+                            (stream, redact(source), time.time(), json.dumps(settings or {})))
 
     def add_event(self, stream: str, kind: str, t: float, wall: float, detail: str = "") -> None:
         with self._lock:
             self.db.execute("INSERT INTO events(stream, kind, t, wall, detail) VALUES (?,?,?,?,?)",
-                            (stream, kind, t, wall, detail))
+                            (stream, kind, t, wall, redact(detail)))
 
     def add(self, *, stream: str, t0: float, t1: float, wall: float, carrier: Optional[CarrierRecord],
             keys: dict[str, np.ndarray], reducer: str = "", budget: int = 0, space: str = "",
@@ -304,6 +414,11 @@ class MemoryBank:
         if self.readonly:
             raise BankError("bank is open read-only")
         ev = evidence or {}
+        vecs = {s: normalize(np.asarray(v, np.float32).reshape(-1)) for s, v in keys.items()}
+        for s, v in vecs.items():
+            have = self.keys.dim(s)
+            if have is not None and have != v.size:
+                raise BankError(f"key space {s!r} holds {have}-d keys; got {v.size}-d (another encoder?)")
         with self._lock:
             mid = (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0] or 0) + 1
             thumb_rel = None
@@ -317,13 +432,12 @@ class MemoryBank:
             shard = offset = nbytes = m = d = None
             if carrier is not None:
                 raw = carrier.to_bytes()
-                shard, offset = self._shard_for(len(raw))
+                shard, offset = self._shard_for(stream, len(raw))
                 with open(self._shard_path(shard), "ab") as f:
                     f.write(raw)
                     f.flush()
                     os.fsync(f.fileno())
                 nbytes, (m, d) = len(raw), carrier.tokens.shape
-            vecs = {s: normalize(np.asarray(v, np.float32).reshape(-1)) for s, v in keys.items()}
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.execute("INSERT OR IGNORE INTO streams(id, source, created, settings) VALUES (?,?,?,?)",
@@ -340,51 +454,49 @@ class MemoryBank:
                 self.db.execute("ROLLBACK")
                 raise
             for s, v in vecs.items():
-                self._index_for(s, v.size).add_with_ids(v[None], np.array([mid], np.int64))
-                self._dirty[s] = self._dirty.get(s, 0) + 1
-            self.flush(force=False)
-            return mid
+                self.keys.add(s, stream, np.array([mid], np.int64), v[None])
+            self._adds += 1
+        self._seal_due([(s, stream) for s in vecs])
+        if self._adds % RETENTION_EVERY == 0:
+            self.apply_retention()
+        return mid
 
     def set_evidence(self, memory_id: int, evidence: dict, keys: Optional[dict[str, np.ndarray]] = None) -> None:
         """Attach text evidence (and its keys) to an existing memory, e.g. when ASR finishes later."""
+        vecs = {s: normalize(np.asarray(v, np.float32).reshape(-1)) for s, v in (keys or {}).items()}
         with self._lock:
+            row = self.db.execute("SELECT stream FROM memories WHERE id=?", (memory_id,)).fetchone()
+            if row is None:
+                return
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for col in ("asr", "ocr", "tags"):
                     if col in evidence:
                         self.db.execute(f"UPDATE memories SET {col}=? WHERE id=?", (evidence[col], memory_id))
-                for s, v in (keys or {}).items():
-                    v = normalize(np.asarray(v, np.float32).reshape(-1))
-                    self.db.execute("INSERT OR REPLACE INTO keys(memory_id, space, vec) VALUES (?,?,?)",
+                for s, v in vecs.items():
+                    self.db.execute("INSERT OR REPLACE INTO keys(memory_id, space, vec, seg) VALUES (?,?,?,NULL)",
                                     (memory_id, s, v.tobytes()))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
-            for s, v in (keys or {}).items():
-                v = normalize(np.asarray(v, np.float32).reshape(-1))
-                idx = self._index_for(s, v.size)
-                idx.remove_ids(np.array([memory_id], np.int64))
-                idx.add_with_ids(v[None], np.array([memory_id], np.int64))
-                self._dirty[s] = self._dirty.get(s, 0) + 1
+            for s, v in vecs.items():
+                self.keys.replace(s, row[0], memory_id, v)
 
-    def _index_for(self, space: str, dim: int):
-        import faiss
-
-        idx = self.indexes.get(space)
-        if idx is None or (idx.ntotal == 0 and idx.d != dim):
-            idx = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-            self.indexes[space] = idx
-        if idx.d != dim:
-            raise BankError(f"key space {space!r} holds {idx.d}-d keys; got {dim}-d (another encoder?)")
-        return idx
-
-    def _shard_for(self, n: int) -> tuple[int, int]:
-        sid = self.db.execute("SELECT COALESCE(MAX(shard), 0) FROM memories").fetchone()[0] or 0
-        p = self._shard_path(sid)
-        size = os.path.getsize(p) if os.path.exists(p) else 0
-        if size and size + n > SHARD_BYTES:
-            sid, size = sid + 1, 0
+    def _shard_for(self, stream: str, n: int) -> tuple[int, int]:
+        """(shard, offset) to append n bytes for a stream: each stream appends to shards of its own, so deleting a
+        stream's old memories can give whole files back."""
+        sid = self._stream_shard.get(stream)
+        if sid is None:
+            r = self.db.execute("SELECT MAX(shard) FROM memories WHERE stream=?", (stream,)).fetchone()
+            sid = r[0] if r and r[0] is not None else None
+        p = self._shard_path(sid) if sid is not None else None
+        size = os.path.getsize(p) if p and os.path.exists(p) else 0
+        if sid is None or size + n > SHARD_BYTES:
+            top = self.db.execute("SELECT COALESCE(MAX(shard), -1) FROM memories").fetchone()[0]
+            files = [int(f[:6]) for f in os.listdir(os.path.join(self.path, "shards")) if re.fullmatch(r"\d{6}\.bin", f)]
+            sid, size = max([top, *files]) + 1, 0
+        self._stream_shard[stream] = sid
         return sid, size
 
     def delete(self, stream: Optional[str] = None, t_range: Optional[tuple[float, float]] = None) -> int:
@@ -413,16 +525,58 @@ class MemoryBank:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        arr = np.array(ids, np.int64)
-        for s, idx in self.indexes.items():
-            if idx.remove_ids(arr):  # one batched call: remove_ids scans the whole index
-                self._dirty[s] = self._dirty.get(s, 0) + 1
+        self.keys.remove(ids)
         for t in thumbs:
             try:
                 os.remove(os.path.join(self.path, t))
             except FileNotFoundError:
                 pass
-        self.flush(force=True)
+        self._drop_empty_segments()
+        self._drop_unused_shards()
+
+    def _drop_unused_shards(self) -> None:
+        used = {r[0] for r in self.db.execute("SELECT DISTINCT shard FROM memories WHERE shard IS NOT NULL")}
+        for name in os.listdir(os.path.join(self.path, "shards")):
+            m = re.fullmatch(r"(\d{6})\.bin", name)
+            if m and int(m.group(1)) not in used:
+                os.remove(os.path.join(self.path, "shards", name))
+                self._stream_shard = {k: v for k, v in self._stream_shard.items() if v != int(m.group(1))}
+
+    # ---- retention ----------------------------------------------------------------------------
+
+    def set_retention(self, stream: str, max_age_s: Optional[float] = None, max_bytes: Optional[int] = None) -> None:
+        """Keep a stream's memories at most max_age_s (wall clock) and/or max_bytes of carriers; older ones are
+        deleted on the next retention pass (every few hundred adds, or apply_retention()), freeing their files."""
+        with self._lock:
+            self.add_stream(stream)
+            st = self.stream_settings(stream)
+            st["retention"] = {"max_age_s": max_age_s, "max_bytes": max_bytes}
+            self.db.execute("UPDATE streams SET settings=? WHERE id=?", (json.dumps(st), stream))
+
+    def apply_retention(self, now: Optional[float] = None) -> int:
+        """Delete what the streams' retention rules no longer keep; returns how many memories went."""
+        if self.readonly:
+            return 0
+        now = time.time() if now is None else now
+        gone = 0
+        for stream, settings in self._rd().execute("SELECT id, settings FROM streams").fetchall():
+            rule = (json.loads(settings) if settings else {}).get("retention") or {}
+            ids: list[int] = []
+            if rule.get("max_age_s"):
+                ids += [r[0] for r in self._rd().execute("SELECT id FROM memories WHERE stream=? AND wall < ?",
+                                                         (stream, now - float(rule["max_age_s"])))]
+            if rule.get("max_bytes"):
+                total = 0
+                for mid, nb in self._rd().execute("SELECT id, COALESCE(nbytes, 0) FROM memories WHERE stream=? "
+                                                  "ORDER BY t0 DESC", (stream,)):
+                    total += nb
+                    if total > int(rule["max_bytes"]):
+                        ids.append(mid)
+            if ids:
+                with self._lock:
+                    self._delete_ids(sorted(set(ids)))
+                gone += len(set(ids))
+        return gone
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -444,30 +598,54 @@ class MemoryBank:
 
     def search(self, query: np.ndarray, k: int = 5, space: Optional[str] = None,
                t_range: Optional[tuple[float, float]] = None, streams: Optional[Iterable[str]] = None) -> list[tuple[int, float]]:
-        """Top-k (memory id, cosine) for a query key in one key space, optionally inside a time window."""
-        import faiss
-
+        """Top-k (memory id, cosine) for a query key in one key space, optionally inside a time window and streams.
+        Exact over recent keys, approximate-then-exact over sealed segments."""
         space = space or self.default_space()
-        with self._lock:
-            idx = self.indexes.get(space)
-            if idx is None or idx.ntotal == 0 or k <= 0:
+        dim = self.keys.dim(space) if space else None
+        if dim is None or k <= 0:
+            return []
+        q = normalize(np.asarray(query, np.float32).reshape(1, -1))
+        if q.shape[1] != dim:
+            raise BankError(f"query key has {q.shape[1]} dims; key space {space!r} has {dim}")
+        streams = list(streams) if streams else None
+        allowed = None
+        if t_range is not None:
+            where, args = self._where(None, t_range, streams)
+            allowed = np.array([r[0] for r in self._rd().execute(f"SELECT id FROM memories {where}", args)], np.int64)
+            if allowed.size == 0:
                 return []
-            q = normalize(np.asarray(query, np.float32).reshape(1, -1))
-            if q.shape[1] != idx.d:
-                raise BankError(f"query key has {q.shape[1]} dims; key space {space!r} has {idx.d}")
-            params = None
-            if t_range is not None or streams:
-                where, args = self._where(None, t_range, streams)
-                ids = np.array([r[0] for r in self.db.execute(f"SELECT id FROM memories {where}", args)], np.int64)
-                if ids.size == 0:
-                    return []
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
-            D, I = idx.search(q, min(k, idx.ntotal), params=params)
-        return [(int(i), float(d)) for d, i in zip(D[0], I[0]) if i >= 0]
+        return self.keys.search(q[0], space, k, set(streams) if streams else None, t_range, allowed,
+                                exact=lambda ids: self._exact_keys(space, ids), rebuild=self._rebuild_segment)
+
+    def _exact_keys(self, space: str, ids: list[int]) -> dict[int, np.ndarray]:
+        out = {}
+        for c in range(0, len(ids), 500):
+            part = ids[c:c + 500]
+            for mid, vec in self._rd().execute(f"SELECT memory_id, vec FROM keys WHERE space=? AND memory_id IN "
+                                               f"({','.join('?' * len(part))})", [space, *part]):
+                out[mid] = np.frombuffer(vec, np.float32)
+        return out
+
+    def text_search(self, query: str, k: int = 5, t_range: Optional[tuple[float, float]] = None,
+                    streams: Optional[Iterable[str]] = None) -> list[tuple[int, float]]:
+        """Top-k (memory id, relevance) by SQLite FTS5's bm25 over the transcript, on-screen text and tags
+        (higher is better; tags weigh less). Empty when the query has no searchable words."""
+        expr = fts_query(query)
+        if not expr or k <= 0:
+            return []
+        where, args = self._where(None, t_range, list(streams) if streams else None)
+        where = where.replace("WHERE ", "AND ").replace("stream", "m.stream").replace("t1>", "m.t1>").replace("t0<", "m.t0<")
+        try:
+            rows = self._rd().execute(
+                "SELECT f.rowid, bm25(memories_fts, 1.0, 1.0, 0.3) AS r FROM memories_fts f JOIN memories m "
+                f"ON m.id = f.rowid WHERE memories_fts MATCH ? {where} ORDER BY r LIMIT ?",
+                [expr, *args, int(k)]).fetchall()
+        except sqlite3.OperationalError:  # a bank written before full-text search and opened read-only
+            return []
+        return [(int(i), -float(r)) for i, r in rows]
 
     def key_of(self, memory_id: int, space: str) -> Optional[np.ndarray]:
-        with self._lock:
-            r = self.db.execute("SELECT vec FROM keys WHERE memory_id=? AND space=?", (memory_id, space)).fetchone()
+        r = self._rd().execute("SELECT vec FROM keys WHERE memory_id=? AND space=?", (memory_id, space)).fetchone()
         return None if r is None else np.frombuffer(r[0], np.float32)
 
     def default_space(self) -> Optional[str]:
@@ -476,8 +654,7 @@ class MemoryBank:
         return (visual or spaces or [None])[0]
 
     def key_spaces(self) -> list[str]:
-        with self._lock:
-            return sorted(self.indexes)
+        return self.keys.spaces()
 
     _COLS = "id, stream, t0, t1, wall, reducer, budget, space, m, d, thumb, novelty, asr, ocr, tags"
 
@@ -489,24 +666,21 @@ class MemoryBank:
         """Memories by id, in the order asked (missing ids are skipped)."""
         if not ids:
             return []
-        with self._lock:
-            q = ",".join("?" * len(ids))
-            rows = {r[0]: self._row(r) for r in self.db.execute(f"SELECT {self._COLS} FROM memories WHERE id IN ({q})", list(ids))}
+        q = ",".join("?" * len(ids))
+        rows = {r[0]: self._row(r) for r in self._rd().execute(f"SELECT {self._COLS} FROM memories WHERE id IN ({q})",
+                                                               list(ids))}
         return [rows[i] for i in ids if i in rows]
 
     def list(self, stream: Optional[str] = None, t_range: Optional[tuple[float, float]] = None,
              limit: Optional[int] = None, newest_first: bool = False) -> list[Memory]:
         where, args = self._where(stream, t_range)
-        order = "DESC" if newest_first else "ASC"
         lim = f" LIMIT {int(limit)}" if limit else ""
-        with self._lock:
-            return [self._row(r) for r in self.db.execute(
-                f"SELECT {self._COLS} FROM memories {where} ORDER BY stream, t0 {order}{lim}"
-                if not newest_first else f"SELECT {self._COLS} FROM memories {where} ORDER BY id DESC{lim}", args)]
+        sql = (f"SELECT {self._COLS} FROM memories {where} ORDER BY stream, t0{lim}" if not newest_first else
+               f"SELECT {self._COLS} FROM memories {where} ORDER BY id DESC{lim}")
+        return [self._row(r) for r in self._rd().execute(sql, args)]
 
     def carrier(self, memory_id: int) -> Optional[CarrierRecord]:
-        with self._lock:
-            r = self.db.execute("SELECT shard, offset, nbytes, m, d FROM memories WHERE id=?", (memory_id,)).fetchone()
+        r = self._rd().execute("SELECT shard, offset, nbytes, m, d FROM memories WHERE id=?", (memory_id,)).fetchone()
         if r is None or r[0] is None:
             return None
         shard, offset, nbytes, m, d = r
@@ -523,32 +697,30 @@ class MemoryBank:
 
     def events(self, stream: Optional[str] = None) -> list[dict]:
         where, args = self._where(stream, None)
-        with self._lock:
-            return [dict(zip(("stream", "kind", "t", "wall", "detail"), r)) for r in
-                    self.db.execute(f"SELECT stream, kind, t, wall, detail FROM events {where} ORDER BY id", args)]
+        return [dict(zip(("stream", "kind", "t", "wall", "detail"), r)) for r in
+                self._rd().execute(f"SELECT stream, kind, t, wall, detail FROM events {where} ORDER BY id", args)]
 
     def carrier_spaces(self, streams: Optional[Iterable[str]] = None) -> set:
         """{(space, d)} of the carrier tokens stored for these streams (all when None). Cheap on every ask: only
         memories added since the last call are read."""
-        with self._lock:
-            upto = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0]
-            for stream, space, d in self.db.execute(
+        db = self._rd()
+        with self._readers_lock:
+            upto = db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0]
+            for stream, space, d in db.execute(
                     "SELECT DISTINCT stream, space, d FROM memories WHERE id > ? AND id <= ? AND m > 0",
                     (self._spaces_upto, upto)).fetchall():
                 self._carrier_spaces.setdefault(stream, set()).add((space or "", int(d)))
-            self._spaces_upto = upto
+            self._spaces_upto = max(self._spaces_upto, upto)
             want = set(streams) if streams else None
             return {sd for st, v in self._carrier_spaces.items() if want is None or st in want for sd in v}
 
     def count(self) -> int:
-        with self._lock:
-            return self.db.execute("SELECT COUNT(*) FROM memories").fetchone()[0]
+        return self._rd().execute("SELECT COUNT(*) FROM memories").fetchone()[0]
 
     def streams(self) -> list[dict]:
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT s.id, s.source, COUNT(m.id), COALESCE(SUM(m.t1 - m.t0), 0), MIN(m.t0), MAX(m.t1) "
-                "FROM streams s LEFT JOIN memories m ON m.stream = s.id GROUP BY s.id ORDER BY s.created").fetchall()
+        rows = self._rd().execute(
+            "SELECT s.id, s.source, COUNT(m.id), COALESCE(SUM(m.t1 - m.t0), 0), MIN(m.t0), MAX(m.t1) "
+            "FROM streams s LEFT JOIN memories m ON m.stream = s.id GROUP BY s.id ORDER BY s.created").fetchall()
         return [dict(zip(("stream", "source", "memories", "covered_s", "first_t", "last_t"), r)) for r in rows]
 
     def resume_point(self, stream_id: str) -> tuple[float, float]:
@@ -581,13 +753,11 @@ class MemoryBank:
                        f"source stopped; restarted at t={offset:.1f}s ({offset - last_t:.1f}s without video)")
 
     def stream_settings(self, stream: str) -> dict:
-        with self._lock:
-            r = self.db.execute("SELECT settings FROM streams WHERE id=?", (stream,)).fetchone()
+        r = self._rd().execute("SELECT settings FROM streams WHERE id=?", (stream,)).fetchone()
         return json.loads(r[0]) if r and r[0] else {}
 
     def get_meta(self, key: str, default=None):
-        with self._lock:
-            r = self.db.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+        r = self._rd().execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
         return json.loads(r[0]) if r else default
 
     def set_meta(self, key: str, value) -> None:
@@ -605,30 +775,42 @@ class MemoryBank:
         return total
 
     def check(self) -> dict:
-        """Do SQLite, FAISS and shards agree? {"ok": bool, ...} (used by tests and `info`)."""
-        import faiss
-
-        with self._lock:
-            problems = []
-            for space, idx in self.indexes.items():
-                sql = {r[0] for r in self.db.execute("SELECT memory_id FROM keys WHERE space=?", (space,))}
-                have = set(faiss.vector_to_array(idx.id_map).tolist()) if idx.ntotal else set()
-                if sql != have:
-                    problems.append(f"index {space}: {len(have - sql)} extra, {len(sql - have)} missing")
-            for shard, end in self.db.execute("SELECT shard, MAX(offset+nbytes) FROM memories WHERE shard IS NOT NULL GROUP BY shard"):
-                size = os.path.getsize(self._shard_path(shard)) if os.path.exists(self._shard_path(shard)) else 0
-                if size < end:
-                    problems.append(f"shard {shard} is shorter than its references")
-            ids = {r[0] for r in self.db.execute("SELECT id FROM memories")}
-            keyed = {r[0] for r in self.db.execute("SELECT DISTINCT memory_id FROM keys")}
-            if keyed - ids:
-                problems.append(f"{len(keyed - ids)} keys without a memory")
+        """Do SQLite, the key tails and segments, and the shards agree? {"ok": bool, ...} (tests and `info`)."""
+        db = self._rd()
+        problems = []
+        for space in self.key_spaces():
+            sql = {r[0] for r in db.execute("SELECT memory_id FROM keys WHERE space=? AND seg IS NULL", (space,))}
+            have = self.keys.tail_ids(space)
+            if sql != have:
+                problems.append(f"key tail {space}: {len(have - sql)} extra, {len(sql - have)} missing")
+        for seg, rel in db.execute("SELECT seg, file FROM segments"):
+            if not os.path.exists(os.path.join(self.path, rel)):
+                problems.append(f"key segment {rel} is missing")
+        for shard, end in db.execute("SELECT shard, MAX(offset+nbytes) FROM memories WHERE shard IS NOT NULL GROUP BY shard"):
+            size = os.path.getsize(self._shard_path(shard)) if os.path.exists(self._shard_path(shard)) else 0
+            if size < end:
+                problems.append(f"shard {shard} is shorter than its references")
+        ids = {r[0] for r in db.execute("SELECT id FROM memories")}
+        keyed = {r[0] for r in db.execute("SELECT DISTINCT memory_id FROM keys")}
+        if keyed - ids:
+            problems.append(f"{len(keyed - ids)} keys without a memory")
         return {"ok": not problems, "problems": problems, "memories": len(ids)}
 
     def close(self) -> None:
         with self._lock:
             if not self.readonly:
-                self.flush(force=True)
+                try:
+                    self.flush(force=True)
+                except Exception:  # noqa: BLE001 - closing must not lose the lock release below
+                    pass
+            with self._readers_lock:
+                for c in self._readers:
+                    try:
+                        c.close()
+                    except sqlite3.Error:
+                        pass
+                self._readers.clear()
+            self._local = threading.local()
             self.db.close()
             if self._lockfile is not None:
                 self._lockfile.close()

@@ -21,11 +21,12 @@ def rrf(rankings: list[list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[i
 
 def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
              t_range: Optional[tuple[float, float]] = None, streams: Optional[Iterable[str]] = None,
-             pool: int = 4) -> list[Memory]:
-    """Top-k memories for query keys in one or more spaces (spaces the bank lacks are skipped).
+             pool: int = 4, text: Optional[str] = None) -> list[Memory]:
+    """Top-k memories for query keys in one or more spaces (spaces the bank lacks are skipped), and for `text`
+    by the bank's full-text index (FTS5 bm25 over transcript, on-screen text and tags), fused by RRF.
 
-    Each memory's `score` is its best cosine over the spaces (what a user can read as confidence);
-    the order comes from RRF when there are several spaces.
+    Each memory's `score` is its best cosine over the spaces (what a user can read as confidence; 0 for a memory
+    found by its words alone); the order comes from RRF when there are several rankings.
     """
     streams = list(streams) if streams else None
     rankings, best = [], {}
@@ -36,6 +37,12 @@ def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
         rankings.append(hits)
         for mid, s in hits:
             best[mid] = max(best.get(mid, -1.0), s)
+    if text and rankings:  # words refine a dense search; they never stand in for a missing key space
+        lexical = bank.text_search(text, k=k * pool, t_range=t_range, streams=streams)
+        if lexical:
+            rankings.append(lexical)
+            for mid, _ in lexical:
+                best.setdefault(mid, 0.0)
     if not rankings:
         return []
     order = rrf(rankings) if len(rankings) > 1 else rankings[0]

@@ -215,11 +215,11 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
         windows = {s: (w[0], min(w[1], until)) for s, w in windows.items()} or {None: (float("-inf"), until)}
         pool += sum(1 for m in bank.list(t_range=(until, until)) if not streams or m.stream in streams)
     if not windows:
-        memories = retrieve(bank, usable, k=pool, streams=streams)
+        memories = retrieve(bank, usable, text=question or None, k=pool, streams=streams)
     elif None in windows:
-        memories = retrieve(bank, usable, k=pool, t_range=windows[None], streams=streams)
+        memories = retrieve(bank, usable, text=question or None, k=pool, t_range=windows[None], streams=streams)
     else:  # each stream's own window ("the last 5 minutes" of that camera)
-        memories = [m for s, w in windows.items() for m in retrieve(bank, usable, k=pool, t_range=w, streams=[s])]
+        memories = [m for s, w in windows.items() for m in retrieve(bank, usable, text=question or None, k=pool, t_range=w, streams=[s])]
         memories.sort(key=lambda m: -m.score)
     if until is not None:
         memories = [m for m in memories if m.t1 <= until]

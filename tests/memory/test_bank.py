@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from memory.bank import BankError, CarrierRecord, MemoryBank
+from memory import segments as seg_mod
+from memory.bank import BankError, CarrierRecord, MemoryBank, redact
 from memory.retrieval import retrieve, rrf
 
 D = 16
@@ -76,41 +77,42 @@ def test_delete_by_stream_and_time_range(tmp_path):
         assert bank.count() == 4 and bank.check()["ok"]
 
 
-def test_repair_after_index_lag_orphan_bytes_and_thumbs(tmp_path):
-    with MemoryBank(str(tmp_path), flush_every=10_000, flush_seconds=1e9) as bank:
-        ids, keys = fill(bank, n=4)
-        bank.flush()
-        more, _ = fill(bank, n=3, seed=9, start=100)
-        # simulate a crash: the index file was written before the last 3 adds, and a half-written memory
-        bank._dirty.clear()
-        bank.db.close()
+def test_repair_after_crash_orphan_bytes_segment_and_thumbs(tmp_path, monkeypatch):
+    """A crash leaves unacknowledged shard bytes, a key segment written but never committed, an orphan thumbnail:
+    reopening drops all three and serves every acknowledged memory."""
+    monkeypatch.setattr(seg_mod, "SEAL_AT", 4)
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, keys = fill(bank, n=7)
         bank._lockfile.close()
         bank._lockfile = None
     with open(os.path.join(tmp_path, "shards", "000000.bin"), "ab") as f:
         f.write(b"\x00" * 1234)
+    orphan = tmp_path / "index" / "vis" / "cam" / "00000099.faiss"
+    orphan.write_bytes(b"half a segment")
     os.makedirs(tmp_path / "thumbs" / "cam", exist_ok=True)
     (tmp_path / "thumbs" / "cam" / "999.jpg").write_bytes(b"x")
     bank = MemoryBank(str(tmp_path))
     try:
-        assert any("added 3" in r for r in bank.repairs)
         assert any("unacknowledged bytes" in r for r in bank.repairs)
+        assert any("unfinished key segment" in r for r in bank.repairs) and not orphan.exists()
         assert not (tmp_path / "thumbs" / "cam" / "999.jpg").exists()
         assert bank.check()["ok"] and bank.count() == 7
-        assert bank.search(keys[2], k=1, space="vis")[0][0] == ids[2]
+        for i in (2, 6):  # one sealed, one in the tail
+            assert bank.search(keys[i], k=1, space="vis")[0][0] == ids[i]
     finally:
         bank.close()
 
 
-def test_index_extra_ids_are_removed_on_open(tmp_path):
+def test_rows_deleted_behind_the_banks_back_are_not_served(tmp_path):
     with MemoryBank(str(tmp_path)) as bank:
-        ids, _ = fill(bank, n=4)
+        ids, keys = fill(bank, n=4)
     db = sqlite3.connect(tmp_path / "bank.sqlite")
     db.execute("DELETE FROM keys WHERE memory_id=?", (ids[0],))
     db.execute("DELETE FROM memories WHERE id=?", (ids[0],))
     db.commit()
     db.close()
     with MemoryBank(str(tmp_path)) as bank:
-        assert any("removed 1" in r for r in bank.repairs) and bank.check()["ok"]
+        assert bank.check()["ok"] and ids[0] not in [i for i, _ in bank.search(keys[0], k=4, space="vis")]
 
 
 def test_a_second_writer_is_refused_but_readers_are_not(tmp_path):
@@ -141,3 +143,121 @@ def test_retrieve_fuses_spaces(tmp_path):
             bank.add(stream="s", t0=i, t1=i + 1, wall=0, carrier=None, keys={"vis": kv[i], "text:x": kt[i]})
         got = retrieve(bank, {"vis": kv[2], "text:x": kt[2], "absent": np.ones(3)}, k=2)
         assert got[0].t0 == 2 and got[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+# ---- segments, retention, full-text search, readers, secrets ---------------------------------------------------
+
+@pytest.mark.parametrize("seal_at,ann_min", [(8, 10_000), (64, 32)])  # exact (Flat) segments, then IVF segments
+def test_sealed_segments_search_like_brute_force_and_reopen_cheaply(tmp_path, monkeypatch, seal_at, ann_min):
+    monkeypatch.setattr(seg_mod, "SEAL_AT", seal_at)
+    monkeypatch.setattr(seg_mod, "ANN_MIN", ann_min)
+    n = 4 * seal_at + 3
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, keys = fill(bank, n=n, seed=3)
+        segs = bank._rd().execute("SELECT COUNT(*), SUM(n) FROM segments").fetchone()
+        assert segs == (4, 4 * seal_at)
+        assert bank.keys.tail_size("vis", "cam") == 3
+        # every key once: in SQLite, and sealed keys are marked with their segment
+        assert bank._rd().execute("SELECT COUNT(*) FROM keys WHERE seg IS NOT NULL").fetchone()[0] == 4 * seal_at
+    unit = keys / np.linalg.norm(keys, axis=1, keepdims=True)
+    with MemoryBank(str(tmp_path), readonly=True) as bank:
+        assert bank.keys.tail_size("vis", "cam") == 3  # opening loads the tail only; segments open on first search
+        assert all(s._index is None for s in bank.keys.segments["vis"])
+        hits = 0
+        for qi in range(0, n, 7):
+            want = [ids[j] for j in np.argsort(-(unit @ unit[qi]))[:5]]
+            got = [i for i, _ in bank.search(keys[qi], k=5, space="vis")]
+            assert got[0] == ids[qi]
+            hits += len(set(got) & set(want))
+        assert hits / (5 * len(range(0, n, 7))) >= 0.9  # recall@5 against brute force (exact on Flat segments)
+        win = bank.search(keys[1], k=5, space="vis", t_range=(20.0, 40.0))
+        assert win and all(20.0 < bank.get([i])[0].t1 and bank.get([i])[0].t0 < 40.0 for i, _ in win)
+
+
+def test_corrupt_segment_is_rebuilt_from_sqlite(tmp_path, monkeypatch):
+    monkeypatch.setattr(seg_mod, "SEAL_AT", 8)
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, keys = fill(bank, n=10)
+        rel = bank._rd().execute("SELECT file FROM segments").fetchone()[0]
+    with open(tmp_path / rel, "wb") as f:
+        f.write(b"garbage")
+    with MemoryBank(str(tmp_path)) as bank:
+        assert bank.search(keys[3], k=1, space="vis")[0][0] == ids[3]
+    os.remove(tmp_path / rel)
+    with MemoryBank(str(tmp_path)) as bank:
+        assert any("rebuilt" in r for r in bank.repairs) and bank.check()["ok"]
+        assert bank.search(keys[5], k=1, space="vis")[0][0] == ids[5]
+
+
+def test_retention_by_age_and_bytes_reclaims_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(seg_mod, "SEAL_AT", 4)
+    monkeypatch.setattr("memory.bank.SHARD_BYTES", 600)  # a few carriers per shard file
+    with MemoryBank(str(tmp_path)) as bank:
+        rng = np.random.default_rng(0)
+        for i in range(20):
+            bank.add(stream="old", t0=2 * i, t1=2 * i + 2, wall=1000.0 + i, carrier=carrier(seed=i),
+                     keys={"vis": rng.standard_normal(D)}, thumbnail=b"j")
+        fill(bank, "keep", n=5)
+        files_before = len(os.listdir(tmp_path / "shards")) + len(list((tmp_path / "index").rglob("*.faiss")))
+        bank.set_retention("old", max_age_s=100.0)
+        assert bank.apply_retention(now=1000.0 + 100.0 + 9.5) == 10  # walls 1000..1009 are older than 100 s
+        assert [m.t0 for m in bank.list(stream="old")][0] == 20.0
+        nb = bank.get([bank.list(stream="old")[0].id])[0]
+        bank.set_retention("old", max_bytes=3 * carrier().to_bytes().__len__())
+        bank.apply_retention(now=0.0)
+        assert len(bank.list(stream="old")) == 3 and nb is not None
+        assert len(bank.list(stream="keep")) == 5
+        files_after = len(os.listdir(tmp_path / "shards")) + len(list((tmp_path / "index").rglob("*.faiss")))
+        assert files_after < files_before
+        assert bank.check()["ok"]
+    with MemoryBank(str(tmp_path)) as bank:
+        assert bank.count() == 8 and bank.check()["ok"]
+
+
+def test_text_search_ranks_by_bm25_and_follows_late_evidence(tmp_path):
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, _ = fill(bank, n=6)
+        bank.set_evidence(ids[4], {"asr": "the quarterly budget was approved by Maria"})
+        hits = bank.text_search("When was the budget approved?", k=3)
+        assert hits[0][0] == ids[4]
+        assert bank.text_search("slide 2", k=1)[0][0] == ids[2]
+        assert bank.text_search("budget", k=3, t_range=(0.0, 4.0)) == []
+        assert bank.text_search("the of and", k=3) == []  # nothing searchable
+        bank.delete(stream="cam", t_range=(8.0, 9.0))
+        assert bank.text_search("budget", k=3) == []
+
+
+def test_readers_do_not_wait_for_the_writers_fsync(tmp_path, monkeypatch):
+    import threading
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, keys = fill(bank, n=3)
+        real = os.fsync
+        started = threading.Event()
+
+        def slow_fsync(fd):
+            started.set()
+            time.sleep(1.5)
+            return real(fd)
+
+        monkeypatch.setattr(os, "fsync", slow_fsync)
+        w = threading.Thread(target=lambda: bank.add(stream="cam", t0=50, t1=52, wall=0.0, carrier=carrier(),
+                                                     keys={"vis": keys[0]}))
+        w.start()
+        assert started.wait(5)
+        t = time.perf_counter()
+        assert bank.search(keys[1], k=1, space="vis")[0][0] == ids[1]
+        assert bank.count() == 3 and bank.get([ids[0]])
+        assert time.perf_counter() - t < 0.5  # the add is still inside its fsync
+        w.join()
+        assert bank.count() == 4
+
+
+def test_credentials_are_redacted_in_what_the_bank_stores(tmp_path):
+    assert redact("rtsp://admin:s3cret@10.0.0.2:554/live") == "rtsp://admin:***@10.0.0.2:554/live"
+    assert redact("could not open rtsp://u:p@h/x: timeout") == "could not open rtsp://u:***@h/x: timeout"
+    with MemoryBank(str(tmp_path)) as bank:
+        bank.add_stream("cam", source="rtsp://admin:s3cret@cam.local/live")
+        bank.add_event("cam", "error", 1.0, 0.0, "rtsp://admin:s3cret@cam.local/live refused")
+    raw = open(tmp_path / "bank.sqlite", "rb").read() + b"".join(
+        open(os.path.join(tmp_path, f), "rb").read() for f in os.listdir(tmp_path) if f.startswith("bank.sqlite-"))
+    assert b"s3cret" not in raw

@@ -197,9 +197,11 @@ class VLMAdapter:
         """[T, 3, H, W] in [0,1] on device -> (tokens [T', N, D], (h, w), saliency [T', N] or None)."""
         raise NotImplementedError
 
-    def _vision_block(self, carrier: Carrier) -> tuple[list[int], int, Optional[torch.Tensor]]:
-        """Token ids of one memory's vision block, the index inside it where the carrier tokens start,
-        and extra embeddings appended right after the carrier tokens (e.g. LLaVA-OV's newline)."""
+    def _vision_block(self, carrier: Carrier) -> tuple[list[int], "int | np.ndarray", Optional[torch.Tensor]]:
+        """Token ids of one memory's vision block; where the carrier tokens go inside it: the index where
+        they start (one contiguous run) or an int array of their M indices (a block that wraps each frame's
+        tokens, e.g. SmolVLM); and extra embeddings placed right after the last carrier token (e.g.
+        LLaVA-OV's newline)."""
         raise NotImplementedError
 
     def language_model(self):
@@ -360,20 +362,22 @@ class VLMAdapter:
             segments.insert(0, ("text", [bos]))
 
         all_ids: list[int] = []
-        vis_spans = []  # (offset, carrier, extra)
+        vis_spans = []  # (indices of the carrier tokens in the prompt, carrier, extra)
         for seg in segments:
             if seg[0] == "vision":
-                vis_spans.append((len(all_ids) + seg[2], seg[3], seg[4]))
+                at_c = (np.arange(seg[2], seg[2] + seg[3].M) if np.ndim(seg[2]) == 0
+                        else np.asarray(seg[2], dtype=np.int64))
+                vis_spans.append((len(all_ids) + at_c, seg[3], seg[4]))
             all_ids.extend(seg[1])
         L = len(all_ids)
         ids_t = torch.from_numpy(np.asarray(all_ids, dtype=np.int64)).view(1, L).to(self.device)
         emb = self._embed(ids_t)
         if vis_spans:
             # every carrier token in one copy (pinned staging for CPU carriers) and one index_copy_
-            at = np.concatenate([np.arange(o, o + c.M) for o, c, _ in vis_spans])
+            at = np.concatenate([a for a, _, _ in vis_spans])
             toks = self._gather_tokens([c.tokens for _, c, _ in vis_spans], emb.dtype)
             emb[0].index_copy_(0, torch.from_numpy(at).to(self.device), toks)
-            extras = [(o + c.M, x) for o, c, x in vis_spans if x is not None]
+            extras = [(int(a[-1]) + 1, x) for a, c, x in vis_spans if x is not None and c.M]
             if extras:
                 xat = np.concatenate([np.arange(o, o + x.shape[0]) for o, x in extras])
                 emb[0].index_copy_(0, torch.from_numpy(xat).to(self.device),

@@ -10,14 +10,17 @@ handled as single global images here, like its video path.)
 Saliency: mean attention received in the last tower layer, summed over the scale² patches that
 pixel shuffle puts into one token (the same shuffle applied to the saliency map).
 
-Answer: SmolVLM shows frames as images; each memory becomes
-`<fake_token_around_image><global-img><image>×M<fake_token_around_image>` after its timestamp line.
+Answer: SmolVLM shows frames as images; after its timestamp line each memory becomes one image block
+per frame its carrier tokens stand for, `<fake_token_around_image><global-img><image>×m_t<fake_token_around_image>`
+(m_t = the kept tokens of frame t), back to back: with every token kept this is exactly the prompt
+SmolVLM's/Idefics3's processor builds for those frames as consecutive unsplit images.
 Positions are plain 1D.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from reducers.base import Carrier
@@ -81,6 +84,17 @@ class SmolVLMAdapter(VLMAdapter):
         return feats, (side, n // side), sal
 
     def _vision_block(self, carrier: Carrier):
+        """One image block per frame the carrier's tokens stand for (their t, in time order), each
+        `<fake_token_around_image><global-img><image>×m_t<fake_token_around_image>`: the layout the
+        processor gives consecutive unsplit images, so full tokens are exactly the native prompt."""
         pre = [i for i in (self.fake_id, self.global_id) if i is not None]
         post = [self.fake_id] if self.fake_id is not None else []
-        return pre + [self.image_id] * carrier.M + post, len(pre), None
+        t = carrier.pos[:, 0].cpu().numpy()
+        counts = np.diff(np.flatnonzero(np.r_[True, t[1:] != t[:-1], True]))  # runs of one t (tokens are time-ordered)
+        ids: list[int] = []
+        slots = []
+        for m in counts.tolist():
+            ids += pre
+            slots.append(np.arange(len(ids), len(ids) + m))
+            ids += [self.image_id] * m + post
+        return ids, np.concatenate(slots), None

@@ -266,9 +266,18 @@ class MemoryBank:
             for d, _, files in os.walk(root):
                 for f in files:
                     rel = os.path.relpath(os.path.join(d, f), self.path)
-                    if rel not in known:  # sealed by a process that died before its commit, or a temp file
+                    if rel not in known and f != seg_mod.TAIL_CACHE:  # sealed by a process that died before its commit
                         os.remove(os.path.join(d, f))
                         self.repairs.append(f"removed unfinished key segment {rel}")
+        expect: dict[str, set] = {}
+        for mid, space in self.db.execute("SELECT memory_id, space FROM keys WHERE seg IS NULL"):
+            expect.setdefault(space, set()).add(mid)
+        cache = os.path.join(self.path, "index", seg_mod.TAIL_CACHE)
+        if self.keys.load_tail_cache(expect):
+            if not self.readonly:
+                os.remove(cache)  # valid for this open only: the writer appends from now on
+                self._seal_due(list(self.keys.tails))
+            return
         rows = self.db.execute("SELECT k.memory_id, k.space, m.stream, k.vec FROM keys k JOIN memories m "
                                "ON m.id = k.memory_id WHERE k.seg IS NULL ORDER BY k.memory_id").fetchall()
         groups: dict[tuple[str, str], list] = {}
@@ -411,55 +420,79 @@ class MemoryBank:
             keys: dict[str, np.ndarray], reducer: str = "", budget: int = 0, space: str = "",
             thumbnail: Optional[bytes] = None, novelty: Optional[float] = None, evidence: Optional[dict] = None) -> int:
         """Store one memory durably; returns its id once acknowledged (SQLite committed)."""
+        return self.add_many([dict(stream=stream, t0=t0, t1=t1, wall=wall, carrier=carrier, keys=keys, reducer=reducer,
+                                   budget=budget, space=space, thumbnail=thumbnail, novelty=novelty,
+                                   evidence=evidence)])[0]
+
+    def add_many(self, items: Sequence[dict]) -> list[int]:
+        """Store several memories (each a dict of add()'s arguments) with one group commit: one append and one
+        fsync per shard file, one SQLite transaction. They are acknowledged together when it returns."""
         if self.readonly:
             raise BankError("bank is open read-only")
-        ev = evidence or {}
-        vecs = {s: normalize(np.asarray(v, np.float32).reshape(-1)) for s, v in keys.items()}
-        for s, v in vecs.items():
-            have = self.keys.dim(s)
-            if have is not None and have != v.size:
-                raise BankError(f"key space {s!r} holds {have}-d keys; got {v.size}-d (another encoder?)")
+        if not items:
+            return []
+        prepared = []
+        for it in items:
+            vecs = {s: normalize(np.asarray(v, np.float32).reshape(-1)) for s, v in (it.get("keys") or {}).items()}
+            for s, v in vecs.items():
+                have = self.keys.dim(s)
+                if have is not None and have != v.size:
+                    raise BankError(f"key space {s!r} holds {have}-d keys; got {v.size}-d (another encoder?)")
+            prepared.append((it, vecs))
         with self._lock:
-            mid = (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0] or 0) + 1
-            thumb_rel = None
-            if thumbnail is not None:
-                thumb_rel = os.path.join("thumbs", _safe_name(stream), f"{mid}.jpg")
-                p = os.path.join(self.path, thumb_rel)
-                os.makedirs(os.path.dirname(p), exist_ok=True)
-                with open(p + ".tmp", "wb") as f:
-                    f.write(thumbnail)
-                os.replace(p + ".tmp", p)
-            shard = offset = nbytes = m = d = None
-            if carrier is not None:
-                raw = carrier.to_bytes()
-                shard, offset = self._shard_for(stream, len(raw))
+            mid0 = (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0] or 0) + 1
+            rows, pending = [], {}  # pending: shard -> [bytes...] appended in one write each
+            for n, (it, vecs) in enumerate(prepared):
+                mid, stream = mid0 + n, it["stream"]
+                thumb_rel = None
+                if it.get("thumbnail") is not None:
+                    thumb_rel = os.path.join("thumbs", _safe_name(stream), f"{mid}.jpg")
+                    p = os.path.join(self.path, thumb_rel)
+                    os.makedirs(os.path.dirname(p), exist_ok=True)
+                    with open(p + ".tmp", "wb") as f:
+                        f.write(it["thumbnail"])
+                    os.replace(p + ".tmp", p)
+                shard = offset = nbytes = m = d = None
+                if it.get("carrier") is not None:
+                    raw = it["carrier"].to_bytes()
+                    shard, offset = self._shard_for(stream, len(raw), {k: sum(map(len, v)) for k, v in pending.items()})
+                    pending.setdefault(shard, []).append(raw)
+                    nbytes, (m, d) = len(raw), it["carrier"].tokens.shape
+                rows.append((mid, stream, it, vecs, thumb_rel, shard, offset, nbytes, m, d))
+            for shard, parts in pending.items():
                 with open(self._shard_path(shard), "ab") as f:
-                    f.write(raw)
+                    f.write(b"".join(parts))
                     f.flush()
                     os.fsync(f.fileno())
-                nbytes, (m, d) = len(raw), carrier.tokens.shape
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute("INSERT OR IGNORE INTO streams(id, source, created, settings) VALUES (?,?,?,?)",
-                                (stream, "", time.time(), "{}"))
-                self.db.execute(
-                    "INSERT INTO memories(id, stream, t0, t1, wall, reducer, budget, space, shard, offset, nbytes, m, d,"
-                    " thumb, novelty, asr, ocr, tags, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (mid, stream, t0, t1, wall, reducer, budget, space, shard, offset, nbytes, m, d, thumb_rel,
-                     novelty, ev.get("asr"), ev.get("ocr"), ev.get("tags"), time.time()))
-                for s, v in vecs.items():
-                    self.db.execute("INSERT INTO keys(memory_id, space, vec) VALUES (?,?,?)", (mid, s, v.tobytes()))
+                for mid, stream, it, vecs, thumb_rel, shard, offset, nbytes, m, d in rows:
+                    ev = it.get("evidence") or {}
+                    self.db.execute("INSERT OR IGNORE INTO streams(id, source, created, settings) VALUES (?,?,?,?)",
+                                    (stream, "", time.time(), "{}"))
+                    self.db.execute(
+                        "INSERT INTO memories(id, stream, t0, t1, wall, reducer, budget, space, shard, offset, nbytes, m,"
+                        " d, thumb, novelty, asr, ocr, tags, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (mid, stream, it["t0"], it["t1"], it.get("wall"), it.get("reducer", ""), it.get("budget", 0),
+                         it.get("space", ""), shard, offset, nbytes, m, d, thumb_rel, it.get("novelty"), ev.get("asr"),
+                         ev.get("ocr"), ev.get("tags"), time.time()))
+                    for s, v in vecs.items():
+                        self.db.execute("INSERT INTO keys(memory_id, space, vec) VALUES (?,?,?)", (mid, s, v.tobytes()))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
-            for s, v in vecs.items():
-                self.keys.add(s, stream, np.array([mid], np.int64), v[None])
-            self._adds += 1
-        self._seal_due([(s, stream) for s in vecs])
-        if self._adds % RETENTION_EVERY == 0:
+            groups: dict[tuple[str, str], list] = {}
+            for mid, stream, _, vecs, *_ in rows:
+                for s, v in vecs.items():
+                    groups.setdefault((s, stream), []).append((mid, v))
+            for (s, stream), mv in groups.items():
+                self.keys.add(s, stream, np.array([x for x, _ in mv], np.int64), np.stack([v for _, v in mv]))
+            before, self._adds = self._adds, self._adds + len(rows)
+        self._seal_due(list(groups))
+        if before // RETENTION_EVERY != self._adds // RETENTION_EVERY:
             self.apply_retention()
-        return mid
+        return [r[0] for r in rows]
 
     def set_evidence(self, memory_id: int, evidence: dict, keys: Optional[dict[str, np.ndarray]] = None) -> None:
         """Attach text evidence (and its keys) to an existing memory, e.g. when ASR finishes later."""
@@ -483,19 +516,20 @@ class MemoryBank:
             for s, v in vecs.items():
                 self.keys.replace(s, row[0], memory_id, v)
 
-    def _shard_for(self, stream: str, n: int) -> tuple[int, int]:
-        """(shard, offset) to append n bytes for a stream: each stream appends to shards of its own, so deleting a
-        stream's old memories can give whole files back."""
+    def _shard_for(self, stream: str, n: int, pending: Optional[dict] = None) -> tuple[int, int]:
+        """(shard, offset) to append n bytes for a stream (after `pending` bytes not yet written per shard): each
+        stream appends to shards of its own, so deleting a stream's old memories can give whole files back."""
+        pending = pending or {}
         sid = self._stream_shard.get(stream)
         if sid is None:
             r = self.db.execute("SELECT MAX(shard) FROM memories WHERE stream=?", (stream,)).fetchone()
             sid = r[0] if r and r[0] is not None else None
         p = self._shard_path(sid) if sid is not None else None
-        size = os.path.getsize(p) if p and os.path.exists(p) else 0
-        if sid is None or size + n > SHARD_BYTES:
+        size = (os.path.getsize(p) if p and os.path.exists(p) else 0) + pending.get(sid, 0)
+        if sid is None or (size + n > SHARD_BYTES and size > 0):
             top = self.db.execute("SELECT COALESCE(MAX(shard), -1) FROM memories").fetchone()[0]
             files = [int(f[:6]) for f in os.listdir(os.path.join(self.path, "shards")) if re.fullmatch(r"\d{6}\.bin", f)]
-            sid, size = max([top, *files]) + 1, 0
+            sid, size = max([top, *files, *pending]) + 1, 0
         self._stream_shard[stream] = sid
         return sid, size
 
@@ -801,6 +835,7 @@ class MemoryBank:
             if not self.readonly:
                 try:
                     self.flush(force=True)
+                    self.keys.save_tails()  # the next open maps the tails instead of reading them row by row
                 except Exception:  # noqa: BLE001 - closing must not lose the lock release below
                     pass
             with self._readers_lock:

@@ -31,6 +31,21 @@ NPROBE = 16             # IVF lists probed per segment
 OVERFETCH = 4           # candidates per wanted hit taken from each segment before exact rescoring
 
 
+def _single_threaded_search() -> None:
+    """One query at a time gains nothing from OpenMP, and its spinning threads cost 5x under load on a small machine;
+    concurrent askers run in parallel threads instead. VIGIL_FAISS_THREADS overrides."""
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(int(os.environ.get("VIGIL_FAISS_THREADS", "1")))
+    except Exception:  # noqa: BLE001 - faiss missing: the bank reports it when opened
+        pass
+
+
+_single_threaded_search()
+TAIL_CACHE = "tails.npz"
+
+
 def safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", s)[:80] or "x"
 
@@ -127,6 +142,52 @@ class KeyIndex:
             t.remove_ids(np.array([mid], np.int64))
             t.add_with_ids(vec[None], np.array([mid], np.int64))
             self.dims.setdefault(space, vec.size)
+
+    def save_tails(self) -> None:
+        """Write every tail's ids, streams and keys to one cache file (atomic) so the next open maps it instead of
+        reading the keys row by row from SQLite. Only a clean close writes it; the next open checks it against
+        SQLite and ignores it when the two disagree."""
+        import faiss
+
+        with self.lock:
+            parts = [(sp, st, faiss.vector_to_array(t.id_map).astype(np.int64),
+                      t.index.reconstruct_n(0, t.ntotal))
+                     for (sp, st), t in self.tails.items() if t.ntotal]
+        p = os.path.join(self.root, "index", TAIL_CACHE)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        names = sorted({(sp, st) for sp, st, *_ in parts})
+        arrays = {}
+        for i, (sp, st, ids, vecs) in enumerate(parts):
+            arrays[f"ids{i}"], arrays[f"vecs{i}"] = ids, vecs
+            arrays[f"name{i}"] = np.array([names.index((sp, st))])
+        with open(p + ".tmp", "wb") as f:
+            np.savez(f, n=np.array([len(parts)]), names=np.array(["\x00".join(n) for n in names] or [""]), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(p + ".tmp", p)
+
+    def load_tail_cache(self, expect: dict[str, set]) -> bool:
+        """Load the tails from the cache when it holds exactly the ids SQLite says are unsealed ({space: ids})."""
+        p = os.path.join(self.root, "index", TAIL_CACHE)
+        if not os.path.exists(p):
+            return False
+        try:
+            z = np.load(p, allow_pickle=False)
+            names = [tuple(x.split("\x00")) for x in z["names"].tolist()]
+            got: dict[str, set] = {}
+            parts = []
+            for i in range(int(z["n"][0])):
+                sp, st = names[int(z[f"name{i}"][0])]
+                ids, vecs = z[f"ids{i}"], z[f"vecs{i}"]
+                got.setdefault(sp, set()).update(ids.tolist())
+                parts.append((sp, st, ids, vecs))
+        except (OSError, ValueError, KeyError, IndexError):
+            return False
+        if got != {k: v for k, v in expect.items() if v}:
+            return False
+        for sp, st, ids, vecs in parts:
+            self.add(sp, st, ids.astype(np.int64), vecs.astype(np.float32))
+        return True
 
     def tail_size(self, space: str, stream: str) -> int:
         with self.lock:

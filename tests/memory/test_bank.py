@@ -261,3 +261,30 @@ def test_credentials_are_redacted_in_what_the_bank_stores(tmp_path):
     raw = open(tmp_path / "bank.sqlite", "rb").read() + b"".join(
         open(os.path.join(tmp_path, f), "rb").read() for f in os.listdir(tmp_path) if f.startswith("bank.sqlite-"))
     assert b"s3cret" not in raw
+
+
+def test_tail_cache_is_used_only_when_it_matches_sqlite(tmp_path, monkeypatch):
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, keys = fill(bank, n=6)
+    cache = tmp_path / "index" / "tails.npz"
+    assert cache.exists()  # a clean close maps the tails for the next open
+    with MemoryBank(str(tmp_path), readonly=True) as bank:
+        assert bank.keys.tail_size("vis", "cam") == 6 and bank.search(keys[4], k=1, space="vis")[0][0] == ids[4]
+    bank = MemoryBank(str(tmp_path))  # the writer consumes it, so a crash cannot leave a stale one
+    assert not cache.exists()
+    more, mk = fill(bank, n=2, seed=5, start=100)
+    bank._lockfile.close()  # "crash": never closed, so no cache is written
+    bank._lockfile = None
+    assert not cache.exists()
+    with MemoryBank(str(tmp_path)) as bank:
+        assert bank.keys.tail_size("vis", "cam") == 8 and bank.search(mk[1], k=1, space="vis")[0][0] == more[1]
+    # a cache that disagrees with SQLite is ignored
+    with MemoryBank(str(tmp_path)) as bank:
+        pass
+    db = sqlite3.connect(tmp_path / "bank.sqlite")
+    db.execute("DELETE FROM keys WHERE memory_id=?", (ids[0],))
+    db.execute("DELETE FROM memories WHERE id=?", (ids[0],))
+    db.commit()
+    db.close()
+    with MemoryBank(str(tmp_path)) as bank:
+        assert bank.keys.tail_size("vis", "cam") == 7 and bank.check()["ok"]

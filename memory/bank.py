@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS streams (id TEXT PRIMARY KEY, source TEXT, created RE
 CREATE TABLE IF NOT EXISTS memories (
   id INTEGER PRIMARY KEY, stream TEXT NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, wall REAL,
   reducer TEXT, budget INTEGER, space TEXT, shard INTEGER, offset INTEGER, nbytes INTEGER, m INTEGER, d INTEGER,
-  thumb TEXT, novelty REAL, asr TEXT, ocr TEXT, tags TEXT, created REAL);
+  thumb TEXT, novelty REAL, asr TEXT, ocr TEXT, tags TEXT, created REAL, steps INTEGER);
 CREATE INDEX IF NOT EXISTS memories_stream_t ON memories(stream, t0);
 CREATE INDEX IF NOT EXISTS memories_t ON memories(t0);
 CREATE INDEX IF NOT EXISTS memories_stream_wall ON memories(stream, wall);
@@ -128,6 +128,7 @@ class Memory:
     thumb: Optional[str]
     novelty: Optional[float]
     evidence: dict = field(default_factory=dict)
+    steps: Optional[int] = None   # time steps of the clip's token grid (carrier pos t runs over 0..steps-1)
     score: float = 0.0
 
     def citation(self) -> dict:
@@ -203,6 +204,8 @@ class MemoryBank:
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(keys)")}
         if "seg" not in cols:  # a bank from before segments: every key starts in its stream's tail
             self.db.execute("ALTER TABLE keys ADD COLUMN seg INTEGER")
+        if "steps" not in {r[1] for r in self.db.execute("PRAGMA table_info(memories)")}:
+            self.db.execute("ALTER TABLE memories ADD COLUMN steps INTEGER")
         self.db.executescript(POST_SCHEMA)
         if not had_fts and self.db.execute("SELECT 1 FROM memories LIMIT 1").fetchone():
             self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
@@ -418,11 +421,13 @@ class MemoryBank:
 
     def add(self, *, stream: str, t0: float, t1: float, wall: float, carrier: Optional[CarrierRecord],
             keys: dict[str, np.ndarray], reducer: str = "", budget: int = 0, space: str = "",
-            thumbnail: Optional[bytes] = None, novelty: Optional[float] = None, evidence: Optional[dict] = None) -> int:
-        """Store one memory durably; returns its id once acknowledged (SQLite committed)."""
+            thumbnail: Optional[bytes] = None, novelty: Optional[float] = None, evidence: Optional[dict] = None,
+            steps: Optional[int] = None) -> int:
+        """Store one memory durably; returns its id once acknowledged (SQLite committed). steps: time steps of the
+        clip's token grid, so an answerer can place a pruned carrier's tokens at their true times."""
         return self.add_many([dict(stream=stream, t0=t0, t1=t1, wall=wall, carrier=carrier, keys=keys, reducer=reducer,
                                    budget=budget, space=space, thumbnail=thumbnail, novelty=novelty,
-                                   evidence=evidence)])[0]
+                                   evidence=evidence, steps=steps)])[0]
 
     def add_many(self, items: Sequence[dict]) -> list[int]:
         """Store several memories (each a dict of add()'s arguments) with one group commit: one append and one
@@ -472,10 +477,10 @@ class MemoryBank:
                                     (stream, "", time.time(), "{}"))
                     self.db.execute(
                         "INSERT INTO memories(id, stream, t0, t1, wall, reducer, budget, space, shard, offset, nbytes, m,"
-                        " d, thumb, novelty, asr, ocr, tags, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        " d, thumb, novelty, asr, ocr, tags, created, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (mid, stream, it["t0"], it["t1"], it.get("wall"), it.get("reducer", ""), it.get("budget", 0),
                          it.get("space", ""), shard, offset, nbytes, m, d, thumb_rel, it.get("novelty"), ev.get("asr"),
-                         ev.get("ocr"), ev.get("tags"), time.time()))
+                         ev.get("ocr"), ev.get("tags"), time.time(), it.get("steps")))
                     for s, v in vecs.items():
                         self.db.execute("INSERT INTO keys(memory_id, space, vec) VALUES (?,?,?)", (mid, s, v.tobytes()))
                 self.db.execute("COMMIT")
@@ -690,11 +695,11 @@ class MemoryBank:
     def key_spaces(self) -> list[str]:
         return self.keys.spaces()
 
-    _COLS = "id, stream, t0, t1, wall, reducer, budget, space, m, d, thumb, novelty, asr, ocr, tags"
+    _COLS = "id, stream, t0, t1, wall, reducer, budget, space, m, d, thumb, novelty, asr, ocr, tags, steps"
 
     def _row(self, r) -> Memory:
         ev = {k: v for k, v in zip(("asr", "ocr", "tags"), r[12:15]) if v}
-        return Memory(*r[:12], evidence=ev)
+        return Memory(*r[:12], evidence=ev, steps=r[15])
 
     def get(self, ids: Sequence[int]) -> list[Memory]:
         """Memories by id, in the order asked (missing ids are skipped)."""

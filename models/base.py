@@ -94,6 +94,7 @@ class MemoryView:
     carrier: Optional[Carrier] = None       # tokens in the encoder's space, when the answerer can take them
     evidence: dict = field(default_factory=dict)  # {"asr": str, "ocr": str, "tags": str}
     thumbnail: Optional[str] = None
+    steps: Optional[int] = None             # time steps of the clip's token grid (None: infer from the carrier)
 
 
 @dataclass(frozen=True)

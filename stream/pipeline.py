@@ -225,7 +225,8 @@ class IngestPipeline:
         rec = to_record(carrier, self.cfg.carrier_dtype)
         mid = self.bank.add(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall, carrier=rec, keys=keys,
                             reducer=self.cfg.reducer, budget=self.cfg.budget, space=getattr(self.encoder, "space", ""),
-                            thumbnail=encode_jpeg(images[len(images) // 2]), novelty=novelty, evidence=evidence)
+                            thumbnail=encode_jpeg(images[len(images) // 2]), novelty=novelty, evidence=evidence,
+                            steps=int(grid.T))
         self._stored(mid, clip)
         return mid
 

@@ -9,6 +9,11 @@ releases (the H100 image has 5.17, this machine 5.23). Calling the decoder ourse
 explicit KV cache and explicit `position_ids` behaves the same on every 5.x release and costs
 nothing extra: prefill is one forward, each decode step one forward, exactly what `generate` does.
 Tokens stream through a `TextIteratorStreamer` fed from a worker thread.
+
+Concurrent answers (the UI runs up to 4 asks at once) share the loaded model and nothing else: each decodes in a
+KV-cache slot of its own (FastLM's slot pool; on transformers' path, a DynamicCache of its own), one forward pass
+at a time; per-call results (timings, token counts) travel in the call's `Usage`. Closing an answer's iterator
+stops its decoding before the next forward pass and joins its worker thread.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
@@ -134,6 +140,8 @@ class VLMAdapter:
     Attributes: family, space ("<model_type>:<hidden>"), key_dim, hidden, temporal_patch (frames per
     TokenGrid time step), prompt_debug (last prompt: text, per-memory placeholder counts, ...),
     last_timing (prepare/ttft/decode of the last answer), gen (default generation options).
+    prompt_debug and last_timing describe whichever call finished last: conveniences for a single caller (tests,
+    benchmarks); concurrent callers read their own call's figures from its Usage (`usage.timing`).
     """
 
     family = "base"
@@ -165,8 +173,11 @@ class VLMAdapter:
         self._chat_template = self._find_chat_template()
         self._stop_ids = self._find_stop_ids()
         self._fast = None
-        self._staging = None      # pinned host buffer for carrier tokens (CUDA)
-        self._staging_done = None
+        self._fast_init = threading.Lock()
+        self._hf_lock = threading.Lock()   # transformers' path: one forward pass at a time on the model
+        self._staging: list = []  # free (pinned host buffer, cuda event of its last copy) pairs for carrier tokens
+        self._staging_lock = threading.Lock()
+        self._encode_lock = threading.Lock()  # the vision tower's saliency hooks keep per-call state on the adapter
 
     @property
     def key_encoder(self):
@@ -186,11 +197,12 @@ class VLMAdapter:
         return torch.stack(out)
 
     def _encode_tokens_nosal(self, x):
-        keep, self.want_saliency = self.want_saliency, False
-        try:
-            return self._encode_tokens(x)
-        finally:
-            self.want_saliency = keep
+        with self._encode_lock:  # want_saliency and the saliency hooks' state are per call: one encode at a time
+            keep, self.want_saliency = self.want_saliency, False
+            try:
+                return self._encode_tokens(x)
+            finally:
+                self.want_saliency = keep
 
     # ---------------------------------------------------------------- family hooks
     def _encode_tokens(self, pixels_01: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int], Optional[torch.Tensor]]:
@@ -214,7 +226,8 @@ class VLMAdapter:
         time steps (temporal patch 2; an odd last frame is repeated), and `times` are not set here
         (the pipeline knows them); `temporal_patch` says how many frames one step covers."""
         x = frames_to_tensor(frames, self.device)
-        tokens, hw, sal = self._encode_tokens(x)
+        with self._encode_lock:  # a query-by-example encode (an ask) may run beside the ingest's encoder
+            tokens, hw, sal = self._encode_tokens(x)
         keys = None
         if self.retrieval is not None:
             keys = self.retrieval.encode_images(frames)
@@ -408,48 +421,68 @@ class VLMAdapter:
         return self.tokenizer(pieces, add_special_tokens=False)["input_ids"]
 
     def _gather_tokens(self, parts: list, dtype: torch.dtype) -> torch.Tensor:
-        """Concatenate carrier token blocks onto the device: device blocks directly, CPU blocks through one
-        reused pinned buffer and one asynchronous copy."""
+        """Concatenate carrier token blocks onto the device: device blocks directly, CPU blocks through a reused
+        pinned buffer and one asynchronous copy. Each call takes a buffer from a free list and gives it back after
+        queuing its copy, so concurrent asks never write into a buffer another call's copy is still reading."""
         if self.device.type != "cuda" or all(t.device == self.device for t in parts):
             return torch.cat([t.to(self.device, dtype) for t in parts])
         cpu = [t for t in parts if t.device.type == "cpu"]
         n = sum(t.shape[0] for t in cpu)
         D = cpu[0].shape[-1]
-        if self._staging is not None:
-            self._staging_done.synchronize()  # the previous copy out of the buffer has finished
-        if self._staging is None or self._staging.numel() < n * D or self._staging.dtype != cpu[0].dtype:
-            self._staging = torch.empty(max(n, 4096) * D, dtype=cpu[0].dtype).pin_memory()
-            self._staging_done = torch.cuda.Event()
-        buf = self._staging[:n * D].view(n, D)
-        torch.cat(cpu, out=buf)
-        dev_cpu = buf.to(self.device, non_blocking=True)
-        self._staging_done.record()
+        with self._staging_lock:
+            st = self._staging.pop(0) if self._staging else None  # the oldest: its copy is the likeliest done
+        try:
+            if st is not None:
+                st[1].synchronize()  # the previous copy out of this buffer has finished
+            if st is None or st[0].numel() < n * D or st[0].dtype != cpu[0].dtype:
+                st = (torch.empty(max(n, 4096) * D, dtype=cpu[0].dtype).pin_memory(), torch.cuda.Event())
+            buf = st[0][:n * D].view(n, D)
+            torch.cat(cpu, out=buf)
+            dev_cpu = buf.to(self.device, non_blocking=True)
+            st[1].record()
+        finally:
+            if st is not None:
+                with self._staging_lock:
+                    self._staging.append(st)
         it = iter(dev_cpu.split([t.shape[0] for t in cpu]))
         return torch.cat([next(it) if t.device.type == "cpu" else t.to(self.device) for t in parts]).to(dtype)
 
     # ---------------------------------------------------------------- generation
     def fast_lm(self):
-        """Our decoder pass with a static KV cache (CUDA-graphed on GPU), or None when the model's layout is
-        not the supported Llama/Qwen2 one (then transformers' forward is used)."""
+        """Our decoder pass with static KV caches (a pool of slots, one per request in flight; CUDA-graphed on GPU),
+        or None when the model's layout is not the supported Llama/Qwen2 one (then transformers' forward is used)."""
         if self._fast is None:
-            from .fastlm import FastLM
-            lm = self.language_model()
-            head = getattr(self.model, "lm_head", None)
-            ok = os.environ.get("VIGIL_FAST_LM", "1") != "0" and FastLM.supports(lm, head, self.text_config)
-            self._fast = FastLM(lm, head, self.model.get_input_embeddings(), self.text_config, self.device,
-                                self.dtype) if ok else False
+            with self._fast_init:  # two first asks at once build one decoder, not two
+                if self._fast is None:
+                    from .fastlm import FastLM
+                    lm = self.language_model()
+                    head = getattr(self.model, "lm_head", None)
+                    ok = os.environ.get("VIGIL_FAST_LM", "1") != "0" and FastLM.supports(lm, head, self.text_config)
+                    self._fast = FastLM(lm, head, self.model.get_input_embeddings(), self.text_config, self.device,
+                                        self.dtype) if ok else False
         return self._fast or None
 
     def _lm_forward(self, embeds: torch.Tensor, position_ids: torch.Tensor, cache, last_only: bool = True):
+        """One forward pass -> (logits [1, 1 or L, V] float32, cache). A prefill of the last token's logits (cache
+        None) runs on our decoder in a KV-cache slot of its own; anything else on transformers' forward."""
         fast = self.fast_lm() if (cache is None and last_only) else None
         if fast is not None:
-            return fast.prefill(embeds, position_ids, 0)[:, None], None
-        out = self.language_model()(inputs_embeds=embeds, position_ids=position_ids, past_key_values=cache,
-                                    use_cache=True)
-        h = out.last_hidden_state
-        if last_only:
-            h = h[:, -1:]
-        return self.model.lm_head(h).float(), out.past_key_values
+            with fast.slot() as kv:
+                return kv.prefill(embeds, position_ids, 0)[:, None], None
+        return self._hf_forward(embeds, position_ids, cache, last_only)
+
+    def _hf_forward(self, embeds: torch.Tensor, position_ids: torch.Tensor, cache, last_only: bool = True,
+                    cancel: Optional[threading.Event] = None):
+        """transformers' own forward; the caller's DynamicCache (None: a new one) is its own, the model is shared,
+        so one pass at a time (fastlm.Cancelled when `cancel` is set while waiting for it)."""
+        from .fastlm import hold
+        with hold(self._hf_lock, cancel):
+            out = self.language_model()(inputs_embeds=embeds, position_ids=position_ids, past_key_values=cache,
+                                        use_cache=True)
+            h = out.last_hidden_state
+            if last_only:
+                h = h[:, -1:]
+            return self.model.lm_head(h).float(), out.past_key_values
 
     def _step_positions(self, p: int) -> torch.Tensor:
         if self.uses_mrope:
@@ -470,29 +503,67 @@ class VLMAdapter:
         return int(torch.argmax(logits))
 
     @torch.inference_mode()
-    def generate_ids(self, prep: Prepared, streamer=None, **opts) -> list[int]:
-        """Greedy (or sampled) decoding from a Prepared prompt; returns new ids, feeds `streamer`."""
+    def generate_ids(self, prep: Prepared, streamer=None, cancel: Optional[threading.Event] = None,
+                     **opts) -> list[int]:
+        """Greedy (or sampled) decoding from a Prepared prompt; returns new ids, feeds `streamer`. Safe from several
+        threads at once (each call decodes in a cache of its own). cancel: checked before every forward pass; once
+        set, no further pass starts. Leaves this call's timings in `last_timing` (see `decode` for a caller's own)."""
+        out, timing = self.decode(prep, streamer, cancel, **opts)
+        self.last_timing = timing
+        return out
+
+    @torch.inference_mode()
+    def decode(self, prep: Prepared, streamer=None, cancel: Optional[threading.Event] = None,
+               **opts) -> tuple[list[int], dict]:
+        """`generate_ids`, returning (new ids, this call's timings) and touching no shared state. With our decoder,
+        the call holds a KV-cache slot from its prefill to its last token (waiting for one when all are held)."""
+        t0 = time.perf_counter()
+        fast = self.fast_lm()
+        if fast is None:
+            return self._decode_in(None, prep, streamer, cancel, t0, opts)
+        with fast.slot(cancel) as kv:
+            if kv is None:  # stopped while waiting for a slot
+                return [], self._timing(prep, t0, None, [], 0.0, True)
+            return self._decode_in(kv, prep, streamer, cancel, t0, opts)
+
+    def _timing(self, prep: Prepared, t0: float, ttft: Optional[float], out: list, dec: float, stopped: bool,
+                slot_wait: float = 0.0) -> dict:
+        return {"prefill_tokens": int(prep.input_ids.shape[1]), "ttft_s": ttft or 0.0,
+                "decode_tokens": max(0, len(out) - 1),
+                "decode_tok_s": (len(out) - 1) / dec if len(out) > 1 and dec > 0 else 0.0,
+                "prepare_s": prep.debug.get("prepare_s", 0.0), "slot_wait_s": slot_wait, "stopped": bool(stopped)}
+
+    def _decode_in(self, kv, prep: Prepared, streamer, cancel: Optional[threading.Event], t0: float,
+                   opts: dict) -> tuple[list[int], dict]:
+        """The decoding loop, in KV-cache slot `kv` (None: transformers' forward with a DynamicCache)."""
         o = dict(self.gen)
         o.update({k: v for k, v in opts.items() if v is not None})
-        t0 = time.perf_counter()
         n_new = int(o["max_new_tokens"])
-        fast = self.fast_lm()
         L = prep.inputs_embeds.shape[1]
-        if fast is not None:
-            logits = fast.prefill(prep.inputs_embeds, prep.position_ids, n_new)[:, None]
-        else:
-            logits, cache = self._lm_forward(prep.inputs_embeds, prep.position_ids, None)
+        slot_wait = time.perf_counter() - t0
         out: list[int] = []
+        from .fastlm import Cancelled
+        try:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if kv is not None:
+                logits = kv.prefill(prep.inputs_embeds, prep.position_ids, n_new)[:, None]
+            else:
+                logits, cache = self._hf_forward(prep.inputs_embeds, prep.position_ids, None, cancel=cancel)
+        except Cancelled:
+            return out, self._timing(prep, t0, None, out, 0.0, True, slot_wait)
+        sync = torch.cuda.current_stream(self.device).synchronize if self.device.type == "cuda" else (lambda: None)
         p = prep.next_pos
         ttft = None
+        t_dec = t0
         greedy = not (o["temperature"] and o["temperature"] > 0)
         stop = tuple(sorted(self._stop_ids))
+        stopped = False
         nxt = None
         for step in range(n_new):
             tok = nxt if nxt is not None else self._pick(logits, step, o, None)
             if ttft is None:
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
+                sync()  # this request's work only (a device-wide sync would also wait on the other requests')
                 ttft = time.perf_counter() - t0
                 t_dec = time.perf_counter()
             if tok in self._stop_ids:
@@ -502,42 +573,48 @@ class VLMAdapter:
                 streamer.put(torch.tensor([tok]))
             if step + 1 >= n_new:
                 break
-            if fast is not None and greedy:  # argmax on the GPU, one token read back per step
-                nxt = fast.step_greedy(tok, p, L + step, stop if step + 1 < o["min_new_tokens"] else ())
-            elif fast is not None:
-                logits = fast.step(tok, p, L + step)[:, None]
-            else:
-                emb = self._embed(torch.tensor([[tok]], device=self.device))
-                logits, cache = self._lm_forward(emb, self._step_positions(p), cache)
+            if cancel is not None and cancel.is_set():  # the consumer stopped: no further forward pass
+                stopped = True
+                break
+            try:
+                if kv is not None and greedy:  # argmax on the GPU, one token read back per step
+                    nxt = kv.step_greedy(tok, p, L + step, stop if step + 1 < o["min_new_tokens"] else ())
+                elif kv is not None:
+                    logits = kv.step(tok, p, L + step)[:, None]
+                else:
+                    emb = self._embed(torch.tensor([[tok]], device=self.device))
+                    logits, cache = self._hf_forward(emb, self._step_positions(p), cache, cancel=cancel)
+            except Cancelled:  # stopped while waiting for the model behind other requests
+                stopped = True
+                break
             p += 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        sync()
         dec = time.perf_counter() - t_dec if ttft is not None else 0.0
-        self.last_timing = {"prefill_tokens": prep.input_ids.shape[1], "ttft_s": ttft or 0.0,
-                            "decode_tokens": max(0, len(out) - 1),
-                            "decode_tok_s": (len(out) - 1) / dec if len(out) > 1 and dec > 0 else 0.0,
-                            "prepare_s": prep.debug.get("prepare_s", 0.0)}
-        return out
+        return out, self._timing(prep, t0, ttft, out, dec, stopped, slot_wait)
 
     # ---------------------------------------------------------------- Answerer protocol
     def answer(self, question: str, memories: Sequence[MemoryView], history: Sequence[dict] = (),
-               usage: Optional[Usage] = None, **opts) -> Iterator[str]:
+               usage: Optional[Usage] = None, cancel: Optional[threading.Event] = None, **opts) -> Iterator[str]:
         """Stream the answer. Memories should be in time order (they are sorted here anyway); the
         ones with a carrier are spliced in as placeholder blocks, each after its timestamp line.
-        usage: filled with the prompt length, the carrier tokens placed per memory and the generated tokens."""
+        usage: filled with the prompt length, the carrier tokens placed per memory, the generated tokens and this
+        answer's timings (usage.timing). Closing the returned iterator (or setting `cancel`) stops decoding before
+        its next forward pass; closing also waits for the worker thread to end."""
         memories = sorted(memories, key=lambda m: (m.t0, m.stream))
         prep = self.build_inputs(question, memories, history)
-        self.prompt_debug = prep.debug
+        self.prompt_debug = prep.debug  # the last prompt built (a single caller's convenience)
         if usage is not None:
             usage.prompt_tokens = int(prep.input_ids.shape[1])
             usage.placed = {m.memory_id: m.carrier.M for m in memories if m.carrier is not None and m.carrier.M > 0}
             usage.visual_tokens = sum(usage.placed.values())
         streamer = _TokenStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=600)
+        cancel = cancel if cancel is not None else threading.Event()
 
         def work() -> None:
-            out = self.generate_ids(prep, streamer=streamer, **opts)
+            out, timing = self.decode(prep, streamer, cancel, **opts)
+            self.last_timing = timing
             if usage is not None:
                 usage.completion_tokens = len(out)
-                usage.timing = dict(self.last_timing)
+                usage.timing = timing
 
-        yield from stream_from_worker(work, streamer)
+        yield from stream_from_worker(work, streamer, on_stop=cancel.set)

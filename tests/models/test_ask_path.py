@@ -139,3 +139,33 @@ def test_cli_usage_counts_the_cited_carriers_and_grows_with_budget(tmp_path, vid
     r = run_cli("ask", "--bank", str(tmp_path / "bank4"), "what?", "--model", other, "--image", img, timeout=300)
     assert r.returncode == 1 and "qwen2_5_vl:32" in r.stderr and "llava_onevision:32" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_qwen25_time_ids_use_the_clips_stored_step_count(qwen):
+    """A reducer that drops a clip's last steps must not stretch the kept ones: with the clip's step count stored
+    (bank column `steps`), Qwen2.5-VL's time ids are t · tokens_per_second · (clip seconds / steps)."""
+    from models.base import MemoryView
+    from reducers.base import Carrier, grid_positions
+    _, vlm = qwen
+    g = vlm.encode(tiny.frames(8))                       # 4 time steps
+    assert g.T == 4
+    pos = grid_positions(g.T, *g.hw).reshape(-1, 3)
+    keep = (pos[:, 0] < 2).nonzero().flatten()            # only the first two steps survive
+    c = Carrier(g.tokens.reshape(-1, g.D)[keep], pos[keep], pos[keep], pos[keep], torch.ones(keep.numel(), dtype=torch.long))
+    for steps, interval in ((4, vlm.tokens_per_second * 8.0 / 4), (None, vlm.tokens_per_second * 8.0 / 2)):
+        prep = vlm.build_inputs("q?", [MemoryView(1, "cam", 0.0, 8.0, 1.0, carrier=c, steps=steps)])
+        ids = prep.input_ids[0]
+        vid = (ids == vlm.video_id).nonzero().flatten()
+        P = prep.position_ids[:, 0]
+        s = int(P[0, vid[0] - 1]) + 1
+        assert torch.equal(P[0, vid], (pos[keep][:, 0] * interval).long() + s)
+
+
+def test_pipeline_stores_the_step_count(tmp_path, video, qwen):
+    _, vlm = qwen
+    bank, _ = _ingest(str(tmp_path / "b"), video, vlm)
+    try:
+        ms = bank.list()
+        assert ms and all(m.steps == 2 for m in ms[:-1])   # 2 s clips at 2 fps: 4 frames -> 2 steps
+    finally:
+        bank.close()

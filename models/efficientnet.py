@@ -65,7 +65,8 @@ def preprocess(frames: Sequence[np.ndarray], device: torch.device) -> torch.Tens
 
 
 class EfficientNetLite0Encoder:
-    """Encoder protocol: frames -> TokenGrid(tokens [T, 49, 1280], frame_keys [T, 1280]); logits kept for tags."""
+    """Encoder protocol: frames -> TokenGrid(tokens [T, 49, 1280], frame_keys [T, 1280], logits [T, 1000]).
+    Stateless between calls, so one encoder serves every stream."""
 
     space = "efficientnet-lite0"
     key_space = "efficientnet-lite0"
@@ -76,7 +77,6 @@ class EfficientNetLite0Encoder:
         if threads:
             torch.set_num_threads(threads)
         self.model = fuse_conv_bn(build_model()).to(self.device)
-        self.last_logits: Optional[torch.Tensor] = None  # [T, 1000] of the last encode call
 
     @torch.inference_mode()
     def encode(self, frames: Sequence[np.ndarray]) -> TokenGrid:
@@ -87,11 +87,11 @@ class EfficientNetLite0Encoder:
         T, D, h, w = fmap.shape
         tokens = fmap.flatten(2).transpose(1, 2).contiguous()  # [T, 49, 1280]
         keys = fmap.mean(dim=(2, 3))  # [T, 1280]
-        self.last_logits = self.model._fc(keys).float().cpu()
+        logits = self.model._fc(keys).float().cpu()
         # saliency: feature energy per patch, a cheap stand-in for attention (CNNs have none)
         sal = tokens.float().norm(dim=-1)
         return TokenGrid(tokens=tokens.float().cpu(), hw=(h, w), saliency=sal.cpu(), frame_keys=keys.float().cpu(),
-                         space=self.space)
+                         space=self.space, logits=logits)
 
     def encode_images(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """Frame keys only, L2-normalised: [T, 1280] (query by example)."""

@@ -31,6 +31,8 @@ class TokenGrid:
     frame_keys: [T, K] optional, in a retrieval space
     times:      [T] optional media seconds of each frame
     space:      which model's embedding space the tokens live in
+    logits:     [T, C] optional classifier logits of each frame, returned with the grid (never kept on a shared
+                encoder, where another stream's call would overwrite them)
     """
 
     tokens: Tensor
@@ -39,6 +41,7 @@ class TokenGrid:
     frame_keys: Optional[Tensor] = None
     times: Optional[Tensor] = None
     space: str = ""
+    logits: Optional[Tensor] = None
 
     @property
     def T(self) -> int:

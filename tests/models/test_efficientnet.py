@@ -36,7 +36,7 @@ def test_encode_gives_a_7x7_grid_keys_and_logits(encoder):
     assert g.tokens.shape == (3, 49, 1280) and g.hw == (7, 7)
     assert g.frame_keys.shape == (3, 1280) and g.saliency.shape == (3, 49)
     assert torch.allclose(g.frame_keys, g.tokens.mean(1), atol=1e-4)  # the key is the global pool
-    assert encoder.last_logits.shape == (3, 1000)
+    assert g.logits.shape == (3, 1000) and not hasattr(encoder, "last_logits")  # returned, never kept
 
 
 def test_real_weights_tell_pictures_apart(encoder):
@@ -47,3 +47,21 @@ def test_real_weights_tell_pictures_apart(encoder):
     b = scene_frame(0, 15, 320, 240, 3)
     k = encoder.encode_images([a, a2, b])
     assert float(k[0] @ k[1]) > float(k[0] @ k[2]) + 0.05
+
+
+def test_tags_come_from_the_clips_own_grid_not_the_last_encode(encoder):
+    """Two streams share one encoder: a clip's tags are read from its own grid, even when another stream's clip was
+    encoded in between (a `last_logits` field on the shared encoder mixed cameras up)."""
+    from types import SimpleNamespace
+
+    from models.evidence import TagEvidence
+    from models.tags import tags_text, top_tags
+    rng = np.random.default_rng(0)
+    a = [np.full((224, 224, 3), (200, 30, 30), np.uint8)] * 2
+    b = [rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for _ in range(2)]
+    ga = encoder.encode(a)
+    gb = encoder.encode(b)  # the other stream's clip, encoded after ours
+    tags = TagEvidence(encoder, k=3, min_prob=0.0)
+    got_a = tags(SimpleNamespace(frames=a), ga)["tags"]
+    assert got_a == tags_text(top_tags(ga.logits, k=3, min_prob=0.0))
+    assert got_a != tags_text(top_tags(gb.logits, k=3, min_prob=0.0))

@@ -100,7 +100,7 @@ class TagEvidence:
     def __call__(self, clip, grid) -> dict:
         from .tags import tags_text, top_tags
 
-        logits = getattr(self.encoder, "last_logits", None) if clip.frames else None  # no picture, no tags
+        logits = grid.logits if (grid is not None and clip.frames) else None  # the clip's own (no picture, no tags)
         return {"tags": tags_text(top_tags(logits, k=self.k))} if logits is not None else {}
 
 

@@ -7,6 +7,7 @@ which the pipeline uses to attach transcript text to memories already stored.
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 log = logging.getLogger("vigil.evidence")
 
@@ -21,6 +22,10 @@ class AsrEvidence:
         self.reason = ""
         self.audio_seconds = 0.0   # audio received
         self.segments = 0          # transcript segments committed
+
+    def fresh(self) -> "AsrEvidence":
+        """The extractor for another stream: the same speech model, no state."""
+        return AsrEvidence(self.asr.fresh())
 
     def __call__(self, clip, grid) -> dict:
         if clip.audio is not None and clip.audio.size:
@@ -64,44 +69,110 @@ class AsrEvidence:
 
 
 class OcrEvidence:
-    """OCR only frames whose picture changed (the clip's keyframe flags + a pixel gate); repeated slide text is kept
-    once. Evidence is one line per text row, the slide's title (its first row) first, newline-separated."""
+    """Every screen is read: a ScreenWatcher finds frames whose text changed (a new slide, also one of the same
+    template; a scrolled document, of which only the revealed strip is read) at a bounded number of reads; repeated
+    lines are kept once (OcrDeduper). Evidence is one line per text row, the screen's title (its first row) first,
+    newline-separated, on the memory of the clip where the text first appeared (a read that had to wait for the
+    rate limit hands its text to that earlier memory through `late()`)."""
 
     def __init__(self, reader, gate=None, deduper=None):
-        from .ocr import OcrDeduper, OcrGate
+        from .ocr import OcrDeduper, ScreenWatcher
 
         self.reader = reader
-        self.gate = gate or OcrGate()
+        self.gate = gate or ScreenWatcher()
         self.dedup = deduper or OcrDeduper()
         self.calls = 0
+        self._clips: list[tuple[int, float, float]] = []  # (memory id, t0, t1) of recent clips
+        self._text: dict[int, list[str]] = {}              # what this extractor gave each recent memory
+        self._late: list[tuple[float, list[str]]] = []     # (first seen, lines) for a memory already stored
+
+    def fresh(self) -> "OcrEvidence":
+        """The extractor for another stream: the same OCR reader, a new gate and deduper."""
+        return OcrEvidence(self.reader)
+
+    def _read(self, frame) -> tuple[list[str], Optional[float]]:
+        from .ocr import crop_lines
+
+        read = self.gate.decide(frame.image, frame.t)
+        if read is None:
+            return [], None
+        since = self.gate.pending_since if self.gate.pending_since is not None else frame.t
+        lines = crop_lines(self.reader, frame.image, read)
+        self.calls += 1
+        self.gate.done(frame.image, frame.t, read, bool(lines))
+        if read.kind == "scroll":  # the strip's lines join what is on screen; the title stays the screen's
+            pool = list(self.dedup.prev)
+            fresh = [ln for ln in lines if not self.dedup._seen(ln, [_norm(p) for p in pool])]
+            self.dedup.prev = (pool + fresh)[-300:]
+            title = self.dedup.title
+            if fresh and title and title not in fresh:
+                fresh = [title] + fresh
+            return fresh, since
+        fresh = self.dedup.update(lines)
+        if fresh and lines and lines[0] not in fresh:
+            fresh = [lines[0]] + fresh  # keep the slide's title first: it names the section and the topic
+        return fresh, since
 
     def __call__(self, clip, grid) -> dict:
         new: list[str] = []
-        for frame, changed in zip(clip.frames, clip.keyframe or [True] * len(clip.frames)):
-            if not self.gate.needs_ocr(frame.t, changed, frame.image):
+        for frame in clip.frames:
+            fresh, since = self._read(frame)
+            if not fresh:
                 continue
-            lines = self.reader.read(frame.image)
-            self.calls += 1
-            self.gate.done(frame.t, frame.image)
-            fresh = self.dedup.update(lines)
-            if fresh and lines and lines[0] not in fresh and lines[0] not in new:
-                fresh = [lines[0]] + fresh  # keep the slide's title first: it names the section and the topic
+            if since is not None and since < clip.t0 - 1e-6 and any(t0 <= since < t1 for _, t0, t1 in self._clips):
+                self._late.append((since, fresh))  # appeared in an earlier clip: stamp it from there
+                continue
             new += [x for x in fresh if x not in new]
+        self._given = new
         return {"ocr": "\n".join(new)} if new else {}
+
+    def stored(self, memory_id: int, clip) -> None:
+        self._clips = (self._clips + [(memory_id, clip.t0, clip.t1)])[-64:]
+        if getattr(self, "_given", None):
+            self._text[memory_id] = list(self._given)
+        self._given = []
+
+    def late(self) -> list[tuple[int, dict]]:
+        out: dict[int, list[str]] = {}
+        for since, lines in self._late:
+            mid = next((m for m, t0, t1 in self._clips if t0 <= since < t1), None)
+            if mid is None:
+                continue
+            have = self._text.setdefault(mid, [])
+            have += [x for x in lines if x not in have]
+            out[mid] = have
+        self._late = []
+        live = {m for m, _, _ in self._clips}
+        self._text = {m: v for m, v in self._text.items() if m in live}
+        return [(mid, {"ocr": "\n".join(v)}) for mid, v in out.items()]
+
+
+def _norm(s: str) -> str:
+    from .ocr import _norm_line
+
+    return _norm_line(s)
 
 
 class TagEvidence:
-    """ImageNet top labels of the encoder's classifier (EfficientNet-Lite0 keeps its last logits)."""
+    """ImageNet top labels of the encoder's classifier (EfficientNet-Lite0 keeps its last logits), only those at
+    least `min_prob` sure (models.tags.MIN_TAG_PROB, calibrated): otherwise the memory has no tags."""
 
-    def __init__(self, encoder, k: int = 3):
+    def __init__(self, encoder, k: int = 3, min_prob: Optional[float] = None):
+        from .tags import MIN_TAG_PROB
+
         self.encoder = encoder
         self.k = k
+        self.min_prob = MIN_TAG_PROB if min_prob is None else min_prob
+
+    def fresh(self) -> "TagEvidence":
+        return TagEvidence(self.encoder, self.k, self.min_prob)
 
     def __call__(self, clip, grid) -> dict:
         from .tags import tags_text, top_tags
 
         logits = grid.logits if (grid is not None and clip.frames) else None  # the clip's own (no picture, no tags)
-        return {"tags": tags_text(top_tags(logits, k=self.k))} if logits is not None else {}
+        tags = top_tags(logits, k=self.k, min_prob=self.min_prob) if logits is not None else []
+        return {"tags": tags_text(tags)} if tags else {}
 
 
 def lite_evidence(encoder, asr: bool = True, ocr: bool = True, tags: bool = True) -> list:

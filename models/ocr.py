@@ -6,6 +6,9 @@
   periodic refresh so slowly built-up slides are not missed.
 - OcrDeduper returns only the lines that are new compared with the previous slide (fuzzy match that tolerates
   OCR typos but never a changed number), and keeps the current slide title.
+- ScreenWatcher decides what of a frame to read: nothing (the text did not change), the strip a scroll revealed,
+  or the whole screen (a new slide, even one of the same template: it compares a 1/4-scale grey picture with the
+  last one read, pixel by pixel, so a changed line of text trips it where a whole-picture mean would not).
 """
 from __future__ import annotations
 
@@ -233,3 +236,142 @@ class OcrDeduper:
 
     def reset(self) -> None:
         self.prev, self.title, self.title_changed = [], "", False
+
+
+def _grey_small(rgb: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Grey picture at 1/scale (area average), float32."""
+    a = np.asarray(rgb)
+    H, W = (a.shape[0] // scale) * scale, (a.shape[1] // scale) * scale
+    try:
+        import cv2
+
+        g = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY) if a.ndim == 3 else a
+        return cv2.resize(g[:H, :W], (W // scale, H // scale), interpolation=cv2.INTER_AREA).astype(np.float32)
+    except ImportError:  # pragma: no cover - opencv comes with rapidocr
+        g = a[..., :3].astype(np.float32).mean(-1) if a.ndim == 3 else a.astype(np.float32)
+        return g[:H, :W].reshape(H // scale, scale, W // scale, scale).mean((1, 3))
+
+
+@dataclass
+class Read:
+    """What to OCR in a frame: region (y0, y1) in full-resolution rows (the whole frame for a new screen), why."""
+
+    y0: int
+    y1: int
+    kind: str  # "screen" | "scroll"
+
+
+class ScreenWatcher:
+    """Which part of a frame shows text not read yet.
+
+    decide(image, t) -> Read or None. Compares a 1/4-scale grey picture with the last one read: fewer than
+    `min_changed_px` pixels that moved by more than `pixel_threshold` grey levels is the same screen (video noise,
+    a cursor). A change that is the old picture shifted up or down is a scroll: only the revealed strip is read
+    (from the blank row above it, so no line is cut). Anything else is a new screen, read whole.
+    Cost stays bounded: at most one read per `min_interval_s` (a change waits; the next read covers it), and a
+    screen where the last read found no text (camera footage) is re-read only after a back-off that doubles up to
+    `max_backoff_s`. `pending_since` is when the change now waiting was first seen, so its text can be stamped from
+    the moment it appeared. Call `done(image, t, found_text)` after reading.
+    """
+
+    def __init__(self, scale: int = 4, pixel_threshold: float = 24.0, min_changed_px: int = 12,
+                 min_interval_s: float = 2.0, max_backoff_s: float = 30.0, scroll_residual: float = 4.0):
+        self.scale = scale
+        self.pixel_threshold = pixel_threshold
+        self.min_changed_px = min_changed_px
+        self.min_interval_s = min_interval_s
+        self.max_backoff_s = max_backoff_s
+        self.scroll_residual = scroll_residual
+        self.ref: Optional[np.ndarray] = None
+        self.last_t: Optional[float] = None
+        self.backoff = 0.0
+        self.pending_since: Optional[float] = None
+        self.reads = {"screen": 0, "scroll": 0}
+        self.skipped = 0
+
+    def _shift(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> Optional[tuple[int, int, int]]:
+        """(dy, lo, hi): the rows lo..hi (those that changed; a fixed title bar or footer does not) moved up
+        (dy > 0) or down (dy < 0) by dy rows, when cur is ref shifted there (what changed in place is explained by
+        the shift); else None."""
+        rows = np.flatnonzero(mask.any(1))
+        changed = int(mask.sum())
+        if changed < 0.01 * ref.size or rows.size < 8:  # a few changed characters: an edit in place
+            return None
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
+        rb, cb = ref[lo:hi], cur[lo:hi]
+        h = hi - lo
+        step = max(1, ref.shape[1] // 64)  # search on a narrow picture, verify on the full one
+        r, c = rb[:, ::step], cb[:, ::step]
+        errs = []
+        for dy in range(-(h * 3) // 4, (h * 3) // 4 + 1):
+            if dy == 0:
+                continue
+            a = r[dy:] if dy > 0 else r[:dy]
+            b = c[: h - dy] if dy > 0 else c[-dy:]
+            errs.append((float(np.abs(a - b).mean()), dy))
+        # lines of text repeat every line height, so several shifts look alike on the narrow picture: verify the
+        # best few on the full one
+        for _, dy in sorted(errs)[:6]:
+            a = rb[dy:] if dy > 0 else rb[:dy]
+            b = cb[: h - dy] if dy > 0 else cb[-dy:]
+            moved = int((np.abs(a - b) > self.pixel_threshold).sum())
+            if moved <= 0.1 * changed and float(np.std(a)) >= 1.0:
+                return dy, lo, hi
+        return None
+
+    @staticmethod
+    def _blank_above(g: np.ndarray, y: int, limit: int) -> int:
+        """The nearest row at or above y (at most `limit` rows up) with no ink: a gap between lines of text."""
+        rows = g.max(1) - g.min(1)
+        for yy in range(min(y, g.shape[0] - 1), max(-1, y - limit - 1), -1):
+            if rows[yy] < 12:
+                return yy
+        return max(0, y - limit)
+
+    def decide(self, image: np.ndarray, t: float) -> Optional[Read]:
+        g = _grey_small(image, self.scale)
+        H = int(np.asarray(image).shape[0])
+        if self.ref is None or self.ref.shape != g.shape or self.last_t is None or t < self.last_t:
+            return Read(0, H, "screen")
+        if int((np.abs(g - self.ref) > self.pixel_threshold).sum()) < self.min_changed_px:
+            self.pending_since = None
+            return None
+        if self.pending_since is None:
+            self.pending_since = t
+        wait = max(self.min_interval_s, self.backoff)
+        if t - self.last_t < wait - 1e-6:
+            self.skipped += 1
+            return None
+        mask = np.abs(g - self.ref) > self.pixel_threshold
+        sh = self._shift(self.ref, g, mask)
+        if sh is not None:
+            dy, lo, hi = sh
+            line = max(4, g.shape[0] // 12)  # room for a line that was cut at the edge the last time
+            if dy > 0:  # content moved up: new rows at the bottom of the moving part
+                y0 = self._blank_above(g, hi - dy - line, line)
+                y1 = hi if hi < g.shape[0] - 1 else g.shape[0]
+                return Read(y0 * self.scale, H if y1 >= g.shape[0] else y1 * self.scale, "scroll")
+            y1 = min(hi, lo - dy + line)
+            return Read(max(0, lo) * self.scale, y1 * self.scale, "scroll")
+        return Read(0, H, "screen")
+
+    def done(self, image: np.ndarray, t: float, read: Read, found_text: bool) -> None:
+        self.ref = _grey_small(image, self.scale)
+        self.last_t = t
+        self.pending_since = None
+        self.reads[read.kind] = self.reads.get(read.kind, 0) + 1
+        if read.kind == "screen":
+            self.backoff = 0.0 if found_text else min(self.max_backoff_s, max(self.min_interval_s, 2 * self.backoff))
+
+
+def crop_lines(reader, image: np.ndarray, read: Read) -> list[str]:
+    """OCR the rows read.y0:read.y1 of image; a line cut by the bottom of the frame is left for the next read."""
+    a = np.asarray(image)
+    crop = a[read.y0:read.y1] if (read.y0, read.y1) != (0, a.shape[0]) else a
+    if not hasattr(reader, "read_lines"):
+        return reader.read(crop)
+    lines = reader.read_lines(crop)
+    h = crop.shape[0]
+    cut_top = read.y0 == 0   # a frame edge can cut a line in half; a strip's own edge is on a blank row
+    cut_bottom = read.y1 >= a.shape[0]
+    return [ln.text for ln in lines if not ((cut_bottom and ln.box[3] >= h - 2) or (cut_top and ln.box[1] <= 1))]

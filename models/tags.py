@@ -12,6 +12,14 @@ import numpy as np
 
 LABELS_FILE = Path(__file__).with_name("imagenet_labels.txt")
 
+# A tag becomes evidence only at this probability (top-1, averaged over the clip's frames) or above. Calibrated by
+# bench/tags_calibration.py: the highest top-1 probability on frames where no ImageNet label is right (generated
+# slides, documents and speaker pictures; opencv-doc's walkway, tree and animation footage) was 0.695, so 0.70.
+# On those frames the classifier said "mobile home", "planetarium", "nematode", "envelope"; on opencv-doc's
+# hand-held cup it said "soap dispenser", "joystick" at ≤ 0.3 — all now dropped: a memory without a sure tag
+# has no tags.
+MIN_TAG_PROB = 0.70
+
 
 @lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[str, ...]:

@@ -63,22 +63,77 @@ def test_deduper_keeps_a_changed_number():
     assert d.update(["Orion Risks", "Engineers: 72", "Footer - slide 3"]) == []  # an OCR wobble is not
 
 
+def _clip(img, t):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(frames=[SimpleNamespace(t=t, image=img)], keyframe=[False], t0=t, t1=t + 2)
+
+
 def test_ocr_evidence_keeps_the_title_first():
     from types import SimpleNamespace
 
     from models.evidence import OcrEvidence
+    from tests.fixtures.styles import template_slide
 
-    class Reader:
+    class Reader:  # what RapidOCR would read, page by page
         def __init__(self, pages):
             self.pages = iter(pages)
 
         def read(self, image):
             return next(self.pages)
 
-    img = np.zeros((32, 32, 3), np.uint8)
+    a = template_slide("Falcon Budget", ["Budget: 35 million"], "footer")
+    b = template_slide("Falcon Budget", ["Budget: 35 million", "Lead: Maria"], "footer")
     ev = OcrEvidence(Reader([["Falcon Budget", "Budget: 35 million"], ["Falcon Budget", "Budget: 35 million",
                                                                        "Lead: Maria"]]))
-    clip = lambda t: SimpleNamespace(frames=[SimpleNamespace(t=t, image=img)], keyframe=[True])  # noqa: E731
-    assert ev(clip(0.0), None) == {"ocr": "Falcon Budget\nBudget: 35 million"}
+    assert ev(_clip(a, 0.0), None) == {"ocr": "Falcon Budget\nBudget: 35 million"}
+    ev.stored(1, SimpleNamespace(t0=0.0, t1=2.0))
     # a bullet added to the same slide: the new line, under its slide's title (the topic), one per line
-    assert ev(clip(2.0), None) == {"ocr": "Falcon Budget\nLead: Maria"}
+    assert ev(_clip(b, 4.0), None) == {"ocr": "Falcon Budget\nLead: Maria"}
+
+
+def test_same_template_slides_are_each_read_when_they_appear(reader):
+    """The issue's miss: slides of one template whose text changes did not trip the old thumbnail gate. Every
+    slide is read, at the clip where it appeared, and an unchanged screen is not read again."""
+    from types import SimpleNamespace
+
+    from models.evidence import OcrEvidence
+    from tests.fixtures.styles import template_slide
+
+    deck = [template_slide(f"Kestrel Review {k}", [f"Churn rate: {20 + k}%", f"Headcount: {40 + k}"], "footer")
+            for k in range(3)]
+    ev = OcrEvidence(reader)
+    got = {}
+    t = 0.0
+    for k, img in enumerate(deck):
+        for _ in range(3):  # each slide shown for 3 clips
+            out = ev(_clip(img, t), None)
+            ev.stored(int(t), SimpleNamespace(t0=t, t1=t + 2))
+            if out:
+                got[t] = out["ocr"]
+            t += 2.0
+    assert sorted(got) == [0.0, 6.0, 12.0], got  # read when each appeared, not again while it stayed
+    for k, t in enumerate(sorted(got)):
+        assert got[t].splitlines()[0].startswith("Kestrel Review")
+        assert f"Churn rate: {20 + k}%" in got[t] and f"Headcount: {40 + k}" in got[t]
+    assert ev.calls == 3
+
+
+def test_scrolled_document_reads_only_the_revealed_strip(reader):
+    from types import SimpleNamespace
+
+    from models.evidence import OcrEvidence
+    from tests.fixtures.styles import render_document, window
+
+    blocks = [(f"Section {k}", [f"Item {k}.{j}: value {10 * k + j}" for j in range(4)]) for k in range(6)]
+    doc = render_document("doc", blocks)
+    ev = OcrEvidence(reader)
+    text = []
+    for i, off in enumerate(range(0, 900, 150)):
+        out = ev(_clip(window(doc, off, "Shared document"), 2.0 * i), None)
+        ev.stored(i, SimpleNamespace(t0=2.0 * i, t1=2.0 * i + 2))
+        text += (out.get("ocr") or "").splitlines()
+    assert ev.gate.reads["scroll"] >= 2  # strips, not only whole screens
+    for k in range(4):  # every line that scrolled into view was read once, numbers intact
+        for j in range(4):
+            assert sum(ln == f"Item {k}.{j}: value {10 * k + j}" for ln in text) == 1, (k, j, text)

@@ -363,7 +363,8 @@ class VLMAdapter:
                     ph[starts[vi]:ends[vi]] = torch.cat([c.pos, c.hi[:, :1]], 1).to("cpu", torch.long).numpy()
             for vi, sg in enumerate(vis):
                 sg[6] = ph[starts[vi]:ends[vi], :3]
-                sg[7] = int(ph[starts[vi]:ends[vi], 3].max()) + 1 if ends[vi] > starts[vi] else 1
+                kept = int(ph[starts[vi]:ends[vi], 3].max()) + 1 if ends[vi] > starts[vi] else 1
+                sg[7] = max(kept, int(sg[5].steps or 0))  # the clip's own step count when stored (pruned ends)
                 sg[1], sg[2], sg[4] = self._vision_block(sg[3])
         placeholder_counts = [sg[3].M for sg in vis]
         t_tpl = time.perf_counter()

@@ -431,7 +431,21 @@ class MemoryBank:
 
     def add_many(self, items: Sequence[dict]) -> list[int]:
         """Store several memories (each a dict of add()'s arguments) with one group commit: one append and one
-        fsync per shard file, one SQLite transaction. They are acknowledged together when it returns."""
+        fsync per shard file, one SQLite transaction. They are acknowledged together when it returns. A disk that
+        is full or no longer writable raises BankError (one line); what was acknowledged before stays."""
+        try:
+            return self._add_many(items)
+        except (OSError, sqlite3.OperationalError) as e:
+            try:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            why = getattr(e, "strerror", None) or str(e)
+            raise BankError(f"cannot write to the bank at {self.path}: {why}; memories stored before this are kept"
+                            ) from None
+
+    def _add_many(self, items: Sequence[dict]) -> list[int]:
         if self.readonly:
             raise BankError("bank is open read-only")
         if not items:

@@ -288,3 +288,39 @@ def test_tail_cache_is_used_only_when_it_matches_sqlite(tmp_path, monkeypatch):
     db.close()
     with MemoryBank(str(tmp_path)) as bank:
         assert bank.keys.tail_size("vis", "cam") == 7 and bank.check()["ok"]
+
+
+FULL_DISK = """
+import resource, signal, sys, time
+sys.path.insert(0, {root!r})
+import numpy as np
+from memory.bank import BankError, CarrierRecord, MemoryBank
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # writes past the limit fail with EFBIG, like a full disk
+bank = MemoryBank({path!r})
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+rng = np.random.default_rng(0)
+pos = np.zeros((64, 3), np.int32)
+acked = []
+try:
+    for i in range(10_000):
+        acked.append(bank.add(stream="cam", t0=2 * i, t1=2 * i + 2, wall=0.0,
+                              carrier=CarrierRecord(rng.standard_normal((64, 256)).astype(np.float16), pos, pos, pos,
+                                                    np.ones(64, np.int32)),
+                              keys={{"vis": rng.standard_normal(16)}}, thumbnail=b"j" * 2000))
+except BankError as e:
+    print("ERR", e)
+print("ACKED", len(acked), max(acked))
+"""
+
+
+def test_a_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(tmp_path):
+    r = subprocess.run([sys.executable, "-c", FULL_DISK.format(root=os.getcwd(), path=str(tmp_path), limit=2_000_000)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    err = next(line for line in r.stdout.splitlines() if line.startswith("ERR"))
+    assert "cannot write to the bank" in err and "kept" in err
+    n, last = map(int, r.stdout.strip().splitlines()[-1].split()[1:])
+    assert n > 5
+    with MemoryBank(str(tmp_path)) as bank:
+        assert bank.count() == n and max(m.id for m in bank.list()) == last
+        assert bank.check()["ok"] and bank.carrier(last) is not None

@@ -290,3 +290,71 @@ def test_relevance_separates_subject_from_attribute():
     assert "Lisbon" in out, out
     out = "".join(ans.answer("How many engineers will the Dragon project hire?", mems))
     assert out.startswith(NOT_FOUND), out  # Dragon is there, engineers are not: no number is offered as the answer
+
+
+class BulletLLM:
+    """Replies with fixed bullets / overview: one right, one invented (the issue's "Chip shortage")."""
+
+    def __init__(self, bullets, overview="The meeting covered currency exposure and hiring."):
+        self.bullets, self.overview = bullets, overview
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate(self, messages, max_new_tokens=80, **kw):
+        if "overview" in messages[0]["content"]:
+            return self.overview
+        return "\n".join(f"- {b}" for b in self.bullets)
+
+
+MEETING = [
+    MemoryView(1, "s", 0, 2, 1, evidence={"ocr": "Kestrel Quarter Close\nCurrency exposure: 12%\nHeadcount: 43"}),
+    MemoryView(2, "s", 4, 6, 1, evidence={"asr": "The finance team confirmed that revenue grew by 8 percent in Oslo."}),
+    MemoryView(3, "s", 6, 8, 1, evidence={"asr": "Okay, moving along. Right, good question."}),
+    MemoryView(4, "s", 30, 32, 1, evidence={"ocr": "Juniper Hiring\nEngineers: 27"}),
+    MemoryView(5, "s", 33, 35, 1, evidence={"asr": "Priya agreed to renew the vendor contract by Friday."}),
+]
+
+
+def test_minutes_drop_bullets_the_evidence_does_not_support():
+    llm = BulletLLM(["Revenue grew by 8 percent in Oslo this quarter", "Chip shortage is the main risk for Kestrel",
+                     "Currency exposure is 15 percent for Kestrel"])
+    mn = summarize(MEETING, llm)
+    text = mn.to_markdown()
+    assert "Chip shortage" not in text and "15 percent" not in text  # invented / wrong number: dropped
+    assert "LLM bullet(s) dropped" in " ".join(mn.notes)
+    bullets = [b for s in mn.sections for b in s.bullets]
+    kept = [b for b in bullets if "revenue grew by 8 percent" in b.text.lower()]
+    assert len(kept) == 1 and (kept[0].t0, kept[0].t1) == (4, 6)  # once, stamped from the sentence saying it
+    assert [s.title for s in mn.sections] == ["Kestrel Quarter Close", "Juniper Hiring"]
+    cur = next(b for b in bullets if "Currency exposure" in b.text)
+    assert (cur.t0, cur.t1) == (0, 2)  # a slide line carries the time it appeared
+    assert not any("moving along" in b.text for b in bullets)  # filler is not informative, whatever its words
+    # the overview reads as sentences, and an LLM overview with words no evidence says is not shown
+    assert mn.overview[0].text == "The meeting covered Kestrel Quarter Close, then Juniper Hiring."
+    assert all(ln.text.endswith(".") for ln in mn.overview)
+    assert not any("hiring." in ln.text and "currency" in ln.text for ln in mn.overview)
+    assert [a.owner for a in mn.action_items] == ["Priya"] and "renew the vendor contract" in mn.action_items[0].task
+
+
+def test_action_item_forms_and_sentences():
+    from models.minutes.extract import extract_actions
+    from models.text.words import sentences
+
+    forms = {"Olga, could you book the customer workshop by Monday?": "Olga",
+             "Next steps: review the security findings (owner: Kenji).": "Kenji",
+             "Rafael volunteered to audit the cloud costs.": "Rafael",
+             "Action items: Nadia to update the pricing sheet.": "Nadia"}
+    for s, owner in forms.items():
+        got = extract_actions(s, 0, 1)
+        assert got and got[0].owner == owner, (s, got)
+    assert not extract_actions("The team will meet again next week.", 0, 1)
+    assert sentences("The budget is $3.5 million. Dr. Smith will approve it. We ship on May 3.") == [
+        "The budget is $3.5 million.", "Dr. Smith will approve it.", "We ship on May 3."]
+
+
+def test_number_words_match_digits():
+    from models.answer.check import answer_has_fact
+
+    assert answer_has_fact("The Kestrel team has forty two engineers.", "How many engineers?", "Engineers: 42")
+    assert parse_time_filter("what happened in the last ninety seconds", 600) == (510, 600)

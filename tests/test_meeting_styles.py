@@ -1,0 +1,129 @@
+"""Meetings in each style (tests/fixtures/styles.py, dev split, a seed the benchmark does not use), through the product
+path: the lite profile's ingest pipeline into a bank on disk, `models.ask.ask` on that bank, `stream_minutes`.
+Assertions are on content: every slide is read and stamped from when it appeared, the answer names the planted fact,
+the minutes hold every slide title, and every minutes line is backed by the evidence at its time stamp."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tests.fixtures.meeting import contains_answer, have_espeak, normalize  # noqa: E402
+from tests.fixtures.styles import cached_style, have_asterisk  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed (Debian package espeak-ng)")
+
+
+@pytest.fixture(scope="module")
+def profile():
+    from models.registry import load_profile
+
+    return load_profile(None)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("styles")
+
+
+def _ingest(profile, truth, bank_dir):
+    from memory.bank import MemoryBank
+    from models.evidence import lite_evidence
+    from stream.pipeline import IngestConfig, IngestPipeline
+    from stream.sources import open_source
+
+    bank = MemoryBank(str(bank_dir))
+    pipe = IngestPipeline(open_source(truth.path, fps=1.0, stream_id="meeting"), bank, profile.encoder,
+                          stream_id="meeting", config=IngestConfig(), evidence=lite_evidence(profile.encoder),
+                          text_embedder=profile.text_embedder, source_label=truth.path)
+    stats = pipe.run()
+    bank.close()
+    assert stats.error in (None, ""), stats.error
+    return MemoryBank(str(bank_dir), readonly=True)
+
+
+def _ask(bank, profile, question):
+    from models.answer.lite import LiteAnswerer
+    from models.ask import ask
+
+    profile.answerer = LiteAnswerer(llm=None, embedder=profile.text_embedder)
+    pieces, cites = ask(bank, profile, question, k=5)
+    return "".join(pieces), profile.answerer.last
+
+
+def _minutes(bank, profile):
+    from models.answer.lite import LiteAnswerer
+    from models.meeting import stream_minutes
+
+    profile.answerer = LiteAnswerer(llm=None, embedder=profile.text_embedder)
+    return stream_minutes(bank, profile, "meeting")
+
+
+def _check_traced(mn, mems):
+    from bench.meeting import _traced
+
+    lines = [(b.text, b.t0, b.t1) for s in mn.sections for b in s.bullets]
+    lines += [(d.text, d.t0, d.t1) for d in mn.decisions] + [(n.text, n.t0, n.t1) for n in mn.numbers]
+    bad = [x for x in lines if not _traced(x[0], mems, x[1], x[2])]
+    assert lines and not bad, bad
+
+
+@pytest.mark.parametrize("style", ["template", "dense", "scroll"])
+def test_every_screen_is_read_answered_and_in_the_minutes(style, profile, root):
+    truth = cached_style(style, "dev", seed=1, root=str(root), n_topics=3)
+    bank = _ingest(profile, truth, root / f"bank-{style}")
+    mems = bank.list()
+    ocr = [(m.t0, normalize(m.evidence.get("ocr", ""))) for m in mems]
+    for s in truth.slides:  # every slide (or document part) was read, from about when it appeared
+        for b in s.bullets[:2] if style != "dense" else s.bullets[:4]:
+            first = [t for t, txt in ocr if normalize(b) in txt]
+            assert first, (b, [x for x in ocr if x[1]])
+            assert s.t0 - 1 <= first[0] <= s.t1, (b, first[0], s.t0, s.t1)
+    f = truth.slide_facts[-1]
+    out, tr = _ask(bank, profile, f.question)
+    assert contains_answer(out, f.answer), (f.question, f.answer, out)
+    assert tr.best is not None and tr.best.t1 > f.t0 - 1 and tr.best.t0 < f.t1 + 1
+    mn = _minutes(bank, profile)
+    if style != "scroll":  # a document's headings are not slide titles: its sections follow the window title
+        titles = [normalize(x.title) for x in mn.sections]
+        for s in truth.slides:
+            assert normalize(s.title) in titles, (s.title, titles)
+    _check_traced(mn, mems)
+    assert mn.overview and mn.overview[0].text.startswith("The meeting")
+    bank.close()
+
+
+def test_speaker_only_answers_and_minutes(profile, root):
+    truth = cached_style("speaker", "dev", seed=1, root=str(root), n_topics=3)
+    bank = _ingest(profile, truth, root / "bank-speaker")
+    mems = bank.list()
+    assert not any(m.evidence.get("ocr") for m in mems)  # nothing on screen to read
+    assert not any(m.evidence.get("tags") for m in mems)  # a silhouette is no ImageNet class: no tags
+    said = " ".join(m.evidence.get("asr", "") for m in mems)
+    heard = [f for f in truth.facts if contains_answer(said, f.answer)]
+    assert len(heard) >= len(truth.facts) - 2
+    f = heard[0]
+    out, _ = _ask(bank, profile, f.question)
+    assert contains_answer(out, f.answer), (f.question, f.answer, out)
+    mn = _minutes(bank, profile)
+    owners = {a.owner for a in mn.action_items}
+    assert sum(a.owner in owners for a in truth.action_items) >= len(truth.action_items) - 1
+    _check_traced(mn, mems)
+    bank.close()
+
+
+@pytest.mark.skipif(not have_asterisk(), reason="asterisk-core-sounds-en-wav not installed (packages-apt.txt)")
+def test_real_human_speech_through_the_bank(profile, root):
+    from bench.meeting import _said_text, wer
+
+    truth = cached_style("human", "dev", seed=1, root=str(root))
+    bank = _ingest(profile, truth, root / "bank-human")
+    mems = bank.list()
+    assert wer(" ".join(truth.reference), _said_text(mems)) < 0.2  # a professional speaker's prompts, 8 kHz
+    f = next(x for x in truth.facts if x.answer == "linux")
+    out, tr = _ask(bank, profile, f.question)
+    assert contains_answer(out, f.answer), (f.question, out)
+    assert tr.best.t1 > f.t0 - 1 and tr.best.t0 < f.t1 + 1
+    bank.close()

@@ -1,6 +1,8 @@
 """Vigil command line: ingest, ask, info, summarize, ui (the default with no arguments).
 
-Only wiring lives here: sources (stream/), models (models/), the bank (memory/), the UI (ui/).
+Parsing and printing only: everything else is the engine's (engine/), the same one the UI and the HTTP API use.
+`ask` goes to the engine serving the bank when one runs on this machine (found through <bank>/server.json, or
+given with --server), and loads the models in this process otherwise.
 """
 from __future__ import annotations
 
@@ -10,16 +12,20 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Optional
 
-from models.ask import hms
+from engine.errors import EngineError  # light: nothing heavy is imported before a command needs it
+from engine.timefmt import hms
 
 DEFAULT_BANK = os.environ.get("VIGIL_BANK", os.path.join(os.path.expanduser("~"), ".vigil", "bank"))
 
 
 class CliError(Exception):
     """A user-facing error: printed as one line, exit code 1."""
+
+
+def note(text: str) -> None:
+    print(f"vigil: note: {text}", file=sys.stderr)
 
 
 def positive_float(s: str) -> float:
@@ -43,7 +49,8 @@ def positive_int(s: str) -> int:
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="hub id or local directory of a VLM (default: the offline lite profile)")
+    p.add_argument("--model", default=None, help="hub id or local directory of a VLM (default: the bank's saved "
+                                                 "setting, else the offline lite profile)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run (off by default)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present)")
     p.add_argument("--text-evidence", action="store_true",
@@ -51,6 +58,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "text (hybrid retrieval); give it to ingest and ask")
     p.add_argument("--retrieval", default=None, metavar="ID_OR_DIR",
                    help="SigLIP/CLIP model for clip keys, so a bank can be searched by text (give the same at ingest and ask)")
+
+
+def model_kw(args) -> dict:
+    return dict(model=args.model, device=args.device, trust_remote_code=args.trust_remote_code,
+                retrieval=args.retrieval, text_evidence=args.text_evidence)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--start", type=float, default=0.0, help="start this many seconds into a file")
     ing.add_argument("--skim", action="store_true", help="decode keyframes only (fast, coarse)")
     ing.add_argument("--stream", default=None, help="stream id in the bank (default: from the source)")
+    ing.add_argument("--meeting", action="store_true", help="mark the stream as a meeting (listed for minutes)")
     ing.add_argument("--no-scene-cut", action="store_true", help="never cut clips at scene changes")
     ing.add_argument("--connect-timeout", type=positive_float, default=10.0, help="give up on a camera that never answers")
     add_model_args(ing)
@@ -80,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.add_argument("--image", default=None, help="query by an example image")
     ask.add_argument("--stream", action="append", default=None, help="only these streams (repeatable)")
+    ask.add_argument("--server", default=None, metavar="URL",
+                     help="ask the Vigil server at URL (default: the one serving --bank on this machine, if any)")
+    ask.add_argument("--local", action="store_true", help="answer in this process even when a server serves the bank")
+    ask.add_argument("--api-token", default=os.environ.get("VIGIL_API_TOKEN"),
+                     help="bearer token of a server that needs one (or VIGIL_API_TOKEN)")
     add_model_args(ask)
 
     info = sub.add_parser("info", help="what a bank holds")
@@ -102,119 +120,95 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=7860)
     ui.add_argument("--auth", default=os.environ.get("VIGIL_AUTH"), help="user:pass (required with a non-local --host)")
     ui.add_argument("--media-dir", default=os.environ.get("VIGIL_MEDIA_DIR"), help="server paths allowed for replay")
+    ui.add_argument("--api-token", default=os.environ.get("VIGIL_API_TOKEN"),
+                    help="bearer token for the /v1 API (needed to serve it on a non-local --host)")
     add_model_args(ui)
     return p
 
 
 # ---- ingest --------------------------------------------------------------------------------------
 
-def default_stream_id(source: str) -> str:
-    if source.startswith(("rtsp://", "rtsps://")):
-        rest = source.split("://", 1)[1].split("@")[-1]
-        return "rtsp:" + rest.split("?")[0]
-    if source.startswith("webcam:") or source.startswith("/dev/video"):
-        return source
-    return os.path.basename(source) or source
+def engine_for(bank: str, args, **kw):
+    from engine import Engine
+
+    return Engine(bank, **model_kw(args), **kw)
 
 
 def cmd_ingest(args) -> int:
-    from memory.bank import MemoryBank
-    from models.registry import load_profile
-    from reducers import get_reducer
-    from stream.pipeline import IngestConfig
-    from stream.sources import open_source
-
-    get_reducer(args.reducer)  # unknown names fail before anything heavy starts
-    stream_id = args.stream or default_stream_id(args.source)
-    source = open_source(args.source, fps=args.fps, realtime=args.realtime, start=args.start, skim=args.skim,
-                         stream_id=stream_id, connect_timeout=args.connect_timeout)
-    if hasattr(source, "probe"):
-        source.probe()  # an unreachable camera fails now, not after the models load
-    bank = MemoryBank(args.bank)
-    try:
-        if getattr(source, "live", False):  # a camera back under a known id goes on with that stream's clock
-            last_t, offset = bank.resume_point(stream_id)
-            if offset > 0:
-                from stream.sources import ShiftedSource
-
-                source = ShiftedSource(source, offset)
-                bank.note_restart(stream_id, last_t, offset)
-                print(f"vigil: note: continuing stream {stream_id!r} at {hms(offset)}", file=sys.stderr)
-        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                               retrieval=args.retrieval, text_evidence=args.text_evidence, answerer=False)
-        cfg = IngestConfig(fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer, budget=args.budget,
-                           scene_cut=None if args.no_scene_cut else 0.25, duration=args.duration)
-        for note in bank.repairs:
-            print(f"vigil: repaired bank: {note}", file=sys.stderr)
-        s, interrupted = ingest_into(bank, source, profile, stream_id, cfg, args.source)
+    with engine_for(args.bank, args, parts=("ingest",)) as eng:
+        for text in eng.repairs:
+            print(f"vigil: repaired bank: {text}", file=sys.stderr)
+        info = eng.start(args.source, stream=args.stream, realtime=args.realtime, start=args.start, skim=args.skim,
+                         duration=args.duration, fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer,
+                         budget=args.budget, scene_cut=not args.no_scene_cut, meeting=args.meeting,
+                         connect_timeout=args.connect_timeout, probe=True)
+        s, interrupted = follow(eng, info, args.source)
         word = "interrupted; " if interrupted else ""
-        print(f"{word}stored {s.memories} memories from {stream_id!r} ({s.last_t:.1f}s of media, "
-              f"{s.frames_sampled} frames sampled, {s.dropped} dropped) in {bank.path}")
-        return 0
-    finally:
-        bank.close()
+        print(f"{word}stored {s.memories} memories from {s.stream!r} ({s.last_t:.1f}s of media, "
+              f"{s.frames_sampled} frames sampled, {s.dropped} dropped) in {eng.path}")
+    return 0
 
 
-def ingest_into(bank, source, profile, stream_id: str, cfg, label: str):
-    """Run one source into the bank with progress and its notes on stderr. Returns (stats, interrupted)."""
-    from stream.pipeline import IngestPipeline
-
-    pipe = IngestPipeline(source, bank, profile.encoder, stream_id=stream_id, config=cfg, evidence=profile.evidence,
-                          text_embedder=profile.text_embedder, key_encoder=profile.key_encoder, source_label=label)
-    if pipe.audio_only:
-        print(f"vigil: note: {label!r} has no video stream: storing transcript-only memories", file=sys.stderr)
-    interrupted = run_with_progress(pipe, source)
-    s = pipe.stats
-    if s.error:
-        raise CliError(s.error)
-    for note in s.notes:
-        if not (pipe.audio_only and note.startswith("no video stream")):
-            print(f"vigil: note: {note}", file=sys.stderr)
-    return s, interrupted
-
-
-def run_with_progress(pipe, source) -> bool:
-    """Run the pipeline in a thread; show a progress bar (files) or a status line (streams). True if interrupted."""
+def follow(eng, info, label: str):
+    """Print a started stream's progress until it ends (a bar for files, a status line for live sources), then
+    its notes. Ctrl-C stops it (its memories are kept). Returns (final StreamInfo, interrupted)."""
+    if info.t_offset > 0:
+        note(f"continuing stream {info.stream!r} at {hms(info.t_offset)}")
+    if info.audio_only:
+        note(f"{label!r} has no video stream: storing transcript-only memories")
     interrupted = threading.Event()
 
     def on_signal(signum, frame):
         interrupted.set()
-        pipe.stop(wait=0)
+        eng.stop(info.stream, wait=0)
 
     old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    pipe.start()
-    total = source.duration if not getattr(source, "live", False) else None
-    if pipe.cfg.duration and (total is None or pipe.cfg.duration < total):
-        total = pipe.cfg.duration if total is not None else None
-    bar = None
+    total, bar, s = info.duration, None, info
     try:
         if total:
             from tqdm import tqdm
 
             bar = tqdm(total=round(total, 1), unit="s", desc="ingest", file=sys.stderr, dynamic_ncols=True,
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s media [{elapsed}<{remaining}] {postfix}")
-        while pipe.running:
-            pipe._thread.join(0.5)
-            s = pipe.stats
+        while s.state in ("starting", "running"):
+            s = eng.wait(info.stream, 0.5)
             if bar is not None:
                 bar.n = round(min(s.last_t, total), 1)  # absolute: summing rounded steps drifts below 100%
                 bar.set_postfix_str(f"{s.memories} memories")
             else:
                 state = "connected" if s.connected else "waiting for video"
-                sys.stderr.write(f"\r{pipe.stream_id}: {state} | t={hms(s.last_t)} | in {s.fps_in:.1f} fps, "
+                sys.stderr.write(f"\r{s.stream}: {state} | t={hms(s.last_t)} | in {s.fps_in:.1f} fps, "
                                  f"out {s.fps_out:.1f} fps | dropped {s.dropped} | reconnects {s.reconnects} | "
                                  f"{s.memories} memories   ")
                 sys.stderr.flush()
         if bar is None:
             sys.stderr.write("\n")
-        elif not interrupted.is_set() and not pipe.stats.error:
+        elif not interrupted.is_set() and not s.error:
             bar.n = bar.total  # the source reached its end
     finally:
         if bar is not None:
             bar.close()
         for sig, h in old.items():
             signal.signal(sig, h)
-    return interrupted.is_set()
+    s = eng.wait(info.stream)
+    if s.error:
+        raise CliError(s.error)
+    for text in s.notes:
+        if not (s.audio_only and text.startswith("no video stream")):
+            note(text)
+    return s, interrupted.is_set()
+
+
+def ingest_into(bank, source, profile, stream_id: str, cfg, label: str):
+    """Ingest an opened source into an open bank with a loaded profile, as `ingest` does (the engine's rules,
+    this progress display). For scripts (bench/): returns (final StreamInfo, interrupted)."""
+    from engine import Engine
+
+    eng = Engine(bank, profile=profile)
+    try:
+        return follow(eng, eng.start_source(source, stream=stream_id, config=cfg, label=label), label)
+    finally:
+        eng.close()
 
 
 # ---- ask / info ----------------------------------------------------------------------------------
@@ -231,195 +225,167 @@ def load_image(path: str):
         raise CliError(f"cannot read image {path!r}: {e}") from None
 
 
-def cmd_ask(args) -> int:
-    from memory.bank import MemoryBank
-    from models.ask import AskError, ask, moments_answer
-    from models.registry import load_profile
+def server_for(args) -> Optional[tuple[str, Optional[str]]]:
+    """(url, token) of the engine to ask, or None to answer in this process. A server found through the bank
+    answers only what it can answer as this process would: a text question with the bank's own profile."""
+    if args.local:
+        return None
+    if args.server:
+        return args.server, args.api_token
+    if args.image or args.model or args.retrieval or args.text_evidence or args.device:
+        return None
+    from engine import discovery
 
+    found = discovery.find(args.bank)
+    if found is None:
+        return None
+    if found.get("token_sha256") and discovery.token_hash(args.api_token) != found["token_sha256"]:
+        note(f"the server at {found['url']} needs its --api-token; answering in this process")
+        return None
+    return found["url"], args.api_token
+
+
+def cmd_ask(args) -> int:
     if not args.question and not args.image:
         raise CliError("ask needs a QUESTION or --image PATH")
+    server = server_for(args)
+    if server is not None:
+        done = ask_server(args, *server)
+        if done is not None:
+            return done
     image = load_image(args.image) if args.image else None
-    t_start = time.perf_counter()
-    bank = MemoryBank(args.bank, readonly=True)
-    try:
-        profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                               retrieval=args.retrieval, text_evidence=args.text_evidence,
-                               evidence=False)  # asking reads evidence, never extracts it
-        t_loaded = time.perf_counter()
-        try:
-            pieces, citations = ask(bank, profile, args.question, k=args.k, image=image, streams=args.stream)
-        except AskError as e:
-            raise CliError(str(e)) from None
-        t_retrieved = time.perf_counter()
-        for piece in pieces:
-            if not args.json:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-        if not args.json:
-            print()
-        t_end = time.perf_counter()
+    from engine import Engine
+
+    with Engine(args.bank, readonly=True, parts=("ask",), **model_kw(args)) as eng:
+        answer = eng.ask(args.question, k=args.k, image=image, streams=args.stream)
         if args.json:
-            print(json.dumps({"answer": pieces.text, "citations": citations, "usage": pieces.usage.as_dict(), "latency": {
-                "load_ms": round((t_loaded - t_start) * 1000, 1),
-                "retrieve_ms": round((t_retrieved - t_loaded) * 1000, 1),
-                "first_token_ms": round(((pieces.first_piece or t_end) - t_retrieved) * 1000, 1),
-                "total_ms": round((t_end - t_loaded) * 1000, 1)}}))
-        elif pieces.answered:
-            print("\nCited moments:")
-            print(moments_answer(pieces.memories))
+            print(json.dumps(answer.collect().to_dict()))
+            return 0
+        for piece in answer:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        print()
+        print_moments(answer.citations, answer.answered)
+    return 0
+
+
+def ask_server(args, url: str, token: Optional[str]) -> Optional[int]:
+    """Ask through a running server; None when it cannot be reached (and was not named with --server)."""
+    from api import client
+
+    body = {"question": args.question, "k": args.k, "streams": args.stream}
+    started = False
+    try:
+        if args.json:
+            out = client.ask(url, body, token=token, bank=args.bank)
+            out.setdefault("latency", {})["server"] = url
+            print(json.dumps(out))
+            return 0
+        for event in client.ask_stream(url, body, token=token, bank=args.bank):
+            if event.get("type") == "text":
+                started = True
+                sys.stdout.write(event["text"])
+                sys.stdout.flush()
+            elif event.get("type") == "answer":
+                print()
+                print_moments(event.get("citations") or [], bool(event.get("answered")))
         return 0
-    finally:
-        bank.close()
+    except client.ServerError as e:
+        if e.reachable or args.server or started:
+            raise CliError(str(e)) from None
+        return None
+
+
+def print_moments(citations: list, answered: bool) -> None:
+    """After an answerer's text, the moments it cites (without one, the text is that list already)."""
+    if not answered:
+        return
+    print("\nCited moments:")
+    if not citations:
+        print("No matching moments in the bank.")
+        return
+    print(f"Retrieved {len(citations)} moment(s):")
+    for i, c in enumerate(citations, 1):
+        ev = f" — {c['evidence']}" if c.get("evidence") else ""
+        print(f"{i}. [{hms(c['start'])}–{hms(c['end'])}] {c['stream']} (score {c['score']:.2f}){ev}")
 
 
 def cmd_info(args) -> int:
-    from memory.bank import MemoryBank
+    from engine import Engine
 
-    bank = MemoryBank(args.bank, readonly=True)
-    try:
-        streams = bank.streams()
-        data = {"bank": bank.path, "memories": bank.count(), "bytes": bank.bytes_on_disk(), "streams": streams,
-                "key_spaces": bank.key_spaces(), "consistent": bank.check()["ok"],
-                "events": len(bank.events())}
-    finally:
-        bank.close()
+    with Engine(args.bank, readonly=True) as eng:
+        data = eng.info()
     if args.json:
         print(json.dumps(data))
         return 0
     print(f"bank {data['bank']}: {data['memories']} memories, {data['bytes'] / 1e6:.1f} MB on disk, "
           f"key spaces: {', '.join(data['key_spaces']) or 'none'}")
-    for s in streams:
+    for s in data["streams"]:
         span = f"{hms(s['first_t'] or 0)}–{hms(s['last_t'] or 0)}" if s["memories"] else "empty"
         print(f"  {s['stream']}: {s['memories']} memories, {s['covered_s']:.1f}s covered ({span}), source {s['source']}")
     return 0
 
 
-def summary_bank_dir(source: str) -> str:
-    """The bank `summarize SOURCE` uses for a file: $VIGIL_BANKS (default ~/.cache/vigil/banks)/<name>-<hash of path>."""
-    import hashlib
-
-    root = os.environ.get("VIGIL_BANKS") or os.path.join(
-        os.environ.get("VIGIL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vigil"), "banks")
-    real = os.path.realpath(source)
-    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(real))[:60]
-    return os.path.join(root, f"{stem}-{hashlib.sha1(real.encode()).hexdigest()[:12]}")
-
-
-def _file_stamp(path: str) -> dict:
-    st = os.stat(path)
-    return {"path": os.path.realpath(path), "size": st.st_size, "mtime": round(st.st_mtime, 3)}
-
-
-def _media_seconds(path: str) -> float:
-    try:
-        import av
-
-        with av.open(path) as c:
-            return c.duration / 1_000_000 if c.duration else float("inf")
-    except Exception:  # noqa: BLE001 - unreadable: never "covered"
-        return float("inf")
-
-
-def ingest_for_summary(args, load_profile, bank_dir: str, stream_id: str, derived: bool):
-    """Ingest args.source into bank_dir unless the bank already covers this file (same size and mtime, ingested to
-    the end). Says which on stderr. A derived bank that does not cover the file is rebuilt. Returns the profile it
-    loaded (load_profile()) to ingest, or None when the bank was reused."""
-    import shutil
-
-    from memory.bank import MemoryBank
-    from stream.pipeline import IngestConfig
-    from stream.sources import open_source
-
-    stamp = _file_stamp(args.source)
-    key = f"summary_source:{stream_id}"
-    if os.path.isdir(bank_dir):
-        with MemoryBank(bank_dir, readonly=True) as b:
-            have = b.get_meta(key)
-            streams = {x["stream"]: x for x in b.streams()}
-        st = streams.get(stream_id) or {}
-        covered = bool(st.get("memories")) and (have == stamp or (  # or `ingest` stored this file to its end
-            st.get("source") and os.path.realpath(st["source"]) == stamp["path"]
-            and (st.get("last_t") or 0) >= _media_seconds(args.source) - 2.5))
-        if covered:
-            print(f"vigil: reusing bank {bank_dir} (it already covers {args.source!r})", file=sys.stderr)
-            return None
-        if stream_id in streams and streams[stream_id]["memories"]:
-            if not derived:
-                raise CliError(f"bank {bank_dir!r} already holds a stream {stream_id!r} that does not cover this file "
-                               "completely; choose another --stream or bank")
-            print(f"vigil: bank {bank_dir} does not cover {args.source!r} (changed or interrupted): rebuilding it",
-                  file=sys.stderr)
-            shutil.rmtree(bank_dir)
-    source = open_source(args.source, fps=1.0, stream_id=stream_id)
-    profile = load_profile()
-    print(f"vigil: ingesting {args.source!r} into {bank_dir}", file=sys.stderr)
-    bank = MemoryBank(bank_dir)
-    try:
-        s, interrupted = ingest_into(bank, source, profile, stream_id, IngestConfig(), args.source)
-        if interrupted:
-            print(f"vigil: interrupted after {s.last_t:.0f}s of media: summarizing that part", file=sys.stderr)
-        else:
-            bank.set_meta(key, stamp)  # the bank covers the file: a later summarize reuses it
-        print(f"vigil: stored {s.memories} memories ({s.last_t:.1f}s of media)", file=sys.stderr)
-    finally:
-        bank.close()
-    return profile
-
+# ---- summarize -----------------------------------------------------------------------------------
 
 def cmd_summarize(args) -> int:
-    from memory.bank import MemoryBank
-    from models.meeting import stream_minutes
-    from models.registry import load_profile
+    from engine import Engine
 
     if not args.source and not args.bank:
         raise CliError("summarize needs a SOURCE file to ingest or --bank DIR")
     if args.out and os.path.isdir(args.out):
         raise CliError(f"--out {args.out!r} is a directory; give a file name")
-    bank_dir, stream = args.bank, args.stream
-    profile = None
     if args.source:
-        stream = args.stream or default_stream_id(args.source)
-        bank_dir = args.bank or summary_bank_dir(args.source)
-        if args.source.startswith(("rtsp://", "rtsps://", "webcam:", "/dev/video")):
-            raise CliError("summarize SOURCE takes a recording (a file); for a live stream run ingest, then "
-                           "summarize --bank")
-        if not os.path.isfile(args.source):
-            raise CliError(f"no such file: {args.source!r}")
-        profile = ingest_for_summary(args, lambda: load_profile(
-            args.model, trust_remote_code=args.trust_remote_code, device=args.device, retrieval=args.retrieval,
-            text_evidence=args.text_evidence),
-            bank_dir, stream, derived=not args.bank)
-    bank = MemoryBank(bank_dir, readonly=True)
-    try:
-        if profile is None:  # a bank alone: no speech/OCR models needed
-            profile = load_profile(args.model, trust_remote_code=args.trust_remote_code, device=args.device,
-                                   retrieval=args.retrieval, text_evidence=args.text_evidence, evidence=False)
-        from tqdm import tqdm
+        from engine import recordings
 
-        with tqdm(total=1, desc="summarize", unit="step", file=sys.stderr, dynamic_ncols=True,
-                  bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}") as bar:
-            def progress(done: float, total: int, what: str = "") -> None:
-                bar.total = max(total, 1)
-                bar.n = int(done)  # the overview's steps are fractions of its one unit
-                bar.set_postfix_str(what)
-                bar.refresh()
-
-            minutes = stream_minutes(bank, profile, stream, progress)
-            bar.n = bar.total
-            bar.refresh()
-    finally:
-        bank.close()
-    text = json.dumps(minutes.to_dict()) if args.json else minutes.to_markdown()
+        rec = recordings.prepare(args.source, args.bank, args.stream)
+        for text in rec.notes:
+            print(f"vigil: {text}", file=sys.stderr)
+        if rec.reuse:
+            eng = Engine(rec.bank_dir, readonly=True, parts=("ask",), **model_kw(args))
+        else:
+            eng = Engine(rec.bank_dir, **model_kw(args))
+            print(f"vigil: ingesting {args.source!r} into {rec.bank_dir}", file=sys.stderr)
+            try:
+                s, interrupted = follow(eng, eng.start(args.source, stream=rec.stream), args.source)
+            except BaseException:
+                eng.close()
+                raise
+            if interrupted:
+                print(f"vigil: interrupted after {s.last_t:.0f}s of media: summarizing that part", file=sys.stderr)
+            else:
+                recordings.mark_covered(eng, rec)  # the bank covers the file: a later summarize reuses it
+            print(f"vigil: stored {s.memories} memories ({s.last_t:.1f}s of media)", file=sys.stderr)
+        stream = rec.stream
+    else:
+        eng = Engine(args.bank, readonly=True, parts=("ask",), **model_kw(args))  # reads evidence, extracts none
+        stream = args.stream
+    with eng:
+        summary = summarize_with_bar(eng, stream)
+    text = json.dumps(summary.minutes) if args.json else summary.markdown
     if args.out:
         try:
             with open(args.out, "w", encoding="utf-8") as f:
-                f.write(minutes.to_markdown())
+                f.write(summary.markdown)
         except OSError as e:
             raise CliError(f"cannot write {args.out!r}: {e.strerror or e}") from None
         print(f"vigil: wrote minutes to {args.out}", file=sys.stderr)
     if args.json or not args.out:
         print(text)
     return 0
+
+
+def summarize_with_bar(eng, stream: Optional[str]):
+    from tqdm import tqdm
+
+    with tqdm(total=100, desc="summarize", unit="%", file=sys.stderr, dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| [{elapsed}<{remaining}] {postfix}") as bar:
+        def progress(fraction: float, what: str = "") -> None:
+            bar.n = int(round(fraction * 100))
+            bar.set_postfix_str(what)
+            bar.refresh()
+
+        return eng.summarize(stream, progress, save=False)
 
 
 def cmd_ui(args) -> int:
@@ -439,19 +405,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["ui", *argv]  # no subcommand: the UI, with any flags given
     args = parser.parse_args(argv)
-    from memory.bank import BankError
-    from models.base import ModelError
-    from reducers.base import ReducerInputError
-    from stream.sources import SourceError
+    from engine.errors import part_errors
 
     try:
         return COMMANDS[args.cmd](args)
-    except (CliError, SourceError, BankError, ModelError, ReducerInputError) as e:
+    except (CliError, EngineError) as e:
         print(f"vigil: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     except Exception as e:  # never a traceback for a user; VIGIL_DEBUG=1 shows it
+        if isinstance(e, part_errors()):  # a part's own one-line error the engine did not wrap
+            print(f"vigil: error: {e}", file=sys.stderr)
+            return 1
         if os.environ.get("VIGIL_DEBUG"):
             raise
         print(f"vigil: error: {type(e).__name__}: {e} (set VIGIL_DEBUG=1 for details)", file=sys.stderr)

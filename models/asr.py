@@ -86,7 +86,9 @@ class Transcriber:
     def __init__(self, model_path: Optional[str] = None, device: str = "cpu", compute_type: str = "int8",
                  cpu_threads: int = 0, language: str = "en", beam_size: int = 1, min_chunk_s: float = 2.0,
                  max_window_s: float = 20.0, min_silence_s: float = 0.5, min_logprob: float = -1.1,
-                 max_compression: float = 2.4):
+                 max_compression: float = 2.4, model=None):
+        """model: an already loaded WhisperModel to share (one per process; each Transcriber keeps only its own
+        stream's buffer)."""
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -94,12 +96,15 @@ class Transcriber:
             raise ModelError("faster-whisper is not installed: pip install faster-whisper") from e
         self._vad_opts = VadOptions(min_silence_duration_ms=int(min_silence_s * 1000), speech_pad_ms=200)
         self._get_speech = get_speech_timestamps
-        path = model_path or default_model_path()
-        threads = cpu_threads or min(4, os.cpu_count() or 1)
-        try:
-            self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads)
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(f"could not load the speech model at {path}: {e}".splitlines()[0]) from e
+        if model is not None:
+            self.model = model
+        else:
+            path = model_path or default_model_path()
+            threads = cpu_threads or min(4, os.cpu_count() or 1)
+            try:
+                self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads)
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"could not load the speech model at {path}: {e}".splitlines()[0]) from e
         self.language = language
         self.beam_size = beam_size
         self.min_chunk_s = min_chunk_s
@@ -115,6 +120,12 @@ class Transcriber:
         self._buf_t0: Optional[float] = None
         self._since_process = 0.0
         self._pending: list[Segment] = []
+
+    def fresh(self) -> "Transcriber":
+        """A Transcriber for another stream: the same loaded model and settings, an empty buffer."""
+        return Transcriber(language=self.language, beam_size=self.beam_size, min_chunk_s=self.min_chunk_s,
+                           max_window_s=self.max_window_s, min_silence_s=self.min_silence_s,
+                           min_logprob=self.min_logprob, max_compression=self.max_compression, model=self.model)
 
     # ------------------------------------------------------------------ streaming
     def insert(self, audio, t0: float) -> None:

@@ -87,9 +87,9 @@ def test_replay_meeting_file(page, ui_app):
     page.fill("#file-id textarea, #file-id input", "meeting")
     page.click("#file-start")
     page.wait_for_selector("#source-msg:has-text('replaying')")
-    wait_for(lambda: (r := ui_app.ctl.runners.get("meeting")) and not r.running, timeout=120,
-             what="the meeting file to be ingested")
-    assert ui_app.ctl.runners["meeting"].pipeline.stats.state == "finished"
+    wait_for(lambda: "meeting" in ui_app.ctl.started() and ui_app.ctl.stream("meeting").state not in
+             ("starting", "running"), timeout=120, what="the meeting file to be ingested")
+    assert ui_app.ctl.stream("meeting").state == "finished"
     assert "meeting" in ui_app.ctl.meetings()
 
 

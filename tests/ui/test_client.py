@@ -134,20 +134,20 @@ def test_settings_are_saved_per_bank(client, ui_app):
 
 
 def test_settings_come_back_with_their_bank(ui_app, tmp_path):
-    from ui.runtime import Controller
+    from engine import Engine
 
-    a = Controller(str(tmp_path / "bank"), str(tmp_path / "media"), profile=ui_app.ctl.profile())
+    a = Engine(str(tmp_path / "bank"), media_dir=str(tmp_path / "media"), profile=ui_app.ctl.profile())
     a.save_settings(reducer="tome", budget=12, clip_seconds=4.0, fps=0.5)
     a.close()
-    b = Controller(str(tmp_path / "bank"), str(tmp_path / "media"), profile=ui_app.ctl.profile())
+    b = Engine(str(tmp_path / "bank"), media_dir=str(tmp_path / "media"), profile=ui_app.ctl.profile())
     try:
         assert (b.settings["reducer"], b.settings["budget"], b.settings["clip_seconds"], b.settings["fps"]) == \
             ("tome", 12, 4.0, 0.5)
-        cfg = b._config()  # what the next source is started with
+        cfg = b.ingest_config()  # what the next source is started with
         assert (cfg.reducer, cfg.budget, cfg.clip_seconds, cfg.fps) == ("tome", 12, 4.0, 0.5)
     finally:
         b.close()
-    other = Controller(str(tmp_path / "bank2"), str(tmp_path / "media"), profile=ui_app.ctl.profile())
+    other = Engine(str(tmp_path / "bank2"), media_dir=str(tmp_path / "media"), profile=ui_app.ctl.profile())
     assert other.settings["reducer"] == "pool2d"  # per bank, not global
     other.close()
 
@@ -241,8 +241,11 @@ def test_realtime_and_concurrent_sources_and_a_slow_answer_block_nothing(client,
     ctl = ui_app.ctl
     real_ask = ctl.ask
 
-    class SlowPieces:
+    class SlowAnswer:
         answered = True
+
+        def __init__(self, citations):
+            self.citations = citations
 
         def __iter__(self):
             for i in range(6):
@@ -250,8 +253,7 @@ def test_realtime_and_concurrent_sources_and_a_slow_answer_block_nothing(client,
                 yield f"piece{i} "
 
     def slow_ask(question, **kw):
-        _, cites = real_ask(question, **kw)
-        return SlowPieces(), cites
+        return SlowAnswer(real_ask(question, **kw).citations)
 
     t_start = time.time()
     msg, _ = client.predict(None, ui_app.media.video, "rt", "real time", 0, False, api_name="/start_file")
@@ -294,11 +296,12 @@ def test_live_stream_clock_continues_after_stop_and_start(ui_app):
     frame = np.zeros((120, 160, 3), np.uint8)
 
     def run_for(seconds: float, shade: int):
-        r = ctl.start_webcam(sid)
+        ctl.start("push", stream=sid)
+        r = ctl.handle(sid)
         end = time.time() + seconds
         while time.time() < end:
             frame[:] = shade
-            ctl.push_webcam(sid, frame)
+            ctl.push_frame(sid, frame)
             time.sleep(0.1)
         for _ in range(40):  # a burst: the live queue keeps only the latest frame
             r.source.push(frame, r.t_offset + time.monotonic() - r.source._t0)
@@ -323,12 +326,13 @@ def test_live_stream_clock_continues_after_stop_and_start(ui_app):
 
 def test_summarize_reports_progress_and_writes_markdown(ui_app):
     calls = []
-    md, path = ui_app.ctl.summarize("client-scenes", lambda f, d="": calls.append((f, d)))
+    s = ui_app.ctl.summarize("client-scenes", lambda f, d="": calls.append((f, d)))
+    md, path = s.markdown, s.path
     assert path.endswith(".md") and open(path, encoding="utf-8").read() == md
     assert "00:00:" in md
     fr = [f for f, _ in calls]
     assert len(calls) >= 2 and fr == sorted(fr) and calls[-1][0] == 1.0, calls
-    from ui.runtime import UIError
+    from engine import EngineError as UIError
 
     with pytest.raises(UIError):
         ui_app.ctl.summarize("")

@@ -1,0 +1,241 @@
+"""The Engine: the one object the CLI (app.py), the UI (ui/) and the HTTP API (api/) drive.
+
+    engine = Engine("~/.vigil/bank", media_dir="media")     # opens the bank (the one writer of it)
+    info = engine.start("talk.mp4", stream="talk")            # a StreamInfo; ingestion runs in the background
+    engine.streams()                                          # [StreamInfo]: starting|running|finished|stopped|error
+    answer = engine.ask("what was on the slide?", k=5)        # an Answer: iterate for text; .citations at once
+    engine.summarize("talk").markdown                         # minutes (models/meeting.py)
+    engine.memories(stream="talk", start=0, end=60)           # [{"id", "stream", "start", "end", "evidence", ...}]
+    engine.close()
+
+Models are loaded once per process, lazily, and shared by every stream (engine/profiles.py); asking goes
+through models/ask.py's `ask()`, summaries through models/meeting.py. Every method is thread-safe and returns
+plain data or the typed objects of engine/streams.py and engine/answers.py; every user-facing failure is an
+EngineError with one line. Ingest rules are the same for every face: the same file with the same settings gives
+the same memories (speech, on-screen text and tags are always extracted; `meeting` only marks a stream as a
+meeting for the minutes), and a live stream started again under its id continues its clock.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from typing import Callable, Optional
+
+from . import media as media_rules
+from . import profiles
+from .answers import Answer, Summary
+from .errors import EngineError, as_engine_errors
+from .ingest import StreamsMixin
+from .profiles import ModelSpec
+from .views import BankViewsMixin
+
+DEFAULT_SETTINGS = {"model": "lite", "reducer": "pool2d", "budget": 32, "clip_seconds": 2.0, "fps": 1.0}
+SETTINGS_KEY = "ui.settings"    # per-bank settings (the name predates the engine; banks keep theirs)
+PARTS = ("ingest", "ask")       # what a profile is loaded for: evidence extractors / the answerer
+
+
+class Engine(StreamsMixin, BankViewsMixin):
+    """One bank, one model profile, the running streams, ask and summarize. See the module docstring.
+
+    bank_dir: opened for writing (one writer per bank; a second gets EngineError kind "conflict") unless
+      readonly (asking and summarizing only); or an open MemoryBank, which the engine uses and leaves open.
+    media_dir: when given, file sources and uploads resolve inside it only (the UI's and the API's rule);
+      without it any path is taken (the CLI: a user's own files).
+    model/device/trust_remote_code/retrieval/text_evidence: the profile (model None: the bank's saved setting,
+      default the offline lite profile). profile: an already loaded profile, used while the model setting
+      stays what it was.
+    parts: what the profile is loaded for ("ingest": evidence extractors; "ask": the answerer).
+    """
+
+    def __init__(self, bank_dir: str, *, media_dir: Optional[str] = None, model: Optional[str] = None,
+                 device: Optional[str] = None, trust_remote_code: bool = False, retrieval: Optional[str] = None,
+                 text_evidence: bool = False, readonly: bool = False, profile=None,
+                 max_upload_bytes: int = media_rules.DEFAULT_MAX_UPLOAD, parts: tuple = PARTS):
+        from memory.bank import MemoryBank
+
+        if isinstance(bank_dir, MemoryBank):  # an open bank: used, not closed, by this engine
+            self.bank, self._owns_bank, readonly = bank_dir, False, bank_dir.readonly
+        else:
+            with as_engine_errors():
+                self.bank = MemoryBank(bank_dir, readonly=readonly)
+            self._owns_bank = True
+        self.readonly = readonly
+        self.media_dir = os.path.realpath(media_dir) if media_dir else None
+        if self.media_dir and not readonly:
+            os.makedirs(self.media_dir, exist_ok=True)
+        self.device, self.trust_remote_code = device, trust_remote_code
+        self.retrieval, self.text_evidence = retrieval, text_evidence
+        self.max_upload_bytes = max_upload_bytes
+        self.parts = tuple(parts)
+        saved = self.bank.get_meta(SETTINGS_KEY, {}) or {}
+        self.settings = {**DEFAULT_SETTINGS, **{k: v for k, v in saved.items() if k in DEFAULT_SETTINGS}}
+        if model:  # an explicit model wins over the saved one for this run
+            self.settings["model"] = model
+        self._given = (self.settings["model"], profile) if profile is not None else None
+        self._lock = threading.RLock()
+        self._profile_lock = threading.Lock()
+        self._runs: dict = {}  # stream id -> StreamRun
+        self._bytes_cache = (0.0, 0)
+
+    # ---- models ----------------------------------------------------------------------------------
+
+    def spec(self) -> ModelSpec:
+        model = str(self.settings.get("model") or "lite").strip() or "lite"
+        return ModelSpec(None if model == "lite" else model, self.device, self.trust_remote_code, self.retrieval,
+                         self.text_evidence)
+
+    def profile(self):
+        """The loaded profile for the current model setting (loaded once per process, on first use)."""
+        if self._given is not None and self._given[0] == self.settings["model"]:
+            return self._given[1]
+        with self._profile_lock:
+            return profiles.load(self.spec(), evidence="ingest" in self.parts, answerer="ask" in self.parts)
+
+    def warm_up(self) -> threading.Thread:
+        """Load the profile in the background so the first action does not wait for it: the encoder (for ingest)
+        and the answerer's LLM (for questions) too, which are otherwise loaded on first use."""
+        def run():
+            try:
+                prof = self.profile()
+                if "ingest" in self.parts:
+                    getattr(prof.encoder, "loaded", None)
+                if "ask" in self.parts and isinstance(getattr(type(prof.answerer), "llm", None), property):
+                    prof.answerer.llm
+            except EngineError as e:
+                import logging
+
+                logging.getLogger("vigil.engine").warning("%s", e)
+
+        t = threading.Thread(target=run, daemon=True, name="vigil-warmup")
+        t.start()
+        return t
+
+    # ---- ask / summarize -------------------------------------------------------------------------
+
+    def ask(self, question: str = "", *, k: int = 5, streams: Optional[list] = None, image=None, history=(),
+            start: Optional[float] = None, end: Optional[float] = None, **options) -> Answer:
+        """Ask the bank (models/ask.py's one ask path): an Answer whose citations are ready and whose text
+        streams as it is iterated. streams: only these; start/end: only memories overlapping that span of media
+        time; image: an RGB array to search by example; options go to models.ask.ask."""
+        t0 = time.perf_counter()
+        question = (question or "").strip()
+        if not question and image is None:
+            raise EngineError("ask needs a question or an example image")
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            raise EngineError(f"k must be a whole number, got {k!r}") from None
+        if not 1 <= k <= 100:
+            raise EngineError("k must be between 1 and 100")
+        streams = [str(s) for s in streams] if streams else None
+        if streams:
+            known = {s["stream"] for s in self.bank.streams()}
+            unknown = [s for s in streams if s not in known]
+            if unknown:
+                raise EngineError(f"unknown stream {unknown[0]!r}", "not_found")
+        t_range = None
+        if start is not None or end is not None:
+            t_range = (float(start or 0.0), float(end) if end is not None else 1e12)
+            if t_range[1] < t_range[0]:
+                raise EngineError("end must not be before start")
+        profile = self.profile()
+        t_loaded = time.perf_counter()
+        from models.ask import ask
+
+        with as_engine_errors():
+            pieces, citations = ask(self.bank, profile, question, k=k, image=image, streams=streams,
+                                    history=list(history or ()), t_range=t_range, **options)
+        return Answer(pieces, citations, load_ms=(t_loaded - t0) * 1000, t_asked=t0)
+
+    def answer(self, question: str = "", **kw) -> dict:
+        """ask(), generated to the end: DESIGN.md's Answer {"answer", "citations", "usage", "latency"}."""
+        return self.ask(question, **kw).collect().to_dict()
+
+    def summarize(self, stream: Optional[str] = None, progress: Optional[Callable[[float, str], None]] = None,
+                  save: bool = True) -> Summary:
+        """Meeting minutes of one stream (the bank's only stream when None). progress(fraction, what) is called
+        as it goes, last with 1.0. save: also write <bank>/minutes/<stream>.md (writable banks)."""
+        if stream is not None and not str(stream).strip():
+            raise EngineError("choose a stream to summarize")
+        from models.meeting import stream_minutes
+
+        def cb(done, total, what=""):
+            if progress is not None:
+                progress(min(1.0, done / max(1, total)), what)
+
+        with as_engine_errors():
+            profile = self.profile()
+            minutes = stream_minutes(self.bank, profile, stream, cb)
+        if progress is not None:
+            progress(1.0, "done")
+        md = minutes.to_markdown()
+        name = stream or next(s["stream"] for s in self.bank.streams() if s["memories"])
+        path = None
+        if save and not self.readonly:
+            out_dir = os.path.join(self.bank.path, "minutes")
+            os.makedirs(out_dir, exist_ok=True)
+            path = os.path.join(out_dir, re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80] + ".md")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(md)
+        return Summary(stream=name, markdown=md, minutes=minutes.to_dict(), path=path)
+
+    # ---- settings --------------------------------------------------------------------------------
+
+    @staticmethod
+    def reducers() -> list[str]:
+        """The token reducers a stream can use (the `reducer` setting)."""
+        from reducers import METHODS
+
+        return list(METHODS)
+
+    def save_settings(self, **kw) -> dict:
+        """Change and save this bank's settings (model, reducer, budget, clip_seconds, fps): sources started from
+        now on use them. Returns the settings."""
+        from reducers import REDUCERS
+
+        s = dict(self.settings)
+        s.update({k: v for k, v in kw.items() if k in DEFAULT_SETTINGS and v is not None})
+        s["model"] = str(s["model"]).strip() or "lite"
+        if s["reducer"] not in REDUCERS:
+            raise EngineError(f"unknown reducer {s['reducer']!r}")
+        try:
+            s["budget"], s["clip_seconds"], s["fps"] = int(s["budget"]), float(s["clip_seconds"]), float(s["fps"])
+        except (TypeError, ValueError):
+            raise EngineError("budget, clip length and fps must be numbers") from None
+        if s["budget"] <= 0 or s["clip_seconds"] <= 0 or s["fps"] <= 0:
+            raise EngineError("budget, clip length and fps must be > 0")
+        with self._lock:
+            self.settings = s
+            if not self.readonly:
+                self.bank.set_meta(SETTINGS_KEY, s)
+        return dict(s)
+
+    # ---- process ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def system() -> dict:
+        """This process and machine: {"rss_mb", "ram_used_pct", "cpu_pct"} and GPU memory when there is one."""
+        import psutil
+        import torch
+
+        vm = psutil.virtual_memory()
+        d = {"rss_mb": psutil.Process().memory_info().rss / 2**20, "ram_used_pct": vm.percent,
+             "cpu_pct": psutil.cpu_percent(interval=None)}
+        if torch.cuda.is_available():
+            d["gpu_alloc_mb"] = torch.cuda.memory_allocated() / 2**20
+            d["gpu_reserved_mb"] = torch.cuda.memory_reserved() / 2**20
+            d["gpu_total_mb"] = torch.cuda.get_device_properties(0).total_memory / 2**20
+        return d
+
+    def close(self) -> None:
+        self.stop_all()
+        if self._owns_bank:
+            self.bank.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -107,6 +107,14 @@ def tokenizer_dir(family: str) -> str:
 def build(name: str):
     """Random-weight full-size model on the GPU in bf16, wrapped in our adapter (same code as load_vlm
     after from_pretrained)."""
+    model, tok, tdir, adapter_cls = random_model(name)
+    ad = adapter_cls(model, tok, tdir, torch.device("cuda"), torch.bfloat16, name=name + " (random weights)")
+    return ad
+
+
+def random_model(name: str, device: str = "cuda"):
+    """(model, tokenizer, tokenizer_dir, adapter class): the full-size config of MODELS[name] with random weights,
+    bf16, on `device`. bench/ask_gpu.py saves it with save_pretrained and loads it through the product."""
     from transformers import AutoTokenizer
     spec = MODELS[name]
     tdir = tokenizer_dir(spec["family"])
@@ -116,7 +124,7 @@ def build(name: str):
     prev = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
-        with torch.device("cuda"):
+        with torch.device(device):
             if spec["family"] == "qwen2_5_vl":
                 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
                 from models.vlm.qwen import QwenVLAdapter
@@ -142,8 +150,7 @@ def build(name: str):
     finally:
         torch.set_default_dtype(prev)
     model = model.to(torch.bfloat16).eval()
-    ad = adapter_cls(model, tok, tdir, torch.device("cuda"), torch.bfloat16, name=name + " (random weights)")
-    return ad
+    return model, tok, tdir, adapter_cls
 
 
 # ------------------------------------------------------------------------------------------ encoder

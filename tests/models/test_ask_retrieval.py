@@ -76,3 +76,35 @@ def test_evidence_rerank_applies_without_the_lite_answerer(tmp_path, embedder):
         assert len(cites) == 1 and "minute 7" in cites[0]["evidence"], cites
     finally:
         bank.close()
+
+
+class _Streams:
+    """A bank stand-in that only answers streams() (and counts the calls)."""
+
+    def __init__(self, last_ts):
+        self.rows = [{"stream": f"s{i}", "last_t": t} for i, t in enumerate(last_ts)]
+        self.calls = 0
+
+    def streams(self):
+        self.calls += 1
+        return self.rows
+
+
+@pytest.mark.parametrize("question", [
+    "what happened?", "who came in through the side door", "how many cars passed", "what did she say about 12 items",
+    "what happened in the last 5 minutes?", "what was shown at 12:30", "between 5 and 5 minutes",
+    "after 10:00 who left", "before 0:00", "in the first half", "just now", "at the end", "the last hour"])
+def test_time_windows_reads_the_bank_only_for_a_time_phrase(question):
+    """A question naming no time is answered without scanning the bank's streams (a full scan of every memory row);
+    with a time phrase the windows are those of the full path, on every clock (0, short, long, 10 h)."""
+    from models.assistant import parse_time_filter
+
+    clocks = [0.0, 30.0, 600.0, 36000.0]
+    bank = _Streams(clocks)
+    wins = time_windows(question, bank, None)
+    full = {f"s{i}": w for i, t in enumerate(clocks) if (w := parse_time_filter(question, t)) is not None}
+    if not full:
+        assert wins == {} and bank.calls == 0
+    else:
+        assert bank.calls == 1
+        assert wins == ({None: next(iter(full.values()))} if len(set(full.values())) == 1 and len(full) == 4 else full)

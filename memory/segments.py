@@ -28,7 +28,7 @@ import numpy as np
 SEAL_AT = 8192          # keys per (space, stream) tail before it is sealed into a segment
 ANN_MIN = 4096          # a segment this large gets an IVF index; smaller ones stay exact (Flat)
 NPROBE = 16             # IVF lists probed per segment
-OVERFETCH = 4           # candidates per wanted hit taken from each segment before exact rescoring
+SLACK = 16              # extra candidates per segment beyond k, rescored exactly
 
 
 def _single_threaded_search() -> None:
@@ -268,23 +268,36 @@ class KeyIndex:
                 for d, i in zip(D[0], I[0]):
                     if i >= 0:
                         found[int(i)] = float(d)
-        cand: set[int] = set()
-        for s in segs:
-            idx = self._load(s, rebuild)
-            kk = min(k * OVERFETCH, idx.ntotal)
-            if kk <= 0:
-                continue
-            ivf = faiss.try_extract_index_ivf(idx.index) if hasattr(faiss, "try_extract_index_ivf") else None
-            if ivf is not None:
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=NPROBE) if sel else faiss.SearchParametersIVF(nprobe=NPROBE)
-            else:
-                params = faiss.SearchParameters(sel=sel) if sel else None
-            _, I = idx.search(q, kk, params=params)
-            cand.update(int(i) for i in I[0] if i >= 0 and int(i) not in found)
-        if cand:
-            keys = exact(sorted(cand))
-            for i, v in keys.items():
-                found[i] = float(np.dot(v, q[0]))
+        # segments: approximate scores (SQ8 codes), then the best few are rescored with their exact keys from SQLite
+        # in one batch (deleted memories come back missing and drop out); more are fetched if deletions ate into k
+        want = k + max(SLACK, k // 4)
+        for attempt in range(3):
+            approx: dict[int, float] = {}
+            for s in segs:
+                idx = self._load(s, rebuild)
+                kk = min(want, idx.ntotal)
+                if kk <= 0:
+                    continue
+                if faiss.try_extract_index_ivf(idx.index) is not None:
+                    params = faiss.SearchParametersIVF(sel=sel, nprobe=NPROBE) if sel else faiss.SearchParametersIVF(nprobe=NPROBE)
+                else:
+                    params = faiss.SearchParameters(sel=sel) if sel else None
+                D, I = idx.search(q, kk, params=params)
+                for d, i in zip(D[0], I[0]):
+                    if i >= 0 and int(i) not in found:
+                        approx[int(i)] = max(float(d), approx.get(int(i), -2.0))
+            if not approx:
+                break
+            best = sorted(approx, key=lambda i: -approx[i])[:want]
+            keys = exact(best)
+            if keys:
+                ids = list(keys)
+                scores = np.stack([keys[i] for i in ids]) @ q[0]
+                found.update(zip(ids, scores.tolist()))
+            missing = len(best) - len(keys)
+            if missing == 0 or len(found) >= k or len(approx) < want:
+                break
+            want *= 4  # tombstones (deleted memories) among the candidates: look deeper
         return sorted(found.items(), key=lambda x: (-x[1], x[0]))[:k]
 
     def reconstruct(self, mid: int, space: str) -> Optional[np.ndarray]:

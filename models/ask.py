@@ -214,7 +214,8 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
                        f"ingested with{hint}")
     windows = ({None: t_range} if t_range is not None else
                (time_windows(question, bank, streams, now=until) if question else {}))
-    pool = max(4 * k, 32) if question else k
+    # a pool of candidates for the evidence rerank, only where there is text evidence to rerank by
+    pool = max(4 * k, 32) if question and any(sp.startswith("text:") for sp in spaces) else k
     if until is not None:
         # windows overlap-match (t1 > lo and t0 < hi): cap them at `until`, then drop the clips running past it;
         # those are the ones straddling `until` (at most one per stream), so ask for that many more

@@ -10,6 +10,7 @@ in the same space, so `ask` works by text.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Optional, Sequence
 
 import numpy as np
@@ -53,6 +54,8 @@ class RetrievalEncoder:
         self.mean, self.std = (norm_stats(pp) if self.kind.startswith("siglip")
                                else norm_stats(pp, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))
         self.max_text = int(getattr(cfg.text_config, "max_position_embeddings", 64) or 64)
+        self._graph = None          # CUDA graph of the text tower for one max_length query (SigLIP), built lazily
+        self._graph_lock = threading.Lock()
         with torch.inference_mode():
             probe = self.encode_text(["probe"])
         self.key_dim = int(probe.shape[-1])
@@ -102,4 +105,38 @@ class RetrievalEncoder:
         kw = {"input_ids": enc["input_ids"].to(self.device)}
         if not self.kind.startswith("siglip") and "attention_mask" in enc:
             kw["attention_mask"] = enc["attention_mask"].to(self.device)
+        if len(texts) == 1 and "attention_mask" not in kw:
+            out = self._graphed_text(kw["input_ids"])
+            if out is not None:
+                return out
         return F.normalize(_features(self.model.get_text_features(**kw)).float(), dim=-1).cpu()
+
+    def _graphed_text(self, ids: torch.Tensor) -> Optional[torch.Tensor]:
+        """One question's text key through a CUDA graph of the tower (a fixed [1, max_length] input, as SigLIP pads):
+        27 layers at batch 1 are launch-bound, and a replay is one launch. None off CUDA or if capture fails."""
+        if self.device.type != "cuda" or self._graph is False or os.environ.get("VIGIL_CUDA_GRAPHS", "1") == "0":
+            return None
+        with self._graph_lock:  # one static buffer: concurrent askers take turns (a replay is ~1-3 ms)
+            if self._graph is None:
+                try:
+                    static_in = ids.clone()
+                    side = torch.cuda.Stream(self.device)
+                    side.wait_stream(torch.cuda.current_stream(self.device))
+                    with torch.cuda.stream(side):
+                        for _ in range(2):  # warm-up outside the capture (lazy inits, autotuning)
+                            _features(self.model.get_text_features(input_ids=static_in))
+                    torch.cuda.current_stream(self.device).wait_stream(side)
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        static_out = F.normalize(_features(self.model.get_text_features(input_ids=static_in)).float(),
+                                                 dim=-1)
+                    self._graph = (graph, static_in, static_out)
+                except Exception:  # noqa: BLE001 - eager is always correct
+                    self._graph = False
+                    return None
+            graph, static_in, static_out = self._graph
+            if static_in.shape != ids.shape:
+                return None
+            static_in.copy_(ids)
+            graph.replay()
+            return static_out.cpu()

@@ -43,6 +43,7 @@ class Snippet:
     score: float = 0.0
     attribute: float = 0.0   # BM25 (scaled) of what the question asks besides its names
     semantic: float = 0.0    # MiniLM cosine with the question (0 without an embedder)
+    asked: float = 0.0       # MiniLM cosine of what the question asks (its names left out) with the snippet's value
 
     def stamped(self) -> str:
         return f"{fmt_span(self.t0, self.t1)} {self.text}"
@@ -71,10 +72,16 @@ def snippets(memories: Sequence[MemoryView], kinds: Sequence[str] = ("asr", "ocr
             if k == "tags":
                 parts = [v]
             elif k == "asr":
-                parts = sentences(v)
+                parts = []
+                for sent in sentences(v):  # a fragment ("operating system.") belongs to the sentence before it
+                    if parts and len(words(sent)) < 4:
+                        parts[-1] = f"{parts[-1]} {sent}"
+                    else:
+                        parts.append(sent)
             else:  # slide lines carry their slide's title (the first line) so "Team lead: Maria" keeps its topic
                 lines = [x.strip() for x in str(v).splitlines() if x.strip()]
-                parts = lines[:1] + [f"{lines[0]} — {x}" for x in lines[1:]]
+                # a title alone says only what the slide is about; its lines carry it
+                parts = [f"{lines[0]} — {x}" for x in lines[1:]] or lines[:1]
             for s in parts:
                 s = s.strip()
                 if not s:
@@ -179,18 +186,19 @@ class Relevance:
     `semantic` hold the parts per snippet and `asks_attribute` whether the question asks more than its names."""
 
     def __init__(self, embedder=None, sem_weight: float = 0.6, context_factor: float = 0.7,
-                 absent_factor: float = 0.4):
+                 absent_factor: float = 0.4, asked_weight: float = 0.6):
         self.embedder = embedder
         self.sem_weight = sem_weight
+        self.asked_weight = asked_weight
         self.context_factor = context_factor
         self.absent_factor = absent_factor
-        self.lexical = self.semantic = self.attribute = np.zeros(0, np.float32)
+        self.lexical = self.semantic = self.attribute = self.asked = np.zeros(0, np.float32)
         self.asks_attribute = False
 
     def score(self, question: str, snips: Sequence[Snippet], context: Optional[Sequence[str]] = None) -> np.ndarray:
         n = len(snips)
         if not n:
-            self.lexical = self.semantic = self.attribute = np.zeros(0, np.float32)
+            self.lexical = self.semantic = self.attribute = self.asked = np.zeros(0, np.float32)
             self.asks_attribute = False
             return np.zeros(0, np.float32)
         texts = [s.text for s in snips]
@@ -213,16 +221,23 @@ class Relevance:
         qt = qtype(question)
         bonus = np.array([type_bonus(qt, t) for t in texts], np.float32)
         sem = np.zeros(n, np.float32)
+        asked = np.zeros(n, np.float32)
         if self.embedder is not None:
             try:
-                v = self.embedder.encode([question] + texts)
-                sem = (v[1:] @ v[0]).astype(np.float32)
+                # what is asked, in meaning: the question without its names against the line's value (a
+                # paraphrase such as "money set aside" shares no word with "Budget: 35 million dollars")
+                bare = re.sub(r"\s+", " ", " ".join(w for w in re.findall(r"\S+", question)
+                                                    if re.sub(r"\W", "", w).lower() not in names)).strip()
+                v = self.embedder.encode([question, bare or question] + texts + [s.value for s in snips])
+                sem = (v[2:2 + n] @ v[0]).astype(np.float32)
+                asked = (v[2 + n:] @ v[1]).astype(np.float32)
             except Exception as e:  # noqa: BLE001
                 log.warning("embedder failed: %s", e)
-        self.lexical, self.semantic, self.attribute = lexical, sem, att
+        self.lexical, self.semantic, self.attribute, self.asked = lexical, sem, att, asked
         self.asks_attribute = bool(attr_q)
         hit = (lexical > 0) | (sem > 0.3)
-        return factor * (0.5 * att + 0.5 * lexical + self.sem_weight * sem + 0.25 * bonus * hit)
+        return factor * (0.5 * att + 0.5 * lexical + self.sem_weight * sem + self.asked_weight * asked
+                         + 0.25 * bonus * hit)
 
 
 def evidence_rerank(question: str, memories) -> list[float]:

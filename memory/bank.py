@@ -744,6 +744,31 @@ class MemoryBank:
             raise BankError(f"memory {memory_id}: shard {shard} is truncated")
         return CarrierRecord.from_bytes(raw, m, d)
 
+    def carriers(self, ids: Sequence[int]) -> dict[int, CarrierRecord]:
+        """Several memories' carriers at once: one row query, one open per shard file, reads in file order."""
+        if not ids:
+            return {}
+        q = ",".join("?" * len(ids))
+        rows = self._rd().execute(f"SELECT id, shard, offset, nbytes, m, d FROM memories WHERE id IN ({q}) "
+                                  "AND shard IS NOT NULL ORDER BY shard, offset", list(ids)).fetchall()
+        out: dict[int, CarrierRecord] = {}
+        f, open_shard = None, None
+        try:
+            for mid, shard, offset, nbytes, m, d in rows:
+                if shard != open_shard:
+                    if f is not None:
+                        f.close()
+                    f, open_shard = open(self._shard_path(shard), "rb"), shard
+                f.seek(offset)
+                raw = f.read(nbytes)
+                if len(raw) != nbytes:
+                    raise BankError(f"memory {mid}: shard {shard} is truncated")
+                out[mid] = CarrierRecord.from_bytes(raw, m, d)
+        finally:
+            if f is not None:
+                f.close()
+        return out
+
     def thumbnail_path(self, memory_id: int) -> Optional[str]:
         m = self.get([memory_id])
         return os.path.join(self.path, m[0].thumb) if m and m[0].thumb else None

@@ -29,22 +29,22 @@ def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
     found by its words alone); the order comes from RRF when there are several rankings.
     """
     streams = list(streams) if streams else None
+    spaces = [s for s in query_keys if s in set(bank.key_spaces())]
+    if not spaces:
+        return []
+    # words refine a dense search; they never stand in for a missing key space
+    lexical = bank.text_search(text, k=k * pool, t_range=t_range, streams=streams) if text else []
+    deep = k * pool if len(spaces) + bool(lexical) > 1 else k  # fusion needs candidates beyond each list's top k
     rankings, best = [], {}
-    for space, q in query_keys.items():
-        if space not in bank.key_spaces():
-            continue
-        hits = bank.search(q, k=k * pool, space=space, t_range=t_range, streams=streams)
+    for space in spaces:
+        hits = bank.search(query_keys[space], k=deep, space=space, t_range=t_range, streams=streams)
         rankings.append(hits)
         for mid, s in hits:
             best[mid] = max(best.get(mid, -1.0), s)
-    if text and rankings:  # words refine a dense search; they never stand in for a missing key space
-        lexical = bank.text_search(text, k=k * pool, t_range=t_range, streams=streams)
-        if lexical:
-            rankings.append(lexical)
-            for mid, _ in lexical:
-                best.setdefault(mid, 0.0)
-    if not rankings:
-        return []
+    if lexical:
+        rankings.append(lexical)
+        for mid, _ in lexical:
+            best.setdefault(mid, 0.0)
     order = rrf(rankings) if len(rankings) > 1 else rankings[0]
     ids = [mid for mid, _ in order[:k]]
     out = bank.get(ids)

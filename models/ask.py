@@ -16,6 +16,7 @@ raise AskError with one line before anything is generated.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -136,22 +137,26 @@ def memory_views(bank, profile, memories) -> list[MemoryView]:
     from memory.carriers import to_carrier
 
     need = consumes_of(profile)
+    wanted = [m.id for m in memories if need.carriers and m.m and m.space == need.space and m.d == need.width]
+    records = bank.carriers(wanted) if wanted else {}
     views = []
     for m in memories:
-        carrier = None
-        if need.carriers and m.m and m.space == need.space and m.d == need.width:
-            carrier = to_carrier(bank.carrier(m.id))
         ev = dict(m.evidence) if need.evidence else {}
         if need.screen:
             ev["screen"] = screen_title(bank, m)
-        views.append(MemoryView(m.id, m.stream, m.t0, m.t1, m.score, carrier, ev, bank.thumbnail_path(m.id),
-                                getattr(m, "steps", None)))
+        views.append(MemoryView(m.id, m.stream, m.t0, m.t1, m.score, to_carrier(records.get(m.id)), ev,
+                                thumb_path(bank, m), getattr(m, "steps", None)))
     return views
+
+
+def thumb_path(bank, m) -> Optional[str]:
+    """Absolute path of a retrieved memory's thumbnail (from its row: no lookup per memory)."""
+    return os.path.join(bank.path, m.thumb) if getattr(m, "thumb", None) else None
 
 
 def citations_of(bank, memories) -> list[dict]:
     """Citation dicts with absolute thumbnail paths (DESIGN.md's Answer contract); tokens 0 until placed."""
-    return [{**m.citation(), "thumbnail": bank.thumbnail_path(m.id), "tokens": 0} for m in memories]
+    return [{**m.citation(), "thumbnail": thumb_path(bank, m), "tokens": 0} for m in memories]
 
 
 def time_windows(question: str, bank, streams: Optional[Sequence[str]],

@@ -99,16 +99,17 @@ class OcrEvidence:
         since = self.gate.pending_since if self.gate.pending_since is not None else frame.t
         lines = crop_lines(self.reader, frame.image, read)
         self.calls += 1
-        self.gate.done(frame.image, frame.t, read, bool(lines))
         if read.kind == "scroll":  # the strip's lines join what is on screen; the title stays the screen's
+            self.gate.done(frame.image, frame.t, read, bool(lines))
             pool = list(self.dedup.prev)
             fresh = [ln for ln in lines if not self.dedup._seen(ln, [_norm(p) for p in pool])]
-            self.dedup.prev = (pool + fresh)[-300:]
+            self.dedup.prev = (pool + fresh)[-40:]  # about a screenful: a line met again further down is new
             title = self.dedup.title
             if fresh and title and title not in fresh:
                 fresh = [title] + fresh
             return fresh, since
         fresh = self.dedup.update(lines)
+        self.gate.done(frame.image, frame.t, read, bool(lines), new_lines=len(fresh))
         if fresh and lines and lines[0] not in fresh:
             fresh = [lines[0]] + fresh  # keep the slide's title first: it names the section and the topic
         return fresh, since

@@ -283,45 +283,62 @@ class ScreenWatcher:
         self.max_backoff_s = max_backoff_s
         self.scroll_residual = scroll_residual
         self.ref: Optional[np.ndarray] = None
+        self.ref_full: Optional[np.ndarray] = None  # full-resolution rows, every 4th column: sub-cell shifts
         self.last_t: Optional[float] = None
         self.backoff = 0.0
         self.pending_since: Optional[float] = None
         self.reads = {"screen": 0, "scroll": 0}
         self.skipped = 0
 
-    def _shift(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> Optional[tuple[int, int, int]]:
-        """(dy, lo, hi): the rows lo..hi (those that changed; a fixed title bar or footer does not) moved up
-        (dy > 0) or down (dy < 0) by dy rows, when cur is ref shifted there (what changed in place is explained by
-        the shift); else None."""
+    @staticmethod
+    def _rows_full(rgb: np.ndarray) -> np.ndarray:
+        a = np.asarray(rgb)[:, ::4]
+        return (a[..., :3].astype(np.float32).mean(-1) if a.ndim == 3 else a.astype(np.float32))
+
+    def _shift(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray, full_ref: Optional[np.ndarray],
+               full_cur: np.ndarray) -> Optional[tuple[int, int, int]]:
+        """(dy, lo, hi) in full-resolution rows: rows lo..hi (those that changed; a fixed title bar or footer does
+        not) moved up (dy > 0) or down (dy < 0) by dy, when cur is ref shifted there (what changed in place is
+        explained by the shift); else None. Coarse search on the 1/4-scale pictures, then the exact shift on
+        full-resolution rows (a scroll is rarely a multiple of 4 pixels)."""
         rows = np.flatnonzero(mask.any(1))
         changed = int(mask.sum())
-        if changed < 0.01 * ref.size or rows.size < 8:  # a few changed characters: an edit in place
-            return None
-        lo, hi = int(rows[0]), int(rows[-1]) + 1
-        rb, cb = ref[lo:hi], cur[lo:hi]
+        if changed < 0.01 * ref.size or rows.size < 8 or full_ref is None or full_ref.shape != full_cur.shape:
+            return None  # a few changed characters: an edit in place
+        sc = self.scale
+        lo, hi = int(rows[0]) * sc, min(full_cur.shape[0], (int(rows[-1]) + 1) * sc)
+        rb, cb = full_ref[lo:hi], full_cur[lo:hi]
         h = hi - lo
-        step = max(1, ref.shape[1] // 64)  # search on a narrow picture, verify on the full one
-        r, c = rb[:, ::step], cb[:, ::step]
+        r, c = ref[lo // sc:hi // sc], cur[lo // sc:hi // sc]
+        hc = r.shape[0]
         errs = []
-        for dy in range(-(h * 3) // 4, (h * 3) // 4 + 1):
+        for dy in range(-(hc * 3) // 4, (hc * 3) // 4 + 1):
             if dy == 0:
                 continue
             a = r[dy:] if dy > 0 else r[:dy]
-            b = c[: h - dy] if dy > 0 else c[-dy:]
+            b = c[: hc - dy] if dy > 0 else c[-dy:]
             errs.append((float(np.abs(a - b).mean()), dy))
-        # lines of text repeat every line height, so several shifts look alike on the narrow picture: verify the
-        # best few on the full one
-        for _, dy in sorted(errs)[:6]:
+        cands = sorted({d for _, d0 in sorted(errs)[:6] for d in range(d0 * sc - sc + 1, d0 * sc + sc)} - {0})
+        best = None
+        for dy in cands:
+            if abs(dy) >= h:
+                continue
             a = rb[dy:] if dy > 0 else rb[:dy]
             b = cb[: h - dy] if dy > 0 else cb[-dy:]
-            moved = int((np.abs(a - b) > self.pixel_threshold).sum())
-            if moved <= 0.1 * changed and float(np.std(a)) >= 1.0:
-                return dy, lo, hi
-        return None
+            moved = float((np.abs(a - b) > self.pixel_threshold).mean())
+            if best is None or moved < best[0]:
+                best = (moved, dy, float(np.std(a)))
+        if best is None:
+            return None
+        before = float((np.abs(rb - cb) > self.pixel_threshold).mean())
+        if best[0] > 0.1 * before or best[2] < 1.0:
+            return None
+        return best[1], lo, hi
 
     @staticmethod
     def _blank_above(g: np.ndarray, y: int, limit: int) -> int:
         """The nearest row at or above y (at most `limit` rows up) with no ink: a gap between lines of text."""
+        y = max(0, y)
         rows = g.max(1) - g.min(1)
         for yy in range(min(y, g.shape[0] - 1), max(-1, y - limit - 1), -1):
             if rows[yy] < 12:
@@ -343,25 +360,37 @@ class ScreenWatcher:
             self.skipped += 1
             return None
         mask = np.abs(g - self.ref) > self.pixel_threshold
-        sh = self._shift(self.ref, g, mask)
+        sh = self._shift(self.ref, g, mask, self.ref_full, self._rows_full(image))
         if sh is not None:
             dy, lo, hi = sh
-            line = max(4, g.shape[0] // 12)  # room for a line that was cut at the edge the last time
+            if abs(dy) < H // 15 and t - self.last_t < 3 * self.min_interval_s - 1e-6:
+                self.skipped += 1  # less than a line of new text yet: wait for more (the shift accumulates)
+                return None
+            line = max(16, H // 12)  # room for a line that was cut at the edge the last time
+            gf = self._rows_full(image)
             if dy > 0:  # content moved up: new rows at the bottom of the moving part
-                y0 = self._blank_above(g, hi - dy - line, line)
-                y1 = hi if hi < g.shape[0] - 1 else g.shape[0]
-                return Read(y0 * self.scale, H if y1 >= g.shape[0] else y1 * self.scale, "scroll")
-            y1 = min(hi, lo - dy + line)
-            return Read(max(0, lo) * self.scale, y1 * self.scale, "scroll")
+                y0 = self._blank_above(gf, hi - dy - line, line)
+                return Read(y0, H if hi >= H - 4 else hi, "scroll")
+            return Read(lo, min(hi, lo - dy + line), "scroll")
         return Read(0, H, "screen")
 
-    def done(self, image: np.ndarray, t: float, read: Read, found_text: bool) -> None:
+    def done(self, image: np.ndarray, t: float, read: Read, found_text: bool, new_lines: int = 99) -> None:
+        """After a read: found_text, whether it found any; new_lines, how many lines were not on screen before.
+        A screen that keeps changing without new text (camera footage; a moving picture beside a caption) is read
+        less and less often: the wait doubles, up to max_backoff_s without text, up to 4 × min_interval_s with
+        text."""
         self.ref = _grey_small(image, self.scale)
+        self.ref_full = self._rows_full(image)
         self.last_t = t
         self.pending_since = None
         self.reads[read.kind] = self.reads.get(read.kind, 0) + 1
         if read.kind == "screen":
-            self.backoff = 0.0 if found_text else min(self.max_backoff_s, max(self.min_interval_s, 2 * self.backoff))
+            if not found_text:
+                self.backoff = min(self.max_backoff_s, max(self.min_interval_s, 2 * self.backoff))
+            elif new_lines < 2:
+                self.backoff = min(4 * self.min_interval_s, max(self.min_interval_s, 2 * self.backoff))
+            else:
+                self.backoff = 0.0
 
 
 def crop_lines(reader, image: np.ndarray, read: Read) -> list[str]:

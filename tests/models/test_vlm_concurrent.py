@@ -4,6 +4,7 @@ cache is overwritten by another's); a request beyond the slot pool waits for a s
 decoding step and its worker thread ends with it."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -30,7 +31,7 @@ def _load(mdir):
     At tiny.py's initializer range the answer hardly depends on the prompt (every question gets the same tokens),
     so an answer decoded over another request's KV cache could not be told apart; the vision tower, and so the
     bank's carriers and keys, are untouched."""
-    vlm = load_vlm(mdir, device="cpu")
+    vlm = load_vlm(mdir, device=os.environ.get("VIGIL_TEST_DEVICE", "cpu"))  # the H200 run sets cuda
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for _, p in sorted(vlm.language_model().layers.named_parameters()):

@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--no-scene-cut", action="store_true", help="never cut clips at scene changes")
     ing.add_argument("--connect-timeout", type=positive_float, default=10.0, help="give up on a camera that never answers")
     add_model_args(ing)
+    ing.add_argument("--watch", action="append", default=[], metavar="TEXT",
+                     help="alert when this happens in the stream (repeatable), e.g. \"tell me when someone mentions the "
+                          "budget\"; stored in the bank (see `watch list`)")
+    ing.add_argument("--watch-image", action="append", default=[], metavar="PNG",
+                     help="alert when the stream looks like this example picture (repeatable)")
+    ing.add_argument("--webhook", action="append", default=[], metavar="URL",
+                     help="POST every alert of this run to URL as JSON (repeatable)")
 
     ask = sub.add_parser("ask", help="ask a question about the bank")
     ask.add_argument("question", nargs="?", default="", help="the question")
@@ -123,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--api-token", default=os.environ.get("VIGIL_API_TOKEN"),
                     help="bearer token for the /v1 API (needed to serve it on a non-local --host)")
     add_model_args(ui)
+    add_watch_commands(sub)
     return p
 
 
@@ -138,6 +146,7 @@ def cmd_ingest(args) -> int:
     with engine_for(args.bank, args, parts=("ingest",)) as eng:
         for text in eng.repairs:
             print(f"vigil: repaired bank: {text}", file=sys.stderr)
+        last_alert = setup_watches(eng, args)
         info = eng.start(args.source, stream=args.stream, realtime=args.realtime, start=args.start, skim=args.skim,
                          duration=args.duration, fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer,
                          budget=args.budget, scene_cut=not args.no_scene_cut, meeting=args.meeting,
@@ -146,6 +155,7 @@ def cmd_ingest(args) -> int:
         word = "interrupted; " if interrupted else ""
         print(f"{word}stored {s.memories} memories from {s.stream!r} ({s.last_t:.1f}s of media, "
               f"{s.frames_sampled} frames sampled, {s.dropped} dropped) in {eng.path}")
+        report_alerts(eng, last_alert)
     return 0
 
 
@@ -422,6 +432,133 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise
         print(f"vigil: error: {type(e).__name__}: {e} (set VIGIL_DEBUG=1 for details)", file=sys.stderr)
         return 1
+
+
+# ---- watches and alerts --------------------------------------------------------------------------
+
+def add_watch_commands(sub) -> None:
+    w = sub.add_parser("watch", help="standing questions: alert when something happens (add, list, remove)")
+    wsub = w.add_subparsers(dest="watch_cmd", required=True)
+    add = wsub.add_parser("add", help="add a watch (it applies to every stream ingested from now on)")
+    add.add_argument("text", nargs="?", default="", help='e.g. "tell me when someone mentions the budget"')
+    add.add_argument("--bank", required=True)
+    add.add_argument("--image", default=None, metavar="PNG", help="an example picture to look for")
+    add.add_argument("--stream", default=None, help="only this stream (default: all streams)")
+    add.add_argument("--threshold", type=float, default=None, help="score in (0, 1] at which it alerts")
+    add.add_argument("--cooldown", type=float, default=None, help="seconds between two alerts on one stream (60)")
+    add.add_argument("--kind", default="auto", help="auto, speech, screen, text, image, motion, people or vlm")
+    add.add_argument("--webhook", default=None, metavar="URL", help="POST this watch's alerts to URL")
+    add.add_argument("--json", action="store_true")
+    ls = wsub.add_parser("list", help="the bank's watches")
+    ls.add_argument("--bank", required=True)
+    ls.add_argument("--json", action="store_true")
+    rm = wsub.add_parser("remove", help="remove a watch (its alerts stay)")
+    rm.add_argument("id", help="the watch's id (see `watch list`)")
+    rm.add_argument("--bank", required=True)
+    al = sub.add_parser("alerts", help="the alerts the bank's watches raised")
+    al.add_argument("--bank", required=True)
+    al.add_argument("--json", action="store_true", help="print a JSON list")
+    al.add_argument("--since", type=positive_float, default=None, metavar="SECONDS", help="only the last SECONDS")
+    al.add_argument("--stream", default=None, help="only this stream")
+    al.add_argument("--limit", type=positive_int, default=200, help="at most this many, the newest (200)")
+
+
+def watch_line(w: dict) -> str:
+    where = f"stream {w['stream']!r}" if w["stream"] else "all streams"
+    hook = f", webhook {w['webhook']}" if w.get("webhook") else ""
+    pic = f", example {w['image']}" if w.get("image") else ""
+    return (f"{w['id']}: {w['text'] or '(example image)'!r} ({w['kind']}, threshold {w['threshold']:g}, "
+            f"cooldown {w['cooldown']:g}s, {where}{pic}{hook})")
+
+
+def alert_line(a: dict) -> str:
+    ev = f" — {a['evidence']}" if a.get("evidence") else ""
+    return f"[{hms(a['start'])}–{hms(a['end'])}] {a['stream']}: {a['watch']!r} (score {a['score']:.2f}){ev}"
+
+
+def setup_watches(eng, args) -> int:
+    """ingest --watch/--watch-image/--webhook: everything checked first, then stored (for this stream). Returns
+    the id of the bank's last alert so far."""
+    from engine.sources import stream_id_for
+
+    sid = stream_id_for(args.source, args.stream)
+    for url in args.webhook:
+        from engine.watches import check_webhook
+
+        check_webhook(url)
+    specs = [dict(text="", image=p) for p in args.watch_image] + [dict(text=t) for t in args.watch]
+    for spec in specs:
+        eng.add_watch(**spec, stream=sid, dry_run=True)
+    for url in args.webhook:
+        eng.add_webhook(url)
+    for spec in specs:
+        note(f"watching for {watch_line(eng.add_watch(**spec, stream=sid))}")
+    old = eng.alerts(limit=1)
+    return old[-1]["id"] if old else 0
+
+
+def report_alerts(eng, after: int) -> None:
+    """After an ingest: wait for the last checks and webhook deliveries, then list this run's alerts."""
+    if not eng.watches():
+        return
+    if not eng.drain_alerts(60.0):
+        note("some watch checks or webhook deliveries had not finished after 60 s")
+    new = eng.alerts(after=after, limit=None)
+    st = eng.alert_stats()
+    print(f"{len(new)} alert(s)" + (":" if new else ""))
+    for a in new:
+        print("  " + alert_line(a))
+    if st["dropped"]:
+        note(f"{st['dropped']} memories were not checked against the watches (the check queue was full)")
+    if st["webhooks_failed"]:
+        note(f"{st['webhooks_failed']} webhook deliveries failed: {st['last_error']}")
+
+
+def cmd_watch(args) -> int:
+    from engine import Engine
+
+    if args.watch_cmd == "list":
+        if not os.path.exists(os.path.join(args.bank, "bank.sqlite")):
+            rows = []
+        else:
+            with Engine(args.bank, readonly=True) as eng:
+                rows = eng.watches()
+        if args.json:
+            print(json.dumps(rows))
+        elif not rows:
+            print("no watches (add one with `watch add TEXT --bank DIR`)")
+        for w in rows if not args.json else []:
+            print(watch_line(w))
+        return 0
+    with Engine(args.bank) as eng:
+        if args.watch_cmd == "add":
+            w = eng.add_watch(args.text, image=args.image, stream=args.stream, threshold=args.threshold,
+                              cooldown=args.cooldown, kind=args.kind, webhook=args.webhook)
+            print(json.dumps(w) if args.json else f"watch {watch_line(w)}")
+        else:
+            w = eng.remove_watch(args.id)
+            print(f"removed watch {w['id']}: {w['text'] or '(example image)'!r}")
+    return 0
+
+
+def cmd_alerts(args) -> int:
+    from engine import Engine
+
+    if not os.path.exists(os.path.join(args.bank, "bank.sqlite")):
+        raise CliError(f"no memory bank at {args.bank!r}")
+    with Engine(args.bank, readonly=True) as eng:
+        rows = eng.alerts(since=args.since, stream=args.stream, limit=args.limit)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no alerts" + (f" in the last {args.since:g} s" if args.since else ""))
+    for a in rows:
+        print(alert_line(a) + (f"\n    clip: {a['clip']}" if a.get("clip") else ""))
+    return 0
+
+
+COMMANDS.update(watch=cmd_watch, alerts=cmd_alerts)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 from . import media as media_rules
 from . import profiles
+from .alerts import WatchesMixin
 from .answers import Answer, Summary
 from .errors import EngineError, as_engine_errors
 from .ingest import StreamsMixin
@@ -36,7 +37,7 @@ SETTINGS_KEY = "ui.settings"    # per-bank settings (the name predates the engin
 PARTS = ("ingest", "ask")       # what a profile is loaded for: evidence extractors / the answerer
 
 
-class Engine(StreamsMixin, BankViewsMixin):
+class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
     """One bank, one model profile, the running streams, ask and summarize. See the module docstring.
 
     bank_dir: opened for writing (one writer per bank; a second gets EngineError kind "conflict") unless
@@ -231,6 +232,7 @@ class Engine(StreamsMixin, BankViewsMixin):
 
     def close(self) -> None:
         self.stop_all()
+        self._close_alerts()
         if self._owns_bank:
             self.bank.close()
 

@@ -128,6 +128,7 @@ class StreamsMixin:
         pipe = IngestPipeline(src, self.bank, profile.encoder, stream_id=sid, config=cfg,
                               evidence=profiles.evidence_for(profile, sid), text_embedder=profile.text_embedder,
                               key_encoder=profile.key_encoder, source_label=label)
+        self._watch_pipeline(pipe, sid, path if kind == "file" else None)  # watches check every new memory
         sampler = None
         if kind == "push":
             from stream.sources import Sampler

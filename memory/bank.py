@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS keys (memory_id INTEGER NOT NULL, space TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS segments (seg INTEGER PRIMARY KEY, space TEXT NOT NULL, stream TEXT NOT NULL,
   file TEXT NOT NULL, n INTEGER, dim INTEGER, t0 REAL, t1 REAL, created REAL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, stream TEXT, kind TEXT, t REAL, wall REAL, detail TEXT);
+CREATE TABLE IF NOT EXISTS watches (id INTEGER PRIMARY KEY, text TEXT NOT NULL, stream TEXT, kind TEXT,
+  threshold REAL, cooldown REAL, image TEXT, webhook TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, watch INTEGER, watch_text TEXT, stream TEXT, memory_id INTEGER,
+  t0 REAL, t1 REAL, wall REAL, score REAL, evidence TEXT, thumb TEXT, clip TEXT, clip_t0 REAL, clip_t1 REAL,
+  created REAL, delivery TEXT);
+CREATE INDEX IF NOT EXISTS alerts_created ON alerts(created);
 """
 POST_SCHEMA = """
 CREATE INDEX IF NOT EXISTS keys_seg ON keys(seg, space);
@@ -931,6 +937,72 @@ class MemoryBank:
     def set_meta(self, key: str, value) -> None:
         with self._lock:
             self.db.execute("INSERT OR REPLACE INTO meta(k, v) VALUES (?,?)", (key, json.dumps(value)))
+
+    # ---- watches and alerts (engine/watches.py decides what they mean) ------------------------------
+
+    WATCH_COLS = ("id", "text", "stream", "kind", "threshold", "cooldown", "image", "webhook", "created")
+    ALERT_COLS = ("id", "watch", "watch_text", "stream", "memory_id", "t0", "t1", "wall", "score", "evidence", "thumb",
+                  "clip", "clip_t0", "clip_t1", "created", "delivery")
+
+    def add_watch(self, **fields) -> int:
+        cols = [c for c in self.WATCH_COLS if c in fields and c != "id"]
+        with self._lock:
+            cur = self.db.execute(f"INSERT INTO watches({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                  [fields[c] for c in cols])
+            return int(cur.lastrowid)
+
+    def update_watch(self, watch_id: int, **fields) -> None:
+        cols = [c for c in self.WATCH_COLS if c in fields and c != "id"]
+        if cols:
+            with self._lock:
+                self.db.execute(f"UPDATE watches SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
+                                [fields[c] for c in cols] + [int(watch_id)])
+
+    def remove_watch(self, watch_id: int) -> bool:
+        with self._lock:
+            return self.db.execute("DELETE FROM watches WHERE id=?", (int(watch_id),)).rowcount > 0
+
+    def watches(self) -> list[dict]:
+        try:
+            rows = self._rd().execute(f"SELECT {', '.join(self.WATCH_COLS)} FROM watches ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # a bank from before watches, opened read-only
+            return []
+        return [dict(zip(self.WATCH_COLS, r)) for r in rows]
+
+    def add_alert(self, **fields) -> int:
+        cols = [c for c in self.ALERT_COLS if c in fields and c != "id"]
+        with self._lock:
+            cur = self.db.execute(f"INSERT INTO alerts({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                  [fields[c] for c in cols])
+            return int(cur.lastrowid)
+
+    def update_alert(self, alert_id: int, **fields) -> None:
+        cols = [c for c in self.ALERT_COLS if c in fields and c != "id"]
+        if cols:
+            with self._lock:
+                self.db.execute(f"UPDATE alerts SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
+                                [fields[c] for c in cols] + [int(alert_id)])
+
+    def alerts(self, *, since_wall: Optional[float] = None, after_id: Optional[int] = None,
+               stream: Optional[str] = None, watch: Optional[int] = None, ids: Optional[Sequence[int]] = None,
+               limit: Optional[int] = None) -> list[dict]:
+        """Stored alerts, oldest first (the newest `limit` when limited)."""
+        cond, args = [], []
+        for sql, v in (("created>=?", since_wall), ("id>?", after_id), ("stream=?", stream), ("watch=?", watch)):
+            if v is not None:
+                cond.append(sql)
+                args.append(v)
+        if ids is not None:
+            cond.append(f"id IN ({','.join('?' * len(ids))})" if ids else "0")
+            args += list(ids)
+        where = ("WHERE " + " AND ".join(cond)) if cond else ""
+        lim = f" LIMIT {int(limit)}" if limit else ""
+        try:
+            rows = self._rd().execute(f"SELECT {', '.join(self.ALERT_COLS)} FROM alerts {where} ORDER BY id DESC{lim}",
+                                      args).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [dict(zip(self.ALERT_COLS, r)) for r in reversed(rows)]
 
     def bytes_on_disk(self) -> int:
         total = 0

@@ -82,6 +82,7 @@ class IngestPipeline:
         self.reduce = get_reducer(config.reducer)
         self.stats = IngestStats()
         self.on_clip = on_clip
+        self.on_evidence: Optional[Callable[[int, dict], None]] = None  # late evidence attached to a memory
         self.latest_frame: Optional[np.ndarray] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -267,3 +268,5 @@ class IngestPipeline:
                 if text:
                     keys = {f"text:{self.text_embedder.space}": self.text_embedder.encode([text])[0]}
         self.bank.set_evidence(memory_id, evidence, keys)
+        if self.on_evidence is not None:
+            self.on_evidence(memory_id, evidence)

@@ -155,11 +155,15 @@ def main(argv=None) -> int:
         shutil.rmtree(a.dir, ignore_errors=True)
         print(f"building a bank of {a.n:,} memories ({a.dim}-d keys, {a.streams} streams) in {a.dir}", flush=True)
         all_keys, add_s = build(a.dir, a.n, a.dim, a.streams, a.batch)
+        t = time.perf_counter()
+        with MemoryBank(a.dir) as bank:  # finish the merges the build started in the background
+            merges = bank.compact()
+        print(f"merges finished: {merges} more in {time.perf_counter() - t:.0f} s", flush=True)
         np.save(kfile, all_keys)
         res = dict(n=a.n, dim=a.dim, streams=a.streams, batch=a.batch, add_per_s=a.n / add_s, add_s=add_s,
                    bytes_per_memory=bytes_on_disk(a.dir) / a.n, cpu_cores=os.cpu_count())
         json.dump(res, open(built, "w"))
-    print(f"added in {add_s:,.0f} s; measuring", flush=True)
+    print(f"added in {res['add_s']:,.0f} s; measuring", flush=True)
     res.update(measure(a.dir, np.asarray(all_keys), res["streams"]))
     print(json.dumps(res, indent=1))
     if a.out:

@@ -142,8 +142,18 @@ class Memory:
                 "score": round(float(self.score), 4), "evidence": evidence_text(self.evidence), "thumbnail": self.thumb}
 
 
+# what each kind of text evidence is, in the words the faces show it with
+EVIDENCE_LABELS = {"asr": "Said", "ocr": "On screen", "tags": "Looks like"}
+
+
 def evidence_text(ev: dict, limit: int = 300) -> str:
-    parts = [f"{k}: {v}" for k, v in ev.items() if v]
+    """A memory's text evidence on one line, in plain words: `Said: … | On screen: … | Looks like: cup, mug`."""
+    parts = []
+    for k, v in (ev or {}).items():
+        if not v:
+            continue
+        v = " ".join(str(v).split())  # slide lines and transcript breaks on one line
+        parts.append(f"{EVIDENCE_LABELS.get(k, k.replace('_', ' ').capitalize())}: {v}")
     s = " | ".join(parts)
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
@@ -177,6 +187,7 @@ class MemoryBank:
         self._spaces_upto = 0
         self._stream_shard: dict[str, int] = {}
         self._adds = 0
+        self._span_seen = -1.0
         self.repairs: list[str] = []
         self.db_path = os.path.join(self.path, "bank.sqlite")
         if not os.path.exists(self.db_path):
@@ -555,7 +566,10 @@ class MemoryBank:
                     raise BankError(f"key space {s!r} holds {have}-d keys; got {v.size}-d (another encoder?)")
             prepared.append((it, vecs))
         with self._lock:
-            mid0 = (self.db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0] or 0) + 1
+            # ids are never reused, even after deletions (a citation, a cached thumbnail URL or an alert naming
+            # an id must not come to mean another memory): the deleted high-water mark is kept in meta
+            floor = self._deleted_upto()
+            mid0 = max(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM memories").fetchone()[0] or 0, floor) + 1
             rows, pending = [], {}  # pending: shard -> [bytes...] appended in one write each
             for n, (it, vecs) in enumerate(prepared):
                 mid, stream = mid0 + n, it["stream"]
@@ -593,6 +607,13 @@ class MemoryBank:
                          ev.get("ocr"), ev.get("tags"), time.time(), it.get("steps")))
                     for s, v in vecs.items():
                         self.db.execute("INSERT INTO keys(memory_id, space, vec) VALUES (?,?,?)", (mid, s, v.tobytes()))
+                span = max(float(it["t1"]) - float(it["t0"]) for _, _, it, *_ in rows)
+                if span > self._span_seen:
+                    old = self.db.execute("SELECT v FROM meta WHERE k='max_span'").fetchone()
+                    have = float(json.loads(old[0])) if old else float(self.db.execute(
+                        "SELECT COALESCE(MAX(t1 - t0), 0) FROM memories").fetchone()[0] or 0.0)
+                    self._span_seen = max(span, have)
+                    self.db.execute("INSERT OR REPLACE INTO meta(k, v) VALUES ('max_span', ?)", (json.dumps(self._span_seen),))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -658,12 +679,39 @@ class MemoryBank:
             self._delete_ids(ids)
             return len(ids)
 
+    def drop_stream(self, stream: str) -> int:
+        """Forget a stream entirely: its memories (keys, thumbnails, and its shard files, which hold only its
+        carriers), its events and its row. Returns how many memories went."""
+        if self.readonly:
+            raise BankError("bank is open read-only")
+        with self._lock:
+            n = self.delete(stream=stream)
+            self.db.execute("DELETE FROM events WHERE stream=?", (stream,))
+            self.db.execute("DELETE FROM streams WHERE id=?", (stream,))
+            self._stream_shard.pop(stream, None)
+            self._carrier_spaces.pop(stream, None)
+            try:
+                os.rmdir(os.path.join(self.path, "thumbs", _safe_name(stream)))
+            except OSError:  # not empty (another stream of the same safe name) or never made
+                pass
+            return n
+
+    def _deleted_upto(self) -> int:
+        """The highest memory id ever deleted (0 when none): new ids start above it."""
+        floor = getattr(self, "_id_floor", None)
+        if floor is None:
+            r = self.db.execute("SELECT v FROM meta WHERE k='deleted_upto'").fetchone()
+            floor = self._id_floor = int(json.loads(r[0])) if r else 0
+        return floor
+
     def _delete_ids(self, ids: Sequence[int]) -> None:
         if not ids:
             return
         thumbs = []
+        floor = max(self._deleted_upto(), max(int(i) for i in ids))
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            self.db.execute("INSERT OR REPLACE INTO meta(k, v) VALUES ('deleted_upto', ?)", (json.dumps(floor),))
             for chunk in range(0, len(ids), 500):
                 part = list(ids[chunk:chunk + 500])
                 q = ",".join("?" * len(part))
@@ -674,6 +722,7 @@ class MemoryBank:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        self._id_floor = floor
         self.keys.remove(ids)
         for t in thumbs:
             try:
@@ -760,6 +809,9 @@ class MemoryBank:
         allowed = None
         if t_range is not None:
             where, args = self._where(None, t_range, streams)
+            # an index range on t0 (a memory overlapping the window started at most the longest clip before it)
+            where += " AND t0>?"
+            args.append(float(t_range[0]) - self.max_span() - 1e-6)
             allowed = np.array([r[0] for r in self._rd().execute(f"SELECT id FROM memories {where}", args)], np.int64)
             if allowed.size == 0:
                 return []
@@ -840,6 +892,14 @@ class MemoryBank:
             raise BankError(f"memory {memory_id}: shard {shard} is truncated")
         return CarrierRecord.from_bytes(raw, m, d)
 
+    def max_span(self) -> float:
+        """The longest memory's t1 - t0 (kept in meta as memories are added), so time windows use the t0 index."""
+        r = self._rd().execute("SELECT v FROM meta WHERE k='max_span'").fetchone()
+        if r is not None:
+            return float(json.loads(r[0]))
+        r = self._rd().execute("SELECT COALESCE(MAX(t1 - t0), 0) FROM memories").fetchone()  # a bank from before
+        return float(r[0] or 0.0)
+
     def carriers(self, ids: Sequence[int]) -> dict[int, CarrierRecord]:
         """Several memories' carriers at once: one row query, one open per shard file, reads in file order."""
         if not ids:
@@ -896,6 +956,11 @@ class MemoryBank:
             "SELECT s.id, s.source, COUNT(m.id), COALESCE(SUM(m.t1 - m.t0), 0), MIN(m.t0), MAX(m.t1) "
             "FROM streams s LEFT JOIN memories m ON m.stream = s.id GROUP BY s.id ORDER BY s.created").fetchall()
         return [dict(zip(("stream", "source", "memories", "covered_s", "first_t", "last_t"), r)) for r in rows]
+
+    def spans(self, stream: str) -> list[tuple[float, float]]:
+        """(t0, t1) of a stream's memories in time order: what media time the stream covers."""
+        return [(float(a), float(b)) for a, b in self._rd().execute(
+            "SELECT t0, t1 FROM memories WHERE stream=? ORDER BY t0, t1", (stream,))]
 
     def resume_point(self, stream_id: str) -> tuple[float, float]:
         """(last_t, offset) for a live stream id: where its media clock stood and where a new run continues it.

@@ -344,3 +344,15 @@ def test_segments_merge_into_larger_ones_and_search_stays_exact(tmp_path, monkey
         assert bank.check()["ok"]
     with MemoryBank(str(tmp_path)) as bank:  # reopen: the merged layout is what SQLite says
         assert bank.check()["ok"] and bank.search(keys[7], k=1, space="vis")[0][0] == ids[7]
+
+
+def test_time_windows_find_long_clips_that_started_before_the_window(tmp_path):
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, keys = fill(bank, n=5)                                   # 2 s clips at 0..10
+        long_id = bank.add(stream="cam", t0=20.0, t1=320.0, wall=0.0, carrier=None, keys={"vis": keys[0]})
+        assert bank.max_span() == 300.0
+        hits = [i for i, _ in bank.search(keys[0], k=3, space="vis", t_range=(300.0, 310.0))]
+        assert hits == [long_id]                                      # started 280 s before the window
+        assert set(i for i, _ in bank.search(keys[0], k=3, space="vis", t_range=(1.0, 3.0))) == {ids[0], ids[1]}
+    with MemoryBank(str(tmp_path), readonly=True) as bank:
+        assert bank.max_span() == 300.0

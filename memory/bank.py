@@ -227,6 +227,9 @@ class MemoryBank:
         if not had_fts and self.db.execute("SELECT 1 FROM memories LIMIT 1").fetchone():
             self.db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")
             self.repairs.append("indexed the text evidence for full-text search")
+        if self.db.execute("SELECT 1 FROM meta WHERE k='max_span'").fetchone() is None:  # once, for older banks
+            span = self.db.execute("SELECT COALESCE(MAX(t1 - t0), 0) FROM memories").fetchone()[0] or 0.0
+            self.db.execute("INSERT INTO meta(k, v) VALUES ('max_span', ?)", (json.dumps(float(span)),))
         for name in os.listdir(self.path):  # whole-index files of the old layout: keys now live in SQLite
             if re.fullmatch(r"index-.*\.faiss(\.tmp)?", name):
                 os.remove(os.path.join(self.path, name))

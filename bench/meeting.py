@@ -261,14 +261,20 @@ def ingest_bank(truth: MeetingTruth, bank_dir: Path) -> tuple[dict, object]:
     bank = MemoryBank(str(bank_dir))
     pipe = IngestPipeline(source, bank, profile.encoder, stream_id="meeting", config=IngestConfig(),
                           evidence=profile.evidence, text_embedder=profile.text_embedder, source_label=truth.path)
+    import resource
+
     t = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     stats = pipe.run()
     wall = time.perf_counter() - t
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)  # all threads: the work, whatever the load
     n = bank.count()
     bank.close()
     asr = next((e.asr for e in profile.evidence if isinstance(e, AsrEvidence)), None)
     ocr = next((e for e in profile.evidence if isinstance(e, OcrEvidence)), None)
     out = dict(model_load_s=load, media_s=truth.duration, wall_s=wall, rtf=wall / truth.duration, memories=n,
+               cpu_s=cpu, cpu_per_media_s=cpu / truth.duration,
                error=stats.error,
                asr_s=getattr(asr, "compute_seconds", float("nan")),
                ocr_s=getattr(getattr(ocr, "reader", None), "seconds", float("nan")),
@@ -606,7 +612,8 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
                 f"{ex.get('recall_at_5', 0):.0%} | {ex.get('em', 0):.0%} | "
                 f"{'%.0f%%' % (100 * lm['em']) if lm else '—'} | {a['ceiling']:.0%} | {a['wer']:.3f} | {titles} | "
                 f"{rl.get('decision_recall', 0):.0%} / {rl.get('action_recall', 0):.0%} | {uns} | "
-                f"{1 / g['rtf']:.1f}× | {g['ocr_calls']} |")
+                f"{1 / g['rtf']:.1f}×" + (f" ({g['cpu_per_media_s']:.2f} CPU s/s)" if "cpu_per_media_s" in g else "")
+                + f" | {g['ocr_calls']} |")
         out.append("")
     return "\n".join(out) + "\n"
 

@@ -85,6 +85,7 @@ class OcrEvidence:
         self._clips: list[tuple[int, float, float]] = []  # (memory id, t0, t1) of recent clips
         self._text: dict[int, list[str]] = {}              # what this extractor gave each recent memory
         self._late: list[tuple[float, list[str]]] = []     # (first seen, lines) for a memory already stored
+        self.heading = ""                                  # the last section heading read (documents)
 
     def fresh(self) -> "OcrEvidence":
         """The extractor for another stream: the same OCR reader, a new gate and deduper."""
@@ -92,6 +93,7 @@ class OcrEvidence:
 
     def _read(self, frame) -> tuple[list[str], Optional[float]]:
         from .ocr import crop_lines
+        from .text.words import is_heading
 
         read = self.gate.decide(frame.image, frame.t)
         if read is None:
@@ -104,12 +106,19 @@ class OcrEvidence:
             pool = list(self.dedup.prev)
             fresh = [ln for ln in lines if not self.dedup._seen(ln, [_norm(p) for p in pool])]
             self.dedup.prev = (pool + fresh)[-40:]  # about a screenful: a line met again further down is new
+            # the strip's lines keep the screen's title first and the document section they are in
+            heads = [ln for ln in lines if is_heading(ln)]
+            if fresh and not is_heading(fresh[0]) and self.heading and self.heading not in fresh:
+                fresh = [self.heading] + fresh
+            self.heading = heads[-1] if heads else self.heading
             title = self.dedup.title
             if fresh and title and title not in fresh:
                 fresh = [title] + fresh
             return fresh, since
         fresh = self.dedup.update(lines)
         self.gate.done(frame.image, frame.t, read, bool(lines), new_lines=len(fresh))
+        heads = [ln for ln in lines[1:] if is_heading(ln)]
+        self.heading = heads[-1] if heads else ""
         if fresh and lines and lines[0] not in fresh:
             fresh = [lines[0]] + fresh  # keep the slide's title first: it names the section and the topic
         return fresh, since

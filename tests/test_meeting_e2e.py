@@ -76,7 +76,7 @@ def test_slide_fact_is_answered_and_cited_at_its_moment(meeting, heard):
     truth, bank, _ = meeting
     for f in (truth.slide_facts[0], truth.slide_facts[4]):  # two slides
         out = ask(bank, f.question)
-        assert set(out) == {"answer", "citations", "latency"}
+        assert set(out) == {"answer", "citations", "usage", "latency"}  # DESIGN.md: ask --json
         assert contains_answer(out["answer"], f.answer), (f.question, f.answer, out["answer"])
         assert not out["answer"].startswith(NOT_FOUND)
         # the moment the answer names is the slide's interval, and it is one of the citations

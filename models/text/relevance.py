@@ -25,7 +25,7 @@ import numpy as np
 from models.base import MemoryView
 
 from .timephrase import fmt_span
-from .words import content, digits, ocr_lines, sentences, stem, stop_words, words
+from .words import content, digits, is_heading, ocr_lines, sentences, stem, stop_words, words
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,17 @@ def snippets(memories: Sequence[MemoryView], kinds: Sequence[str] = ("asr", "ocr
                         parts[-1] = f"{parts[-1]} {sent}"
                     else:
                         parts.append(sent)
-            else:  # slide lines carry their slide's title (the first line) so "Team lead: Maria" keeps its topic
+            else:  # slide lines carry their heading so "Team lead: Maria" keeps its topic
                 lines = [x.strip() for x in str(v).splitlines() if x.strip()]
-                # a title alone says only what the slide is about; its lines carry it
-                parts = [f"{lines[0]} — {x}" for x in lines[1:]] or lines[:1]
+                # the heading of a line: the nearest heading above it (a document's section), else the first line
+                # (the slide's title); a heading alone says only what follows is about, its lines carry it
+                parts, head = [], lines[0]
+                for x in lines[1:]:
+                    if is_heading(x):
+                        head = x
+                        continue
+                    parts.append(f"{head} — {x}")
+                parts = parts or lines[:1]
             for s in parts:
                 s = s.strip()
                 if not s:

@@ -119,3 +119,14 @@ _NUMERIC = re.compile(r"\d")
 
 def has_number(text: str) -> bool:
     return bool(_NUMERIC.search(digits(text)))
+
+
+def is_heading(line: str) -> bool:
+    """A slide or document heading: a short title-case phrase, not a sentence ("Orion Roadmap", "Risks"), not a
+    labelled value ("Budget: 35 million") and not a footer with a page number."""
+    t = (line or "").strip()
+    ws = t.split()
+    if not ws or len(ws) > 7 or ":" in t or re.search(r"\d", t) or t.endswith((".", "?", "!", ",")):
+        return False
+    caps = sum(w[:1].isupper() for w in ws if w[:1].isalpha())
+    return caps >= max(1, 0.6 * len(ws))

@@ -66,7 +66,8 @@ class MiniBert:
         self.device = torch.device(device)
         w = _weights(p)
         pre = "bert." if "bert.embeddings.word_embeddings.weight" in w else ""
-        self.w = {k[len(pre):]: v.to(self.device, torch.float32) for k, v in w.items() if k.startswith(pre)}
+        self.w = {k[len(pre):]: v.to(self.device, torch.float32).clone()  # owned memory, not the file's pages
+                  for k, v in w.items() if k.startswith(pre)}
         self.tok = _tokenizer(p)
         self.pad_id = int(self.cfg.get("pad_token_id", 0) or 0)
         self.heads = int(self.cfg["num_attention_heads"])

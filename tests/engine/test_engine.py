@@ -76,7 +76,10 @@ def test_cli_and_engine_store_the_same_memories(meeting, engine_bank, tmp_path):
             np.testing.assert_array_equal(x[3][1], y[3][1])          # and their (t, y, x) positions
     assert set(ka) == set(kb)
     for sp in ka:
-        np.testing.assert_allclose(np.stack(ka[sp]), np.stack(kb[sp]), atol=1e-4)
+        assert [k is None for k in ka[sp]] == [k is None for k in kb[sp]]  # the same memories have text keys
+        have = [i for i, k in enumerate(ka[sp]) if k is not None]
+        np.testing.assert_allclose(np.stack([ka[sp][i] for i in have]), np.stack([kb[sp][i] for i in have]),
+                                   atol=1e-4)
     if meeting.name == "meeting.mp4":  # OCR is on whatever face started the stream (not only in meeting mode)
         assert any("ocr" in ev for _, _, ev, _ in b)
         assert any("asr" in ev for _, _, ev, _ in b)
@@ -237,7 +240,7 @@ def test_asking_a_server_imports_nothing_heavy(server, engine_bank):
     t = time.monotonic()
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "LIGHT 0" in r.stderr, r.stderr[-2000:]
-    assert r.stdout.strip() and "Cited moments" in r.stdout
+    assert r.stdout.strip() and "[00:00:" in r.stdout, r.stdout  # the answer and its cited moments
     assert time.monotonic() - t < 60
 
 

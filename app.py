@@ -1,4 +1,4 @@
-"""Vigil command line: ingest, ask, info, summarize, ui (the default with no arguments).
+"""Vigil command line: ingest, ask, info, forget, summarize, ui (the default with no arguments).
 
 Parsing and printing only: everything else is the engine's (engine/), the same one the UI and the HTTP API use.
 `ask` goes to the engine serving the bank when one runs on this machine (found through <bank>/server.json, or
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds of media")
     ing.add_argument("--realtime", action="store_true", help="replay a file at its real speed")
     ing.add_argument("--start", type=float, default=0.0, help="start this many seconds into a file")
+    ing.add_argument("--replace", action="store_true",
+                     help="forget what the stream holds and store the file afresh (default: a file the stream holds "
+                          "already resumes after what is stored, or is skipped when it is covered)")
     ing.add_argument("--skim", action="store_true", help="decode keyframes only (fast, coarse)")
     ing.add_argument("--stream", default=None, help="stream id in the bank (default: from the source)")
     ing.add_argument("--meeting", action="store_true", help="mark the stream as a meeting (listed for minutes)")
@@ -110,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="what a bank holds")
     info.add_argument("--bank", required=True)
     info.add_argument("--json", action="store_true")
+
+    fg = sub.add_parser("forget", help="remove a stream (or a time range of it) from a bank, reclaiming its disk")
+    fg.add_argument("--bank", required=True)
+    fg.add_argument("--stream", required=True, help="the stream id (see `info`)")
+    fg.add_argument("--start", type=float, default=None, help="only memories from this media second on")
+    fg.add_argument("--end", type=float, default=None, help="only memories up to this media second")
+    fg.add_argument("--json", action="store_true")
 
     summ = sub.add_parser("summarize", help="meeting minutes of a recording or a bank")
     summ.add_argument("source", nargs="?", default=None,
@@ -150,11 +160,22 @@ def cmd_ingest(args) -> int:
         info = eng.start(args.source, stream=args.stream, realtime=args.realtime, start=args.start, skim=args.skim,
                          duration=args.duration, fps=args.fps, clip_seconds=args.clip_seconds, reducer=args.reducer,
                          budget=args.budget, scene_cut=not args.no_scene_cut, meeting=args.meeting,
-                         connect_timeout=args.connect_timeout, probe=True)
+                         connect_timeout=args.connect_timeout, probe=True, replace=args.replace)
+        if info.action == "skipped":
+            for text in info.notes:
+                note(text)
+            print(f"nothing new: {info.stream!r} already holds {info.memories} memories of this file in {eng.path}")
+            return 0
+        if info.action == "resumed" and info.kind == "file" and info.resumed_from:
+            note(f"stream {info.stream!r} holds this file up to {hms(info.resumed_from)}: resuming there "
+                 "(--replace stores it afresh)")
+        elif info.action == "replaced":
+            note(f"replaced what stream {info.stream!r} held")
         s, interrupted = follow(eng, info, args.source)
         word = "interrupted; " if interrupted else ""
-        print(f"{word}stored {s.memories} memories from {s.stream!r} ({s.last_t:.1f}s of media, "
-              f"{s.frames_sampled} frames sampled, {s.dropped} dropped) in {eng.path}")
+        total = f"; {s.memories} in the stream" if s.memories != s.new_memories else ""
+        print(f"{word}stored {s.new_memories} memories from {s.stream!r} ({hms(s.last_t)} of media reached, "
+              f"{s.frames_sampled} frames sampled, {s.dropped} dropped{total}) in {eng.path}")
         report_alerts(eng, last_alert)
     return 0
 
@@ -162,8 +183,12 @@ def cmd_ingest(args) -> int:
 def follow(eng, info, label: str):
     """Print a started stream's progress until it ends (a bar for files, a status line for live sources), then
     its notes. Ctrl-C stops it (its memories are kept). Returns (final StreamInfo, interrupted)."""
+    if info.action == "skipped":  # the stream holds the file already: nothing runs
+        return info, False
     if info.t_offset > 0:
         note(f"continuing stream {info.stream!r} at {hms(info.t_offset)}")
+    if info.settings:
+        note(f"stream {info.stream!r}: {settings_text(info.settings)}")
     if info.audio_only:
         note(f"{label!r} has no video stream: storing transcript-only memories")
     interrupted = threading.Event()
@@ -180,13 +205,15 @@ def follow(eng, info, label: str):
 
             bar = tqdm(total=round(total, 1), unit="s", desc="ingest", file=sys.stderr, dynamic_ncols=True,
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s media [{elapsed}<{remaining}] {postfix}")
-        while s.state in ("starting", "running"):
+        while s.state in ("starting", "connecting", "running"):
             s = eng.wait(info.stream, 0.5)
             if bar is not None:
-                bar.n = round(min(s.last_t, total), 1)  # absolute: summing rounded steps drifts below 100%
-                bar.set_postfix_str(f"{s.memories} memories")
+                # absolute: summing rounded steps drifts below 100%
+                bar.n = round(min((s.progress or 0.0) * total, total), 1)
+                bar.set_postfix_str(f"{s.new_memories} memories")
             else:
-                state = "connected" if s.connected else "waiting for video"
+                state = "connected" if s.connected else ("connecting" if s.state == "connecting" else
+                                                         "waiting for video")
                 sys.stderr.write(f"\r{s.stream}: {state} | t={hms(s.last_t)} | in {s.fps_in:.1f} fps, "
                                  f"out {s.fps_out:.1f} fps | dropped {s.dropped} | reconnects {s.reconnects} | "
                                  f"{s.memories} memories   ")
@@ -306,18 +333,35 @@ def ask_server(args, url: str, token: Optional[str]) -> Optional[int]:
         return None
 
 
+HEADINGS = {"source": "Sources", "closest": "Closest moments (they do not answer it)",
+            "looks_like": "Moments that look like it", "retrieved": "Retrieved moments"}
+
+
 def print_moments(citations: list, answered: bool) -> None:
-    """After an answerer's text, the moments it cites (without one, the text is that list already)."""
-    if not answered:
+    """After an answerer's text, the moments that go with it, best first, under what they are to the answer (the
+    engine's citation labels): its sources when it names them, else the closest or retrieved moments. Without an
+    answerer the text is that list already."""
+    if not answered or not citations:
         return
-    print("\nCited moments:")
-    if not citations:
-        print("No matching moments in the bank.")
-        return
-    print(f"Retrieved {len(citations)} moment(s):")
-    for i, c in enumerate(citations, 1):
-        ev = f" — {c['evidence']}" if c.get("evidence") else ""
-        print(f"{i}. [{hms(c['start'])}–{hms(c['end'])}] {c['stream']} (score {c['score']:.2f}){ev}")
+    sources = [c for c in citations if c.get("label") == "source"]
+    groups = [("source", sources)] if sources else []
+    for label in ("looks_like", "closest", "retrieved"):
+        group = [c for c in citations if c.get("label", "retrieved") == label and (not sources or c.get("used"))]
+        if group:
+            groups.append((label, group))
+    for label, group in groups:
+        print(f"\n{HEADINGS[label]}:")
+        for i, c in enumerate(group, 1):
+            ev = f" — {c['evidence']}" if c.get("evidence") else ""
+            print(f"{i}. [{hms(c['start'])}–{hms(c['end'])}] {c['stream']} (score {c['score']:.2f}){ev}")
+
+
+def settings_text(st: dict) -> str:
+    """A stream's stored settings in words: `pool2d reducer, 32 tokens per clip, 2 s clips at 1 fps`."""
+    if not st:
+        return "settings not recorded"
+    return (f"{st.get('reducer', '?')} reducer, {st.get('budget', '?')} tokens per clip, "
+            f"{float(st.get('clip_seconds', 0)):g} s clips at {float(st.get('fps', 0)):g} fps")
 
 
 def cmd_info(args) -> int:
@@ -332,7 +376,24 @@ def cmd_info(args) -> int:
           f"key spaces: {', '.join(data['key_spaces']) or 'none'}")
     for s in data["streams"]:
         span = f"{hms(s['first_t'] or 0)}–{hms(s['last_t'] or 0)}" if s["memories"] else "empty"
-        print(f"  {s['stream']}: {s['memories']} memories, {s['covered_s']:.1f}s covered ({span}), source {s['source']}")
+        print(f"  {s['stream']}: {s['memories']} memories, {hms(s['covered_s'])} covered ({span}), "
+              f"{settings_text(s.get('settings') or {})}; source {s['source']}")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    from engine import Engine
+
+    if not os.path.isfile(os.path.join(args.bank, "bank.sqlite")):
+        raise CliError(f"no memory bank at {args.bank!r}")
+    with Engine(args.bank, parts=()) as eng:
+        out = eng.forget(args.stream, args.start, args.end)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    what = f"stream {out['stream']!r}" if out["whole"] else (
+        f"{out['stream']!r} from {hms(args.start or 0)} to " + (hms(args.end) if args.end is not None else "its end"))
+    print(f"forgot {what}: {out['deleted']} memories, {out['freed_bytes'] / 1e6:.1f} MB freed")
     return 0
 
 
@@ -404,7 +465,8 @@ def cmd_ui(args) -> int:
     return launch(args)
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "info": cmd_info, "summarize": cmd_summarize, "ui": cmd_ui}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "info": cmd_info, "forget": cmd_forget, "summarize": cmd_summarize,
+            "ui": cmd_ui}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

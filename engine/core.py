@@ -26,7 +26,7 @@ from typing import Callable, Optional
 from . import media as media_rules
 from . import profiles
 from .alerts import WatchesMixin
-from .answers import Answer, Summary
+from .answers import Answer, Summary, has_text_evidence, visual_answer
 from .errors import EngineError, as_engine_errors
 from .ingest import StreamsMixin
 from .profiles import ModelSpec
@@ -35,6 +35,51 @@ from .views import BankViewsMixin
 DEFAULT_SETTINGS = {"model": "lite", "reducer": "pool2d", "budget": 32, "clip_seconds": 2.0, "fps": 1.0}
 SETTINGS_KEY = "ui.settings"    # per-bank settings (the name predates the engine; banks keep theirs)
 PARTS = ("ingest", "ask")       # what a profile is loaded for: evidence extractors / the answerer
+
+
+def paced(work: Callable, progress: Callable[[float, str], None], tick: float = 0.5):
+    """Run work(cb) in a worker thread, where cb(done, total, what) reports its steps, and call progress(fraction,
+    what) from this thread every `tick` seconds. Inside a step the fraction eases towards the next step's (at
+    most 90% of the way, by how long steps have taken so far), so it moves while a slow step runs; it never goes
+    back. Returns work's result or raises its exception."""
+    import math
+
+    lock = threading.Lock()
+    st = {"f": 0.0, "next": 0.0, "what": "starting", "t": time.monotonic(), "step": 3.0, "shown": -1.0}
+    out: dict = {}
+
+    def cb(done, total, what=""):
+        now = time.monotonic()
+        with lock:
+            f = min(1.0, done / max(1, total))
+            if f > st["f"]:
+                st["step"] = 0.5 * st["step"] + 0.5 * max(0.2, now - st["t"])  # how long a step takes, smoothed
+                st["t"] = now
+            st["f"] = max(st["f"], f)
+            st["next"] = min(1.0, max(st["f"], (done + 1) / max(1, total)))
+            st["what"] = what or st["what"]
+
+    def run():
+        try:
+            out["result"] = work(cb)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True, name="vigil-paced")
+    worker.start()
+    while True:
+        worker.join(tick)
+        with lock:
+            ease = 1.0 - math.exp(-(time.monotonic() - st["t"]) / max(0.2, st["step"]))
+            shown = min(0.999, max(st["shown"], st["f"] + 0.9 * ease * (st["next"] - st["f"])))
+            changed, st["shown"], what = shown > st["shown"] + 1e-4, shown, st["what"]
+        if not worker.is_alive():
+            break
+        if changed:
+            progress(round(shown, 4), what)
+    if "error" in out:
+        raise out["error"]
+    return out.get("result")
 
 
 class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
@@ -148,27 +193,50 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
         with as_engine_errors():
             pieces, citations = ask(self.bank, profile, question, k=k, image=image, streams=streams,
                                     history=list(history or ()), t_range=t_range, **options)
-        return Answer(pieces, citations, load_ms=(t_loaded - t0) * 1000, t_asked=t0)
+        kind = None
+        if pieces.answered and question and not self._reads_pictures(profile) \
+                and not any(has_text_evidence(m) for m in pieces.memories):
+            # a text answerer over moments with no speech or screen text would deny what the pictures show:
+            # say what was found instead (the answerer never runs)
+            from models.ask import AnswerStream
+
+            pieces.close()
+            best = sorted(pieces.memories, key=lambda m: getattr(m, "rank", 0))
+            pieces = AnswerStream(iter([visual_answer(best, by_example=image is not None)]), pieces.memories,
+                                  pieces.retrieve_ms, False,
+                                  citations, pieces.usage)
+            kind = "visual"
+        return Answer(pieces, citations, load_ms=(t_loaded - t0) * 1000, t_asked=t0, question=question, kind=kind)
+
+    @staticmethod
+    def _reads_pictures(profile) -> bool:
+        """Does the profile's answerer look at the stored clips (carrier tokens), not only their text?"""
+        consumes = getattr(getattr(profile, "answerer", None), "consumes", None)
+        return bool(getattr(consumes, "carriers", False))
 
     def answer(self, question: str = "", **kw) -> dict:
         """ask(), generated to the end: DESIGN.md's Answer {"answer", "citations", "usage", "latency"}."""
         return self.ask(question, **kw).collect().to_dict()
 
     def summarize(self, stream: Optional[str] = None, progress: Optional[Callable[[float, str], None]] = None,
-                  save: bool = True) -> Summary:
-        """Meeting minutes of one stream (the bank's only stream when None). progress(fraction, what) is called
-        as it goes, last with 1.0. save: also write <bank>/minutes/<stream>.md (writable banks)."""
+                  save: bool = True, tick: float = 0.5) -> Summary:
+        """Meeting minutes of one stream (the bank's only meeting, else its only stream, when None).
+        progress(fraction, what) is called from the caller's thread every `tick` seconds while the minutes are
+        written (in a worker thread): the fraction never goes back and keeps moving inside a slow step (an LLM
+        writing a section) towards the next one, so a bar never sits still; the last call is 1.0.
+        save: also write <bank>/minutes/<stream>.md (writable banks)."""
         if stream is not None and not str(stream).strip():
             raise EngineError("choose a stream to summarize")
+        if stream is None:
+            stream = self.default_meeting()
         from models.meeting import stream_minutes
-
-        def cb(done, total, what=""):
-            if progress is not None:
-                progress(min(1.0, done / max(1, total)), what)
 
         with as_engine_errors():
             profile = self.profile()
-            minutes = stream_minutes(self.bank, profile, stream, cb)
+            if progress is None:
+                minutes = stream_minutes(self.bank, profile, stream, None)
+            else:
+                minutes = paced(lambda cb: stream_minutes(self.bank, profile, stream, cb), progress, tick)
         if progress is not None:
             progress(1.0, "done")
         md = minutes.to_markdown()
@@ -181,6 +249,14 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(md)
         return Summary(stream=name, markdown=md, minutes=minutes.to_dict(), path=path)
+
+    def default_meeting(self) -> Optional[str]:
+        """The stream to summarize when none is named: the bank's only meeting, else its only stream, else None."""
+        held = [s["stream"] for s in self.bank.streams() if s["memories"]]
+        meetings = [m for m in self.meetings() if m in held]
+        if len(meetings) == 1:
+            return meetings[0]
+        return held[0] if len(held) == 1 else None
 
     # ---- settings --------------------------------------------------------------------------------
 
@@ -199,6 +275,8 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
         s = dict(self.settings)
         s.update({k: v for k, v in kw.items() if k in DEFAULT_SETTINGS and v is not None})
         s["model"] = str(s["model"]).strip() or "lite"
+        if s["model"] != self.settings.get("model"):
+            self.check_model(s["model"])  # an unknown model is refused now, not at the next start
         if s["reducer"] not in REDUCERS:
             raise EngineError(f"unknown reducer {s['reducer']!r}")
         try:
@@ -212,6 +290,25 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
             if not self.readonly:
                 self.bank.set_meta(SETTINGS_KEY, s)
         return dict(s)
+
+    @staticmethod
+    def check_model(model: str) -> str:
+        """Refuse a model name that cannot be loaded (judged without loading or downloading it): "lite", a
+        directory of a supported VLM, or a hub id of one (cached, or found on the hub when online). Returns the
+        model's family name."""
+        model = str(model or "").strip()
+        if model in ("", "lite"):
+            return "lite"
+        from models.base import ModelError
+
+        try:
+            from models.vlm.loading import check_model
+        except ImportError as e:
+            raise EngineError(f"cannot use model {model!r}: {e}", "unavailable") from None
+        try:
+            return check_model(model)
+        except ModelError as e:
+            raise EngineError(str(e)) from None
 
     # ---- process ---------------------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ def resolve_media_path(media_dir: str, name: str) -> str:
     root = os.path.realpath(media_dir)
     cand = os.path.realpath(name if os.path.isabs(name) else os.path.join(root, name))
     if os.path.commonpath([root, cand]) != root or cand == root:
-        raise EngineError(f"{name!r} is outside the media directory; only files under {root} can be replayed")
+        raise EngineError(f"{os.path.basename(name)!r} is outside the media directory; only files in it can be "
+                          "replayed")
     if not os.path.isfile(cand):
         raise EngineError(f"no such file in the media directory: {name!r}", "not_found")
     return cand

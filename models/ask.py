@@ -22,6 +22,8 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from engine.timefmt import hms  # noqa: F401  (the one time format; re-exported for callers)
+
 from .base import Consumes, MemoryView, Usage
 
 TEXT_ONLY = Consumes(carriers=False, evidence=True)
@@ -29,12 +31,6 @@ TEXT_ONLY = Consumes(carriers=False, evidence=True)
 
 class AskError(RuntimeError):
     """The question cannot be asked of this bank (one line for the user)."""
-
-
-def hms(t: float) -> str:
-    """Seconds -> HH:MM:SS (media time)."""
-    t = max(0.0, float(t))
-    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d}"
 
 
 def moments_answer(memories) -> str:
@@ -211,6 +207,11 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
             if bank.count():
                 return []  # memories with nothing to search (no picture, no transcript): an honest empty answer
             raise AskError("the bank holds no searchable memories yet: ingest something first")
+        img_space = getattr(profile.key_encoder or profile.encoder, "key_space", None)
+        if question and image is None and img_space and set(spaces) <= {img_space}:
+            raise AskError("nothing in this bank can be found by words yet: its memories hold no speech, on-screen "
+                           "text or recognised objects; search with an example picture instead (--image, or the "
+                           "UI's \"search with the current frame\")")
         hint = ("; pass the --retrieval model it was ingested with" if any(sp.startswith(("siglip", "clip"))
                                                                           for sp in spaces) else "")
         mine = ", ".join(sorted(keys)) or "none"

@@ -167,7 +167,10 @@ class IngestPipeline:
                     self.stats.fps_out = (self.stats.frames_sampled - rate_out) / (now - rate_t)
                     rate_t, rate_in, rate_out = now, self.stats.frames_in, self.stats.frames_sampled
         finally:
-            end = None if getattr(self.source, "live", False) else getattr(self.source, "duration", None)
+            # a file read to its end: the last clip runs to the file's end; a stopped one ends at its last frame,
+            # so a later run resumes right after what was stored
+            end = None if getattr(self.source, "live", False) or self._stop.is_set() else \
+                getattr(self.source, "duration", None)
             if self.cfg.duration is not None and t_first is not None:
                 end = min(end or 1e18, t_first + self.cfg.duration)
             for clip in self.clipper.finish(end=end):
@@ -178,20 +181,32 @@ class IngestPipeline:
                     for mid, ev in fin():
                         self._attach(mid, ev)
             self.bank.flush(force=True)
-            self.stats.notes = self._notes()
+            self.stats.notes = self._notes(final=True)
             if self.stats.state == "running":
                 self.stats.state = "stopped" if self._stop.is_set() else "finished"
         return self.stats
 
-    def _notes(self) -> list[str]:
-        """One line per way this stream degraded, for the CLI and the UI."""
+    # speech recognition lags the clips: "no speech" is only said of a running stream after this much audio
+    SPEECH_NOTE_AFTER_S = 60.0
+
+    def _notes(self, final: bool = False) -> list[str]:
+        """One line per way this stream degraded, for the CLI and the UI. Nothing is said about the memories'
+        evidence before there are memories (a stream that failed to start has no transcript to explain), and a
+        running stream is not said to lack speech before its speech recognition had a minute of audio."""
         notes = ["no video stream: stored transcript-only memories"] if self.audio_only else []
         bad_audio = getattr(getattr(self.source, "stats", None), "audio_errors", 0)
         if bad_audio:
             notes.append(f"{bad_audio} audio packets could not be decoded (corrupt audio track): the transcript has gaps")
+        if self.stats.memories == 0:
+            return notes
         for ex in self.evidence:
-            notes += [n for n in getattr(ex, "notes", lambda: [])()
-                      if not (bad_audio and n.startswith("no audio track"))]  # there is one; it is corrupt
+            for n in getattr(ex, "notes", lambda: [])():
+                if bad_audio and n.startswith("no audio track"):
+                    continue  # there is one; it is corrupt
+                if not final and n.startswith("no transcript") and \
+                        getattr(ex, "audio_seconds", 0) < self.SPEECH_NOTE_AFTER_S:
+                    continue  # too early to tell
+                notes.append(n)
         return notes
 
     def _on_event(self, ev: StreamEvent) -> None:
@@ -245,10 +260,10 @@ class IngestPipeline:
         return mid
 
     def _stored(self, mid: int, clip: Clip) -> None:
-        if self.stats.clips % 8 == 0:  # live notes for the UI (final ones at the end of run())
-            self.stats.notes = self._notes()
         self.stats.clips += 1
         self.stats.memories += 1
+        if self.stats.clips % 8 == 1:  # live notes for the UI (final ones at the end of run())
+            self.stats.notes = self._notes()
         self.stats.latest_memory = mid
         for ex in self.evidence:  # lagging extractors (ASR) learn the id, then hand back late text
             if hasattr(ex, "stored"):

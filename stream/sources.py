@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import platform
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -37,10 +38,37 @@ def _av():
     return av
 
 
+_CRED_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@]*)@")
+
+
+def public_url(url: str) -> str:
+    """A URL as messages show it: the password masked (`user:***@`), the query (tokens live there) cut."""
+    url = str(url or "")
+    if "://" not in url:
+        return url
+    base, q, _ = url.partition("?")
+    base = _CRED_RE.sub(lambda m: m.group(1) + (m.group(2).split(":", 1)[0] + ":***@" if ":" in m.group(2)
+                                                 else "***@"), base)
+    return base + ("?…" if q else "")
+
+
+def av_reason(err: BaseException) -> str:
+    """The reason of a PyAV/OS error in words ("Connection refused"), without the URL or path it names (which may
+    carry credentials, and which the message around it names already)."""
+    why = getattr(err, "strerror", None)
+    if not why:
+        why = str(err)
+        name = getattr(err, "filename", None)
+        if name:
+            why = why.replace(repr(name), "").replace(str(name), "")
+        why = re.sub(r"^\[Errno -?\d+\]\s*", "", why).strip(" :;,")
+    why = re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@'\"]*@", r"\1***@", str(why))  # credentials anywhere
+    return " ".join(why.split()) or type(err).__name__
+
+
 def describe_av_error(path: str, err: Exception) -> str:
     """A one-line reason for a PyAV open/decode failure."""
-    msg = str(err).split(":")[-1].strip() or type(err).__name__
-    return f"cannot read {path!r}: {msg}"
+    return f"cannot read {public_url(path)!r}: {av_reason(err)}"
 
 
 @dataclass
@@ -50,6 +78,7 @@ class SourceStats:
     dropped: int = 0
     reconnects: int = 0
     connected: bool = False
+    last_error: str = ""    # live sources: why the last connection attempt failed (one line, no credentials)
     audio_errors: int = 0  # audio packets that failed to decode (a corrupt track degrades to gaps, never stops video)
 
 
@@ -368,6 +397,7 @@ class LiveSource:
                  max_backoff: float = 10.0, first_connect_timeout: float = 10.0, queue_size: int = 8,
                  max_side: int = 1280, stream_id: str = ""):
         self.url = url
+        self.label = public_url(url)  # what messages name: never the password
         self.fmt = fmt
         self.options = dict(options or {})
         self.fps = fps
@@ -406,8 +436,9 @@ class LiveSource:
                 self._probed = self._open()
                 return
             except (av.FFmpegError, OSError) as e:
+                self.stats.last_error = f"cannot connect to {self.label}: {av_reason(e)}"
                 if time.monotonic() + backoff >= deadline:
-                    raise SourceError(f"cannot connect to {self.url}: {str(e).split(':')[-1].strip()}") from None
+                    raise SourceError(self.stats.last_error) from None
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
@@ -423,11 +454,12 @@ class LiveSource:
             try:
                 container, self._probed = (self._probed or self._open()), None
             except (av.FFmpegError, OSError) as e:
-                if not ever_connected and self.now() >= self.first_connect_timeout:
-                    raise SourceError(f"cannot connect to {self.url}: {str(e).split(':')[-1].strip()}") from None
+                self.stats.last_error = f"cannot connect to {self.label}: {av_reason(e)}"
+                if not ever_connected and self.now() + min(backoff, self.max_backoff) >= self.first_connect_timeout:
+                    raise SourceError(self.stats.last_error) from None
                 if gap_start is None:
                     gap_start = self.now()
-                    q.put(StreamEvent("disconnected", gap_start, time.time(), str(e)))
+                    q.put(StreamEvent("disconnected", gap_start, time.time(), self.stats.last_error))
                 if stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, self.max_backoff)
@@ -435,11 +467,12 @@ class LiveSource:
             with self._lock:
                 self._container = container
             self.stats.connected = True
+            self.stats.last_error = ""
             if gap_start is not None:
                 self.stats.reconnects += 1
                 q.put(StreamEvent("gap", gap_start, time.time(), f"{self.now() - gap_start:.1f}s without video"))
                 gap_start = None
-            q.put(StreamEvent("connected", self.now(), time.time(), self.url))
+            q.put(StreamEvent("connected", self.now(), time.time(), self.label))
             ever_connected = True
             backoff = 0.5
             try:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 
 def test_ingest_info_ask_roundtrip(media, tmp_path, cli):
@@ -36,6 +36,68 @@ def test_ingest_info_ask_roundtrip(media, tmp_path, cli):
     assert top["tokens"] == 0  # the lite profile places no carrier tokens
     assert top["start"] >= 7.9 and top["end"] <= 12.1
     assert {"stream", "start", "end", "score", "evidence"} <= set(top)
+    assert top["label"] == "retrieved" and top["used"]  # the list of moments is the answer
+    # a question over moments that hold no speech or screen text: what the picture matched, said as such
+    r = cli("ask", "what is in the picture?", "--bank", bank, "--image", str(tmp_path / "q.png"), "--k", "2")
+    assert r.returncode == 0, r.stderr
+    assert "No speech or on-screen text answers this, but these moments look most like the example picture" in r.stdout
+    assert "1. [00:00:08–00:00:10] scenes.mp4" in r.stdout, r.stdout
+    assert "could not find" not in r.stdout
+    r = cli("ask", "what is in the picture?", "--bank", bank, "--image", str(tmp_path / "q.png"), "--json")
+    cites = json.loads(r.stdout)["citations"]
+    assert cites and all(c["label"] == "looks_like" for c in cites)
+    text = cli("info", "--bank", bank).stdout
+    assert "pool2d reducer, 16 tokens per clip, 2 s clips at 2 fps" in text and "00:00:12 covered" in text, text
+    assert info["streams"][0]["settings"] == {"reducer": "pool2d", "budget": 16, "clip_seconds": 2.0, "fps": 2.0}
+
+
+def spans_of(bank: str) -> list:
+    from memory.bank import MemoryBank
+
+    with MemoryBank(bank, readonly=True) as b:
+        return [(m.id, m.t0, m.t1) for m in b.list()]
+
+
+def test_ingesting_a_file_again_never_duplicates_it(media, tmp_path, cli):
+    """The same file into the same stream: skipped when covered, resumed into what is missing, replaced when
+    asked, refused with other settings or under a stream that holds another file; forget removes a range or all."""
+    bank = str(tmp_path / "bank")
+    assert cli("ingest", media["noaudio"], "--bank", bank).returncode == 0
+    first = spans_of(bank)
+    assert len(first) >= 3
+    r = cli("ingest", media["noaudio"], "--bank", bank)
+    assert r.returncode == 0, r.stderr
+    assert "nothing new" in r.stdout and "already stored" in r.stderr, (r.stdout, r.stderr)
+    assert spans_of(bank) == first  # the same memories, not twice as many
+    info = json.loads(cli("info", "--bank", bank, "--json").stdout)
+    assert info["streams"][0]["covered_s"] == pytest.approx(6.0, abs=0.6)
+    r = cli("ingest", media["noaudio"], "--bank", bank, "--reducer", "tome")
+    assert r.returncode == 1 and "stored with reducer pool2d (asked: reducer tome)" in r.stderr, r.stderr
+    r = cli("ingest", media["video"], "--bank", bank, "--stream", "noaudio.mp4")
+    assert r.returncode == 1 and "already holds 'noaudio.mp4'" in r.stderr, r.stderr
+    r = cli("ingest", media["noaudio"], "--bank", bank, "--replace")
+    assert r.returncode == 0 and "replaced" in r.stderr, r.stderr
+    again = spans_of(bank)
+    assert [(a, b) for _, a, b in again] == [(a, b) for _, a, b in first]
+    assert min(i for i, _, _ in again) > max(i for i, _, _ in first)  # stored afresh
+    # forget a stretch, then ingest again: only the hole is filled
+    r = cli("forget", "--bank", bank, "--stream", "noaudio.mp4", "--start", "2.5", "--end", "3.5")
+    assert r.returncode == 0 and "forgot 'noaudio.mp4' from 00:00:02 to 00:00:03: 1 memories" in r.stdout, r.stdout
+    assert len(spans_of(bank)) == len(first) - 1
+    r = cli("ingest", media["noaudio"], "--bank", bank)
+    assert r.returncode == 0 and "resuming there" in r.stderr, r.stderr
+    filled = sorted((a, b) for _, a, b in spans_of(bank))
+    assert all(x[1] <= y[0] + 1e-6 for x, y in zip(filled, filled[1:])), filled  # no overlaps
+    assert filled[0][0] == 0 and filled[-1][1] == pytest.approx(6.0, abs=0.1)
+    assert sum(b - a for a, b in filled) == pytest.approx(6.0, abs=0.1)
+    # forget the whole stream: its memories, shards and thumbnails go
+    r = cli("forget", "--bank", bank, "--stream", "noaudio.mp4")
+    assert r.returncode == 0 and "forgot stream 'noaudio.mp4'" in r.stdout and "MB freed" in r.stdout, r.stdout
+    info = json.loads(cli("info", "--bank", bank, "--json").stdout)
+    assert info["memories"] == 0 and info["streams"] == [] and info["consistent"]
+    assert os.listdir(os.path.join(bank, "shards")) == []
+    r = cli("forget", "--bank", bank, "--stream", "noaudio.mp4")
+    assert r.returncode == 1 and "unknown stream 'noaudio.mp4'" in r.stderr
 
 
 def test_second_ingest_appends_a_second_stream(media, tmp_path, cli):
@@ -55,6 +117,10 @@ def test_second_ingest_appends_a_second_stream(media, tmp_path, cli):
     (["ingest", "{video}", "--bank", "{bank}", "--fps", "0"], "must be > 0"),
     (["ingest", "{video}", "--bank", "{bank}", "--budget", "-3"], "must be > 0"),
     (["ingest", "{video}", "--bank", "{bank}", "--reducer", "nope"], "unknown reducer"),
+    (["ingest", "{video}", "--bank", "{bank}", "--start", "100"],
+     "start 00:01:40 is past the end of 'scenes.mp4' (it is 00:00:12 long)"),
+    (["ingest", "{video}", "--bank", "{bank}", "--start", "-5"], "start must be 0 s or later"),
+    (["forget", "--bank", "{tmp}/missing", "--stream", "x"], "no memory bank"),
     (["ingest", "{video}"], "required: --bank"),
     (["ask", "--bank", "{tmp}/missing", "hello"], "no memory bank"),
     (["ask", "--bank", "{bank}", "--image", "{text}"], "cannot read image"),
@@ -71,6 +137,20 @@ def test_bad_input_gives_one_clear_line_and_nonzero_exit(media, tmp_path, cli, a
     assert needle in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert time.monotonic() - t0 < 30
+
+
+def test_unreachable_camera_says_why_without_its_password(tmp_path, cli):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    r = cli("ingest", f"rtsp://ann:s3cret@127.0.0.1:{port}/cam?token=abc", "--bank", str(tmp_path / "b"),
+            "--connect-timeout", "3", timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert f"vigil: error: cannot connect to rtsp://ann:***@127.0.0.1:{port}/cam?…: Connection refused" in r.stderr, \
+        r.stderr
+    assert "s3cret" not in r.stderr + r.stdout and "abc" not in r.stderr and "Traceback" not in r.stderr
+    assert time.monotonic() - t0 < 40
 
 
 def test_silent_rtsp_server_does_not_hang(tmp_path, cli):
@@ -162,6 +242,14 @@ def test_ctrl_c_stops_flushes_and_exits_zero(media, tmp_path):
     from memory.bank import MemoryBank
     with MemoryBank(bank, readonly=True) as b:
         assert b.check()["ok"] and b.count() >= 2
+        before = [(m.t0, m.t1) for m in b.list()]
+    # the same command again goes on where the first stopped: the file ends up stored once
+    r = run_cli("ingest", media["long"], "--bank", bank)
+    assert r.returncode == 0 and "resuming there" in r.stderr, r.stderr
+    after = sorted((a, b) for _, a, b in spans_of(bank))
+    assert after[:len(before)] == sorted(before)
+    assert all(x[1] <= y[0] + 1e-6 for x, y in zip(after, after[1:])), after  # nothing twice
+    assert after[-1][1] == pytest.approx(40.0, abs=0.2) and sum(b - a for a, b in after) == pytest.approx(40.0, abs=1.5)
 
 
 def test_rtsp_ingest_reconnects_after_the_server_restarts(rtsp_server, tmp_path, cli):

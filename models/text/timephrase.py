@@ -12,14 +12,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional
 
-
-def fmt_ts(t: float) -> str:
-    t = max(0, int(round(t)))
-    return f"{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
-
-
-def fmt_span(t0: float, t1: float) -> str:
-    return f"[{fmt_ts(t0)}–{fmt_ts(t1)}]"
+from engine.timefmt import hms as fmt_ts  # noqa: F401  (the one time format: engine/timefmt.py)
+from engine.timefmt import span as fmt_span  # noqa: F401
 
 
 _QUANT = {"a": 1.0, "an": 1.0, "half an": 0.5, "a couple of": 2.0, "couple of": 2.0, "a few": 3.0, "few": 3.0}

@@ -18,7 +18,6 @@ stops its decoding before the next forward pass and joins its worker thread.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import threading
@@ -31,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from transformers import TextIteratorStreamer
 
+from engine.timefmt import hms as fmt_ts  # noqa: F401  (the one time format: engine/timefmt.py)
+from engine.timefmt import span as fmt_span
 from models.base import Consumes, MemoryView, ModelError, Usage, stream_from_worker
 from reducers.base import Carrier, TokenGrid
 
@@ -44,14 +45,9 @@ _MARK = "<<VIGIL_MEM_{}>>"
 _MARK_RE = re.compile(r"<<VIGIL_MEM_(\d+)>>")
 
 
-def fmt_ts(t: float) -> str:
-    t = max(0, int(math.floor(t + 1e-6)))
-    return f"{t // 3600:02d}:{(t // 60) % 60:02d}:{t % 60:02d}"
-
-
 def timestamp_line(t0: float, t1: float) -> str:
-    """`[00:12:30–00:12:32]` (en dash), the line placed before each clip."""
-    return f"[{fmt_ts(t0)}–{fmt_ts(t1)}]"
+    """`[00:12:30–00:12:32]` (en dash), the line placed before each clip (engine/timefmt.py's one format)."""
+    return fmt_span(t0, t1)
 
 
 # image normalization of the two tower families, when a checkpoint's preprocessor config names none

@@ -91,6 +91,59 @@ def resolve_model_dir(model: str, trust_remote_code: bool = False) -> str:
         raise ModelError(missing) from None
 
 
+def check_model(model: str) -> str:
+    """Is `model` something load_vlm can load, judged without loading or downloading it? A local directory or a
+    cached hub id must hold a config.json of a supported family; an id not cached must exist on the hub (online)
+    or is refused (offline). Returns the family's name; raises ModelError with one line."""
+    import json
+
+    def family(model_dir: str) -> str:
+        try:
+            with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+                cfg = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{model}: cannot read its config.json ({type(e).__name__})") from None
+        mt = cfg.get("model_type")
+        if mt in SUPPORTED:
+            return SUPPORTED[mt]
+        arch = ",".join(cfg.get("architectures") or []) or str(mt)
+        if "vision_config" not in cfg and arch.endswith(("ForCausalLM", "LMHeadModel")):
+            raise ModelError(f"{model} is a text-only language model ({arch}); a vision-language model is needed, "
+                             f"one of: {supported_line()}")
+        raise ModelError(f"{model}: unsupported architecture {arch!r}; supported: {supported_line()}")
+
+    path = os.path.expanduser(model or "")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise ModelError(f"{model} has no config.json; pass a directory saved with save_pretrained or a hub id")
+        return family(path)
+    if not model or os.path.exists(path):
+        raise ModelError(f"{model or '(empty)'} is not a model directory or a hub id")
+    if path.startswith(("/", "./", "../", "~")) or model.count("/") > 1 or " " in model.strip():
+        raise ModelError(f"{model}: no such model directory")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return family(snapshot_download(model, local_files_only=True))
+    except ModelError:
+        raise
+    except Exception:  # noqa: BLE001 - not cached
+        pass
+    if _offline():
+        raise ModelError(f"{model} is not in the local model cache (and the hub is offline): run once online or "
+                         "pass a local directory")
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().model_info(model, timeout=10)
+    except Exception as e:  # noqa: BLE001
+        name = type(e).__name__
+        if "NotFound" in name or "Repository" in name or "404" in str(e) or "401" in str(e):
+            raise ModelError(f"{model} was not found on the hub; check the id or pass a local directory") from None
+        raise ModelError(f"cannot check {model} on the hub ({name}); pass a local directory") from None
+    return model
+
+
 def load_vlm(model: str, trust_remote_code: bool = False, device: Optional[str] = None,
              dtype: Optional[torch.dtype] = None, retrieval=None, **adapter_kw) -> VLMAdapter:
     """Load a VLM by hub id or local directory and wrap it in its family adapter.

@@ -26,6 +26,8 @@ def _request(url: str, path: str, body: dict, token: Optional[str], accept: str,
     except urllib.error.HTTPError as e:
         try:
             msg = json.loads(e.read().decode("utf-8", "replace")).get("error") or e.reason
+            if isinstance(msg, dict):  # {"error": {"message", "type", …}}
+                msg = msg.get("message") or e.reason
         except (ValueError, AttributeError):
             msg = e.reason
         raise ServerError(str(msg)) from None

@@ -59,11 +59,15 @@ def create(args, profile=None):
     if profile is None:
         eng.warm_up()
     demo = build(eng)
+    from api import mcp_tools
+
+    mcp_tools.register(demo, eng)  # ask, search_memories, summarize as MCP tools (Gradio's MCP server: /gradio_api/mcp/)
     demo.queue(default_concurrency_limit=2)
     thumbs = os.path.join(eng.path, "thumbs")
     os.makedirs(thumbs, exist_ok=True)
     kwargs = dict(server_name=args.host, server_port=args.port, auth=auth, allowed_paths=[thumbs, eng.media_dir],
-                  max_file_size=max_upload, css=CSS, show_error=False)
+                  max_file_size=max_upload, css=CSS, show_error=False,
+                  mcp_server=mcp_tools.available())
     return demo, eng, kwargs
 
 

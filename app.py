@@ -140,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--api-token", default=os.environ.get("VIGIL_API_TOKEN"),
                     help="bearer token for the /v1 API (needed to serve it on a non-local --host)")
     add_model_args(ui)
+
+    srv = sub.add_parser("serve", help="serve the HTTP API (/v1: streams, memories, ask, summaries, OpenAI-compatible "
+                                       "chat completions; MCP tools at /mcp)")
+    srv.add_argument("--bank", default=DEFAULT_BANK)
+    srv.add_argument("--media-dir", default=os.environ.get("VIGIL_MEDIA_DIR"),
+                     help="stream sources given by file name resolve inside this directory only (default ./media)")
+    srv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--api-token", default=os.environ.get("VIGIL_API_TOKEN"),
+                     help="bearer token every request must carry (required with a non-local --host; or VIGIL_API_TOKEN)")
+    srv.add_argument("--no-mcp", dest="mcp", action="store_false", help="do not serve the MCP tools at /mcp")
+    add_model_args(srv)
     add_watch_commands(sub)
     return p
 
@@ -494,6 +506,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise
         print(f"vigil: error: {type(e).__name__}: {e} (set VIGIL_DEBUG=1 for details)", file=sys.stderr)
         return 1
+
+
+def cmd_serve(args) -> int:
+    from api.server import serve
+
+    return serve(args)
+
+
+COMMANDS["serve"] = cmd_serve
 
 
 # ---- watches and alerts --------------------------------------------------------------------------

@@ -74,33 +74,6 @@ class BankViewsMixin:
             raise EngineError(f"unknown stream {stream!r}", "not_found")
         return stream
 
-    def stream_list(self) -> list:
-        """Every stream, as StreamInfo: those started here (their live state), then the bank's others as
-        "stopped" (not running here; their memories kept). The API's GET /v1/streams."""
-        from .streams import StreamInfo
-
-        infos = self.streams()
-        seen = {i.stream for i in infos}
-        for s in self.bank.streams():
-            if s["stream"] not in seen:
-                infos.append(StreamInfo(stream=s["stream"], source=s["source"] or "", state="stopped",
-                                        memories=int(s["memories"]), last_t=float(s["last_t"] or 0.0)))
-        return infos
-
-    def search(self, query: str, *, k: int = 10, streams: Optional[list] = None, start: Optional[float] = None,
-               end: Optional[float] = None) -> list[dict]:
-        """The memories the ask path retrieves for a query, best k in time order, without answering: the
-        citation dicts of ask() ({"id", "stream", "start", "end", "score", "evidence", "thumbnail", "tokens"})."""
-        answer = self.ask(query, k=k, streams=streams, start=start, end=end)
-        answer.close()  # the answerer runs only as text is read: none is generated
-        return answer.citations
-
-    def require_stream(self, stream: str) -> str:
-        """The stream id if the bank holds it or it was started here; else EngineError kind "not_found"."""
-        if stream not in self.stream_ids():
-            raise EngineError(f"unknown stream {stream!r}", "not_found")
-        return stream
-
     def events(self, stream: Optional[str] = None) -> list[dict]:
         return self.bank.events(stream)
 

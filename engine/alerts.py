@@ -81,7 +81,7 @@ def write_moment(out_path: str, *, t0: float, t1: float, media_path: Optional[st
     W, H = _even(w * scale), _even(h * scale)
     rate = 30
     start = pics[0][0]
-    end = max(hi if media_path else pics[-1][0], pics[-1][0])
+    end = max(hi if media_path else t1, pics[-1][0])  # a live stream's frames: held to the moment's end
     if end - pics[-1][0] > 1e-3:  # hold the last picture to the end of the window
         pics.append((end, pics[-1][1]))
     tmp = out_path + ".tmp.mp4"

@@ -68,6 +68,8 @@ def create(args, profile=None):
     kwargs = dict(server_name=args.host, server_port=args.port, auth=auth, allowed_paths=[thumbs, eng.media_dir],
                   max_file_size=max_upload, css=CSS, show_error=False,
                   mcp_server=mcp_tools.available())
+    kwargs["allowed_paths"].append(os.path.join(eng.path, "alerts"))  # alert thumbnails and clips (ui/alerts.py)
+    os.makedirs(kwargs["allowed_paths"][-1], exist_ok=True)
     return demo, eng, kwargs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from . import alerts as alerts_tab
 from . import timeline as tl
 from .handlers import Handlers
 
@@ -108,6 +109,7 @@ def build(engine) -> gr.Blocks:
                     mt_go = gr.Button("Summarize", variant="primary", scale=1, elem_id="summarize")
                 minutes = gr.Markdown("", elem_id="minutes")
                 minutes_file = gr.File(label="Download minutes (.md)", elem_id="minutes-file")
+            alerts_tab.build_tab(engine)  # watches and alerts (ui/alerts.py)
             with gr.Tab("Settings", id="settings"):
                 gr.Markdown(f"Saved per bank (`{engine.path}`); applies to sources started afterwards.")
                 set_model = gr.Textbox(s["model"], label="Profile or model (lite, a hub id or a local directory)")

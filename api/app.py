@@ -232,8 +232,26 @@ def mount(app: FastAPI, engine, tokens: Iterable[str] = ()) -> None:
     for extra in extra_routers(engine):
         holder.include_router(extra, dependencies=[Depends(http.require_token(tokens))])
         app.include_router(extra, dependencies=[Depends(http.require_token(tokens))])
+    app.include_router(fallback_router(holder, tokens))
     app.router.routes[:] = [x for x in app.router.routes if getattr(x, "path", None) != "/openapi.json"]
     app.include_router(openapi_router(holder, tokens))
+
+
+def fallback_router(routes_of: FastAPI, tokens: Iterable[str] = ()) -> APIRouter:
+    """Last under /v1: an unknown path is a 404 and a known path's other methods a 405 (with Allow), in the one
+    error shape on whatever app the routes are mounted on (Gradio's answers those its own way)."""
+    r = APIRouter(route_class=V1Route, dependencies=[Depends(http.require_token(tokens))])
+
+    @r.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                 include_in_schema=False)
+    def fallback(request: Request, rest: str):
+        allowed = http.allowed_methods(routes_of, request.url.path)
+        if allowed:
+            return http.error_response(405, f"{request.method} is not allowed here; use {', '.join(allowed)}",
+                                       headers={"Allow": ", ".join(allowed)})
+        return http.error_response(404, f"no such route: {request.url.path[:200]}")
+
+    return r
 
 
 def create_app(engine, token: Optional[str] = None) -> FastAPI:

@@ -101,6 +101,10 @@ def test_the_ui_process_serves_the_api_and_the_tools_beside_the_page(ui_server):
     assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
     r = httpx.post(ui_server.url + "/v1/ask", content=b"{oops", headers={**h, "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_json"
+    r = httpx.get(ui_server.url + "/v1/nope", headers=h, timeout=30)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"  # the API's shape, not Gradio's
+    r = httpx.put(ui_server.url + "/v1/streams", headers=h, timeout=30)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST" and r.json()["error"]["message"]
     r = httpx.post(ui_server.url + "/v1/streams", json={"source": "../secret.txt"}, headers=h)
     assert r.status_code == 400 and "outside the media directory" in r.json()["error"]["message"]
     schema = httpx.get(ui_server.url + "/openapi.json", headers=h, timeout=30).json()

@@ -573,6 +573,8 @@ def run_styles(args) -> dict:
             res["runs"].append(dict(split=split, style=style, generate_s=gen, duration_s=truth.duration,
                                     facts=len(truth.facts), slides=len(truth.slides), ingest=ing, asks=asks,
                                     minutes=minutes, load=loadavg()))
+            if args.json:  # after every run: a long evaluation stopped half way keeps what it measured
+                Path(args.json).write_text(json.dumps(res, indent=1, default=str))
             del profile
     res["load_after"] = loadavg()
     return res

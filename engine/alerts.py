@@ -613,6 +613,7 @@ class WatchesMixin:
         svc = self.alert_service
         svc.media[stream] = media_path
         svc._ring.pop(stream, None)
+        svc._motion.pop(stream, None)   # a new run learns its background afresh
         prev_clip, prev_ev = pipe.on_clip, getattr(pipe, "on_evidence", None)
 
         def on_clip(mid, clip):

@@ -26,7 +26,7 @@ class MotionDetector:
     that differ from the learned background (after a 3×3 opening removes speckle); the first `warmup` frames
     only teach the background and return 0."""
 
-    def __init__(self, width: int = 160, history: int = 30, var_threshold: float = 25.0, warmup: int = 2):
+    def __init__(self, width: int = 160, history: int = 30, var_threshold: float = 25.0, warmup: int = 4):
         import cv2
 
         self._cv2 = cv2
@@ -70,7 +70,7 @@ class FaceDetector:
     """CenterFace through OpenCV's DNN module: `detect(rgb)` -> boxes with scores (the heatmap peak), best first.
     Frames are scaled to `width` pixels wide (a multiple of 32). Thread-safe (one forward at a time)."""
 
-    def __init__(self, width: int = 480, path: Optional[str] = None):
+    def __init__(self, width: int = 384, path: Optional[str] = None):
         import cv2
 
         self._cv2 = cv2

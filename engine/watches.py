@@ -95,13 +95,17 @@ def check_webhook(url: Optional[str]) -> Optional[str]:
     if url is None or not str(url).strip():
         return None
     url = str(url).strip()
-    p = urllib.parse.urlsplit(url)
-    if p.scheme not in ("http", "https") or not p.hostname or any(c.isspace() for c in url):
-        raise EngineError(f"bad webhook URL {url!r}: give an http:// or https:// URL with a host")
+    try:
+        p = urllib.parse.urlsplit(url)
+        host = p.hostname
+    except ValueError:
+        host = None
+    if not host or p.scheme not in ("http", "https") or any(c.isspace() or ord(c) < 32 for c in url):
+        raise EngineError(f"bad webhook URL {url[:200]!r}: give an http:// or https:// URL with a host")
     try:
         p.port
     except ValueError:
-        raise EngineError(f"bad webhook URL {url!r}: the port is not a number from 0 to 65535") from None
+        raise EngineError(f"bad webhook URL {url[:200]!r}: the port is not a number from 0 to 65535") from None
     return url
 
 

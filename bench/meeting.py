@@ -438,10 +438,14 @@ def _said_text(mems) -> str:
     for m in sorted(mems, key=lambda m: m.t0):
         for sent in sentences((m.evidence or {}).get("asr") or ""):
             k = " ".join(words(sent))
-            if k and k not in recent:
+            if k and k not in " ".join(recent):  # once, also when a clip holds only the tail of a sentence
                 out.append(sent)
                 recent = (recent + [k])[-12:]
     return " ".join(out)
+
+
+_CONTRACTIONS = [(r"\bi'm\b", "i am"), (r"n't\b", " not"), (r"'re\b", " are"), (r"'ll\b", " will"),
+                 (r"'ve\b", " have"), (r"'d\b", " would"), (r"\btouchtone\b", "touch tone")]
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -449,7 +453,13 @@ def wer(reference: str, hypothesis: str) -> float:
 
     from tests.fixtures.meeting import normalize
 
-    ref, hyp = normalize(reference), normalize(hypothesis)
+    def norm(t: str) -> str:  # spelling, not recognition: "I'm" is "I am"
+        t = t.lower().replace("’", "'")
+        for a, b in _CONTRACTIONS:
+            t = re.sub(a, b, t)
+        return normalize(t)
+
+    ref, hyp = norm(reference), norm(hypothesis)
     return float(jiwer.wer(ref, hyp)) if ref.strip() else float("nan")
 
 

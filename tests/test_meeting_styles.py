@@ -79,10 +79,11 @@ def test_every_screen_is_read_answered_and_in_the_minutes(style, profile, root):
     lines = read = 0
     for s in truth.slides:  # every slide (or document part) was read, from about when it appeared
         for b in s.bullets[:2] if style != "dense" else s.bullets[:4]:
-            first = [t for t, txt in ocr if normalize(b) in txt]
+            # stamped from when it appeared: a scroll reads a line as it comes into view, up to a few s before it
+            # is whole on screen (the same line text may also stand in another section)
+            first = [t for t, txt in ocr if normalize(b) in txt and s.t0 - (8 if style == "scroll" else 1) <= t <= s.t1]
             lines += 1
             read += bool(first)
-            assert not first or s.t0 - 1 <= first[0] <= s.t1, (b, first[0], s.t0, s.t1)
             # slides are read exactly; a scrolled document's 22-px text at the detector's 960-px input loses
             # a character now and then (bench/RESULTS.md has the measured rate)
             assert first or style == "scroll", (b, [x for x in ocr if x[1]])
@@ -127,7 +128,7 @@ def test_real_human_speech_through_the_bank(profile, root):
     truth = cached_style("human", "dev", seed=1, root=str(root))
     bank = _ingest(profile, truth, root / "bank-human")
     mems = bank.list()
-    assert wer(" ".join(truth.reference), _said_text(mems)) < 0.2  # a professional speaker's prompts, 8 kHz
+    assert wer(" ".join(truth.reference), _said_text(mems)) < 0.2  # a professional speaker's 8-kHz prompts
     f = next(x for x in truth.facts if x.answer == "linux")
     out, tr = _ask(bank, profile, f.question)
     assert contains_answer(out, f.answer), (f.question, out)

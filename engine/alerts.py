@@ -291,6 +291,7 @@ class AlertService:
         self._q: queue.Queue = queue.Queue(queue_size)
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
+        self._delivery_lock = threading.Lock()
         self._stop = threading.Event()
         self.sender = sender or WebhookSender()
         self.webhooks: list[str] = []                 # this process's webhooks (every alert goes there too)
@@ -577,10 +578,11 @@ class AlertService:
 
     def _delivered(self, alert_id: int):
         def done(url: str, ok: bool, why: str) -> None:
-            rows = self.bank.alerts(ids=[alert_id])
-            d = json.loads(rows[0]["delivery"]) if rows and rows[0]["delivery"] else {}
-            d[url] = "delivered" if ok else f"failed: {why}"
-            self.bank.update_alert(alert_id, delivery=json.dumps(d))
+            with self._delivery_lock:  # two webhooks of one alert finish on two sender threads
+                rows = self.bank.alerts(ids=[alert_id])
+                d = json.loads(rows[0]["delivery"]) if rows and rows[0]["delivery"] else {}
+                d[url] = "delivered" if ok else f"failed: {why}"
+                self.bank.update_alert(alert_id, delivery=json.dumps(d))
         return done
 
     def stats(self) -> dict:

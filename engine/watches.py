@@ -237,11 +237,18 @@ def units_of(evidence: dict, where: str) -> list[tuple[str, str]]:
 
 
 class TextMatcher:
-    """Semantic (MiniLM cosine) + lexical (share of the topic's word stems present) match of a topic with the
-    memory's sentences and slide lines: score = 0.5 · coverage + 0.5 · clip((cos − 0.3) / 0.4, 0, 1), best unit.
-    Unit embeddings are cached (a memory is checked again when its transcript arrives)."""
+    """How well a memory's sentences and slide lines say the topic, best unit:
+        lexical  coverage: the share of the topic's word stems in the unit
+        semantic cos: MiniLM cosine of the topic and the unit
+        score = max(coverage · (0.5 + 0.5 · clip((cos − 0.3) / 0.4, 0, 1)),  clip((cos − 0.6) / 0.3, 0, 1))
+    halved when the unit lacks a word of the topic that holds a digit ("Q3", "2024": a code or number names one
+    thing; MiniLM finds "Q2 Results" as close to "the Q3 results" as "Q3 Results" is). So the topic's words in a
+    sentence that means it score 0.75–1, its words in an unrelated sense about 0.5, a close paraphrase without
+    them up to 1, and a loosely related line 0. Unit embeddings are cached (a memory is checked again when its
+    transcript arrives)."""
 
-    SEM_LO, SEM_SPAN = 0.3, 0.4
+    SEM_LO, SEM_SPAN = 0.3, 0.4          # semantic support of a lexical match
+    PARA_LO, PARA_SPAN = 0.6, 0.3        # a paraphrase on its own
 
     def __init__(self, embedder=None, cache: int = 4096):
         self.embedder = embedder
@@ -268,13 +275,18 @@ class TextMatcher:
         if not units or not topic:
             return 0.0, ""
         want = set(_stem_words(topic))
+        keys = {w for w in want if any(c.isdigit() for c in w)}
         vecs = self._embed([topic] + [u for _, u in units])
         cos = vecs[1:] @ vecs[0] if self.embedder is not None else np.zeros(len(units))
         best, line = 0.0, ""
         for (where, u), c in zip(units, cos):
-            cov = len(want & set(_stem_words(u))) / len(want) if want else 0.0
-            sem = min(1.0, max(0.0, (float(c) - self.SEM_LO) / self.SEM_SPAN))
-            s = 0.5 * cov + 0.5 * sem
+            have = set(_stem_words(u))
+            cov = len(want & have) / len(want) if want else 0.0
+            support = min(1.0, max(0.0, (float(c) - self.SEM_LO) / self.SEM_SPAN))
+            para = min(1.0, max(0.0, (float(c) - self.PARA_LO) / self.PARA_SPAN))
+            s = max(cov * (0.5 + 0.5 * support), para)
+            if keys - have:
+                s *= 0.5
             if s > best:
                 best, line = s, f"{'Said' if where == 'speech' else 'On screen'}: {u}"
         return best, line

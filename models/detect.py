@@ -22,9 +22,10 @@ from .base import ModelError
 
 
 class MotionDetector:
-    """MOG2 background subtraction on a small grey copy of each frame. `update` returns the fraction of pixels
-    that differ from the learned background (after a 3×3 opening removes speckle); the first `warmup` frames
-    only teach the background and return 0."""
+    """MOG2 background subtraction on a small grey copy of each frame, its median brightness held constant (a
+    lighting change is not motion). `update` returns the fraction of pixels that differ from the learned
+    background (after a 3×3 opening removes speckle); the first `warmup` frames only teach the background and
+    return 0."""
 
     def __init__(self, width: int = 160, history: int = 30, var_threshold: float = 25.0, warmup: int = 4):
         import cv2
@@ -44,7 +45,10 @@ class MotionDetector:
         if w > self.width:
             rgb = cv2.resize(rgb, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
         g = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
-        return cv2.GaussianBlur(g, (3, 3), 0)
+        g = cv2.GaussianBlur(g, (3, 3), 0).astype(np.int16)
+        # light that comes up or dims over the whole view is not motion: the picture's median brightness is
+        # held constant (the median, so an object crossing the view does not move it)
+        return np.clip(g + (128 - int(np.median(g))), 0, 255).astype(np.uint8)
 
     def update(self, rgb: np.ndarray) -> float:
         g = self._small(rgb)

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import urllib.parse
 from typing import Optional
 
 from engine.errors import EngineError  # light: nothing heavy is imported before a command needs it
@@ -538,6 +539,9 @@ def add_watch_commands(sub) -> None:
     rm = wsub.add_parser("remove", help="remove a watch (its alerts stay)")
     rm.add_argument("id", help="the watch's id (see `watch list`)")
     rm.add_argument("--bank", required=True)
+    for sp in (add, rm):
+        sp.add_argument("--api-token", default=os.environ.get("VIGIL_API_TOKEN"),
+                        help="bearer token of the server that serves the bank, when one runs (or VIGIL_API_TOKEN)")
     al = sub.add_parser("alerts", help="the alerts the bank's watches raised")
     al.add_argument("--bank", required=True)
     al.add_argument("--json", action="store_true", help="print a JSON list")
@@ -613,15 +617,48 @@ def cmd_watch(args) -> int:
         for w in rows if not args.json else []:
             print(watch_line(w))
         return 0
-    with Engine(args.bank) as eng:
-        if args.watch_cmd == "add":
-            w = eng.add_watch(args.text, image=args.image, stream=args.stream, threshold=args.threshold,
-                              cooldown=args.cooldown, kind=args.kind, webhook=args.webhook)
-            print(json.dumps(w) if args.json else f"watch {watch_line(w)}")
-        else:
-            w = eng.remove_watch(args.id)
-            print(f"removed watch {w['id']}: {w['text'] or '(example image)'!r}")
+    w = watch_through_server(args)  # a running server holds the bank: it adds (or removes) the watch
+    if w is None:
+        with Engine(args.bank) as eng:
+            if args.watch_cmd == "add":
+                w = eng.add_watch(args.text, image=args.image, stream=args.stream, threshold=args.threshold,
+                                  cooldown=args.cooldown, kind=args.kind, webhook=args.webhook)
+            else:
+                w = eng.remove_watch(args.id)
+    if args.watch_cmd == "add":
+        print(json.dumps(w) if args.json else f"watch {watch_line(w)}")
+    else:
+        print(f"removed watch {w['id']}: {w['text'] or '(example image)'!r}")
     return 0
+
+
+def watch_through_server(args) -> Optional[dict]:
+    """`watch add|remove` on a bank a running server (the UI, `serve`) holds: through its /v1/watches, so the
+    running streams check the watch at once. None when no server serves the bank."""
+    from api import client
+    from engine import discovery
+
+    found = discovery.find(args.bank)
+    if found is None:
+        return None
+    try:
+        if args.watch_cmd == "remove":
+            return client.call(found["url"], "DELETE", f"/v1/watches/{urllib.parse.quote(str(args.id), safe='')}",
+                               token=args.api_token, bank=args.bank)["watch"]
+        body = {"text": args.text, "stream": args.stream, "threshold": args.threshold, "cooldown": args.cooldown,
+                "kind": args.kind, "webhook": args.webhook}
+        if args.image:
+            import base64
+
+            if not os.path.isfile(args.image):
+                raise CliError(f"no such image: {args.image!r}")
+            with open(args.image, "rb") as f:
+                body["image"] = base64.b64encode(f.read()).decode()
+        return client.call(found["url"], "POST", "/v1/watches", body, token=args.api_token, bank=args.bank)
+    except client.ServerError as e:
+        if not e.reachable:
+            return None
+        raise CliError(str(e)) from None
 
 
 def cmd_alerts(args) -> int:

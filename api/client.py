@@ -66,3 +66,28 @@ def ask_stream(url: str, body: dict, *, token: Optional[str] = None, bank: Optio
             if event.get("type") == "error":
                 raise ServerError(event.get("error") or "the server failed to answer")
             yield event
+
+
+def call(url: str, method: str, path: str, body: Optional[dict] = None, *, token: Optional[str] = None,
+         bank: Optional[str] = None, timeout: float = 60.0):
+    """Any JSON route: `method path` with an optional JSON body -> the decoded JSON answer (ServerError as above)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        try:
+            msg = json.loads(e.read().decode("utf-8", "replace")).get("error") or e.reason
+            if isinstance(msg, dict):
+                msg = msg.get("message") or e.reason
+        except (ValueError, AttributeError):
+            msg = e.reason
+        raise ServerError(str(msg)) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise ServerError(f"cannot reach {url}: {getattr(e, 'reason', e)}", reachable=False) from None
+    with resp:
+        _check_bank(resp, bank)
+        return json.loads(resp.read() or b"null")

@@ -88,3 +88,39 @@ def test_bad_input_gives_one_line_and_exit_1(media, tmp_path):
     one_error_line(run_cli("alerts", "--bank", str(tmp_path / "nothing")), "no memory bank")
     listed = json.loads(run_cli("watch", "list", "--bank", bank, "--json").stdout)
     assert [w["text"] for w in listed] == ["budget"]      # nothing half-added by the failed commands
+
+
+def test_watch_add_and_remove_go_through_the_server_that_holds_the_bank(media, tmp_path):
+    """`app.py serve` holds the bank (one writer): `watch add|remove` go through its /v1/watches, `watch list` and
+    `alerts` read the bank beside it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, free_port
+
+    bank = str(tmp_path / "served")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "app.py"), "serve", "--bank", bank, "--port", str(port),
+                             "--no-mcp"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not os.path.exists(os.path.join(bank, "server.json")) and time.time() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        r = run_cli("watch", "add", "tell me when someone mentions the budget", "--bank", bank)
+        assert r.returncode == 0 and r.stdout.startswith("watch 1: "), (r.stdout, r.stderr)
+        r = run_cli("watch", "add", "--image", media.q3, "--bank", bank, "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["kind"] == "image", r.stderr
+        one_error_line(run_cli("watch", "add", "budget", "--webhook", "nope", "--bank", bank), "bad webhook URL")
+        listed = json.loads(run_cli("watch", "list", "--bank", bank, "--json").stdout)
+        assert [w["id"] for w in listed] == [1, 2]
+        r = run_cli("watch", "remove", "1", "--bank", bank)
+        assert r.returncode == 0 and "removed watch 1" in r.stdout, r.stderr
+        one_error_line(run_cli("watch", "remove", "1", "--bank", bank), "no watch with id 1")
+        assert [w["id"] for w in json.loads(run_cli("watch", "list", "--bank", bank, "--json").stdout)] == [2]
+        assert json.loads(run_cli("alerts", "--bank", bank, "--json").stdout) == []
+    finally:
+        proc.terminate()
+        proc.wait(30)

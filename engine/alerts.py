@@ -307,6 +307,7 @@ class AlertService:
         self._matcher: Optional[W.TextMatcher] = None
         self._examples: dict = {}                     # watch id -> (space, key, word stems)
         self._motion: dict[str, object] = {}
+        self._runs: dict[tuple, tuple] = {}           # (watch, stream) -> (start, t1) of what a dwell watch sees
         self.counts = collections.Counter()           # checked, dropped, alerts, suppressed, errors
         self.last_error = ""
 
@@ -478,8 +479,26 @@ class AlertService:
                 best = W.people_score(cache["faces"])
             if best[0] < w.threshold and self._vlm(prof) is not None:
                 best = max(best, self._vlm_score(prof, w, mem, cache))
-            return best
+            return self._dwell(w, mem, best)
         return 0.0, ""
+
+    def _dwell(self, w, mem, best: tuple[float, str]) -> tuple[float, str]:
+        """A watch that asks for something lasting ("lingers", "for 30 seconds"): the score counts only once it has
+        been seen in every clip of the stream for that long (the run restarts at a clip without it)."""
+        need = W.dwell_seconds(w.text)
+        if need <= 0:
+            return best
+        key = (w.id, mem.stream)
+        if best[0] < w.threshold:
+            self._runs.pop(key, None)
+            return best
+        start, last_t1 = self._runs.get(key, (mem.t0, mem.t0))
+        if mem.t0 - last_t1 > 1.0:  # a gap (a clip without it was dropped or the stream jumped): start again
+            start = mem.t0
+        self._runs[key] = (start, mem.t1)
+        if mem.t1 - start + 1e-6 < need:
+            return 0.0, ""
+        return best[0], f"{best[1]}; there for {mem.t1 - start:.0f} s"
 
     def _vlm_score(self, prof, w, mem, cache: dict) -> tuple[float, str]:
         from memory.carriers import to_carrier

@@ -13,6 +13,8 @@ Kinds (`auto` picks one from the words of the text when the watch is created):
             much of that text the memory's slide text holds)
     motion  background subtraction (MOG2): the share of the picture that moved
     people  faces (CenterFace, shipped inside a package): the best face score in the clip's frames
+            (people and motion watches that say "lingers", "stays", "for 30 seconds" alert only once what they
+            look for has lasted that long, 10 s without a number: a person passing is not one lingering)
     vlm     with a VLM profile: P(yes) of the question asked as yes/no over the clip's carrier tokens, in one
             forward pass; a VLM also scores people/motion watches (the higher score counts)
 
@@ -310,6 +312,22 @@ def image_score(example_key: np.ndarray, memory_key: Optional[np.ndarray], examp
         f1 = 2 * both / (len(example_words) + len(seen)) if seen else 0.0
         return vis * f1, f"looks like the example (similarity {cos:.2f}; its text on screen: {f1:.0%} match)"
     return vis, f"looks like the example (similarity {cos:.2f})"
+
+
+_DWELL_WORDS = re.compile(r"\b(linger\w*|loiter\w*|stays?|staying|remains?|waits?|waiting|keeps? moving)\b", re.I)
+_DWELL_TIME = re.compile(r"\bfor\s+(?:more than\s+|over\s+|at least\s+|longer than\s+)?(\d+(?:\.\d+)?)\s*"
+                         r"(s|secs?|seconds?|m|mins?|minutes?)\b", re.I)
+DEFAULT_DWELL = 10.0
+
+
+def dwell_seconds(text: str) -> float:
+    """How long what a people or motion watch looks for must last before it alerts: "for 30 seconds",
+    "for 2 minutes"; "lingers", "stays", "waits" without a time: 10 s; otherwise 0 (at once)."""
+    m = _DWELL_TIME.search(text or "")
+    if m:
+        v = float(m.group(1))
+        return v * 60.0 if m.group(2).lower().startswith("m") else v
+    return DEFAULT_DWELL if _DWELL_WORDS.search(text or "") else 0.0
 
 
 def motion_score(fraction: float) -> tuple[float, str]:

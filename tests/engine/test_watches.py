@@ -20,6 +20,8 @@ Q3 = "when the slide shows the Q3 results"
 PARKING_SAID = "notify me if anyone mentions the parking garage"
 PARKING_SHOWN = "when the slide shows the parking garage map"
 PERSON = "alert me when a person appears"
+STAYS = "tell me when a person stays for 4 seconds"                 # the person is there 6 s: once, at 4 s
+LINGERS = "alert me when someone lingers"                           # 10 s: never
 DOCK = "movement at the loading dock"
 
 
@@ -78,7 +80,8 @@ def run(media, tmp_path_factory):
     with Engine(bank) as eng:
         ids = {}
         for text, kw in ((BUDGET, {}), (BUDGET_SHORT, {"cooldown": 5}), (Q3, {}), (PARKING_SAID, {}),
-                         (PARKING_SHOWN, {}), (PERSON, {}), ("the Q3 slide", {"image": media.q3}),
+                         (PARKING_SHOWN, {}), (PERSON, {}), (STAYS, {}), (LINGERS, {}),
+                         ("the Q3 slide", {"image": media.q3}),
                          (DOCK, {"stream": "dock"})):
             ids[text] = eng.add_watch(text, **kw)["id"]
         out.ids = ids
@@ -131,6 +134,10 @@ def test_planted_phrase_slide_and_person_trigger_exactly_their_watches(run, medi
     assert len(like) == 1 and t["slide:Q3 Results"][0] <= like[0]["start"] < t["slide:Q3 Results"][0] + 4.0, like
     person = of(run.phase1, ids[PERSON])
     assert person and all(t["face"][0] <= a["start"] < t["face"][1] for a in person), person
+    stays = of(run.phase1, ids[STAYS])               # passing vs lingering: only once it has lasted 4 s
+    assert len(stays) == 1 and stays[0]["end"] - t["face"][0] >= 4.0 - 1e-6 and stays[0]["start"] < t["face"][1]
+    assert "there for 4 s" in stays[0]["evidence"]
+    assert not of(run.phase1, ids[LINGERS])
     assert not of(run.phase1, ids[PARKING_SAID]) and not of(run.phase1, ids[PARKING_SHOWN])
     assert not of(run.phase1, ids[DOCK])              # a watch for another stream
     assert run.stats1["dropped"] == 0 and run.stats1["errors"] == 0, run.stats1
@@ -149,7 +156,7 @@ def test_cooldown_is_respected(run, media):
 
 
 def test_watches_survive_reopening_and_apply_to_a_stream_started_later(run, media):
-    assert run.watches_after == run.watches_before and len(run.watches_after) == 8
+    assert run.watches_after == run.watches_before and len(run.watches_after) == 10
     dock = of(run.phase2, run.ids[DOCK])             # created before the stream existed, in another process's run
     assert len(dock) == 1, run.phase2
     assert overlaps(dock[0], media.truth["motion"]) and dock[0]["start"] >= media.truth["motion"][0] - 1e-6

@@ -55,7 +55,8 @@ class AlertHandlers:
 
     def refresh(self):
         gal, rows, alerts = self._panel()
-        return watch_rows(self.engine.watches()), gal, rows, alerts
+        return (watch_rows(self.engine.watches()), gal, rows, alerts,
+                gr.update(choices=[ALL_STREAMS, *self.engine.stream_ids()]))
 
     def add(self, text, image, stream, threshold, cooldown, kind, webhook):
         stream = None if not stream or stream == ALL_STREAMS else stream
@@ -165,7 +166,7 @@ def build_tab(engine) -> AlertHandlers:
     w_add.click(h.add, [w_text, w_image, w_stream, w_threshold, w_cooldown, w_kind, w_hook], [w_msg, w_table, w_text],
                 api_name="add_watch")
     w_rm.click(h.remove, w_rm_id, [w_msg, w_table], api_name="remove_watch")
-    tab.select(h.refresh, None, [w_table, a_gallery, a_table, alerts_state], api_visibility="private")
+    tab.select(h.refresh, None, [w_table, a_gallery, a_table, alerts_state, w_stream], api_visibility="private")
     timer.tick(h.poll, seen, [seen, a_gallery, a_table, alerts_state], show_progress="hidden",
                api_visibility="private", api_name="alerts_poll")  # the Live panel's poll keeps /poll
     a_gallery.select(h.open, alerts_state, [a_video, a_md], api_visibility="private")

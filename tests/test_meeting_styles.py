@@ -91,7 +91,8 @@ def test_every_screen_is_read_answered_and_in_the_minutes(style, profile, root):
     f = truth.slide_facts[-1]
     out, tr = _ask(bank, profile, f.question)
     assert contains_answer(out, f.answer), (f.question, f.answer, out)
-    assert tr.best is not None and tr.best.t1 > f.t0 - 1 and tr.best.t0 < f.t1 + 1
+    slack = 8 if style == "scroll" else 1  # a scrolled line is read, and cited, as it comes into view
+    assert tr.best is not None and tr.best.t1 > f.t0 - slack and tr.best.t0 < f.t1 + 1
     mn = _minutes(bank, profile)
     if style != "scroll":  # a document's headings are not slide titles: its sections follow the window title
         titles = [normalize(x.title) for x in mn.sections]

@@ -18,6 +18,14 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 CSS = """
 #live-stats p {margin: 0}
 #source-msg {min-height: 1.5em}
+#source-msg p {margin: 0}
+#citations .caption-label, #latest-clips .caption-label, #citations .caption, #latest-clips .caption {
+  white-space: normal; max-width: 100%; font-size: 11px; line-height: 1.25; opacity: 0.95}
+#sources table {table-layout: fixed; width: 100%}
+#citations .grid-container {grid-template-columns: repeat(3, minmax(0, 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important}
+#latest-clips .grid-container {grid-template-columns: repeat(4, minmax(0, 1fr)) !important}
+#citations .thumbnail-item, #latest-clips .thumbnail-item {aspect-ratio: 4 / 3}
 #player video {width: 100%; max-height: 360px; background: #000}
 #timeline-plot svg {width: 100%; height: auto; font: 11px sans-serif}
 #timeline-plot circle[data-mid] {cursor: pointer}

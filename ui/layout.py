@@ -6,7 +6,7 @@ import gradio as gr
 
 from . import alerts as alerts_tab
 from . import timeline as tl
-from .handlers import Handlers
+from .handlers import SOURCE_HEADERS, Handlers
 
 
 def build(engine) -> gr.Blocks:
@@ -16,12 +16,14 @@ def build(engine) -> gr.Blocks:
     with gr.Blocks(title="Vigil") as demo:
         gr.Markdown("## Vigil · streaming video assistant")
         seen = gr.State({})
+        mine = gr.State({})  # the source this page started last: its status shows under the Sources heading
         cites_state = gr.State([])
         with gr.Tabs():
             with gr.Tab("Live", id="live"):
                 with gr.Row():
                     with gr.Column(scale=4, min_width=320):
                         gr.Markdown("### Sources")
+                        source_msg = gr.Markdown("", elem_id="source-msg")
                         with gr.Accordion("Browser webcam", open=True):
                             cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
                                            elem_id="webcam", height=200)
@@ -44,15 +46,23 @@ def build(engine) -> gr.Blocks:
                                 refresh_media = gr.Button("↻", scale=0, min_width=40)
                             with gr.Row():
                                 file_id = gr.Textbox("", label="Stream id (optional)", elem_id="file-id")
-                                file_start = gr.Number(0, label="Start at (s)", minimum=0)
+                                file_start = gr.Number(0, label="Start at (s)", elem_id="file-start-at")
                             with gr.Row():
                                 file_mode = gr.Radio(["fast", "real time"], value="fast", label="Replay")
                                 file_meeting = gr.Checkbox(False, label="Meeting mode", elem_id="file-meeting")
+                            file_replace = gr.Checkbox(False, label="Replace what the stream holds (default: resume "
+                                                       "after it)", elem_id="file-replace")
                             file_go = gr.Button("Replay file", variant="primary", elem_id="file-start")
                         with gr.Row():
                             stop_id = gr.Dropdown([], value=None, label="Source", scale=3, elem_id="stop-id")
                             stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-                        source_msg = gr.Markdown("", elem_id="source-msg")
+                        with gr.Accordion("Remove a stream from the bank", open=False):
+                            forget_id = gr.Dropdown(engine.stream_ids(), value=None, label="Stream",
+                                                    elem_id="forget-id")
+                            with gr.Row():
+                                forget_from = gr.Number(None, label="From (s, optional)", elem_id="forget-from")
+                                forget_to = gr.Number(None, label="To (s, optional)", elem_id="forget-to")
+                            forget_btn = gr.Button("Remove from bank", variant="stop", elem_id="forget")
                     with gr.Column(scale=5, min_width=360):
                         gr.Markdown("### Live")
                         watch = gr.Dropdown([], label="Show stream", value=None, elem_id="watch")
@@ -61,9 +71,6 @@ def build(engine) -> gr.Blocks:
                         latest = gr.Gallery(label="Latest clips", columns=4, height=170, elem_id="latest-clips",
                                             allow_preview=False)
                         sys_md = gr.Markdown("", elem_id="system")
-                        sources_df = gr.Dataframe(headers=["stream", "kind", "state", "frames in", "fps in", "fps out",
-                                                           "dropped", "memories", "t (s)", "error / notes"],
-                                                  label="Sources", interactive=False, elem_id="sources")
                     with gr.Column(scale=6, min_width=380):
                         gr.Markdown("### Ask")
                         chat = gr.Chatbot(label="Vigil", height=330, elem_id="chat")
@@ -76,22 +83,26 @@ def build(engine) -> gr.Blocks:
                             chat_streams = gr.Dropdown([], value=[], multiselect=True, label="Only these streams",
                                                        elem_id="chat-streams")
                             use_frame = gr.Checkbox(False, label="Also search with the current frame (query by example)")
-                        cites = gr.Gallery(label="Citations (click to open)", columns=5, height=150,
-                                           elem_id="citations", allow_preview=False)
+                        cites = gr.Gallery(label="Moments", columns=3, height="auto", elem_id="citations",
+                                           allow_preview=False)
                         player = gr.HTML(tl.player_html(None), elem_id="player")
                         with gr.Row():
                             cite_img = gr.Image(label="Stored clip", interactive=False, height=150, elem_id="cite-img")
                             cite_md = gr.Markdown("", elem_id="cite-evidence")
+                # full width, so every column (errors and notes last) shows without scrolling sideways
+                sources_df = gr.Dataframe(headers=SOURCE_HEADERS, label="Sources", interactive=False,
+                                          elem_id="sources", wrap=True,
+                                          column_widths=["12%", "7%", "7%", "10%", "6%", "6%", "7%", "5%", "14%",
+                                                         "26%"])
             with gr.Tab("Timeline", id="timeline") as tl_tab:
                 gr.Markdown("The bank over time: one point per stored clip, at its start (media time) and its "
-                            "**novelty**, how much it differs from the clip before it in the same stream (1 − cosine "
+                            "**change**, how much it differs from the clip before it in the same stream (1 − cosine "
                             "of their visual keys, on a log scale; a stream's first clip is 1). Peaks are scene changes "
                             "or activity. Hover a point for its evidence; click it to open the clip.")
                 with gr.Row():
                     tl_stream = gr.Dropdown([], label="Stream (all when empty)", value=None, elem_id="timeline-stream")
-                    tl_from = gr.Number(None, label="From (s of media time; 0: the start)", minimum=0,
-                                        elem_id="timeline-from")
-                    tl_to = gr.Number(None, label="To (s of media time; 0: the end)", minimum=0, elem_id="timeline-to")
+                    tl_from = gr.Number(None, label="From (s of media time; 0: the start)", elem_id="timeline-from")
+                    tl_to = gr.Number(None, label="To (s of media time; 0: the end)", elem_id="timeline-to")
                     tl_go = gr.Button("Show", elem_id="timeline-show")
                 tl_count = gr.Markdown("", elem_id="timeline-count")
                 tl_plot = gr.HTML(tl.timeline_svg([]), js_on_load=tl.TIMELINE_JS, elem_id="timeline-plot")
@@ -101,11 +112,11 @@ def build(engine) -> gr.Blocks:
                     tl_player = gr.HTML(tl.player_html(None))
                     tl_img = gr.Image(label="Stored clip", interactive=False, height=200)
                     tl_md = gr.Markdown("", elem_id="timeline-evidence")
-            with gr.Tab("Meeting", id="meeting"):
+            with gr.Tab("Meeting", id="meeting") as mt_tab:
                 gr.Markdown("Minutes of a recorded or live meeting: decisions, action items and topics with timestamps.")
                 with gr.Row():
-                    mt_stream = gr.Dropdown(engine.meetings() or [], label="Stream", value=None, scale=3,
-                                            elem_id="meeting-stream")
+                    mt_stream = gr.Dropdown(engine.meetings() or [], label="Stream", value=engine.default_meeting(),
+                                            scale=3, elem_id="meeting-stream")
                     mt_go = gr.Button("Summarize", variant="primary", scale=1, elem_id="summarize")
                 minutes = gr.Markdown("", elem_id="minutes")
                 minutes_file = gr.File(label="Download minutes (.md)", elem_id="minutes-file")
@@ -122,18 +133,19 @@ def build(engine) -> gr.Blocks:
                 set_msg = gr.Markdown("")
 
         # ---- events ----
-        cam_start.click(h.start_webcam, [cam_id, cam_meeting], source_msg, api_name="start_webcam")
+        cam_start.click(h.start_webcam, [cam_id, cam_meeting], [source_msg, mine], api_name="start_webcam")
         cam.stream(h.push_frame, [cam, cam_id], None, stream_every=0.2, time_limit=None, concurrency_limit=8,
                    show_progress="hidden", api_visibility="private")
-        rtsp_start.click(h.start_rtsp, [rtsp_url, rtsp_id, rtsp_meeting], source_msg, api_name="start_rtsp")
-        file_go.click(h.start_file, [upload, server_path, file_id, file_mode, file_start, file_meeting],
-                      [source_msg, server_path], api_name="start_file")
+        rtsp_start.click(h.start_rtsp, [rtsp_url, rtsp_id, rtsp_meeting], [source_msg, mine], api_name="start_rtsp")
+        file_go.click(h.start_file, [upload, server_path, file_id, file_mode, file_start, file_meeting, file_replace],
+                      [source_msg, server_path, mine], api_name="start_file")
         refresh_media.click(h.refresh_media, None, server_path)
         stop_btn.click(h.stop_stream, stop_id, source_msg, api_name="stop")
+        forget_btn.click(h.forget, [forget_id, forget_from, forget_to], [source_msg, forget_id], api_name="forget")
 
         timer = gr.Timer(1.0)
-        timer.tick(h.poll, [watch, seen], [live, live_stats, sources_df, latest, sys_md, watch, chat_streams, tl_stream,
-                                          mt_stream, stop_id, seen],
+        timer.tick(h.poll, [watch, seen, mine], [live, live_stats, sources_df, latest, sys_md, watch, chat_streams,
+                                                tl_stream, mt_stream, stop_id, forget_id, seen, source_msg],
                    show_progress="hidden", concurrency_limit=None, queue=False, api_name="poll")
 
         ask_outputs = [chat, cites, cites_state, question]
@@ -148,7 +160,12 @@ def build(engine) -> gr.Blocks:
         tl_df.select(h.open_row, tl_df, [tl_player, tl_img, tl_md], api_visibility="private")
         tl_plot.select(h.open_point, None, [tl_player, tl_img, tl_md], api_visibility="private")
 
-        mt_go.click(h.summarize, mt_stream, [minutes, minutes_file], concurrency_limit=1, api_name="summarize")
+        mt_tab.select(h.meeting_tab, mt_stream, mt_stream, api_visibility="private")
+        # the button is off while minutes are written, so a second click cannot queue a second run
+        mt_go.click(lambda: gr.update(interactive=False, value="Summarizing…"), None, mt_go, queue=False,
+                    api_visibility="private").then(
+            h.summarize, mt_stream, [minutes, minutes_file], concurrency_limit=1, api_name="summarize").then(
+            lambda: gr.update(interactive=True, value="Summarize"), None, mt_go, queue=False, api_visibility="private")
         set_save.click(h.save_settings, [set_model, set_reducer, set_budget, set_clip, set_fps], set_msg,
                        api_name="save_settings")
     return demo

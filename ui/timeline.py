@@ -10,6 +10,7 @@ import urllib.parse
 from typing import Optional
 
 from engine.timefmt import hms
+from memory.bank import EVIDENCE_LABELS
 
 # Clicking a point of the timeline sends that memory's id as a select event (evt.index).
 TIMELINE_JS = """
@@ -26,16 +27,37 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
+COLUMNS = ["id", "stream", "start", "end", "change", "evidence"]  # the Clips table (times as h:mm:ss)
+
+
 def rows_of(memories: list[dict]) -> list[dict]:
     """Engine.memories() -> the timeline's rows (id, stream, t0, t1, novelty, evidence text)."""
-    return [{"id": m["id"], "stream": m["stream"], "t0": round(m["start"], 2), "t1": round(m["end"], 2),
-             "novelty": float(f"{m['novelty']:.3g}") if m.get("novelty") is not None else 0.0,
+    return [{"id": m["id"], "stream": m["stream"], "t0": float(m["start"]), "t1": float(m["end"]),
+             "novelty": float(m["novelty"]) if m.get("novelty") is not None else 0.0,
              "evidence": m.get("text", "")} for m in memories]
 
 
+def change_text(novelty: float) -> str:
+    """Novelty for people: a stream's first clip, or how much the clip differs from the one before, rounded."""
+    if novelty >= 0.9995:
+        return "first clip"
+    if novelty < 0.005:
+        return "<0.01"
+    return f"{novelty:.2f}"
+
+
+def table_rows(rows: list[dict]) -> list[list]:
+    """The Clips table: id, stream, start and end as h:mm:ss, change (rounded), evidence in plain words."""
+    return [[r["id"], r["stream"], hms(r["t0"]), hms(r["t1"]), change_text(r["novelty"]), r["evidence"]]
+            for r in rows]
+
+
 def window_of(t_from, t_to) -> Optional[tuple[float, float]]:
-    """The From/To boxes (empty or 0: no bound) -> (start, end) or None for everything."""
-    lo, hi = float(t_from or 0), float(t_to or 0)
+    """The From/To boxes (seconds or h:mm:ss; empty or 0: no bound) -> (start, end) or None for everything.
+    Raises ValueError for a time that is not one, a negative one, or an end before the start."""
+    lo, hi = parse_time(t_from) or 0.0, parse_time(t_to) or 0.0
+    if hi > 0 and hi < lo:
+        raise ValueError("the end of the window is before its start")
     return None if lo <= 0 and hi <= 0 else (max(0.0, lo), hi if hi > 0 else 1e12)
 
 
@@ -46,6 +68,29 @@ def caption(rows: list[dict], stream: Optional[str], t_range) -> str:
     return f"{len(rows)} clips{where}{window}. Click a point or a row to open it."
 
 
+def parse_time(v) -> Optional[float]:
+    """A time box's value: seconds (a number or "90") or h:mm:ss / m:ss text; None when empty. Raises ValueError
+    for anything else, or a negative time."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    if isinstance(v, (int, float)):
+        t = float(v)
+    else:
+        parts = str(v).strip().split(":")
+        if not 1 <= len(parts) <= 3:
+            raise ValueError(f"not a time: {v!r} (use seconds or h:mm:ss)")
+        try:
+            nums = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"not a time: {v!r} (use seconds or h:mm:ss)") from None
+        t = 0.0
+        for n in nums:
+            t = t * 60 + n
+    if t != t or t < 0:
+        raise ValueError("times must be 0 or later")
+    return t
+
+
 def timeline_svg(rows: list[dict], t_range: Optional[tuple[float, float]] = None, width: int = 960,
                  height: int = 280) -> str:
     """The timeline as an inline SVG: one point per stored clip at (clip start, novelty), a colour and a line per
@@ -53,7 +98,7 @@ def timeline_svg(rows: list[dict], t_range: Optional[tuple[float, float]] = None
     TIMELINE_JS sends back as a select event."""
     if not rows:
         return "<div class='timeline-empty'>No clips in this selection yet.</div>"
-    L, R, T, B = 64, 16, 12, 44
+    L, R, T, B = 64, 40, 12, 44  # the right margin holds half of the last time label
     pw, ph = width - L - R, height - T - B
     lo = min(r["t0"] for r in rows)
     hi = max(r["t1"] for r in rows)
@@ -106,7 +151,8 @@ def timeline_svg(rows: list[dict], t_range: Optional[tuple[float, float]] = None
                    "pointer-events='none'/>")
     for sid, rs in streams.items():
         for r in rs:
-            tip = (f"{r['stream']} · {hms(r['t0'])}–{hms(r['t1'])} · novelty {r['novelty']:.2g} · memory #{r['id']}"
+            tip = (f"{r['stream']} · {hms(r['t0'])}–{hms(r['t1'])} · change {change_text(r['novelty'])} · "
+                   f"memory #{r['id']}"
                    + (f"\n{r['evidence']}" if r.get("evidence") else ""))
             out.append(f"<circle data-mid='{int(r['id'])}' cx='{x(r['t0']):.1f}' cy='{y(r['novelty']):.1f}' r='4.5' "
                        f"fill='{color[sid]}' stroke='#fff'><title>{html.escape(tip)}</title></circle>")
@@ -131,7 +177,7 @@ def evidence_md(d: dict) -> str:
     lines = [f"**{html.escape(d['stream'])}** · {hms(d['start'])}–{hms(d['end'])} · memory #{d['id']}"]
     for k, v in ev.items():
         if v:
-            lines.append(f"- **{k}**: {html.escape(str(v))}")
+            lines.append(f"- **{EVIDENCE_LABELS.get(k, k)}**: {html.escape(' '.join(str(v).split()))}")
     if len(lines) == 1:
         lines.append("_no text evidence for this clip_")
     return "\n".join(lines)

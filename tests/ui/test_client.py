@@ -19,6 +19,10 @@ def client(ui_app):
     return Client(ui_app.url, verbose=False)
 
 
+# the Sources table's columns (ui/handlers.py SOURCE_HEADERS)
+STATE, PROGRESS, MEMORIES, SETTINGS, NOTES = 2, 3, 4, 8, 9
+
+
 def rows(client):
     """The sources table from the /poll endpoint: {stream: row}."""
     out = client.predict(None, api_name="/poll")
@@ -27,25 +31,117 @@ def rows(client):
     return {r[0]: r for r in data}
 
 
+def replay(client, path, sid, mode="fast", start=0, meeting=False, replace=False):
+    msg, _ = client.predict(None, path, sid, mode, start, meeting, replace, api_name="/start_file")
+    return msg
+
+
+def value_of(x):
+    """An output sent as gr.update(value=…, label=…) reaches the client as that update's dict."""
+    return x.get("value") if isinstance(x, dict) and x.get("__type__") == "update" else x
+
+
+def text_of(content) -> str:
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+
+
 def test_ingest_ask_and_citations(client, ui_app):
-    msg, _ = client.predict(None, ui_app.media.video, "client-scenes", "fast", 0, False, api_name="/start_file")
+    msg = replay(client, ui_app.media.video, "client-scenes")
     assert msg.startswith("OK:") and "client-scenes" in msg, msg
-    row = wait_for(lambda: (r := rows(client).get("client-scenes")) and r[2] in ("finished", "error") and r,
-                   timeout=90, what="the file to finish")
-    assert row[2] == "finished", row
-    assert row[7] >= 5  # 12 s at 2 s clips (scene cuts may add some)
-    assert "no transcript" in row[9], row  # a tone, not speech: the table says why there is no transcript
-    history, gallery, question = client.predict("what is in the picture?", [], 5, ["client-scenes"], False, None,
-                                                 api_name="/ask")
+    seen = []
+    row = wait_for(lambda: (r := rows(client).get("client-scenes")) and seen.append(r[PROGRESS]) is None
+                   and r[STATE] in ("finished", "error") and r, timeout=90, what="the file to finish")
+    assert row[STATE] == "finished" and row[PROGRESS] == "100%", row
+    assert any(re.fullmatch(r"\d+% · (\d+ s|\d+ min \d\d s) left", p) for p in seen), seen  # share done, time left
+    assert row[MEMORIES] >= 5  # 12 s at 2 s clips (scene cuts may add some)
+    assert row[SETTINGS] == "pool2d · 32 tok · 2 s clips · 1 fps", row  # what the stream is stored with
+    assert "no transcript" in row[NOTES], row  # a tone, not speech: the table says why there is no transcript
+    # a question with the stream's last frame as the example: only the picture can match, and the answer says so
+    history, gallery, question = client.predict("what is in the picture?", [], 5, ["client-scenes"], True,
+                                                 "client-scenes", api_name="/ask")
     assert question == ""
     assert history[-1]["role"] == "assistant"
-    answer = history[-1]["content"]
-    answer = answer if isinstance(answer, str) else " ".join(p.get("text", "") for p in answer)
-    assert answer.strip() and not answer.startswith("Error:"), answer
-    assert gallery, "an answer comes with its citations"
+    answer = text_of(history[-1]["content"])
+    assert answer.startswith("No speech or on-screen text answers this, but these moments look most like the "
+                             "example picture"), answer
+    assert "could not find" not in answer and "Error" not in answer
+    assert gallery["label"] == "Moments that look most like it (click to open)", gallery
+    gallery = value_of(gallery)
+    assert gallery, "an answer comes with the moments it names"
     captions = [g["caption"] for g in gallery]
-    assert all(c.startswith("client-scenes · 00:00:") for c in captions), captions
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d–\d\d:\d\d:\d\d · client-scenes", c) for c in captions), captions
+    assert captions[0].split(" · ")[0] in answer  # best first: the first moment shown is the first one named
     assert all(os.path.isfile(g["image"] if isinstance(g["image"], str) else g["image"]["path"]) for g in gallery)
+
+
+def test_replaying_a_file_again_keeps_one_copy_and_can_be_removed(client, ui_app):
+    bank = ui_app.ctl.bank
+    assert replay(client, ui_app.media.video, "twice").startswith("OK:")
+    wait_for(lambda: rows(client)["twice"][STATE] == "finished", timeout=90, what="the first replay")
+    first = [(m.t0, m.t1) for m in bank.list(stream="twice")]
+    msg = replay(client, ui_app.media.video, "twice")
+    assert msg.startswith("OK: nothing to add: stream **twice** already holds all of **scenes.mp4**"), msg
+    assert [(m.t0, m.t1) for m in bank.list(stream="twice")] == first
+    msg = replay(client, ui_app.media.video, "twice", replace=True)
+    assert msg.startswith("OK: replaced what the stream held"), msg
+    wait_for(lambda: rows(client)["twice"][STATE] == "finished", timeout=90, what="the replacing replay")
+    assert [(m.t0, m.t1) for m in bank.list(stream="twice")] == first
+    assert rows(client)["twice"][MEMORIES] == len(first)  # the stream's memories, not a sum over runs
+    msg, choices = client.predict("twice", 4, 6, api_name="/forget")
+    assert msg.startswith("OK: removed **twice** from 00:00:04 to 00:00:06"), msg
+    assert len(bank.list(stream="twice")) < len(first)
+    msg = replay(client, ui_app.media.video, "twice")
+    assert msg.startswith("OK: resuming **scenes.mp4** as stream **twice** at 00:00:04"), msg
+    wait_for(lambda: rows(client)["twice"][STATE] == "finished", timeout=90, what="the resumed replay")
+    assert sorted((m.t0, m.t1) for m in bank.list(stream="twice")) == pytest.approx(sorted(first), abs=0.1)
+    msg, _ = client.predict("twice", None, None, api_name="/forget")
+    assert msg.startswith("OK: removed stream **twice**"), msg
+    assert bank.list(stream="twice") == [] and "twice" not in [s["stream"] for s in bank.streams()]
+
+
+@pytest.mark.parametrize("start,needle", [(100, "Error: start 00:01:40 is past the end of 'scenes.mp4' (it is "
+                                                  "00:00:12 long)"),
+                                          (-5, "Error: start must be 0 s or later, got -5 s")])
+def test_a_start_outside_the_file_is_refused_before_anything_starts(client, ui_app, start, needle):
+    msg = replay(client, ui_app.media.video, "out-of-range", start=start)
+    assert msg == needle, msg
+    assert "out-of-range" not in ui_app.ctl.started()
+
+
+def test_unreachable_camera_says_why_within_seconds(client):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.time()
+    msg = client.predict(f"rtsp://ann:s3cret@127.0.0.1:{port}/cam", "nocam", False, api_name="/start_rtsp")
+    assert msg.startswith("OK:") and "connecting" in msg, msg
+    why = f"cannot connect to rtsp://ann:***@127.0.0.1:{port}/cam: Connection refused"
+    statuses = []  # the message under Sources follows the source this session started (sent when it changes)
+
+    def row():
+        out = client.predict(None, api_name="/poll")
+        if isinstance(out[-1], str):
+            statuses.append(out[-1])
+        data = out[2]["data"] if isinstance(out[2], dict) else out[2]
+        return next(r for r in data if r[0] == "nocam")
+
+    r = wait_for(lambda: (r := row()) and why in r[NOTES] and r, timeout=5, what="the reason while it retries")
+    assert r[STATE] == "connecting" and time.time() - t0 < 5  # never "running" before a frame
+    assert any(x.startswith("Connecting to **nocam**") and why in x for x in statuses), statuses
+    r = wait_for(lambda: (r := row()) and r[STATE] == "error" and r, timeout=20, what="the error state")
+    assert r[NOTES] == why, r
+    assert statuses[-1] == f"Error: **nocam**: {why}", statuses
+    text = repr(client.predict(None, api_name="/poll"))
+    assert "s3cret" not in text
+
+
+def test_an_unknown_model_is_refused_when_saved(client, ui_app):
+    old = dict(ui_app.ctl.settings)
+    msg = client.predict("no-such-org/no-such-model", "pool2d", 32, 2.0, 1.0, api_name="/save_settings")
+    assert msg.startswith("Error:") and "no-such-org/no-such-model" in msg, msg
+    assert ui_app.ctl.settings == old and ui_app.ctl.bank.get_meta("ui.settings", {}).get("model", "lite") == "lite"
 
 
 def test_ask_edge_cases_are_clean(client):
@@ -62,14 +158,14 @@ def test_bad_upload_gets_a_clean_error(client, ui_app, tmp_path):
 
     fake = tmp_path / "holiday.mp4"
     fake.write_text("this is not a video\n" * 100)
-    msg, _ = client.predict(handle_file(str(fake)), None, "", "fast", 0, False, api_name="/start_file")
+    msg, _ = client.predict(handle_file(str(fake)), None, "", "fast", 0, False, False, api_name="/start_file")
     assert msg.startswith("Error:") and "not a" in msg and "video" in msg, msg
     assert str(tmp_path) not in msg and "/tmp" not in msg  # no server paths in errors
     png = tmp_path / "still.mp4"  # an image renamed: checked by content, not extension
     from PIL import Image
 
     Image.new("RGB", (64, 48), (200, 10, 10)).save(png, format="PNG")
-    msg, _ = client.predict(handle_file(str(png)), None, "", "fast", 0, False, api_name="/start_file")
+    msg, _ = client.predict(handle_file(str(png)), None, "", "fast", 0, False, False, api_name="/start_file")
     assert msg.startswith("Error:") and "not a supported video" in msg, msg
     assert not os.path.exists(os.path.join(ui_app.media.media, "uploads", "holiday.mp4"))
 
@@ -80,7 +176,7 @@ def test_upload_size_cap(client, tmp_path):
     big = tmp_path / "big.mp4"
     big.write_bytes(os.urandom(1024) * (UPLOAD_CAP_MB * 1024 + 10))
     with pytest.raises(Exception) as e:
-        client.predict(handle_file(str(big)), None, "", "fast", 0, False, api_name="/start_file")
+        client.predict(handle_file(str(big)), None, "", "fast", 0, False, False, api_name="/start_file")
     assert "size" in str(e.value).lower() or "large" in str(e.value).lower() or "413" in str(e.value)
 
 
@@ -88,11 +184,12 @@ def test_good_upload_is_replayed_from_the_media_dir(client, ui_app):
     from gradio_client import handle_file
 
     src = os.path.join(ui_app.media.media, ui_app.media.video)
-    msg, _ = client.predict(handle_file(src), None, "uploaded", "fast", 2.0, False, api_name="/start_file")
+    msg, _ = client.predict(handle_file(src), None, "uploaded", "fast", 2.0, False, False, api_name="/start_file")
     assert msg.startswith("OK:") and "uploaded" in msg and "00:00:02" in msg, msg
-    row = wait_for(lambda: (r := rows(client).get("uploaded")) and r[2] in ("finished", "error") and r, timeout=90,
-                   what="the upload to finish")
-    assert row[2] == "finished", row
+    assert ui_app.media.media not in msg and "/tmp" not in msg  # named by its name in the media dir only
+    row = wait_for(lambda: (r := rows(client).get("uploaded")) and r[STATE] in ("finished", "error") and r,
+                   timeout=90, what="the upload to finish")
+    assert row[STATE] == "finished", row
     assert os.listdir(os.path.join(ui_app.media.media, "uploads"))
     first = ui_app.ctl.bank.list(stream="uploaded")[0]
     assert first.t0 >= 1.9  # started 2 s in: media times stay the file's own
@@ -100,8 +197,9 @@ def test_good_upload_is_replayed_from_the_media_dir(client, ui_app):
 
 @pytest.mark.parametrize("name", ["../secret.txt", "/etc/passwd", "link.mp4", "", "nope.mp4"])
 def test_server_paths_are_allow_listed(client, name):
-    msg, _ = client.predict(None, name, "", "fast", 0, False, api_name="/start_file")
+    msg, _ = client.predict(None, name, "", "fast", 0, False, False, api_name="/start_file")
     assert msg.startswith("Error:"), msg
+    assert "/tmp" not in msg and "pytest" not in msg  # no server paths in what the user reads
 
 
 def test_file_route_serves_only_thumbs_and_media(ui_app):
@@ -174,12 +272,12 @@ def test_exposure_rules(capsys):
 def test_rtsp_camera_starts_and_stops_independently(client, ui_app, rtsp_server):
     msg = client.predict(rtsp_server.url, "cam1", False, api_name="/start_rtsp")
     assert msg.startswith("OK:") and "cam1" in msg and "continuing" not in msg, msg
-    wait_for(lambda: (r := rows(client).get("cam1")) and r[7] >= 1, timeout=60, what="a camera memory")
+    wait_for(lambda: (r := rows(client).get("cam1")) and r[MEMORIES] >= 1, timeout=60, what="a camera memory")
     msg = client.predict(rtsp_server.url, "cam1", False, api_name="/start_rtsp")
     assert msg.startswith("Error:") and "already running" in msg
     msg = client.predict("cam1", api_name="/stop")
     assert msg.startswith("OK:") and "stopped" in msg, msg
-    assert rows(client)["cam1"][2] == "stopped"
+    assert rows(client)["cam1"][STATE] == "stopped"
     first = ui_app.ctl.bank.list(stream="cam1")
     # started again under the same id, the camera's media clock goes on from where it stopped
     msg = client.predict(rtsp_server.url, "cam1", False, api_name="/start_rtsp")
@@ -208,10 +306,11 @@ def test_live_panel_shows_rates_memories_clips_and_system(ui_app):
     n = ui_app.ctl.bank.count()
     assert f">{n}</span> memories" in stats
     headers = table["headers"] if isinstance(table, dict) else []
-    assert {"fps in", "fps out", "dropped", "memories"} <= set(headers), headers
+    assert headers == ["stream", "kind", "state", "progress", "memories", "frames in", "fps in / out", "dropped",
+                       "stored as", "error / notes"], headers
     assert clips and all(os.path.isfile(c["image"] if isinstance(c["image"], str) else c["image"]["path"])
                          for c in clips), clips
-    assert len(clips) <= 8 and " · " in clips[0]["caption"]
+    assert len(clips) <= 8 and re.fullmatch(r"\d\d:\d\d:\d\d–\d\d:\d\d:\d\d · .+", clips[0]["caption"]), clips
     assert "CPU" in sys_md and "RAM" in sys_md and "MB" in sys_md and "GPU" in sys_md, sys_md
 
 
@@ -226,6 +325,16 @@ def test_timeline_filters_by_stream_and_window(client, ui_app):
     assert "client-scenes (%d clips)" % len(mine) in html_  # the legend
     assert f"{len(mine)} clips" in _md(count)
     assert [r[0] for r in df["data"]] == [m.id for m in mine]
+    assert df["headers"] == ["id", "stream", "start", "end", "change", "evidence"]
+    for r in df["data"]:  # times as h:mm:ss only, change rounded: no seconds or raw floats
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", r[2]) and re.fullmatch(r"\d\d:\d\d:\d\d", r[3]), r
+        assert r[4] == "first clip" or r[4] == "<0.01" or re.fullmatch(r"\d\.\d\d", r[4]), r
+    assert df["data"][0][4] == "first clip"
+    assert not re.search(r"novelty [\d.e-]+", html_) and not re.search(r"\de-\d", html_)
+    labels = [float(x) for x in re.findall(r"<text x='([\d.]+)'[^>]*>\d\d:\d\d:\d\d</text>", html_)]
+    assert labels and max(labels) <= 960 - 30  # the last time label is not cut off at the edge
+    _, _, count = client.predict("client-scenes", -4, None, api_name="/timeline")  # a clear message, no traceback
+    assert _md(count).startswith("Error:") and "0 or later" in _md(count), count
     html_, df, count = client.predict("client-scenes", 4, 8, api_name="/timeline")
     win = {int(m) for m in re.findall(r"data-mid='(\d+)'", html_)}
     want = {m.id for m in mine if m.t1 > 4 and m.t0 < 8}
@@ -242,10 +351,13 @@ def test_realtime_and_concurrent_sources_and_a_slow_answer_block_nothing(client,
     real_ask = ctl.ask
 
     class SlowAnswer:
-        answered = True
+        answered, kind, heading = True, "answer", "Retrieved moments"
 
         def __init__(self, citations):
-            self.citations = citations
+            self.citations = self.shown = citations
+
+        def close(self):
+            pass
 
         def __iter__(self):
             for i in range(6):
@@ -256,22 +368,22 @@ def test_realtime_and_concurrent_sources_and_a_slow_answer_block_nothing(client,
         return SlowAnswer(real_ask(question, **kw).citations)
 
     t_start = time.time()
-    msg, _ = client.predict(None, ui_app.media.video, "rt", "real time", 0, False, api_name="/start_file")
+    msg = replay(client, ui_app.media.video, "rt", "real time")
     assert msg.startswith("OK:") and "real time" in msg, msg
-    msg, _ = client.predict(None, ui_app.media.video, "fast-b", "fast", 0, False, api_name="/start_file")
+    msg = replay(client, ui_app.media.video, "fast-b")
     assert msg.startswith("OK:"), msg
     both = rows(client)
-    assert both["rt"][2] == "running" and both["fast-b"][2] in ("running", "finished"), both
+    assert both["rt"][STATE] == "running" and both["fast-b"][STATE] in ("running", "finished"), both
     try:
         monkeypatch.setattr(ctl, "ask", slow_ask)
         job = client.submit("what is in the picture?", [], 3, [], False, None, api_name="/ask")
         seen_t, lat = [], []
         while not job.done():
             t0 = time.time()
-            r = rows(client)["rt"]
+            rows(client)["rt"]
             lat.append(time.time() - t0)
-            seen_t.append(r[8])
-            assert r[8] <= (time.time() - t_start) + 1.5, "real time replay ran ahead of the wall clock"
+            seen_t.append(ctl.stream("rt").last_t)
+            assert seen_t[-1] <= (time.time() - t_start) + 1.5, "real time replay ran ahead of the wall clock"
             time.sleep(0.2)
         history = job.result()[0]
     finally:
@@ -281,8 +393,8 @@ def test_realtime_and_concurrent_sources_and_a_slow_answer_block_nothing(client,
     assert "piece0" in answer and "piece5" in answer, answer
     assert len(seen_t) >= 5 and max(lat) < 1.5, lat  # the page kept polling while the answer was slow
     assert seen_t[-1] - seen_t[0] >= 1.0, seen_t  # ... and ingestion went on meanwhile
-    wait_for(lambda: rows(client)["fast-b"][2] == "finished", timeout=90, what="the fast replay")
-    assert rows(client)["rt"][2] == "running"  # 12 s of media cannot be done in real time yet
+    wait_for(lambda: rows(client)["fast-b"][STATE] == "finished", timeout=90, what="the fast replay")
+    assert rows(client)["rt"][STATE] == "running"  # 12 s of media cannot be done in real time yet
     assert client.predict("rt", api_name="/stop").startswith("OK:")
     assert {m.stream for m in ctl.bank.list()} >= {"rt", "fast-b"}
 

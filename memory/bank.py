@@ -52,8 +52,8 @@ CREATE TABLE IF NOT EXISTS keys (memory_id INTEGER NOT NULL, space TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS segments (seg INTEGER PRIMARY KEY, space TEXT NOT NULL, stream TEXT NOT NULL,
   file TEXT NOT NULL, n INTEGER, dim INTEGER, t0 REAL, t1 REAL, created REAL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, stream TEXT, kind TEXT, t REAL, wall REAL, detail TEXT);
-CREATE TABLE IF NOT EXISTS watches (id INTEGER PRIMARY KEY, text TEXT NOT NULL, stream TEXT, kind TEXT,
-  threshold REAL, cooldown REAL, image TEXT, webhook TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS watches (id INTEGER PRIMARY KEY AUTOINCREMENT, text TEXT NOT NULL, stream TEXT,
+  kind TEXT, threshold REAL, cooldown REAL, image TEXT, webhook TEXT, created REAL);
 CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, watch INTEGER, watch_text TEXT, stream TEXT, memory_id INTEGER,
   t0 REAL, t1 REAL, wall REAL, score REAL, evidence TEXT, thumb TEXT, clip TEXT, clip_t0 REAL, clip_t1 REAL,
   created REAL, delivery TEXT);

@@ -245,3 +245,5 @@ def test_bad_input_is_one_clear_line(tmp_path, media):
         a = eng.add_watch(BUDGET)
         b = eng.add_watch(BUDGET, cooldown=10)      # the same watch again: updated, not doubled
         assert a["id"] == b["id"] and b["cooldown"] == 10 and len(eng.watches()) == 1
+        eng.remove_watch(a["id"])
+        assert eng.add_watch(BUDGET)["id"] > a["id"]   # an id is never reused: old alerts keep naming the old watch

@@ -1,14 +1,18 @@
 """`python app.py ask` wall time through the product path, cold and with a server running (lite profile).
 
-    python -m bench.cli_ask [--runs 3] [--duration 120] [--workdir DIR] [--no-write] [--json out.json]
+    python -m bench.cli_ask [--runs 3] [--duration 120] [--threads N] [--workdir DIR] [--no-write] [--json out.json]
 
 A generated meeting (tests/fixtures/meeting.py) is ingested with `app.py ingest`; each planted fact's question is
-then asked with `python app.py ask QUESTION --bank B --json` as separate processes:
+then asked with `python app.py ask QUESTION --bank B --json` as separate processes, both ways alternately (so a
+shared machine's load falls on both alike):
 - cold: `--local`, no server: the process imports, loads the models and answers (the OS file cache is warm: the
   bank and weights were read before, as on any machine that used Vigil);
 - server: `python app.py --bank B` (the UI process, which serves /v1 and writes <bank>/server.json) runs, and
   `app.py ask` finds it through the bank directory.
-Reported: wall p50 / p90 / min / max over all questions × runs, and the p50 of the answer's own latency fields
+Reported: wall p50 / p90 / min / max over all questions × runs; CPU seconds per ask (the asking process, plus the
+server's while it answered: what one idle core needs, which a loaded machine inflates far less than wall time;
+`--threads 1` makes every process use one torch thread so CPU time is that core's wall time); the p50 of the
+answer's own latency fields
 (load, retrieve, first text, total inside the answering process). Results go to bench/RESULTS.md between
 <!-- cli-ask:start --> and <!-- cli-ask:end -->, with the machine and its load average before and after (the
 development VM is shared with other jobs).
@@ -19,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -36,11 +41,22 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- cli-ask:start -->", "<!-- cli-ask:end -->"
 
 
-def app(*args: str, timeout: float = 600) -> tuple[float, subprocess.CompletedProcess]:
+def app(*args: str, timeout: float = 600, env: dict | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Run `python app.py ARGS`: (wall s, CPU s of the process and its threads, completed process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL)
-    return time.perf_counter() - t, r
+                       timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), r
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a running process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs: list, q: float) -> float:
@@ -48,23 +64,47 @@ def pct(xs: list, q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def ask_all(bank: str, questions: list, runs: int, extra: tuple = ()) -> dict:
-    walls, fields, answers = [], {}, {}
+class Way:
+    """One way of asking: its wall times, CPU seconds (the asking process, plus the server's for the server path),
+    the answers' own latency fields and the answers."""
+
+    def __init__(self):
+        self.walls, self.cpus, self.fields, self.answers = [], [], {}, {}
+
+    def add(self, q: str, wall: float, cpu: float, r) -> None:
+        if r.returncode != 0:
+            raise SystemExit(f"ask failed: {r.stderr[-800:]}")
+        out = json.loads(r.stdout)
+        self.walls.append(wall)
+        self.cpus.append(cpu)
+        for k, v in out["latency"].items():
+            self.fields.setdefault(k, []).append(v if isinstance(v, (int, float)) else 1)
+        self.answers.setdefault(q, out["answer"])
+
+    def summary(self) -> dict:
+        w = self.walls
+        return {"walls": w, "cpus": self.cpus, "p50": pct(w, 0.5), "p90": pct(w, 0.9), "min": min(w), "max": max(w),
+                "cpu_p50": pct(self.cpus, 0.5), "fields_p50": {k: pct(v, 0.5) for k, v in self.fields.items()},
+                "answers": self.answers, "n": len(w)}
+
+
+def ask_both(bank: str, questions: list, runs: int, server_pid: int, env: dict) -> tuple[dict, dict]:
+    """Each question cold (`--local`) and through the server, alternately, so both see the same machine."""
+    cold, served = Way(), Way()
     for _ in range(runs):
         for q in questions:
-            wall, r = app("ask", q, "--bank", bank, "--json", *extra)
-            if r.returncode != 0:
-                raise SystemExit(f"ask failed: {r.stderr[-800:]}")
-            out = json.loads(r.stdout)
-            walls.append(wall)
-            for k, v in out["latency"].items():
-                if isinstance(v, (int, float)):
-                    fields.setdefault(k, []).append(v)
-            answers.setdefault(q, out["answer"])
-            if "server" in out["latency"] and not extra:
-                fields.setdefault("served", []).append(1)
-    return {"walls": walls, "p50": pct(walls, 0.5), "p90": pct(walls, 0.9), "min": min(walls), "max": max(walls),
-            "fields_p50": {k: pct(v, 0.5) for k, v in fields.items()}, "answers": answers, "n": len(walls)}
+            wall, cpu, r = app("ask", q, "--bank", bank, "--json", "--local", env=env)
+            cold.add(q, wall, cpu, r)
+            s0 = proc_cpu(server_pid)
+            wall, cpu, r = app("ask", q, "--bank", bank, "--json", env=env)
+            served.add(q, wall, cpu + proc_cpu(server_pid) - s0, r)
+    if served.fields.get("server") is None or len(served.fields["server"]) != len(served.walls):
+        raise SystemExit("the asks did not all go through the server")
+    return cold.summary(), served.summary()
+
+
+def loadavg() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def free_port() -> int:
@@ -73,11 +113,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(bank: str, media: str):
+def serve(bank: str, media: str, env: dict):
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--bank", bank, "--port", str(port), "--media-dir",
                              media], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env=env)
     from engine import discovery
 
     deadline = time.time() + 300
@@ -99,34 +139,39 @@ def import_floor() -> float:
 
 
 def render(res: dict) -> str:
-    c, s = res["cold"], res["server"]
-
     def row(name, r):
         f = r["fields_p50"]
-        return (f"| {name} | **{r['p50']:.2f}** | {r['p90']:.2f} | {r['min']:.2f}–{r['max']:.2f} | {r['n']} | "
-                f"{f.get('load_ms', 0):.0f} | {f.get('retrieve_ms', 0):.0f} | {f.get('first_token_ms', 0):.0f} | "
-                f"{f.get('total_ms', 0):.0f} |")
+        return (f"| {name} | **{r['p50']:.2f}** | {r['p90']:.2f} | {r['min']:.2f}–{r['max']:.2f} | "
+                f"{r['cpu_p50']:.2f} | {r['n']} | {f.get('load_ms', 0):.0f} | {f.get('retrieve_ms', 0):.0f} | "
+                f"{f.get('first_token_ms', 0):.0f} | {f.get('total_ms', 0):.0f} |")
 
-    same = sum(res["server"]["answers"][q] == res["cold"]["answers"][q] for q in res["questions"])
+    rows, same, loads, nq = [], [], [], len(res["questions"])
+    for m in res["modes"]:
+        t = "torch's default threads (2)" if not m["threads"] else f"{m['threads']} torch thread"
+        rows += [row(f"cold (`--local`, no server), {t}", m["cold"]),
+                 row(f"server running (`app.py` on the bank), {t}", m["server"])]
+        same.append(sum(m["server"]["answers"][q] == m["cold"]["answers"][q] for q in res["questions"]))
+        loads.append(f"{m['load_before']} → {m['load_after']}")
     return "\n".join([
         "## CLI ask latency (`bench/cli_ask.py`)",
         "",
         f"Machine: {res['machine']}. Lite profile (EfficientNet-Lite0 bank, MiniLM keys, SmolLM2-135M answerer), "
-        f"{res['when']}; load average {res['load_before']} before, {res['load_after']} after (shared VM).",
+        f"{res['when']}. The VM was shared with other jobs: load average (1/5/15 min) {'; '.join(loads)}.",
         f"Bank: a generated {res['duration']:.0f}-s meeting ingested with `app.py ingest` ({res['memories']} memories); "
         f"{len(res['questions'])} planted-fact questions × {res['runs']} runs, each `python app.py ask Q --bank B "
-        "--json` in a new process (wall time measured around the process). Python's own start: "
-        f"{res['floor'] * 1000:.0f} ms.",
+        "--json` in a new process, cold and through the server alternately (wall time measured around the process). "
+        f"Python's own start: {res['floor'] * 1000:.0f} ms. CPU s: user + system seconds of the asking process (and "
+        "of the server while it answered); with one torch thread that is the wall time one idle core needs, which "
+        "the other jobs inflate far less than wall time.",
         "",
-        "| path | wall p50 s | p90 | min–max | asks | load ms | retrieve ms | first text ms | answer ms |",
-        "|---|---|---|---|---|---|---|---|---|",
-        row("cold (`--local`, no server)", c),
-        row("server running (`app.py` on the bank)", s),
+        "| path | wall p50 s | p90 | min–max | CPU s p50 | asks | load ms | retrieve ms | first text ms | answer ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
         "",
         "The last four columns are the answering process's own `latency` fields (p50): profile load, retrieval, "
         "retrieval to the first piece of text, and the whole answer after loading; with a server they are the "
-        f"server's, and the rest of the wall time is the client process and HTTP. {same}/{len(res['questions'])} "
-        "answers were identical through both paths.",
+        "server's, and the rest of the wall time is the client process and HTTP. Answers identical through both "
+        f"paths: {', '.join(f'{n}/{nq}' for n in same)}.",
         "",
         "Where the cold time went before (issue 11: 12.5 s): torch import ~1.2 s, transformers' import ~0.9 s plus "
         "~1.8 s more on the first `from_pretrained` (torch.distributed, torch._dynamo, scipy via its loss modules), "
@@ -145,6 +190,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", default="0,1",
+                    help="comma-separated torch thread counts to run with, 0: torch's default (default 0,1)")
     a = ap.parse_args(argv)
     from tests.fixtures.meeting import make_meeting
 
@@ -156,35 +203,38 @@ def main(argv=None) -> int:
     truth = make_meeting(video, duration_s=a.duration, n_slides=max(2, int(a.duration // 40)), seed=7)
     if bank.exists():
         shutil.rmtree(bank)
-    _, r = app("ingest", str(video), "--bank", str(bank), "--stream", "meeting")
+    _, _, r = app("ingest", str(video), "--bank", str(bank), "--stream", "meeting")
     if r.returncode != 0:
         raise SystemExit(r.stderr[-800:])
     questions = [f.question for f in truth.facts]
-    load_before = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     floor = import_floor()
-    app("ask", questions[0], "--bank", str(bank), "--json", "--local")  # file cache warm, as on a used machine
-    cold = ask_all(str(bank), questions, a.runs, ("--local",))
-    proc = serve(str(bank), str(media))
-    try:
-        app("ask", questions[0], "--bank", str(bank), "--json")  # the server's first answer loads its LLM
-        server = ask_all(str(bank), questions, a.runs)
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    modes = []
+    for threads in [int(x) for x in str(a.threads).split(",")]:
+        env = dict(os.environ)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        load_before = loadavg()
+        app("ask", questions[0], "--bank", str(bank), "--json", "--local", env=env)  # file cache warm, as in use
+        proc = serve(str(bank), str(media), env)
         try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    if server["fields_p50"].get("served") != 1:
-        raise SystemExit("the asks did not go through the server")
+            app("ask", questions[0], "--bank", str(bank), "--json", env=env)  # the server's first answer loads its LLM
+            cold, server = ask_both(str(bank), questions, a.runs, proc.pid, env)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        modes.append({"threads": threads, "cold": cold, "server": server, "load_before": load_before,
+                      "load_after": loadavg()})
     from engine import Engine
 
     with Engine(str(bank), readonly=True) as eng:
         memories = eng.info()["memories"]
     res = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
                       f"{platform.python_version()}", "when": time.strftime("%Y-%m-%d %H:%M"),
-           "load_before": load_before, "load_after": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
            "duration": a.duration, "memories": memories, "questions": questions, "runs": a.runs, "floor": floor,
-           "cold": cold, "server": server}
+           "modes": modes}
     md = render(res)
     print(md)
     if a.json:

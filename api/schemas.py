@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-StreamState = Literal["starting", "running", "finished", "stopped", "error"]
+StreamState = Literal["starting", "connecting", "running", "finished", "stopped", "error"]  # engine.streams.STATES
 
 FiniteFloat = Field(allow_inf_nan=False)
 

@@ -54,9 +54,10 @@ class Recording:
 
 
 def prepare(source: str, bank: Optional[str] = None, stream: Optional[str] = None) -> Recording:
-    """The bank and stream for summarizing a file (its own derived bank unless `bank` is given). A derived bank
-    that does not cover the file (changed, or its ingest was interrupted) is removed, to be rebuilt; a given bank
-    holding that stream only partly is refused."""
+    """The bank and stream for summarizing a file (its own derived bank unless `bank` is given). A bank holding
+    part of this very file (an interrupted ingest) goes on from there (the engine resumes it); a derived bank
+    holding a changed file is removed, to be rebuilt; a given bank holding another file under that stream is
+    refused."""
     if sources.kind_of(source) != "file":
         raise EngineError("summarize SOURCE takes a recording (a file); for a live stream run ingest, then "
                           "summarize --bank")
@@ -70,16 +71,23 @@ def prepare(source: str, bank: Optional[str] = None, stream: Optional[str] = Non
 
     from .errors import as_engine_errors
 
+    from .ingest import FILE_KEY
+
     with as_engine_errors(), MemoryBank(rec.bank_dir, readonly=True) as b:
         have = b.get_meta(rec.meta_key)
+        ingested = b.get_meta(FILE_KEY.format(rec.stream))  # the file a stream was ingested from (engine/ingest.py)
         streams = {x["stream"]: x for x in b.streams()}
     st = streams.get(rec.stream) or {}
     covered = bool(st.get("memories")) and (have == rec.stamp or (  # or `ingest` stored this file to its end
         st.get("source") and os.path.realpath(st["source"]) == rec.stamp["path"]
         and (st.get("last_t") or 0) >= media_seconds(source) - 2.5))
+    same_file = bool(st.get("source")) and os.path.realpath(st["source"]) == rec.stamp["path"] and (
+        not ingested or (ingested.get("size"), ingested.get("mtime")) == (rec.stamp["size"], rec.stamp["mtime"]))
     if covered:
         rec.reuse = True
         rec.notes.append(f"reusing bank {rec.bank_dir} (it already covers {source!r})")
+    elif same_file and st.get("memories"):  # an interrupted ingest of this very file: the engine resumes it
+        rec.notes.append(f"bank {rec.bank_dir} holds part of {source!r}: ingesting the rest")
     elif rec.stream in streams and streams[rec.stream]["memories"]:
         if not rec.derived:
             raise EngineError(f"bank {rec.bank_dir!r} already holds a stream {rec.stream!r} that does not cover "

@@ -138,6 +138,9 @@ class StreamRun:
             why = getattr(src, "last_error", "")
             if why:
                 notes.insert(0, f"retrying: {why}")
+        if self.kind == "push" and state == "running" and self.received == 0 and not s.memories:
+            state = "connecting"  # a browser webcam before its first frame
+            notes.insert(0, "waiting for frames from the browser (press Record on the camera)")
         progress, eta = self._progress(s)
         d = StreamInfo(stream=self.stream_id, source=self.label, state=state, frames_in=s.frames_in,
                        memories=self.prior_memories + s.memories, last_t=round(s.last_t, 3),

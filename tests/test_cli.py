@@ -139,6 +139,23 @@ def test_bad_input_gives_one_clear_line_and_nonzero_exit(media, tmp_path, cli, a
     assert time.monotonic() - t0 < 30
 
 
+def test_summarize_goes_on_with_a_partly_ingested_recording(media, tmp_path, cli):
+    """summarize FILE --bank B after an interrupted ingest of that file: the rest is ingested, nothing twice."""
+    from engine import recordings
+
+    bank = str(tmp_path / "bank")
+    assert cli("ingest", media["noaudio"], "--bank", bank, "--duration", "3").returncode == 0
+    part = spans_of(bank)
+    rec = recordings.prepare(media["noaudio"], bank)
+    assert not rec.reuse and any("ingesting the rest" in n for n in rec.notes), rec.notes
+    r = cli("ingest", media["noaudio"], "--bank", bank)  # what summarize runs next: the engine resumes
+    assert r.returncode == 0 and "resuming there" in r.stderr, r.stderr
+    spans = sorted((a, b) for _, a, b in spans_of(bank))
+    assert spans[:len(part)] == sorted((a, b) for _, a, b in part) and spans[-1][1] == pytest.approx(6.0, abs=0.1)
+    assert all(x[1] <= y[0] + 1e-6 for x, y in zip(spans, spans[1:]))
+    assert recordings.prepare(media["noaudio"], bank).reuse  # covered now: summarize reuses it
+
+
 def test_unreachable_camera_says_why_without_its_password(tmp_path, cli):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -96,6 +96,8 @@ def status_of(info) -> str:
     if info.state == "error":
         return msg_err(f"{name}: {info.error}")
     if info.state == "connecting":
+        if info.kind == "push":
+            return f"webcam source {name}: waiting for frames from the browser (press Record on the camera)"
         why = next((n for n in info.notes if n.startswith("retrying:")), "")
         return f"Connecting to {name}…" + (f" ({why})" if why else "")
     if info.state in ("starting", "running"):
@@ -222,7 +224,7 @@ class Handlers:
         infos = eng.streams()
         rows = [row_of(i) for i in infos]
         bank = eng.bank_summary()
-        running = [r for r in rows if r["state"] in ("starting", "running")]
+        running = [r for r in rows if r["state"] in ("starting", "connecting", "running")]
         shown = next((r for r in rows if r["stream"] == watch), running[-1] if running else (rows[-1] if rows else None))
         if shown is not None:
             stats = (f"**{shown['stream']}** ({shown['kind']}, {shown['state']}) · {shown['progress']} · frames in "
@@ -272,6 +274,8 @@ class Handlers:
         history = list(history or [])
         image = self.engine.latest_frame(watch or None) if use_frame else None
         if not question and image is None:
+            self._failed("type a question first" if not use_frame else
+                         "type a question, or start a source so there is a current frame to search with")
             yield history, gr.skip(), gr.skip(), ""
             return
         prior = [{"role": m["role"], "content": text_of(m.get("content"))} for m in history

@@ -9,6 +9,13 @@ from . import timeline as tl
 from .handlers import SOURCE_HEADERS, Handlers
 
 
+def meeting_choices(engine) -> list[str]:
+    """The Meeting tab's streams: those marked as meetings first, then the others."""
+    ids = engine.stream_ids()
+    meetings = [m for m in engine.meetings() if m in ids]
+    return meetings + [s for s in ids if s not in meetings]
+
+
 def build(engine) -> gr.Blocks:
     """The Blocks page around an Engine."""
     h = Handlers(engine)
@@ -115,7 +122,7 @@ def build(engine) -> gr.Blocks:
             with gr.Tab("Meeting", id="meeting") as mt_tab:
                 gr.Markdown("Minutes of a recorded or live meeting: decisions, action items and topics with timestamps.")
                 with gr.Row():
-                    mt_stream = gr.Dropdown(engine.meetings() or [], label="Stream", value=engine.default_meeting(),
+                    mt_stream = gr.Dropdown(meeting_choices(engine), label="Stream", value=engine.default_meeting(),
                                             scale=3, elem_id="meeting-stream")
                     mt_go = gr.Button("Summarize", variant="primary", scale=1, elem_id="summarize")
                 minutes = gr.Markdown("", elem_id="minutes")

@@ -200,8 +200,8 @@ def follow(eng, info, label: str):
         return info, False
     if info.t_offset > 0:
         note(f"continuing stream {info.stream!r} at {hms(info.t_offset)}")
-    if info.settings:
-        note(f"stream {info.stream!r}: {settings_text(info.settings)}")
+    if info.settings:  # what the stream is stored with (not a note: notes are how a stream degraded)
+        print(f"vigil: stream {info.stream!r}: {settings_text(info.settings)}", file=sys.stderr)
     if info.audio_only:
         note(f"{label!r} has no video stream: storing transcript-only memories")
     interrupted = threading.Event()

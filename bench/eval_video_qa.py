@@ -824,7 +824,14 @@ def ask_one(bank, profile, it: Item, s: Settings, opts: dict, ask, AskError) -> 
         answer, cites = ask(bank, profile, it.prompt, k=s.k, until=it.at, **opts)
         text = "".join(answer)
     except AskError as e:
-        raise EvalError(f"question {it.id}: {e}") from None
+        if "can be found by words" not in str(e):
+            raise EvalError(f"question {it.id}: {e}") from None
+        # the profile cannot search this video's memories by words (no speech, text or confident tags): the
+        # product refuses, and so the question counts as unanswered, not as a broken run
+        return {"id": it.id, "video": it.video, "task": it.task, "groups": it.groups, "kind": it.kind, "at": it.at,
+                "answer": it.answer, "pred": None, "correct": False, "response": str(e)[:300], "citations": [],
+                "leaks": 0, "usage": {"prompt_tokens": 0, "visual_tokens": 0, "completion_tokens": 0},
+                "ttft_ms": None, "answer_ms": (time.perf_counter() - t0) * 1000}
     t_end = time.perf_counter()
     pred = read_answer(it, text)
     gold = it.answer if it.kind != "mc" else it.answer.upper()

@@ -301,4 +301,8 @@ def test_video_mme_with_the_offline_lite_profile(tmp_path, capsys, monkeypatch):
     assert rep["benchmark"] == "Video-MME" and rep["profile"] == "lite" and rep["asked"] == 2
     assert set(rep["by_duration"]) == {"short", "long"} and rep["ingest"]["ingested"] == 2
     assert all(q["response"] for q in rep["per_question"]) and rep["visual_tokens_mean"] == 0
-    assert rep["ttft_p50_ms"] is not None and rep["ingest"]["x_realtime"] > 0
+    assert rep["ingest"]["x_realtime"] > 0
+    # silent coloured clips hold no speech, text or confident tag: the lite profile cannot search them by words, so
+    # each question is recorded as the product's refusal (unanswered), and the run still reports
+    assert all(q["ttft_ms"] is not None or ("found by words" in q["response"] and q["pred"] is None)
+               for q in rep["per_question"])

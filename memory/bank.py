@@ -441,6 +441,9 @@ class MemoryBank:
         with self._seal_lock:
             ids_old = [o.seg for o in olds]
             q = ",".join("?" * len(ids_old))
+            alive = self._rd().execute(f"SELECT COUNT(*) FROM segments WHERE seg IN ({q})", ids_old).fetchone()[0]
+            if alive != len(ids_old):
+                return  # another merge (the background one, or compact()) took them first
             rows = self._rd().execute(f"SELECT memory_id, vec FROM keys WHERE seg IN ({q}) ORDER BY memory_id",
                                       ids_old).fetchall()
             with self._lock:

@@ -58,7 +58,8 @@ SAID = ["We need to talk about the budget for next year.", "Is the budget approv
         "The marketing budget grew by ten percent.", "Let us review the budget numbers together."]
 SAID_NEAR = ["My budgie learned a new song.", "We cannot budge the launch date.", "Please bring a bucket of water.",
              "The gadget arrived this morning."]
-NEUTRAL = [("Agenda", ["Welcome", "Updates", "Open questions"]), ("Team Update", ["Office move: Denver", "New hires: 4"]),
+NEUTRAL = [("Agenda", ["Welcome", "Updates", "Open questions"]),
+           ("Team Update", ["Office move: Denver", "New hires: 4"]),
            ("Hiring Plan", ["Engineers: 34", "Team lead: Maria"]), ("Roadmap", ["Beta in May", "Launch in June"]),
            ("Customer Growth", ["Customers: 62", "Churn: 3 percent"]), ("Operations", ["Two new sites", "On call"])]
 NEUTRAL_SAID = FILLER + ["The new office opens in Denver.", "We hired four engineers this month.",
@@ -297,7 +298,8 @@ from gi.repository import GLib, Gst, GstRtspServer
 Gst.init(None)
 s = GstRtspServer.RTSPServer(); s.set_address("127.0.0.1"); s.set_service(sys.argv[1])
 f = GstRtspServer.RTSPMediaFactory()
-f.set_launch("( filesrc location=%s ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )" % sys.argv[2])
+f.set_launch("( filesrc location=%s ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+             % sys.argv[2])
 s.get_mount_points().add_factory("/dock", f)
 assert s.attach(None) != 0
 print("READY", flush=True)

@@ -231,7 +231,8 @@ class WebhookSender:
 
         try:
             for attempt in Retrying(stop=stop_after_attempt(self.attempts),
-                                    wait=wait_exponential(multiplier=self.wait_min, min=self.wait_min, max=self.wait_max),
+                                    wait=wait_exponential(multiplier=self.wait_min, min=self.wait_min,
+                                                          max=self.wait_max),
                                     retry=retry_if_exception_type(_Retryable), before_sleep=before_sleep,
                                     reraise=False):
                 with attempt:

@@ -46,13 +46,15 @@ MAX_WATCHES = 200
 
 _LEAD = re.compile(r"^\s*(?:please\s+)?(?:(?:tell|alert|notify|warn|ping|show|let)\s+(?:me|us)(?:\s+know)?\s*)?"
                    r"(?:(?:when(?:ever)?|if|once|as soon as|each time|every time)\b\s*)?", re.I)
-_SPEECH = re.compile(r"\b(mention(?:s|ed|ing)?|says?|said|saying|talk(?:s|ed|ing)?(?: about)?|speak(?:s|ing)?(?: about)?|"
+_SPEECH = re.compile(r"\b(mention(?:s|ed|ing)?|says?|said|saying|talk(?:s|ed|ing)?(?: about)?|"
+                     r"speak(?:s|ing)?(?: about)?|"
                      r"discuss(?:es|ed|ing)?|ask(?:s|ed)? about|brings? up|announce[sd]?|spoken|heard?)\b", re.I)
 _SCREEN = re.compile(r"\b(slides?|screens?|on[- ]screen|presentation|displays?|displayed|shows?|shown|showing|"
                      r"written|appears? on)\b", re.I)
 _PEOPLE = re.compile(r"\b(person|people|someone|somebody|anyone|anybody|visitor|intruder|man|woman|child|kid|faces?|"
                      r"humans?|stranger|enters|walks in|arrives|shows up)\b", re.I)
-_MOTION = re.compile(r"\b(motion|moves?|moving|movement|activity|opens?|opened|closes?|closed|changes?|something happens)\b",
+_MOTION = re.compile(r"\b(motion|moves?|moving|movement|activity|opens?|opened|closes?|closed|changes?|"
+                     r"something happens)\b",
                      re.I)
 # words about how something is said or shown, not what: never part of the topic
 _FRAME_WORDS = set("""someone somebody anyone anybody everyone they we he she speaker presenter person people

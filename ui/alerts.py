@@ -142,7 +142,8 @@ def build_tab(engine) -> AlertHandlers:
                     w_image = gr.Image(label="Example picture (optional)", type="numpy", height=160,
                                        sources=["upload", "clipboard"], elem_id="watch-image")
                     with gr.Row():
-                        w_threshold = gr.Number(None, label="Threshold (0–1; empty: default)", elem_id="watch-threshold")
+                        w_threshold = gr.Number(None, label="Threshold (0–1; empty: default)",
+                                                elem_id="watch-threshold")
                         w_cooldown = gr.Number(None, label="Cooldown (s; empty: 60)", elem_id="watch-cooldown")
                     w_hook = gr.Textbox(label="Webhook URL (optional)", placeholder="https://example.com/hook",
                                         elem_id="watch-webhook")

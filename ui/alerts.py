@@ -169,7 +169,8 @@ def build_tab(engine) -> AlertHandlers:
     w_rm.click(h.remove, w_rm_id, [w_msg, w_table], api_name="remove_watch")
     tab.select(h.refresh, None, [w_table, a_gallery, a_table, alerts_state, w_stream], api_visibility="private")
     timer.tick(h.poll, seen, [seen, a_gallery, a_table, alerts_state], show_progress="hidden",
-               api_visibility="private", api_name="alerts_poll")  # the Live panel's poll keeps /poll
+               api_visibility="private", api_name="alerts_poll",  # the Live panel's poll keeps /poll
+               concurrency_limit=None)  # never takes a worker another event waits for
     a_gallery.select(h.open, alerts_state, [a_video, a_md], api_visibility="private")
     a_table.select(h.open_row, alerts_state, [a_video, a_md], api_visibility="private")
     return h

@@ -1015,19 +1015,25 @@ class MemoryBank:
     ALERT_COLS = ("id", "watch", "watch_text", "stream", "memory_id", "t0", "t1", "wall", "score", "evidence", "thumb",
                   "clip", "clip_t0", "clip_t1", "created", "delivery")
 
-    def add_watch(self, **fields) -> int:
-        cols = [c for c in self.WATCH_COLS if c in fields and c != "id"]
+    def _insert(self, table: str, names: tuple, fields: dict) -> int:
+        cols = [c for c in names if c in fields and c != "id"]
         with self._lock:
-            cur = self.db.execute(f"INSERT INTO watches({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            cur = self.db.execute(f"INSERT INTO {table}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                                   [fields[c] for c in cols])
             return int(cur.lastrowid)
 
-    def update_watch(self, watch_id: int, **fields) -> None:
-        cols = [c for c in self.WATCH_COLS if c in fields and c != "id"]
+    def _update(self, table: str, names: tuple, row_id: int, fields: dict) -> None:
+        cols = [c for c in names if c in fields and c != "id"]
         if cols:
             with self._lock:
-                self.db.execute(f"UPDATE watches SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
-                                [fields[c] for c in cols] + [int(watch_id)])
+                self.db.execute(f"UPDATE {table} SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
+                                [fields[c] for c in cols] + [int(row_id)])
+
+    def add_watch(self, **fields) -> int:
+        return self._insert("watches", self.WATCH_COLS, fields)
+
+    def update_watch(self, watch_id: int, **fields) -> None:
+        self._update("watches", self.WATCH_COLS, watch_id, fields)
 
     def remove_watch(self, watch_id: int) -> bool:
         with self._lock:
@@ -1041,18 +1047,10 @@ class MemoryBank:
         return [dict(zip(self.WATCH_COLS, r)) for r in rows]
 
     def add_alert(self, **fields) -> int:
-        cols = [c for c in self.ALERT_COLS if c in fields and c != "id"]
-        with self._lock:
-            cur = self.db.execute(f"INSERT INTO alerts({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                                  [fields[c] for c in cols])
-            return int(cur.lastrowid)
+        return self._insert("alerts", self.ALERT_COLS, fields)
 
     def update_alert(self, alert_id: int, **fields) -> None:
-        cols = [c for c in self.ALERT_COLS if c in fields and c != "id"]
-        if cols:
-            with self._lock:
-                self.db.execute(f"UPDATE alerts SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
-                                [fields[c] for c in cols] + [int(alert_id)])
+        self._update("alerts", self.ALERT_COLS, alert_id, fields)
 
     def alerts(self, *, since_wall: Optional[float] = None, after_id: Optional[int] = None,
                stream: Optional[str] = None, watch: Optional[int] = None, ids: Optional[Sequence[int]] = None,

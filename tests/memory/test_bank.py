@@ -192,7 +192,7 @@ def test_corrupt_segment_is_rebuilt_from_sqlite(tmp_path, monkeypatch):
 
 def test_retention_by_age_and_bytes_reclaims_files(tmp_path, monkeypatch):
     monkeypatch.setattr(seg_mod, "SEAL_AT", 4)
-    monkeypatch.setattr("memory.bank.SHARD_BYTES", 600)  # a few carriers per shard file
+    monkeypatch.setattr("memory.writer.SHARD_BYTES", 600)  # a few carriers per shard file
     with MemoryBank(str(tmp_path)) as bank:
         rng = np.random.default_rng(0)
         for i in range(20):

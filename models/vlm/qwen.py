@@ -28,6 +28,7 @@ import torch
 
 from reducers.base import Carrier
 
+from . import qwen_tower
 from .common import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, VLMAdapter, norm_stats, read_json, resize_normalize
 
 
@@ -62,6 +63,7 @@ class QwenVLAdapter(VLMAdapter):
     placeholder_token = "<|video_pad|>"
     temporal_patch = 2
     uses_mrope = True
+    batched_tower = True   # encode through models/vlm/qwen_tower.py (False: transformers' own tower forward)
 
     def __init__(self, *a, max_pixels: Optional[int] = None, min_pixels: Optional[int] = None, **kw):
         super().__init__(*a, **kw)
@@ -149,9 +151,13 @@ class QwenVLAdapter(VLMAdapter):
         flat, grid = patchify(x, self.patch, self.temporal_patch, self.merge)
         grid_thw = torch.tensor([grid], device=self.device)
         self._sal = False if self.want_saliency else None
-        out = self.model.model.get_video_features(flat.to(self.dtype), grid_thw)
-        po = out.pooler_output if hasattr(out, "pooler_output") else out[0] if isinstance(out, tuple) else out
-        feats = torch.cat(list(po), 0) if isinstance(po, (list, tuple)) else po
+        vis = self.model.model.visual
+        if self.batched_tower and qwen_tower.supported(vis):   # same function, one attention call per layer
+            feats = qwen_tower.forward(vis, flat.to(self.dtype), grid_thw)
+        else:
+            out = self.model.model.get_video_features(flat.to(self.dtype), grid_thw)
+            po = out.pooler_output if hasattr(out, "pooler_output") else out[0] if isinstance(out, tuple) else out
+            feats = torch.cat(list(po), 0) if isinstance(po, (list, tuple)) else po
         gt, gh, gw = grid
         mh, mw = gh // self.merge, gw // self.merge
         tokens = feats.reshape(gt, mh * mw, -1)

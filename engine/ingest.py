@@ -319,6 +319,7 @@ class StreamsMixin:
             return src
 
     def _launch(self, kind, src, sid, path, cfg, profile, meeting, realtime, label) -> StreamRun:
+        from stream.batcher import worker_for
         from stream.pipeline import IngestPipeline
 
         last_t = offset = 0.0
@@ -330,7 +331,8 @@ class StreamsMixin:
                 src = ShiftedSource(src, offset)
         pipe = IngestPipeline(src, self.bank, profile.encoder, stream_id=sid, config=cfg,
                               evidence=profiles.evidence_for(profile, sid), text_embedder=profile.text_embedder,
-                              key_encoder=profile.key_encoder, source_label=label)
+                              key_encoder=profile.key_encoder, source_label=label,
+                              worker=worker_for(profile.encoder))  # one encoder worker per device: all streams
         self._watch_pipeline(pipe, sid, path if kind == "file" else None)  # watches check every new memory
         sampler = None
         if kind == "push":

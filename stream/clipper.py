@@ -47,6 +47,7 @@ class Clipper:
         self._count = 0
         self.audio_only = audio_only
         self._audio_clip_t0: Optional[float] = None  # audio-only: start of the open clip
+        self.size_changes: list[tuple[float, tuple, tuple]] = []  # (t, old (h, w), new (h, w)), the latest few
 
     @property
     def audio_end(self) -> float:
@@ -63,7 +64,11 @@ class Clipper:
         diff = 1.0 if self._prev_sig is None else float(np.abs(sig - self._prev_sig).mean())
         self._prev_sig = sig
         cut = self.scene_cut is not None and diff > self.scene_cut
-        if self._frames and (cut or f.t - self._frames[0].t >= self.clip_seconds - 1e-6):
+        resized = bool(self._frames) and f.image.shape != self._frames[-1].image.shape
+        if resized:  # a clip's frames are encoded as one stack: a new size starts a new clip
+            self.size_changes.append((f.t, tuple(self._frames[-1].image.shape[:2]), tuple(f.image.shape[:2])))
+            self.size_changes = self.size_changes[-8:]
+        if self._frames and (cut or resized or f.t - self._frames[0].t >= self.clip_seconds - 1e-6):
             self._close(end=f.t)
         self._frames.append(f)
         self._key.append(diff > self.change_threshold)

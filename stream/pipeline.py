@@ -19,11 +19,43 @@ from memory.bank import MemoryBank, encode_jpeg
 from memory.carriers import to_record
 from reducers import get_reducer
 
+from .batcher import EncoderWorker, worker_for
 from .clipper import Clipper
+from .queues import Closed, FrameQueue
 from .sources import SourceError
 from .types import AudioChunk, Clip, Frame, StreamEvent
 
 log = logging.getLogger("vigil.pipeline")
+
+
+_END = object()   # the reader's last item for the store thread
+
+
+def evidence_text(evidence: dict) -> str:
+    """The text a memory's text key is made of: its speech, on-screen text and tags."""
+    return " ".join(evidence.get(k, "") for k in ("asr", "ocr", "tags")).strip()
+
+
+class Inflight:
+    """Frames a stream has submitted and not stored yet, bounded (a clip larger than the bound still goes alone)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.n = max(1, limit), 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int, abandon: Callable[[], bool]) -> bool:
+        with self._cond:
+            while self.n > 0 and self.n + n > self.limit:
+                if abandon():
+                    return False
+                self._cond.wait(0.5)
+            self.n += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.n = max(0, self.n - n)
+            self._cond.notify_all()
 
 
 class EvidenceExtractor(Protocol):
@@ -66,14 +98,22 @@ class IngestStats:
 
 
 class IngestPipeline:
-    """One stream's ingestion. Everything it stores is acknowledged by the bank before it counts it."""
+    """One stream's ingestion. Everything it stores is acknowledged by the bank before it counts it.
+
+    Two threads: the reader (`run()`: source -> clipper -> submit each clip's frames to the encoder worker, which
+    batches them with other streams' frames) and the store thread (in submission order: tokens -> reducer ->
+    evidence -> records, stored with group commit: one `bank.add_many` per batch of clips, closed at
+    `commit_max` clips, after `commit_wait` seconds, or as soon as nothing more is ready). A memory is acknowledged
+    when its batch commits; evidence attachment, watches and alerts (`on_clip`) run after that commit."""
 
     def __init__(self, source, bank: MemoryBank, encoder, *, stream_id: str, config: IngestConfig = IngestConfig(),
                  evidence: Optional[list[EvidenceExtractor]] = None, text_embedder=None, key_encoder=None,
-                 source_label: str = "", on_clip: Optional[Callable[[int, Clip], None]] = None):
+                 source_label: str = "", on_clip: Optional[Callable[[int, Clip], None]] = None,
+                 worker: Optional[EncoderWorker] = None, commit_max: int = 64, commit_wait: float = 0.5):
         self.source = source
         self.bank = bank
         self.encoder = encoder
+        self.worker = worker if worker is not None else worker_for(encoder)
         self.key_encoder = key_encoder
         self.stream_id = stream_id
         self.cfg = config
@@ -84,10 +124,15 @@ class IngestPipeline:
         self.on_clip = on_clip
         self.on_evidence: Optional[Callable[[int, dict], None]] = None  # late evidence attached to a memory
         self.latest_frame: Optional[np.ndarray] = None
+        self.commit_max, self.commit_wait = max(1, int(commit_max)), float(commit_wait)
+        self.commits = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._state = None  # reducer state across clips
         self._prev_key: Optional[torch.Tensor] = None
+        self._live = bool(getattr(source, "live", False) or getattr(source, "realtime", False))
+        self._inflight = Inflight(self.worker.inflight_frames)
+        self._store_error: Optional[BaseException] = None
         self.audio_only = bool(getattr(source, "audio_only", False))
         if self.audio_only and not any(hasattr(ex, "asr") for ex in self.evidence):
             raise SourceError(f"{source_label or stream_id!r} has no video stream, and this profile has no speech "
@@ -126,15 +171,18 @@ class IngestPipeline:
             self.stats.state, self.stats.error = "error", str(e)
             log.debug("ingest %s failed", self.stream_id, exc_info=True)
 
-    # ---- the loop ------------------------------------------------------------------------------
+    # ---- the reader ----------------------------------------------------------------------------
 
     def run(self) -> IngestStats:
         self.stats.state = "running"
+        self._queue = FrameQueue(1 << 16, drop_oldest=False)   # bounded by frames in flight (Inflight), not here
+        store = threading.Thread(target=self._store_loop, daemon=True, name=f"vigil-store-{self.stream_id}")
+        store.start()
         t_first: Optional[float] = None
         rate_t, rate_in, rate_out = time.monotonic(), 0, 0
         try:
             for item in self.source:
-                if self._stop.is_set():
+                if self._stop.is_set() or self._store_error is not None:
                     break
                 if isinstance(item, StreamEvent):
                     self._on_event(item)
@@ -154,7 +202,7 @@ class IngestPipeline:
                     self.stats.last_t = item.t + item.samples.size / item.rate
                 self.clipper.insert(item)
                 for clip in self.clipper.process():
-                    self._store(clip)
+                    self._submit(clip)
                 src = getattr(self.source, "stats", None)
                 if src is not None:
                     self.stats.frames_in = src.frames_decoded
@@ -167,24 +215,139 @@ class IngestPipeline:
                     self.stats.fps_out = (self.stats.frames_sampled - rate_out) / (now - rate_t)
                     rate_t, rate_in, rate_out = now, self.stats.frames_in, self.stats.frames_sampled
         finally:
-            # a file read to its end: the last clip runs to the file's end; a stopped one ends at its last frame,
-            # so a later run resumes right after what was stored
-            end = None if getattr(self.source, "live", False) or self._stop.is_set() else \
-                getattr(self.source, "duration", None)
-            if self.cfg.duration is not None and t_first is not None:
-                end = min(end or 1e18, t_first + self.cfg.duration)
-            for clip in self.clipper.finish(end=end):
-                self._store(clip)
-            for ex in self.evidence:  # streaming extractors (ASR) may hold text for the last clips
-                fin = getattr(ex, "finish", None)
-                if fin is not None:
-                    for mid, ev in fin():
-                        self._attach(mid, ev)
+            try:
+                # a file read to its end: the last clip runs to the file's end; a stopped one ends at its last
+                # frame, so a later run resumes right after what was stored
+                end = None if getattr(self.source, "live", False) or self._stop.is_set() else \
+                    getattr(self.source, "duration", None)
+                if self.cfg.duration is not None and t_first is not None:
+                    end = min(end or 1e18, t_first + self.cfg.duration)
+                if self._store_error is None:
+                    for clip in self.clipper.finish(end=end):
+                        self._submit(clip)
+            finally:
+                self._queue.put(_END)
+                store.join()
+            if self._store_error is not None:
+                raise self._store_error
             self.bank.flush(force=True)
             self.stats.notes = self._notes(final=True)
             if self.stats.state == "running":
                 self.stats.state = "stopped" if self._stop.is_set() else "finished"
         return self.stats
+
+    def _submit(self, clip: Clip) -> None:
+        """Hand a clip's frames to the encoder worker and queue it for the store thread (waits while this stream
+        has too many frames in flight: files apply back-pressure, live sources drop at their own queue)."""
+        n = len(clip.frames)
+        if not self._inflight.acquire(n, lambda: self._store_error is not None):
+            return
+        fut = self.worker.submit([f.image for f in clip.frames], live=self._live) if n else None
+        self._queue.put((clip, fut, time.monotonic()))
+
+    # ---- the store thread ----------------------------------------------------------------------
+
+    def _store_loop(self) -> None:
+        buf: list[tuple[dict, Clip]] = []
+        t_buf = 0.0
+        try:
+            while True:
+                try:
+                    item = self._queue.get(None if not buf else max(0.0, t_buf + self.commit_wait - time.monotonic()))
+                except TimeoutError:
+                    buf = self._commit(buf)
+                    continue
+                if item is _END:
+                    break
+                clip, fut, _ = item
+                if buf and fut is not None and not fut.done():
+                    buf = self._commit(buf)   # what is ready does not wait for the next batch's tokens
+                rec = self._record(clip, fut)
+                self._inflight.release(len(clip.frames))
+                if not buf:
+                    t_buf = time.monotonic()
+                buf.append((rec, clip))
+                if len(buf) >= self.commit_max or time.monotonic() - t_buf >= self.commit_wait or not len(self._queue):
+                    buf = self._commit(buf)
+            buf = self._commit(buf)
+            for ex in self.evidence:  # streaming extractors (ASR) may hold text for the last clips
+                fin = getattr(ex, "finish", None)
+                if fin is not None:
+                    for mid, ev in fin():
+                        self._attach(mid, ev)
+        except BaseException as e:  # noqa: BLE001 - raised again by run() in the reader's thread
+            self._store_error = e
+            self._inflight.release(1 << 30)
+            while True:  # release a reader blocked on submit
+                try:
+                    self._queue.get(0)
+                except (TimeoutError, Closed):
+                    break
+
+    def _record(self, clip: Clip, fut) -> dict:
+        """One clip's memory as bank.add_many's dict (its text key is added at commit, batched)."""
+        evidence: dict = {}
+        if fut is None:  # a clip with no pictures (audio-only source): evidence and text key only
+            for ex in self.evidence:
+                evidence.update({k: v for k, v in ex(clip, None).items() if v})
+            return dict(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall or time.time(), carrier=None,
+                        keys={}, reducer="", budget=0, space="", evidence=evidence)
+        grid = fut.result()
+        images = [f.image for f in clip.frames]
+        grid.times = torch.tensor([f.t for f in clip.frames])
+        carrier, self._state = self.reduce(grid, self.cfg.budget, state=self._state)
+        carrier = carrier.time_order()
+        keys: dict[str, np.ndarray] = {}
+        fk = self.key_encoder.encode_images(images) if self.key_encoder is not None else grid.frame_keys
+        key_space = getattr(self.key_encoder or self.encoder, "key_space", getattr(self.encoder, "space", "visual"))
+        clip_key = None
+        if fk is not None:
+            clip_key = F.normalize(F.normalize(fk.float(), dim=-1).mean(0), dim=0).cpu()
+            keys[key_space] = clip_key.numpy()
+        novelty = None
+        if clip_key is not None:
+            novelty = 1.0 if self._prev_key is None else float(1 - torch.dot(clip_key, self._prev_key))
+            self._prev_key = clip_key
+        for ex in self.evidence:
+            evidence.update({k: v for k, v in ex(clip, grid).items() if v})
+        return dict(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall, carrier=to_record(
+            carrier, self.cfg.carrier_dtype), keys=keys, reducer=self.cfg.reducer, budget=self.cfg.budget,
+            space=getattr(self.encoder, "space", ""), thumbnail=encode_jpeg(images[len(images) // 2]),
+            novelty=novelty, evidence=evidence, steps=int(grid.T))
+
+    def _commit(self, buf: list[tuple[dict, Clip]]) -> list:
+        """Store a batch of clips in one transaction; then count them and run what follows a stored memory."""
+        if not buf:
+            return []
+        self._text_keys([r for r, _ in buf])
+        ids = self.bank.add_many([r for r, _ in buf])
+        self.commits += 1
+        for mid, (_, clip) in zip(ids, buf):
+            self.stats.clips += 1
+            self.stats.memories += 1
+            self.stats.latest_memory = mid
+            for ex in self.evidence:  # lagging extractors (ASR) learn every id before handing back late text
+                if hasattr(ex, "stored"):
+                    ex.stored(mid, clip)
+        for ex in self.evidence:
+            for late_id, ev in (ex.late() if hasattr(ex, "late") else []):
+                self._attach(late_id, ev)
+        self.stats.notes = self._notes()  # live notes for the UI (final ones at the end of run())
+        if self.on_clip is not None:
+            for mid, (_, clip) in zip(ids, buf):
+                self.on_clip(mid, clip)
+        return []
+
+    def _text_keys(self, records: list[dict]) -> None:
+        """The text key of every record with text evidence, embedded in one call."""
+        if self.text_embedder is None:
+            return
+        texts = {i: evidence_text(r["evidence"]) for i, r in enumerate(records)}
+        texts = {i: t for i, t in texts.items() if t}
+        if texts:
+            vecs = self.text_embedder.encode(list(texts.values()))
+            for (i, _), v in zip(texts.items(), vecs):
+                records[i]["keys"][f"text:{self.text_embedder.space}"] = v
 
     # speech recognition lags the clips: "no speech" is only said of a running stream after this much audio
     SPEECH_NOTE_AFTER_S = 60.0
@@ -194,6 +357,11 @@ class IngestPipeline:
         evidence before there are memories (a stream that failed to start has no transcript to explain), and a
         running stream is not said to lack speech before its speech recognition had a minute of audio."""
         notes = ["no video stream: stored transcript-only memories"] if self.audio_only else []
+        notes += self.worker.stats.notes
+        if self.clipper.size_changes:
+            t, a, b = self.clipper.size_changes[-1]
+            notes.append(f"the picture changed size ({a[1]}x{a[0]} to {b[1]}x{b[0]} at {t:.1f} s): a new clip starts "
+                         "at each change")
         bad_audio = getattr(getattr(self.source, "stats", None), "audio_errors", 0)
         if bad_audio:
             notes.append(f"{bad_audio} audio packets could not be decoded (corrupt audio track): the transcript has gaps")
@@ -213,73 +381,13 @@ class IngestPipeline:
         if ev.kind in ("gap", "disconnected", "error", "connected"):
             self.bank.add_event(self.stream_id, ev.kind, ev.t, ev.wall, ev.detail)
 
-    def _store(self, clip: Clip) -> int:
-        if not clip.frames:
-            return self._store_text_only(clip)
-        images = [f.image for f in clip.frames]
-        grid = self.encoder.encode(images)
-        grid.times = torch.tensor([f.t for f in clip.frames])
-        carrier, self._state = self.reduce(grid, self.cfg.budget, state=self._state)
-        carrier = carrier.time_order()
-        keys: dict[str, np.ndarray] = {}
-        fk = self.key_encoder.encode_images(images) if self.key_encoder is not None else grid.frame_keys
-        key_space = getattr(self.key_encoder or self.encoder, "key_space", getattr(self.encoder, "space", "visual"))
-        clip_key = None
-        if fk is not None:
-            clip_key = F.normalize(F.normalize(fk.float(), dim=-1).mean(0), dim=0)
-            keys[key_space] = clip_key.numpy()
-        novelty = None
-        if clip_key is not None:
-            novelty = 1.0 if self._prev_key is None else float(1 - torch.dot(clip_key, self._prev_key))
-            self._prev_key = clip_key
-        evidence: dict = {}
-        for ex in self.evidence:
-            evidence.update({k: v for k, v in ex(clip, grid).items() if v})
-        text = " ".join(evidence.get(k, "") for k in ("asr", "ocr", "tags")).strip()
-        if text and self.text_embedder is not None:
-            keys[f"text:{self.text_embedder.space}"] = self.text_embedder.encode([text])[0]
-        rec = to_record(carrier, self.cfg.carrier_dtype)
-        mid = self.bank.add(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall, carrier=rec, keys=keys,
-                            reducer=self.cfg.reducer, budget=self.cfg.budget, space=getattr(self.encoder, "space", ""),
-                            thumbnail=encode_jpeg(images[len(images) // 2]), novelty=novelty, evidence=evidence,
-                            steps=int(grid.T))
-        self._stored(mid, clip)
-        return mid
-
-    def _store_text_only(self, clip: Clip) -> int:
-        """A clip with no pictures (audio-only source): its evidence and text key, no carrier or thumbnail."""
-        evidence: dict = {}
-        for ex in self.evidence:
-            evidence.update({k: v for k, v in ex(clip, None).items() if v})
-        text = " ".join(evidence.get(k, "") for k in ("asr", "ocr", "tags")).strip()
-        keys = {f"text:{self.text_embedder.space}": self.text_embedder.encode([text])[0]} \
-            if text and self.text_embedder is not None else {}
-        mid = self.bank.add(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall or time.time(), carrier=None,
-                            keys=keys, reducer="", budget=0, space="", evidence=evidence)
-        self._stored(mid, clip)
-        return mid
-
-    def _stored(self, mid: int, clip: Clip) -> None:
-        self.stats.clips += 1
-        self.stats.memories += 1
-        if self.stats.clips % 8 == 1:  # live notes for the UI (final ones at the end of run())
-            self.stats.notes = self._notes()
-        self.stats.latest_memory = mid
-        for ex in self.evidence:  # lagging extractors (ASR) learn the id, then hand back late text
-            if hasattr(ex, "stored"):
-                ex.stored(mid, clip)
-            for late_id, ev in (ex.late() if hasattr(ex, "late") else []):
-                self._attach(late_id, ev)
-        if self.on_clip is not None:
-            self.on_clip(mid, clip)
-
     def _attach(self, memory_id: int, evidence: dict) -> None:
         keys = None
         if self.text_embedder is not None:
             m = self.bank.get([memory_id])
             if m:
                 merged = {**m[0].evidence, **evidence}
-                text = " ".join(merged.get(k, "") for k in ("asr", "ocr", "tags")).strip()
+                text = evidence_text(merged)
                 if text:
                     keys = {f"text:{self.text_embedder.space}": self.text_embedder.encode([text])[0]}
         self.bank.set_evidence(memory_id, evidence, keys)

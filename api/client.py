@@ -16,21 +16,29 @@ class ServerError(RuntimeError):
         self.reachable = reachable
 
 
-def _request(url: str, path: str, body: dict, token: Optional[str], accept: str, timeout: float):
-    req = urllib.request.Request(url.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
+def _error_text(e: urllib.error.HTTPError) -> str:
+    """The one line of an error answer: {"error": "…"} or OpenAI's {"error": {"message", …}}; else the reason."""
+    try:
+        msg = json.loads(e.read().decode("utf-8", "replace")).get("error") or e.reason
+        if isinstance(msg, dict):
+            msg = msg.get("message") or e.reason
+    except (ValueError, AttributeError):
+        msg = e.reason
+    return str(msg)
+
+
+def _request(url: str, path: str, body: Optional[dict], token: Optional[str], accept: str, timeout: float,
+             method: str = "POST"):
+    """Send `method path` (a JSON body when given) and return the open response; errors as ServerError."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
                                  headers={"Content-Type": "application/json", "Accept": accept})
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
         return urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:
-        try:
-            msg = json.loads(e.read().decode("utf-8", "replace")).get("error") or e.reason
-            if isinstance(msg, dict):  # {"error": {"message", "type", …}}
-                msg = msg.get("message") or e.reason
-        except (ValueError, AttributeError):
-            msg = e.reason
-        raise ServerError(str(msg)) from None
+        raise ServerError(_error_text(e)) from None
     except (urllib.error.URLError, OSError) as e:
         raise ServerError(f"cannot reach {url}: {getattr(e, 'reason', e)}", reachable=False) from None
 
@@ -44,9 +52,7 @@ def _check_bank(resp, bank: Optional[str]) -> None:
 def ask(url: str, body: dict, *, token: Optional[str] = None, bank: Optional[str] = None,
         timeout: float = 600.0) -> dict:
     """POST /v1/ask: the Answer JSON."""
-    with _request(url, "/v1/ask", body, token, "application/json", timeout) as resp:
-        _check_bank(resp, bank)
-        return json.loads(resp.read())
+    return call(url, "POST", "/v1/ask", body, token=token, bank=bank, timeout=timeout)
 
 
 def ask_stream(url: str, body: dict, *, token: Optional[str] = None, bank: Optional[str] = None,
@@ -71,23 +77,6 @@ def ask_stream(url: str, body: dict, *, token: Optional[str] = None, bank: Optio
 def call(url: str, method: str, path: str, body: Optional[dict] = None, *, token: Optional[str] = None,
          bank: Optional[str] = None, timeout: float = 60.0):
     """Any JSON route: `method path` with an optional JSON body -> the decoded JSON answer (ServerError as above)."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        try:
-            msg = json.loads(e.read().decode("utf-8", "replace")).get("error") or e.reason
-            if isinstance(msg, dict):
-                msg = msg.get("message") or e.reason
-        except (ValueError, AttributeError):
-            msg = e.reason
-        raise ServerError(str(msg)) from None
-    except (urllib.error.URLError, OSError) as e:
-        raise ServerError(f"cannot reach {url}: {getattr(e, 'reason', e)}", reachable=False) from None
-    with resp:
+    with _request(url, path, body, token, "application/json", timeout, method=method) as resp:
         _check_bank(resp, bank)
         return json.loads(resp.read() or b"null")

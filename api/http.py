@@ -164,14 +164,19 @@ def require_token(tokens: Iterable[str]) -> Callable:
 
 
 class TokenMiddleware:
-    """Every request to the API's own app needs the bearer token (pure ASGI: streaming responses pass through)."""
+    """Every request to the API's own app needs the bearer token (pure ASGI: streaming responses pass through).
+    prefixes: only paths under these (e.g. Gradio's MCP endpoint on the page's app); none: every path."""
 
-    def __init__(self, app, tokens: Iterable[str]):
+    def __init__(self, app, tokens: Iterable[str], prefixes: Iterable[str] = ()):
         self.app = app
         self.tokens = [t for t in tokens if t]
+        self.prefixes = tuple(p.rstrip("/") for p in prefixes)
+
+    def _guarded(self, path: str) -> bool:
+        return not self.prefixes or any(path == p or path.startswith(p + "/") for p in self.prefixes)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket") and self.tokens:
+        if scope["type"] in ("http", "websocket") and self.tokens and self._guarded(scope.get("path", "")):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             if not token_ok(self.tokens, headers.get("authorization", "")):
                 if scope["type"] == "websocket":

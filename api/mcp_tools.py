@@ -2,20 +2,26 @@
 memories, and summarize a stream. Each tool is a typed, documented function over the Engine (Gradio builds the
 MCP schema from the signature and the docstring's Args), registered with `gr.api` so it has no UI of its own.
 
-    with demo: register(demo, engine)      # the page's Blocks: MCP at /gradio_api/mcp/
+    register(demo, engine, tokens)         # the page's Blocks: MCP at /gradio_api/mcp/, and at launch
+    demo.launch(app_kwargs={"middleware": middleware(tokens)}, …)   # 401 there without the token
     mount(app, engine, path="/mcp")        # `app.py serve`: a tools-only Blocks, MCP at /mcp/gradio_api/mcp/
+                                           # (behind the API app's own token middleware)
 
 The page's own events are made "undocumented" here (still callable by the page and gradio_client, but not
-listed as API endpoints or MCP tools), so an agent sees exactly these three tools.
+listed as API endpoints or MCP tools), so an agent sees exactly these three tools. With an API token the tools sit
+behind it twice: the MCP endpoint refuses a request without `Authorization: Bearer <token>` (401, the API's error
+shape), and each tool checks the header of the request that called it, so Gradio's own routes to the same
+functions (/gradio_api/call/…) do not bypass it.
 """
 from __future__ import annotations
 
 import json
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from engine import EngineError
 
 TOOL_NAMES = ("ask", "search_memories", "summarize")
+MCP_SUBPATH = "/gradio_api/mcp"  # where Gradio mounts its MCP server on the app it launches
 
 
 def available() -> bool:
@@ -25,15 +31,25 @@ def available() -> bool:
     return importlib.util.find_spec("mcp") is not None
 
 
-def tools(engine) -> list[Callable]:
-    """The tool functions over one engine (their __name__ is the tool name)."""
+def tools(engine, tokens: Iterable[str] = ()) -> list[Callable]:
+    """The tool functions over one engine (their __name__ is the tool name). tokens: the bearer tokens a call must
+    carry (none: every call passes)."""
     import gradio as gr
+
+    from .http import token_ok
+
+    tokens = [t for t in tokens if t]
 
     def fail(e: EngineError):
         return gr.Error(str(e), print_exception=False)
 
+    def allow(request) -> None:
+        headers = getattr(request, "headers", None) or {}
+        if tokens and not token_ok(tokens, headers.get("authorization", "")):
+            raise gr.Error("missing or wrong API token: send Authorization: Bearer <token>", print_exception=False)
+
     def ask(question: str, k: int = 5, stream: Optional[str] = None, start: Optional[float] = None,
-            end: Optional[float] = None) -> str:
+            end: Optional[float] = None, request: "gr.Request" = None) -> str:
         """Ask Vigil's memory of the video streams a question; the answer cites moments as [hh:mm:ss].
 
         Args:
@@ -45,6 +61,7 @@ def tools(engine) -> list[Callable]:
         Returns:
             JSON: {"answer": text, "citations": [{"id", "stream", "start", "end", "score", "evidence"}], "usage"}
         """
+        allow(request)
         try:
             out = engine.answer(question, k=k, streams=[stream] if stream else None, start=start, end=end)
         except EngineError as e:
@@ -53,7 +70,7 @@ def tools(engine) -> list[Callable]:
         return json.dumps({"answer": out["answer"], "citations": cites, "usage": out["usage"]})
 
     def search_memories(query: str = "", stream: Optional[str] = None, start: Optional[float] = None,
-                        end: Optional[float] = None, limit: int = 10) -> str:
+                        end: Optional[float] = None, limit: int = 10, request: "gr.Request" = None) -> str:
         """Search Vigil's stored moments (clips with their speech, on-screen text and tags) without answering.
 
         Args:
@@ -65,6 +82,7 @@ def tools(engine) -> list[Callable]:
         Returns:
             JSON list of moments: {"id", "stream", "start", "end", "evidence"} (and "score" when searched)
         """
+        allow(request)
         try:
             limit = max(1, min(100, int(limit)))
             if query.strip():
@@ -80,7 +98,7 @@ def tools(engine) -> list[Callable]:
             raise fail(e) from None
         return json.dumps(out)
 
-    def summarize(stream: Optional[str] = None) -> str:
+    def summarize(stream: Optional[str] = None, request: "gr.Request" = None) -> str:
         """Meeting minutes of one stream: overview, decisions, action items and slides, each stamped [hh:mm:ss].
 
         Args:
@@ -88,6 +106,7 @@ def tools(engine) -> list[Callable]:
         Returns:
             the minutes as Markdown
         """
+        allow(request)
         try:
             if stream:
                 engine.require_stream(stream)
@@ -95,33 +114,31 @@ def tools(engine) -> list[Callable]:
         except EngineError as e:
             raise fail(e) from None
 
-    return [ask, search_memories, summarize]
+    out = [ask, search_memories, summarize]
+    for f in out:  # Gradio reads the hints: gr.Request is its own (filled per call, left out of the schema)
+        f.__annotations__["request"] = gr.Request
+    return out
 
 
-def register(demo, engine) -> None:
-    """Add the tools to a Blocks (call before launch(mcp_server=True)); the page's events leave the API list."""
+def register(demo, engine, tokens: Iterable[str] = ()) -> None:
+    """Add the tools to a Blocks (call before launch(mcp_server=True)); the page's events leave the API list.
+    tokens: the API's bearer tokens, which every tool call must carry (none: no check)."""
     import gradio as gr
 
     for fn in demo.fns.values():
         if fn.api_visibility == "public":
             fn.api_visibility = "undocumented"
     with demo:
-        for f in tools(engine):
+        for f in tools(engine, tokens):
             gr.api(f, api_name=f.__name__, queue=False)
 
 
-def blocks(engine):
-    """A Blocks holding only the tools (for `app.py serve`)."""
-    import gradio as gr
+def middleware(tokens: Iterable[str]) -> list:
+    """For the page's app (`launch(app_kwargs={"middleware": …})`): the MCP endpoint Gradio mounts there answers
+    401 (the API's error shape) to any request without one of tokens; none: nothing to add."""
+    from starlette.middleware import Middleware
 
-    with gr.Blocks(title="Vigil tools") as demo:
-        gr.Markdown("Vigil's MCP tools: ask, search_memories, summarize (MCP endpoint: `gradio_api/mcp/`).")
-    register(demo, engine)
-    return demo
+    from .http import TokenMiddleware
 
-
-def mount(app, engine, path: str = "/mcp"):
-    """Serve the tools' MCP endpoint under path on a FastAPI app (at {path}/gradio_api/mcp/)."""
-    import gradio as gr
-
-    return gr.mount_gradio_app(app, blocks(engine), path=path, mcp_server=True, show_error=False)
+    tokens = [t for t in tokens if t]
+    return [Middleware(TokenMiddleware, tokens=tokens, prefixes=(MCP_SUBPATH,))] if tokens else []

@@ -68,25 +68,33 @@ def create(args, profile=None):
         eng.warm_up()
     demo = build(eng)
     from api import mcp_tools
+    from api.http import is_loopback
 
-    mcp_tools.register(demo, eng)  # ask, search_memories, summarize as MCP tools (Gradio's MCP server: /gradio_api/mcp/)
+    token = api_token_of(args)
+    # ask, search_memories, summarize as MCP tools (Gradio's MCP server: /gradio_api/mcp/), behind the API's token;
+    # a non-local host without one serves neither the API nor the tools
+    mcp = mcp_tools.available() and (is_loopback(args.host) or bool(token))
+    mcp_tools.register(demo, eng, [token] if token else [])
     demo.queue(default_concurrency_limit=2)
     thumbs = os.path.join(eng.path, "thumbs")
     os.makedirs(thumbs, exist_ok=True)
     kwargs = dict(server_name=args.host, server_port=args.port, auth=auth, allowed_paths=[thumbs, eng.media_dir],
                   max_file_size=max_upload, css=CSS, show_error=False,
-                  mcp_server=mcp_tools.available())
+                  mcp_server=mcp, app_kwargs={"middleware": mcp_tools.middleware([token] if token else [])})
     kwargs["allowed_paths"].append(os.path.join(eng.path, "alerts"))  # alert thumbnails and clips (ui/alerts.py)
     os.makedirs(kwargs["allowed_paths"][-1], exist_ok=True)
     return demo, eng, kwargs
+
+
+def api_token_of(args) -> str | None:
+    return getattr(args, "api_token", None) or os.environ.get("VIGIL_API_TOKEN") or None
 
 
 def serve_api(demo, eng, args) -> bool:
     """Mount the /v1 API on the launched page's server and advertise it in the bank directory."""
     from api.app import attach
 
-    return attach(demo.app, eng, host=args.host, port=demo.server_port,
-                  token=getattr(args, "api_token", None) or os.environ.get("VIGIL_API_TOKEN"))
+    return attach(demo.app, eng, host=args.host, port=demo.server_port, token=api_token_of(args))
 
 
 def _interrupt(signum, frame):

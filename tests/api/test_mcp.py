@@ -117,4 +117,25 @@ def test_the_ui_process_serves_the_api_and_the_tools_beside_the_page(ui_server):
     async def work(s):
         return {t.name for t in (await s.list_tools()).tools}
 
-    assert mcp(ui_server.url + "/gradio_api/mcp/", work, token=None) == {"ask", "search_memories", "summarize"}
+    assert mcp(ui_server.url + "/gradio_api/mcp/", work) == {"ask", "search_memories", "summarize"}
+
+
+def test_the_ui_process_keeps_its_tools_behind_the_api_token(ui_server):
+    """The page's MCP endpoint needs the token like /v1 (401 in the API's shape, for the streamable-HTTP and SSE
+    transports and the schema), and a tool reached through Gradio's own routes checks it too; the page does not."""
+    import httpx
+    from gradio_client import Client
+
+    for path, method in (("/gradio_api/mcp/", "POST"), ("/gradio_api/mcp/sse", "GET"),
+                         ("/gradio_api/mcp/schema", "GET")):
+        r = httpx.request(method, ui_server.url + path, timeout=30,
+                          json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"} if method == "POST" else None,
+                          headers={"Accept": "application/json, text/event-stream"})
+        assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized", (path, r.status_code)
+    assert httpx.get(ui_server.url + "/gradio_api/mcp/schema", timeout=30,
+                     headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert httpx.get(ui_server.url + "/", timeout=30).status_code == 200  # the page is --auth's, not the token's
+    with pytest.raises(Exception, match="API token"):
+        Client(ui_server.url, verbose=False).predict(api_name="/search_memories")
+    c = Client(ui_server.url, verbose=False, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert json.loads(c.predict(api_name="/search_memories")) == []  # an empty bank, listed

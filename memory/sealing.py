@@ -14,11 +14,16 @@ from .segments import Segment
 
 
 class SealingMixin:
-    def _rebuild_segment(self, sg: Segment) -> None:
-        """A segment file that is missing or unreadable, rebuilt from its keys in SQLite (in memory when read-only)."""
+    def _segment_keys(self, sg: Segment) -> tuple[np.ndarray, np.ndarray]:
+        """A segment's (ids, keys) as SQLite holds them (the source of truth; deleted memories are gone)."""
         rows = self._rd().execute("SELECT memory_id, vec FROM keys WHERE seg=? ORDER BY memory_id", (sg.seg,)).fetchall()
         ids = np.array([r[0] for r in rows], np.int64)
         vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, sg.dim), np.float32)
+        return ids, vecs
+
+    def _rebuild_segment(self, sg: Segment) -> None:
+        """A segment file that is missing or unreadable, rebuilt from its keys in SQLite (in memory when read-only)."""
+        ids, vecs = self._segment_keys(sg)
         if self.readonly:
             sg._index = seg_mod.build_index(ids, vecs)
         else:

@@ -31,7 +31,8 @@ class SearchMixin:
             if allowed.size == 0:
                 return []
         return self.keys.search(q[0], space, k, set(streams) if streams else None, t_range, allowed,
-                                exact=lambda ids: self._exact_keys(space, ids), rebuild=self._rebuild_segment)
+                                exact=lambda ids: self._exact_keys(space, ids), rebuild=self._rebuild_segment,
+                                seg_keys=self._segment_keys)
 
     def _exact_keys(self, space: str, ids: list[int]) -> dict[int, np.ndarray]:
         out = {}

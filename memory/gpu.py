@@ -1,0 +1,80 @@
+"""Key search on a GPU (torch on CUDA; faiss-gpu is not installable here): every searched key matrix (sealed
+segments and the streams' tails) is held as an fp16 matrix on the device, scored with one matmul per matrix and one
+top-k over all of them; the candidates are then rescored exactly from SQLite like the CPU path's, so both return the
+same memories with the same (float32) scores.
+
+Used automatically when an NVIDIA GPU is present and torch sees CUDA (VIGIL_GPU_SEARCH=0 turns it off, =1 asks for
+it and reports why not). A segment's keys are read from SQLite (the source of truth) the first time it is searched;
+a tail is copied again when it changed since its last search. Running out of GPU memory falls back to the CPU.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, Hashable, Optional
+
+import numpy as np
+
+Loader = Callable[[], tuple[np.ndarray, np.ndarray]]  # -> (ids [n] int64, keys [n, d] float32)
+
+
+def wanted() -> Optional[str]:
+    """The device to search on: "cuda" when the GPU path should be used, else None. torch is imported only when
+    the machine has an NVIDIA device (a CPU-only bank open stays cheap)."""
+    mode = os.environ.get("VIGIL_GPU_SEARCH", "auto").lower()
+    if mode in ("0", "off", "no", "false"):
+        return None
+    if mode == "auto" and not (os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia")):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return "cuda" if torch.cuda.is_available() else None
+
+
+class DeviceKeys:
+    """Key matrices on one torch device, cached by a name and a version (a tail's version moves when it changes)."""
+
+    def __init__(self, device: str = "cuda"):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.lock = threading.Lock()
+        self.cache: dict[Hashable, tuple[int, object, object]] = {}   # name -> (version, ids, keys)
+
+    def matrix(self, name: Hashable, version: int, load: Loader):
+        with self.lock:
+            hit = self.cache.get(name)
+        if hit is not None and hit[0] == version:
+            return hit[1], hit[2]
+        ids, keys = load()
+        t = self.torch
+        ids_t = t.from_numpy(np.ascontiguousarray(ids, np.int64)).to(self.device)
+        keys_t = t.from_numpy(np.ascontiguousarray(keys, np.float32)).to(self.device, self.dtype)
+        with self.lock:
+            self.cache[name] = (version, ids_t, keys_t)
+        return ids_t, keys_t
+
+    def drop(self, names) -> None:
+        with self.lock:
+            for n in names:
+                self.cache.pop(n, None)
+
+    def topk(self, q: np.ndarray, mats: list, want: int, allowed: Optional[np.ndarray]) -> list[tuple[int, float]]:
+        """The `want` best (id, approximate cosine) over the matrices, only ids in `allowed` when given."""
+        t = self.torch
+        mats = [(i, k) for i, k in mats if i.numel()]
+        if not mats or want <= 0:
+            return []
+        qt = t.from_numpy(np.ascontiguousarray(q, np.float32)).to(self.device, self.dtype)
+        ids = t.cat([i for i, _ in mats])
+        scores = t.cat([k @ qt for _, k in mats]).float()
+        if allowed is not None:
+            ok = t.isin(ids, t.from_numpy(np.asarray(allowed, np.int64)).to(self.device))
+            scores = t.where(ok, scores, t.full_like(scores, -float("inf")))
+        s, j = t.topk(scores, min(want, scores.numel()))
+        keep = t.isfinite(s)
+        return list(zip(ids[j[keep]].tolist(), s[keep].tolist()))

@@ -13,11 +13,13 @@ import platform
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Optional, Union
 
 import numpy as np
 
+from .decode import (DecodeOptions, ParallelDecoder, Sampler, SizeWatch, decode_workers, index_keyframes,
+                     max_key_gap, plan_segments, segment_span, skip_rule, to_rgb)
 from .queues import Closed, FrameQueue
 from .types import AudioChunk, Frame, StreamEvent
 
@@ -80,24 +82,7 @@ class SourceStats:
     connected: bool = False
     last_error: str = ""    # live sources: why the last connection attempt failed (one line, no credentials)
     audio_errors: int = 0  # audio packets that failed to decode (a corrupt track degrades to gaps, never stops video)
-
-
-class Sampler:
-    """Keeps frames at a target rate by media time: a frame passes when t reaches the next slot."""
-
-    def __init__(self, fps: float):
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
-        self.period = 1.0 / fps
-        self.next_t: Optional[float] = None
-
-    def want(self, t: float) -> bool:
-        if self.next_t is None or t + 1e-6 >= self.next_t:
-            # next slot after t, so a long gap does not release a burst of frames
-            base = t if self.next_t is None or t - self.next_t > self.period else self.next_t
-            self.next_t = base + self.period
-            return True
-        return False
+    notes: list = field(default_factory=list)  # how the video degraded (corrupt stretches skipped, size changes)
 
 
 class AudioConverter:
@@ -179,14 +164,24 @@ class FileSource:
     realtime: pace output to the media clock instead of as fast as possible
     skim:     decode keyframes only (fast, coarse)
     max_side: downscale converted frames so the longer side is at most this
+    workers:  decoder threads for non-realtime reading of an indexed file (MP4/MOV/MKV): keyframe-aligned segments
+              decoded at once, frames handed out in order (stream/decode.py); None: $VIGIL_DECODE_WORKERS or the
+              cores (at most 16); 1: one decoder
+    exact:    decode every frame (no skipping of non-reference frames or of everything but keyframes when the
+              sampling allows it: see stream/decode.py), so the kept frames are exactly those of a full decode
     """
 
     live = False
 
     def __init__(self, path: str, *, start: float = 0.0, fps: Optional[float] = None, realtime: bool = False,
                  audio: bool = True, threads: int = 2, skim: bool = False, max_side: int = 1280,
-                 queue_size: int = 64, stream_id: str = ""):
+                 queue_size: int = 64, stream_id: str = "", workers: Optional[int] = None, exact: bool = False):
         self.path = path
+        try:
+            self.workers = decode_workers(workers)
+        except ValueError as e:
+            raise SourceError(str(e)) from None
+        self.exact = exact
         self.start = max(0.0, float(start))
         self.fps = fps
         self.realtime = realtime
@@ -231,11 +226,25 @@ class FileSource:
             self.duration = None
 
     def _convert(self, frame) -> np.ndarray:
-        w, h = frame.width, frame.height
-        s = min(1.0, self.max_side / max(w, h))
-        if s < 1.0:
-            return frame.to_ndarray(format="rgb24", width=int(w * s) // 2 * 2, height=int(h * s) // 2 * 2)
-        return frame.to_ndarray(format="rgb24")
+        return to_rgb(frame, self.max_side)
+
+    def _plan(self, vs) -> tuple[str, list]:
+        """The decoder's skip setting and, when the file can be split, its segments (else [])."""
+        keys = index_keyframes(vs)
+        rate = float(vs.average_rate or vs.guessed_rate or 0) or None
+        skip = "DEFAULT" if self.realtime and not self.skim else \
+            skip_rule(self.fps, rate, max_key_gap(keys, vs.time_base, self.duration, self.t_offset), self.skim, self.exact)
+        if self.realtime or self.workers < 2 or len(keys) < 2:
+            return skip, []
+        seek = int((self.start + self.t_offset) / vs.time_base) if self.start > 0 else None
+        segs = plan_segments(keys, vs.time_base, self.t_offset, self.start, seek,
+                             segment_span(self.duration, self.start, self.workers, self.fps, rate))
+        return skip, (segs if len(segs) > 1 else [])
+
+    def _note(self, text: str, t: float) -> None:
+        """A way the video degraded: kept for the stream's notes and recorded as an event."""
+        self.stats.notes.append(text)
+        self._reader.queue.put(StreamEvent("error", t, time.time(), text))
 
     def _produce(self) -> None:
         if self.audio_only:
@@ -243,10 +252,13 @@ class FileSource:
         av = _av()
         c = self.container
         vs = c.streams.video[0]
+        skip, segments = self._plan(vs)
+        if segments:
+            return self._produce_parallel(segments, skip)
         vs.thread_type = "AUTO"  # frame threading: several times faster for files
         vs.thread_count = self.threads  # explicit: unbounded threads have deadlocked beside torch
-        if self.skim:
-            vs.codec_context.skip_frame = "NONKEY"
+        vs.codec_context.skip_frame = skip
+        sizes = SizeWatch()
         streams = [vs]
         aconv = None
         if self.has_audio:
@@ -255,7 +267,7 @@ class FileSource:
             aconv = AudioConverter(self.t_offset)
         if self.start > 0:
             c.seek(int((self.start + self.t_offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
-        sampler = Sampler(self.fps) if self.fps else None
+        sampler = Sampler(self.fps, anchor=self.start) if self.fps else None
         q = self._reader.queue
         wall0 = time.time()
         pace0: Optional[float] = None
@@ -287,6 +299,9 @@ class FileSource:
                         if delay > 0 and stop.wait(delay):
                             return
                     img = self._convert(frame)
+                    note = sizes.see(img, t)
+                    if note:
+                        self._note(note, t)
                     if not q.put(Frame(img, t, wall0 + (t - self.start) if not self.realtime else time.time(), self.stream_id)):
                         return
                     self.stats.frames_out += 1
@@ -298,6 +313,45 @@ class FileSource:
             chunk = aconv.flush()
             if chunk is not None:
                 q.put(chunk)
+        if self.stats.frames_out == 0 and not stop.is_set():
+            raise SourceError(f"{self.path!r} contains no decodable video frames")
+        q.put(StreamEvent("eof", 0.0, time.time()))
+
+    def _produce_parallel(self, segments: list, skip: str) -> None:
+        """Video from keyframe-aligned segments decoded at once (stream/decode.py), audio from its own reader;
+        items in media-time order through the bounded queue."""
+        opts = DecodeOptions(self.path, self.t_offset, self.start, self.fps, self.max_side, skip=skip,
+                             threads=max(1, (os.cpu_count() or 1) // self.workers), workers=self.workers)
+        q, stop = self._reader.queue, self._reader.stop_event
+        dec = ParallelDecoder(opts, segments, stop)
+        audio = _AudioFeed(self, stop) if self.has_audio else None
+        sizes, wall0, t = SizeWatch(), time.time(), self.start
+        try:
+            for item in dec.frames():
+                if isinstance(item, str):
+                    self._note(item, t)
+                    continue
+                t, img = item
+                for chunk in (audio.until(t) if audio else ()):
+                    q.put(chunk)
+                note = sizes.see(img, t)
+                if note:
+                    self._note(note, t)
+                if not q.put(Frame(img, t, wall0 + (t - self.start), self.stream_id)):
+                    return
+                self.stats.frames_out += 1
+                self.stats.frames_decoded = dec.decoded
+            for chunk in (audio.until(float("inf")) if audio else ()):
+                q.put(chunk)
+        except RuntimeError as e:  # every decoder thread failed
+            if self.stats.frames_out == 0:
+                raise SourceError(f"cannot decode {self.path!r}: {e}") from None
+            self._note(f"decoding stopped early: {e}", t)
+        finally:
+            dec.close()
+            if audio is not None:
+                audio.close()
+        self.stats.frames_decoded = dec.decoded
         if self.stats.frames_out == 0 and not stop.is_set():
             raise SourceError(f"{self.path!r} contains no decodable video frames")
         q.put(StreamEvent("eof", 0.0, time.time()))
@@ -381,6 +435,66 @@ class FileSource:
             container.close()
         except Exception:  # closing a half-read container must not mask the real error
             pass
+
+
+class _AudioFeed:
+    """A file's audio track read in its own thread and container (parallel video decoding), handed out in order
+    up to a media time. Its queue is bounded: the reader waits for the consumer (files drop nothing)."""
+
+    def __init__(self, src: FileSource, stop: threading.Event):
+        self.src, self._outer = src, stop
+        self.queue = FrameQueue(256, drop_oldest=False)
+        self.pending: Optional[AudioChunk] = None
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="vigil-audio")
+        self.thread.start()
+
+    def _run(self) -> None:
+        av, c = _av(), None
+        try:
+            c = av.open(self.src.path, mode="r")
+            as_ = c.streams.audio[0]
+            if self.src.start > 0:
+                c.seek(int((self.src.start + self.src.t_offset) / as_.time_base), stream=as_, backward=True,
+                       any_frame=False)
+            aconv = AudioConverter(self.src.t_offset)
+            for packet in c.demux(as_):
+                if self._stop.is_set():
+                    return
+                self.src._audio_packet(packet, aconv, self.queue)
+            chunk = aconv.flush()
+            if chunk is not None:
+                self.queue.put(chunk)
+        except Exception as e:  # the video goes on; the transcript has a gap from here
+            self.src.stats.audio_errors += 1
+            log.info("audio of %s stopped early: %s", public_url(self.src.path), e)
+        finally:
+            self.queue.close()
+            if c is not None:
+                c.close()  # only this thread ever used it
+
+    def until(self, t: float) -> Iterator[AudioChunk]:
+        """Chunks that start at or before media time t."""
+        while True:
+            if self.pending is None:
+                try:
+                    self.pending = self.queue.get(timeout=0.5)
+                except TimeoutError:
+                    if self._outer.is_set():
+                        return
+                    continue
+                except Closed:
+                    return
+            if self.pending.t > t:
+                return
+            chunk, self.pending = self.pending, None
+            yield chunk
+
+    def close(self, join: float = 10.0) -> None:
+        self._stop.set()
+        self.queue.close()
+        if self.thread is not threading.current_thread():
+            self.thread.join(join)
 
 
 class LiveSource:

@@ -1,0 +1,432 @@
+"""Parallel decoding of recorded files: keyframe-aligned segments decoded at once, handed out in order.
+
+Splitting. The container's index (MP4/MOV sample tables, Matroska cues) lists the keyframes with their byte
+positions. Consecutive keyframes are grouped into segments of whole GOPs. A segment starts at its keyframe's
+packet and owns the frames whose presentation time lies in [its keyframe's pts, the next segment's keyframe's pts);
+frames of an open GOP that come out before the keyframe's pts (leading pictures) belong to the segment before,
+which feeds the next keyframe and those pictures before draining its decoder. Files without an index (MPEG-TS, raw
+H.264...) and realtime replay use one decoder (FileSource's serial path).
+
+Sampling. `Sampler` keeps the first frame of each slot of 1/fps seconds, a pure function of a frame's time and its
+predecessor's, so a worker decides every frame of its segment exactly except the first, whose predecessor lies in
+the segment before: the worker converts that one too and the merger, which sees the segments in order, decides.
+Only kept frames are converted to RGB, straight at the output size: the frames and times are the serial decoder's.
+
+Skipping (`skip_rule`; FileSource(exact=True) turns it off, in the serial path too):
+  - skim: keyframes only;
+  - keyframes only ("NONKEY") when the longest keyframe interval in the index (the tail after the last keyframe
+    included) is at most half a sample interval: each sample is then the first keyframe of its slot, at most half
+    an interval after the frame the full decode would keep;
+  - non-reference frames not decoded ("NONREF") when a sample interval spans at least NONREF_MIN_FRAMES frames:
+    nothing references them and encoders emit them in short runs (x264: at most `bframes`, default 3, in a row),
+    so a sample moves by at most such a run, under half an interval;
+  - otherwise every frame is decoded.
+
+Order and memory. Workers take segments in order, at most `window` segments ahead of the merger (back-pressure:
+a worker waits rather than run ahead), and buffer only the frames they keep; the merger hands them out through
+the caller's bounded queue, so a file drops nothing. Each worker opens, uses and closes its own container; `close()`
+stops and joins every worker, so no container is freed under a decoding thread.
+
+Bad data. Packets that fail to decode are skipped and counted; a segment whose data runs out before its end (a
+damaged sample table, say) or that fails outright is noted and decoding goes on with the next segment.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+log = logging.getLogger("vigil.decode")
+
+WORKERS_ENV = "VIGIL_DECODE_WORKERS"
+MAX_WORKERS = 16
+NONREF_MIN_FRAMES = 8    # a sample interval must span this many frames before non-reference frames are skipped
+SEGMENT_FRAMES = 32      # kept frames a segment aims at (whole GOPs: a long GOP makes a longer segment)
+MIN_SEGMENT_S = 1.0
+
+
+def decode_workers(requested: Optional[int] = None) -> int:
+    """Decoder threads for a file: `requested`, else $VIGIL_DECODE_WORKERS, else the cores (at most MAX_WORKERS)."""
+    if requested is None:
+        env = os.environ.get(WORKERS_ENV, "").strip()
+        if env:
+            try:
+                requested = int(env)
+            except ValueError:
+                raise ValueError(f"{WORKERS_ENV} must be a whole number of decoder threads, got {env!r}") from None
+        else:
+            requested = min(os.cpu_count() or 1, MAX_WORKERS)
+    return max(1, int(requested))
+
+
+class Sampler:
+    """Keeps frames at a target rate by media time: time is cut into slots of 1/fps from `anchor` (the first frame's
+    time when None) and a frame passes when it is the first of its slot. A long gap releases one frame, not a burst."""
+
+    def __init__(self, fps: float, anchor: Optional[float] = None):
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.period = 1.0 / fps
+        self.anchor = anchor
+        self.prev: Optional[int] = None  # slot of the previous frame
+
+    def slot(self, t: float) -> int:
+        return math.floor((t - self.anchor + 1e-6) / self.period)
+
+    def want(self, t: float) -> bool:
+        if self.anchor is None:
+            self.anchor = t
+        s = self.slot(t)
+        keep = self.prev is None or s > self.prev
+        self.prev = s
+        return keep
+
+
+def out_size(w: int, h: int, max_side: int) -> Optional[tuple[int, int]]:
+    """(width, height) a frame is converted at so its longer side is at most max_side (even); None: as it is."""
+    s = min(1.0, max_side / max(w, h))
+    return (int(w * s) // 2 * 2, int(h * s) // 2 * 2) if s < 1.0 else None
+
+
+def to_rgb(frame, max_side: int, reformatter=None) -> np.ndarray:
+    """A decoded PyAV frame -> RGB uint8 [H, W, 3] at its output size. A worker passes its own reformatter
+    (one scaling thread, its conversion context reused)."""
+    size = out_size(frame.width, frame.height, max_side)
+    kw = {"width": size[0], "height": size[1]} if size else {}
+    if reformatter is None:
+        return frame.to_ndarray(format="rgb24", **kw)
+    return reformatter.reformat(frame, format="rgb24", threads=1, **kw).to_ndarray()
+
+
+def skip_rule(fps: Optional[float], frame_rate: Optional[float], max_key_gap: Optional[float], skim: bool = False,
+              exact: bool = False) -> str:
+    """The decoder's skip_frame setting for this sampling (see the module's doc)."""
+    if skim:
+        return "NONKEY"
+    if exact or not fps:
+        return "DEFAULT"
+    period = 1.0 / fps
+    if max_key_gap is not None and max_key_gap <= period / 2:
+        return "NONKEY"
+    if frame_rate and period * frame_rate >= NONREF_MIN_FRAMES:
+        return "NONREF"
+    return "DEFAULT"
+
+
+class SizeWatch:
+    """Notes a change of frame size (the decoder re-initialises; later frames keep their own size)."""
+
+    def __init__(self):
+        self.shape: Optional[tuple] = None
+        self.notes: list[str] = []
+
+    def see(self, img: np.ndarray, t: float) -> Optional[str]:
+        shape, note = img.shape[:2], None
+        if self.shape is not None and shape != self.shape and len(self.notes) < 4:
+            note = (f"frame size changed from {self.shape[1]}x{self.shape[0]} to {shape[1]}x{shape[0]} at {t:.1f} s: "
+                    f"later frames keep the new size")
+            self.notes.append(note)
+        self.shape = shape
+        return note
+
+
+# ---- planning -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    seek: Optional[int]  # timestamp (stream time base) to seek to; None: read from the file's start
+    pos: int             # byte position of the keyframe packet it starts with; -1: whatever the seek reaches
+    end_pos: int         # byte position of the next segment's keyframe packet; -1: to the end of the file
+    t0: float            # media seconds where it starts (from the index: approximate, for notes)
+
+
+def index_keyframes(stream) -> list[tuple[int, int]]:
+    """(timestamp, byte position) of the keyframes in the container's index; [] when it has none."""
+    try:
+        entries = stream.index_entries
+        return [(e.timestamp, e.pos) for e in entries if e.is_keyframe and e.pos >= 0]
+    except Exception:  # an old PyAV or a demuxer without an index
+        return []
+
+
+def max_key_gap(keys: list[tuple[int, int]], time_base, duration: Optional[float], t_offset: float) -> Optional[float]:
+    """The longest stretch between keyframes, the tail after the last one included (None: unknown)."""
+    if not keys or duration is None:
+        return None
+    ts = [float(k * time_base) - t_offset for k, _ in keys]
+    gaps = [b - a for a, b in zip(ts, ts[1:])] + [duration - ts[-1]]
+    return max(gaps)
+
+
+def plan_segments(keys: list[tuple[int, int]], time_base, t_offset: float, start: float, start_seek: Optional[int],
+                  span: float) -> list[Segment]:
+    """Whole-GOP segments of at least `span` seconds; the first reads from `start_seek` (None: the file's start)."""
+    bounds = []  # (seek timestamp, pos, t0) of each later segment's first keyframe
+    last_t = start
+    for ts, pos in keys:
+        t = float(ts * time_base) - t_offset
+        if t > start + 1e-6 and t - last_t >= span - 1e-6:
+            bounds.append((ts, pos, t))
+            last_t = t
+    starts = [(start_seek, -1, start)] + bounds
+    return [Segment(i, seek, pos, starts[i + 1][1] if i + 1 < len(starts) else -1, t0)
+            for i, (seek, pos, t0) in enumerate(starts)]
+
+
+def segment_span(duration: Optional[float], start: float, workers: int, fps: Optional[float],
+                 frame_rate: Optional[float]) -> float:
+    """Seconds a segment aims at: enough segments to keep the workers busy, few enough kept frames to buffer."""
+    rate = fps or frame_rate or 30.0
+    span = SEGMENT_FRAMES / rate
+    if duration:
+        span = min(span, max(0.0, duration - start) / (4 * workers))
+    return max(MIN_SEGMENT_S, span)
+
+
+# ---- decoding -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DecodeOptions:
+    path: str
+    t_offset: float
+    start: float
+    fps: Optional[float]
+    max_side: int
+    skip: str = "DEFAULT"
+    threads: int = 1          # decoder threads per worker
+    workers: int = 2
+    window: int = 0           # segments decoded ahead of the merger; 0: workers + 2
+
+
+@dataclass
+class _Out:
+    """One segment's result: kept frames (t, image, first) as they come, then done."""
+    items: list = field(default_factory=list)
+    done: bool = False
+    decoded: int = 0
+    last_t: Optional[float] = None
+    bad_packets: int = 0
+    error: str = ""          # why it stopped early ("" when it reached its end)
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Missed(Exception):
+    """The seek landed after the segment's keyframe."""
+
+
+def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], from_start: bool = False) -> Iterator:
+    """Decoded frames of one segment in presentation order (the container's own seek; see the module's doc)."""
+    import av
+
+    seek = None if from_start else seg.seek
+    if seek is not None:
+        c.seek(seek, stream=vs, backward=True, any_frame=False)
+    elif seg.index > 0:
+        c.seek(0, stream=vs, backward=True, any_frame=False)
+    begun, lo, hi, held = seg.pos < 0, None, None, None
+
+    def decode(packet):
+        try:
+            frames = vs.codec_context.decode(packet)
+        except av.error.InvalidDataError:
+            out.bad_packets += 1  # one broken packet: skip it, keep the rest
+            return
+        for f in frames:
+            if f.pts is not None and (lo is None or f.pts >= lo) and (hi is None or f.pts < hi):
+                yield f
+
+    ended = False
+    for packet in c.demux(vs):
+        if stop():
+            raise _Stopped()
+        if packet.size == 0:
+            ended = True
+            break
+        if not begun:
+            if packet.pos != seg.pos:
+                if packet.pos > seg.pos and not from_start:
+                    raise _Missed()
+                continue
+            begun, lo = True, packet.pts
+        if hi is None and seg.end_pos >= 0 and packet.pos == seg.end_pos:
+            hi, held = packet.pts, packet  # the next segment's keyframe: ours only if leading pictures follow it
+            continue
+        if hi is not None:
+            if packet.pts is None or packet.pts >= hi:
+                break
+            if held is not None:  # an open GOP: its leading pictures are ours and need that keyframe
+                yield from decode(held)
+                held = None
+        yield from decode(packet)
+    else:
+        ended = True
+    if not begun:
+        raise _Missed() if not from_start else RuntimeError("the segment's keyframe is not in the file")
+    if ended and seg.end_pos >= 0 and hi is None:
+        out.error = "the data ran out before the next keyframe"
+    yield from decode(None)  # drain the decoder (a seek flushes it for the next segment)
+
+
+class ParallelDecoder:
+    """Decodes `segments` of one video file in worker threads; `frames()` yields (t, rgb) in order."""
+
+    def __init__(self, opts: DecodeOptions, segments: list[Segment], stop: Optional[threading.Event] = None):
+        self.opts, self.segments = opts, segments
+        self._outer = stop or threading.Event()  # the caller's stop (FileSource.close)
+        self._stop = threading.Event()
+        self.window = opts.window or opts.workers + 2
+        self._outs = [_Out() for _ in segments]
+        self._cond = threading.Condition()
+        self._next = 0     # next segment a worker takes
+        self._merged = 0   # segments the merger has finished
+        self.decoded = 0   # frames decoded in segments merged so far
+        self.notes: list[str] = []
+        self.worker_error: Optional[BaseException] = None
+        self._threads = [threading.Thread(target=self._work, daemon=True, name=f"vigil-decode-{i}")
+                         for i in range(min(opts.workers, len(segments)))]
+
+    # ---- workers ----
+
+    def _stopped(self) -> bool:
+        return self._stop.is_set() or self._outer.is_set()
+
+    def _take(self) -> Optional[int]:
+        with self._cond:
+            while not self._stopped() and self._next < len(self.segments) and self._next >= self._merged + self.window:
+                self._cond.wait(0.5)
+            if self._stopped() or self._next >= len(self.segments):
+                return None
+            self._next += 1
+            return self._next - 1
+
+    def _work(self) -> None:
+        import av
+        from av.video.reformatter import VideoReformatter
+
+        c = None
+        try:
+            c = av.open(self.opts.path, mode="r")
+            vs = c.streams.video[0]
+            vs.thread_type, vs.thread_count = "AUTO", self.opts.threads
+            vs.codec_context.skip_frame = self.opts.skip
+            reformatter = VideoReformatter()
+            while (k := self._take()) is not None:
+                self._run(c, vs, k, reformatter)
+        except BaseException as e:  # surfaced by the merger, never lost in a thread
+            self.worker_error = e
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+            if c is not None:
+                c.close()  # only this thread ever used it
+
+    def _run(self, c, vs, k: int, reformatter) -> None:
+        seg, out, o = self.segments[k], self._outs[k], self.opts
+        sampler = Sampler(o.fps, anchor=o.start) if o.fps else None
+        first = True
+        try:
+            for attempt in (False, True):
+                try:
+                    for f in segment_frames(c, vs, seg, out, self._stopped, from_start=attempt):
+                        t = float(f.pts * vs.time_base) - o.t_offset  # a drained frame carries no time base
+                        if t < o.start - 1e-6:
+                            continue
+                        out.decoded += 1
+                        out.last_t = t
+                        if sampler is None or sampler.want(t):
+                            item = (t, to_rgb(f, o.max_side, reformatter), first)
+                            with self._cond:
+                                out.items.append(item)
+                                self._cond.notify_all()
+                        first = False
+                    break
+                except _Missed:
+                    log.debug("segment %d: the seek missed its keyframe, reading from the start", k)
+        except _Stopped:
+            pass
+        except Exception as e:  # this segment only: the next one goes on
+            out.error = f"{type(e).__name__}: {e}"
+        finally:
+            with self._cond:
+                out.done = True
+                self._cond.notify_all()
+
+    # ---- merger ----
+
+    def _wait(self, out: _Out, have: int) -> bool:
+        """Until the segment has more than `have` items or is done; False when stopped."""
+        with self._cond:
+            while not (len(out.items) > have or out.done or self._stopped()):
+                if not any(t.is_alive() for t in self._threads):
+                    err = self.worker_error
+                    raise RuntimeError(f"the decoder threads stopped: {err}" if err else "the decoder threads stopped")
+                self._cond.wait(0.5)
+            return not self._stopped()
+
+    def frames(self) -> Iterator:
+        """(t, rgb) of the kept frames in order, and a line (str) for each segment that degraded."""
+        for t in self._threads:
+            t.start()
+        o = self.opts
+        probe = Sampler(o.fps, anchor=o.start) if o.fps else None
+        prev_slot: Optional[int] = None
+        for k, (seg, out) in enumerate(zip(self.segments, self._outs)):
+            i = 0
+            while self._wait(out, i):
+                with self._cond:
+                    batch, done = out.items[i:], out.done
+                i += len(batch)
+                for t, img, first in batch:
+                    if first and probe is not None and prev_slot is not None and probe.slot(t) <= prev_slot:
+                        continue  # the segment's first frame shares a slot with the previous segment's last
+                    yield t, img
+                if done and i == len(out.items):
+                    break
+            if self._stopped():
+                return
+            if out.last_t is not None and probe is not None:
+                prev_slot = probe.slot(out.last_t)
+            self.decoded += out.decoded
+            yield from self._note(k, seg, out)
+            with self._cond:
+                self._outs[k] = _Out(done=True)  # free its frames
+                self._merged = k + 1
+                self._cond.notify_all()
+
+    def _note(self, k: int, seg: Segment, out: _Out) -> list[str]:
+        """Lines for a segment that degraded (kept in self.notes too)."""
+        end = self.segments[k + 1].t0 if k + 1 < len(self.segments) else None
+        where = f"{seg.t0:.1f}–{end:.1f} s" if end is not None else f"after {seg.t0:.1f} s"
+        notes = []
+        if out.bad_packets:
+            notes.append(f"{out.bad_packets} corrupt video packets skipped ({where})")
+        if out.error:
+            lost = out.last_t if out.last_t is not None else seg.t0
+            span = f"{lost:.1f}–{end:.1f} s" if end is not None else f"after {lost:.1f} s"
+            notes.append(f"video {span} could not be decoded ({out.error}): skipped, decoding went on")
+        self.notes += notes
+        return notes
+
+    def close(self, join: float = 10.0) -> None:
+        """Stop the workers and wait for them (each closes its own container)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        for t in self._threads:
+            if t.is_alive() and t is not threading.current_thread():
+                t.join(join)
+
+    @property
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)

@@ -79,7 +79,7 @@ def client(url: str) -> httpx.Client:
 
 
 def serve(bank: str, media: str) -> tuple[subprocess.Popen, httpx.Client]:
-    proc, url = start_server(bank, media, token=TOKEN)
+    proc, url = start_server(bank, media, "--no-mcp", token=TOKEN)  # the /v1 API is what is soaked
     return proc, client(url)
 
 

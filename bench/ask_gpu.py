@@ -318,6 +318,8 @@ def one_ask(bank, profile, q: str, k: int, opts: dict) -> dict:
             "prepare_ms": 1e3 * tm.get("prepare_s", 0.0), "prefill_first_ms": 1e3 * tm.get("ttft_s", 0.0),
             "total_ms": 1e3 * (t_end - t), "prompt_tokens": u.prompt_tokens, "visual_tokens": u.visual_tokens,
             "completion_tokens": u.completion_tokens, "citations": len(cites), "pieces": n,
+            "slot_wait_ms": 1e3 * tm.get("slot_wait_s", 0.0),
+            **{f"prepare_{k}_ms": v for k, v in (tm.get("prepare_ms") or {}).items()},
             **{f"stage_{k}_ms": v for k, v in stages.ms.items()}}
 
 
@@ -329,8 +331,8 @@ def time_asks(bank, profile, k: int, reps: int, warm: int, opts: dict, label: st
     rows = [one_ask(bank, profile, QUESTIONS[i % len(QUESTIONS)], k, opts) for i in range(reps)]
     ttft = [r["ttft_ms"] for r in rows]
     med = {key: round(statistics.median(r.get(key, 0.0) for r in rows), 2)
-           for key in ("retrieve_ms", "prepare_ms", "prefill_first_ms", "total_ms",
-                       *sorted({k for r in rows for k in r if k.startswith("stage_")}))}
+           for key in ("retrieve_ms", "prepare_ms", "prefill_first_ms", "total_ms", "slot_wait_ms",
+                       *sorted({k for r in rows for k in r if k.startswith(("stage_", "prepare_")) and k != "prepare_ms"}))}
     out = {"asks": reps, "ttft_p50_ms": round(statistics.median(ttft), 1), "ttft_p90_ms": round(pct(ttft, 0.9), 1),
            "ttft_min_ms": round(min(ttft), 1), "ttft_max_ms": round(max(ttft), 1),
            "visual_tokens": sorted({r["visual_tokens"] for r in rows}),
@@ -342,6 +344,9 @@ def time_asks(bank, profile, k: int, reps: int, warm: int, opts: dict, label: st
         f"prepare {med['prepare_ms']} prefill+1st {med['prefill_first_ms']} total {med['total_ms']}] pieces "
         f"{sorted({r['pieces'] for r in rows})}")
     log("             stages (median ms): " + ", ".join(f"{k[6:-3]} {v}" for k, v in med.items() if k.startswith("stage_")))
+    log("             prompt build (median ms): " + ", ".join(f"{k[8:-3]} {v}" for k, v in med.items()
+                                                            if k.startswith("prepare_") and k != "prepare_ms")
+        + f"; slot wait {med['slot_wait_ms']}")
     out["faiss_search"] = faiss_diag(bank, profile, k)
     return out
 

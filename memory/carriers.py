@@ -35,5 +35,8 @@ def to_carrier(rec: Optional[CarrierRecord]) -> Optional[Carrier]:
         return None
     meta = np.concatenate([rec.pos, rec.lo, rec.hi], axis=1).astype(np.int64)
     m = torch.from_numpy(meta)
-    return Carrier(torch.from_numpy(np.array(rec.tokens, copy=True)), m[:, 0:3], m[:, 3:6], m[:, 6:9],
+    # records read by bank.carriers() sit in writable buffers of their own: wrapped as they are (one copy less on
+    # every ask); read-only ones (bank.carrier(), a mapped file) are copied, since torch tensors must be writable
+    tok = rec.tokens if rec.tokens.flags.writeable else np.array(rec.tokens, copy=True)
+    return Carrier(torch.from_numpy(tok), m[:, 0:3], m[:, 3:6], m[:, 6:9],
                    torch.from_numpy(rec.size.astype(np.int64)))

@@ -85,8 +85,8 @@ class ReaderMixin:
                         f.close()
                     f, open_shard = open(self._shard_path(shard), "rb"), shard
                 f.seek(offset)
-                raw = f.read(nbytes)
-                if len(raw) != nbytes:
+                raw = bytearray(nbytes)  # writable: the ask path wraps these bytes as tensors without a copy
+                if f.readinto(raw) != nbytes:
                     raise BankError(f"memory {mid}: shard {shard} is truncated")
                 out[mid] = CarrierRecord.from_bytes(raw, m, d)
         finally:

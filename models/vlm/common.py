@@ -528,7 +528,8 @@ class VLMAdapter:
         return {"prefill_tokens": int(prep.input_ids.shape[1]), "ttft_s": ttft or 0.0,
                 "decode_tokens": max(0, len(out) - 1),
                 "decode_tok_s": (len(out) - 1) / dec if len(out) > 1 and dec > 0 else 0.0,
-                "prepare_s": prep.debug.get("prepare_s", 0.0), "slot_wait_s": slot_wait, "stopped": bool(stopped)}
+                "prepare_s": prep.debug.get("prepare_s", 0.0), "prepare_ms": dict(prep.debug.get("prepare_ms") or {}),
+                "slot_wait_s": slot_wait, "stopped": bool(stopped)}
 
     def _decode_in(self, kv, prep: Prepared, streamer, cancel: Optional[threading.Event], t0: float,
                    opts: dict) -> tuple[list[int], dict]:

@@ -9,7 +9,12 @@ shards. Reported:
 - add throughput (memories/s) with group commits of --batch, and bytes on disk per memory;
 - open time of the full bank in a fresh process (tails loaded, segments mapped lazily) and of the first search;
 - search p50/p95 over 200 queries (k=10), recall@10 against brute force over all keys, with a stream filter and
-  with a one-hour time window; text search p50.
+  with a one-hour time window; text search p50; which path searched (FAISS on the CPU, or memory.gpu on CUDA).
+- with --device-keys N on a GPU: the device part of a search (DeviceKeys.topk: matmul + top-k) over N random keys,
+  to show how the GPU path scales past the bank built here.
+
+On a GPU machine the build is the slow part (group commits and sealing are CPU work): --lean stores no carriers
+or text, which the key search never reads.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ def keys_for(rng, centres, n):
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build(path, n, dim, streams, batch, seed=0):
+def build(path, n, dim, streams, batch, seed=0, lean=False):
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -59,9 +64,9 @@ def build(path, n, dim, streams, batch, seed=0):
                 i = b0 + j
                 s = i % streams
                 t = 2.0 * (i // streams)
-                w = " ".join(rng.choice(WORDS, 6))
-                items.append(dict(stream=f"cam{s}", t0=t, t1=t + 2.0, wall=1.7e9 + t, carrier=car,
-                                  keys={"vis": ks[j]}, evidence={"asr": f"{w} number {i % 997}"}))
+                w = "" if lean else " ".join(rng.choice(WORDS, 6))
+                items.append(dict(stream=f"cam{s}", t0=t, t1=t + 2.0, wall=1.7e9 + t, carrier=None if lean else car,
+                                  keys={"vis": ks[j]}, evidence=None if lean else {"asr": f"{w} number {i % 997}"}))
             bank.add_many(items)
             if time.perf_counter() - last > 10:
                 last = time.perf_counter()
@@ -111,7 +116,8 @@ def measure(path, all_keys, streams, queries=200, seed=1):
                 truth = set((np.argpartition(-(all_keys @ q[j]), 10)[:10] + 1).tolist())
                 rec.append(len(truth & set(got)) / 10)
         out.update(search_p50_ms=1e3 * statistics.median(lat), search_p95_ms=1e3 * sorted(lat)[int(0.95 * len(lat))],
-                   recall_at_10=float(np.mean(rec)))
+                   recall_at_10=float(np.mean(rec)),
+                   search_path=f"memory.gpu on {bank.keys.device.device}" if bank.keys.device else "FAISS on the CPU")
         lat = []
         for j in range(50):
             t = time.perf_counter()
@@ -136,6 +142,25 @@ def measure(path, all_keys, streams, queries=200, seed=1):
     return out
 
 
+def device_topk(n: int, dim: int, queries: int = 100) -> dict:
+    """The device part of a GPU search (DeviceKeys.topk over n keys, k=10 + slack) without the bank around it."""
+    import torch
+
+    from memory.gpu import DeviceKeys
+
+    dev = DeviceKeys("cuda")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(n, dim, device="cuda", generator=g), dim=1).half()
+    mats = [(torch.arange(n, device="cuda"), keys)]
+    q = np.random.default_rng(0).standard_normal((queries, dim)).astype(np.float32)
+    lat = []
+    for j in range(queries):
+        t = time.perf_counter()
+        dev.topk(q[j], mats, 26, None)
+        lat.append(time.perf_counter() - t)
+    return {"device_keys": n, "device_topk_p50_ms": 1e3 * statistics.median(lat[5:])}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20000)
@@ -145,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", default="/tmp/vigil-bank-scale")
     ap.add_argument("--out", default=None)
     ap.add_argument("--measure-only", action="store_true", help="measure a bank built earlier with the same --dir")
+    ap.add_argument("--lean", action="store_true", help="no carriers or text (a faster build; key search only)")
+    ap.add_argument("--device-keys", type=int, default=0, help="also time the GPU top-k over this many keys")
     a = ap.parse_args(argv)
     kfile = a.dir.rstrip("/") + ".keys.npy"
     built = a.dir.rstrip("/") + ".built.json"
@@ -154,17 +181,19 @@ def main(argv=None) -> int:
     else:
         shutil.rmtree(a.dir, ignore_errors=True)
         print(f"building a bank of {a.n:,} memories ({a.dim}-d keys, {a.streams} streams) in {a.dir}", flush=True)
-        all_keys, add_s = build(a.dir, a.n, a.dim, a.streams, a.batch)
+        all_keys, add_s = build(a.dir, a.n, a.dim, a.streams, a.batch, lean=a.lean)
         t = time.perf_counter()
         with MemoryBank(a.dir) as bank:  # finish the merges the build started in the background
             merges = bank.compact()
         print(f"merges finished: {merges} more in {time.perf_counter() - t:.0f} s", flush=True)
         np.save(kfile, all_keys)
-        res = dict(n=a.n, dim=a.dim, streams=a.streams, batch=a.batch, add_per_s=a.n / add_s, add_s=add_s,
+        res = dict(n=a.n, dim=a.dim, streams=a.streams, batch=a.batch, lean=a.lean, add_per_s=a.n / add_s, add_s=add_s,
                    bytes_per_memory=bytes_on_disk(a.dir) / a.n, cpu_cores=os.cpu_count())
         json.dump(res, open(built, "w"))
     print(f"added in {res['add_s']:,.0f} s; measuring", flush=True)
     res.update(measure(a.dir, np.asarray(all_keys), res["streams"]))
+    if a.device_keys:
+        res.update(device_topk(a.device_keys, a.dim))
     print(json.dumps(res, indent=1))
     if a.out:
         with open(a.out, "w") as f:

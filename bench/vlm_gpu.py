@@ -6,6 +6,7 @@ no FAISS (the bank is simulated in CPU tensors: keys [n_clips, 1152] and a pool 
 
     PYTHONUNBUFFERED=1 python bench/vlm_gpu.py --parts ceiling,encoder --out $OUT/enc.json
     PYTHONUNBUFFERED=1 python bench/vlm_gpu.py --parts answer --models qwen3b,qwen7b,ov05b --out $OUT/ans.json
+    PYTHONUNBUFFERED=1 python bench/vlm_gpu.py --parts tower --models qwen3b,qwen7b --out $OUT/tower.json
 
 Parts
 - ceiling: bf16 8192³ matmul TFLOP/s (median of 20).
@@ -20,6 +21,9 @@ Parts
   5/10/25/100% of the retrieved clips' tokens, over 10 min / 1 h / 10 h of memory; decode tok/s;
   peak GPU memory per memory size; the full-token baseline (12,544 visual tokens = 64 × 196 in one
   block, no memory, no reduction) in the same run, also with the time to encode its frames.
+- tower: the Qwen2.5-VL vision tower through the adapter's encode, transformers' forward vs the batched one
+  (models/vlm/qwen_tower.py) in one run: frames/s (with and without saliency), the tower alone, agreement, and
+  both bf16 paths' error against transformers' fp32 tower.
 """
 from __future__ import annotations
 
@@ -256,6 +260,113 @@ def encoder_part(res, peak):
     import gc
     gc.collect()
     torch.cuda.empty_cache()
+
+
+# ------------------------------------------------------------------------------------------ Qwen tower
+def qwen_tower_flops_per_frame(c=QWEN_VISION, side=392, out=2048):
+    """Analytic FLOPs of the Qwen2.5-VL tower per frame (one temporal patch of 2 frames, halved)."""
+    D, I, p, m = c["hidden_size"], c["intermediate_size"], c["patch_size"], c["spatial_merge_size"]
+    n = (side // p) ** 2                                    # patches per time step
+    w = (c["window_size"] // p) ** 2                        # patches per window (full windows)
+    full = len(c["fullatt_block_indexes"])
+    dense = 2 * n * (4 * D * D + 3 * D * I)
+    attn = 4 * n * D * (full * n + (c["depth"] - full) * w)
+    embed = 2 * n * 3 * c["temporal_patch_size"] * p * p * D
+    merger = 2 * (n // m ** 2) * (m * m * D) * (m * m * D + out)
+    return (c["depth"] * dense + attn + embed + merger) / c["temporal_patch_size"]
+
+
+def tower_part(res, names, peak, frames=128, repeats=3):
+    """The Qwen2.5-VL tower as the product runs it (`ad.encode` of `frames` frames at 392x392, bf16, random weights),
+    transformers' forward (`batched_tower=False`) and ours (models/vlm/qwen_tower.py) side by side in one process,
+    with and without saliency; the tower alone on patchified inputs; agreement (max abs diff of the token grids)
+    and each bf16 path's error against transformers' tower in fp32 on the same inputs."""
+    R = res.setdefault("qwen_tower", {"weights": "random, full-size config", "frames": frames, "size": "392x392",
+                                      "dtype": "bf16", "path": "QwenVLAdapter.encode (the product's encoder)",
+                                      "rows": []})
+    g = torch.Generator().manual_seed(0)
+    clip = list(torch.randint(0, 256, (2 * frames, 392, 392, 3), dtype=torch.uint8, generator=g).numpy())
+    for name in names:
+        try:
+            tower_one(R, name, build(name), clip, frames, repeats, peak)
+        except Exception as e:  # noqa: BLE001 - record it and go on with the next model
+            import traceback
+            traceback.print_exc()
+            R["rows"].append({"model": name, "error": f"{type(e).__name__}: {e}"[:300]})
+        import gc
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _timed(fn, reps: int, cuda: bool) -> float:
+    """Median wall seconds of fn() over reps runs after one warm-up (synchronized on CUDA)."""
+    fn()
+    sync() if cuda else None
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        sync() if cuda else None
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def _rel(a, b) -> float:
+    return float(f"{float((a.float() - b.float()).norm() / b.float().norm()):.3g}")
+
+
+def tower_one(R, name, ad, clip, frames, repeats, peak):
+    """One model's row of tower_part (ad: its adapter, built by build(name))."""
+    import copy
+    from models.vlm import qwen_tower
+    dev, cuda = ad.device, ad.device.type == "cuda"
+    flops = qwen_tower_flops_per_frame(out=ad.hidden)
+    row = {"model": name, "attention": qwen_tower.attention_backend(dev, ad.dtype), "gflop_per_frame": round(flops / 1e9, 1)}
+    R["rows"].append(row)
+
+    def encode(n, batched, sal):
+        ad.batched_tower, ad.want_saliency = batched, sal
+        return ad.encode(clip[:n])
+
+    with torch.inference_mode():
+        for sal in (False, True):
+            for batched in (False, True):
+                key = f"{'ours' if batched else 'transformers'}{'_saliency' if sal else ''}_frames_per_s"
+                torch.cuda.reset_peak_memory_stats() if cuda else None
+                row[key] = round(frames / _timed(lambda: encode(frames, batched, sal), repeats, cuda), 1)
+                if cuda:
+                    row[key.replace("frames_per_s", "peak_gib")] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                print(f"   {name} encode {key}: {row[key]}", flush=True)
+        row["speedup"] = round(row["ours_frames_per_s"] / row["transformers_frames_per_s"], 2)
+        row["ours_256_frames_per_s"] = round(2 * frames / _timed(lambda: encode(2 * frames, True, False), 2, cuda), 1)
+        row["pct_of_ceiling"] = round(100 * row["ours_256_frames_per_s"] * flops / 1e12 / peak, 1) if peak else None
+        a, b = encode(frames, True, True), encode(frames, False, True)
+        row["tokens_max_abs_diff"] = float((a.tokens.float() - b.tokens.float()).abs().max())
+        row["tokens_max_abs"] = float(b.tokens.float().abs().max())
+        row["tokens_rel_err"] = _rel(a.tokens, b.tokens)
+        row["saliency_rel_err"] = _rel(a.saliency, b.saliency)
+        # the tower alone on patchified inputs (no host conversion, resize or saliency)
+        vis = ad.model.model.visual
+        grid = torch.tensor([[frames // 2, 28, 28]], device=dev)
+        px = torch.randn(frames // 2 * 784, 1176, device=dev, dtype=ad.dtype)
+        row["tower_only_transformers_frames_per_s"] = round(frames / _timed(lambda: vis(px, grid_thw=grid), repeats, cuda), 1)
+        row["tower_only_ours_frames_per_s"] = round(frames / _timed(lambda: qwen_tower.forward(vis, px, grid), repeats, cuda), 1)
+        # precision: both bf16 paths against transformers' tower in fp32 (TF32 off, matmul and cuDNN) on up to 16 frames
+        keep = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False   # the Conv3d too
+        try:
+            steps = min(8, frames // 2)
+            g16, p16 = torch.tensor([[steps, 28, 28]], device=dev), px[:steps * 784]
+            vis32 = copy.deepcopy(vis).float()
+            exact = vis32(p16.float(), grid_thw=g16).pooler_output
+            del vis32
+            row["rel_err_vs_fp32_transformers"] = _rel(vis(p16, grid_thw=g16).pooler_output, exact)
+            row["rel_err_vs_fp32_ours"] = _rel(qwen_tower.forward(vis, p16, g16), exact)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = keep
+    row["attention_after"] = qwen_tower.attention_backend(dev, ad.dtype)
+    print(f"   {name}: {json.dumps(row)}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------ answer
@@ -504,7 +615,7 @@ def main():
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "transformers": transformers.__version__,
            "note": "RANDOM WEIGHTS, FULL-SIZE CONFIGS: speed/memory only"}
     parts = a.parts.split(",")
-    peak = ceiling() if ("ceiling" in parts or "encoder" in parts) else None
+    peak = ceiling() if ("ceiling" in parts or "encoder" in parts or "tower" in parts) else None
     res["matmul_bf16_tflops"] = peak and round(peak, 1)
     print(f"bf16 matmul ceiling: {peak} TFLOP/s", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
@@ -512,6 +623,10 @@ def main():
         if "answer" in parts:
             answer_part(res, a.models.split(","), a.repeats, [float(b) for b in a.budgets.split(",")],
                         [float(h) for h in a.hours.split(",")])
+            with open(a.out, "w") as f:
+                json.dump(res, f, indent=1)
+        if "tower" in parts:
+            tower_part(res, [m for m in a.models.split(",") if m.startswith("qwen")], peak)
             with open(a.out, "w") as f:
                 json.dump(res, f, indent=1)
         if "encoder" in parts:

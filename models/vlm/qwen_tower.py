@@ -22,6 +22,8 @@ layout differs from the one described here, is not `supported` and callers use t
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import weakref
 from dataclasses import dataclass
@@ -99,6 +101,9 @@ def segments(lengths: list[int], device: torch.device) -> Segments:
     return Segments(cu.to(device, torch.int32), L, index.to(device), valid.to(device))
 
 
+_LAYOUTS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()   # tower -> key -> Layout
+
+
 def layout(vis: nn.Module, grid: list[list[int]], device: torch.device) -> Layout:
     """grid [[t, h, w], ...] in patches -> Layout (window order and both attention patterns)."""
     key = (tuple(map(tuple, grid)), str(device))
@@ -122,9 +127,6 @@ def layout(vis: nn.Module, grid: list[list[int]], device: torch.device) -> Layou
         cache.clear()
     cache[key] = out
     return out
-
-
-_LAYOUTS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()   # tower -> key -> Layout
 
 
 def rotary(vis: nn.Module, grid: list[list[int]], order: Optional[torch.Tensor], device: torch.device
@@ -152,27 +154,49 @@ def rotary(vis: nn.Module, grid: list[list[int]], order: Optional[torch.Tensor],
 
 # ------------------------------------------------------------------------------------------ attention
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [L, H, d] rotated in float32 by cos/sin [L, d], back in x's dtype (as apply_rotary_pos_emb_vision)."""
+    """x [L, H, d] rotated in float32 by cos/sin [L, d] (each two equal halves, as the tower builds them), back in
+    x's dtype: x·cos + rotate_half(x)·sin, as apply_rotary_pos_emb_vision computes it, in fewer passes."""
     xf = x.float()
-    x1, x2 = xf.chunk(2, -1)
-    return (xf * cos[:, None] + torch.cat([-x2, x1], -1) * sin[:, None]).to(x.dtype)
+    h = xf.shape[-1] // 2
+    s = sin[:, None, :h]
+    out = xf * cos[:, None]
+    out[..., :h].addcmul_(xf[..., h:], s, value=-1.0)
+    out[..., h:].addcmul_(xf[..., :h], s)
+    return out.to(x.dtype)
 
 
+def _norm(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """mod(x). transformers' RMSNorm (x in fp32 · rsqrt(mean(x²) + eps), back to x's dtype, times the weight) runs
+    as torch's rms_norm (which upcasts the same way) and one multiply instead of its six passes."""
+    eps = getattr(mod, "variance_epsilon", None)
+    if eps is None or not type(mod).__name__.endswith("RMSNorm") or not isinstance(mod.weight, torch.Tensor):
+        return mod(x)
+    return mod.weight * F.rms_norm(x, (x.shape[-1],), None, eps)
+
+
+@functools.lru_cache(maxsize=1)
 def _varlen():
+    """(torch's varlen_attn or None, whether it takes `scale`: torch 2.10's does not, later ones do)."""
     try:
         from torch.nn.attention.varlen import varlen_attn
-        return varlen_attn
     except ImportError:
-        return None
+        return None, False
+    return varlen_attn, "scale" in inspect.signature(varlen_attn).parameters
+
+
+def _use_varlen(q: torch.Tensor, scale: float) -> bool:
+    fn, takes_scale = _varlen()
+    return (fn is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and not _VARLEN_ERROR
+            and (takes_scale or abs(scale - q.shape[-1] ** -0.5) < 1e-9))
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, seg: Segments, scale: float) -> torch.Tensor:
     """q, k, v [L, H, d] packed -> [L, H, d]: softmax attention within each sequence of `seg`, none across."""
-    fn = _varlen()
-    if fn is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and not _VARLEN_ERROR:
+    if _use_varlen(q, scale):
+        fn, takes_scale = _varlen()
         try:
             return fn(q.contiguous(), k.contiguous(), v.contiguous(), seg.cu, seg.cu, seg.max_len, seg.max_len,
-                      scale=scale)
+                      **({"scale": scale} if takes_scale else {}))
         except (RuntimeError, TypeError, ValueError, NotImplementedError) as e:
             _VARLEN_ERROR.append(f"{type(e).__name__}: {e}"[:300])
             log.warning("varlen attention unavailable, using padded SDPA: %s", _VARLEN_ERROR[0])
@@ -189,7 +213,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, seg: Segments, sca
 
 def attention_backend(device: torch.device, dtype: torch.dtype) -> str:
     """Which attention `attend` uses for this device/dtype (for benchmarks and notes)."""
-    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and _varlen() is not None \
+    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and _varlen()[0] is not None \
             and not _VARLEN_ERROR:
         return "varlen flash attention (torch.nn.attention.varlen)"
     return "SDPA over padded sequences" + (f" (varlen failed: {_VARLEN_ERROR[0]})" if _VARLEN_ERROR else "")
@@ -212,7 +236,7 @@ def _pre_hooks(mod: nn.Module, x: torch.Tensor, kwargs: dict) -> torch.Tensor:
 def block(blk: nn.Module, h: torch.Tensor, seg: Segments, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """One vision block on packed hidden states h [L, D] (window order) -> [L, D]."""
     a = blk.attn
-    x = blk.norm1(h)
+    x = _norm(blk.norm1, h)
     if a._forward_pre_hooks:
         x = _pre_hooks(a, x, {"cu_seqlens": seg.cu, "position_embeddings": rope, "max_seqlen": seg.max_len})
     L = x.shape[0]
@@ -222,7 +246,7 @@ def block(blk: nn.Module, h: torch.Tensor, seg: Segments, rope: tuple[torch.Tens
     q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
     scale = float(getattr(a, "scaling", None) or q.shape[-1] ** -0.5)
     h = h + a.proj(attend(q, k, v, seg, scale).reshape(L, -1))
-    return h + blk.mlp(blk.norm2(h))
+    return h + blk.mlp(_norm(blk.norm2, h))
 
 
 # ------------------------------------------------------------------------------------------ forward

@@ -210,8 +210,8 @@ def test_encode_clip_equals_pairs_one_at_a_time(adapters, fam, device):
 def test_cuda_fp32_and_bf16(towers):
     import copy
     vis32 = copy.deepcopy(towers["qwen2_5_vl"]).cuda()
-    keep = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    keep = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False   # transformers' Conv3d too
     try:
         for grid in ([[3, 28, 28]], [[2, 8, 8], [1, 6, 10]]):
             ours, ref = _both(vis32, grid, device="cuda")
@@ -230,4 +230,4 @@ def test_cuda_fp32_and_bf16(towers):
             assert e_ours < 3e-2 and e_ours <= 1.5 * e_ref + 2e-3, (e_ours, e_ref)
             assert _rel(ours, ref) < 3e-2
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = keep
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = keep

@@ -156,6 +156,19 @@ def index_keyframes(stream) -> list[tuple[int, int]]:
         return []
 
 
+def key_delay(path: str) -> int:
+    """pts - dts of the file's first video packet (stream time base): how far its decode times run ahead."""
+    import av
+
+    with av.open(path, mode="r") as c:
+        for p in c.demux(c.streams.video[0]):
+            if p.size == 0:
+                break
+            if p.pts is not None and p.dts is not None:
+                return max(0, p.pts - p.dts)
+    return 0
+
+
 def max_key_gap(keys: list[tuple[int, int]], time_base, duration: Optional[float], t_offset: float) -> Optional[float]:
     """The longest stretch between keyframes, the tail after the last one included (None: unknown)."""
     if not keys or duration is None:
@@ -204,6 +217,7 @@ class DecodeOptions:
     threads: int = 1          # decoder threads per worker
     workers: int = 2
     window: int = 0           # segments decoded ahead of the merger; 0: workers + 2
+    key_delay: int = 0        # a keyframe's pts - dts (stream time base): the index gives dts, seeking wants pts
 
 
 @dataclass
@@ -212,6 +226,7 @@ class _Out:
     items: list = field(default_factory=list)
     done: bool = False
     decoded: int = 0
+    first_t: Optional[float] = None
     last_t: Optional[float] = None
     bad_packets: int = 0
     error: str = ""          # why it stopped early ("" when it reached its end)
@@ -225,15 +240,16 @@ class _Missed(Exception):
     """The seek landed after the segment's keyframe."""
 
 
-def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], from_start: bool = False) -> Iterator:
-    """Decoded frames of one segment in presentation order (the container's own seek; see the module's doc)."""
+START = -1 << 62  # a seek target: the file's first keyframe
+
+
+def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], target: Optional[int]) -> Iterator:
+    """Decoded frames of one segment in presentation order, after seeking to `target` (None: no seek, the
+    container is fresh). Raises _Missed when the segment's keyframe packet is not where the seek led."""
     import av
 
-    seek = None if from_start else seg.seek
-    if seek is not None:
-        c.seek(seek, stream=vs, backward=True, any_frame=False)
-    elif seg.index > 0:
-        c.seek(0, stream=vs, backward=True, any_frame=False)
+    if target is not None:
+        c.seek(max(target, 0) if target != START else 0, stream=vs, backward=True, any_frame=False)
     begun, lo, hi, held = seg.pos < 0, None, None, None
 
     def decode(packet):
@@ -255,7 +271,7 @@ def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], fro
             break
         if not begun:
             if packet.pos != seg.pos:
-                if packet.pos > seg.pos and not from_start:
+                if packet.pos > seg.pos and target != START:
                     raise _Missed()
                 continue
             begun, lo = True, packet.pts
@@ -272,7 +288,7 @@ def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], fro
     else:
         ended = True
     if not begun:
-        raise _Missed() if not from_start else RuntimeError("the segment's keyframe is not in the file")
+        raise _Missed()
     if ended and seg.end_pos >= 0 and hi is None:
         out.error = "the data ran out before the next keyframe"
     yield from decode(None)  # drain the decoder (a seek flushes it for the next segment)
@@ -292,6 +308,8 @@ class ParallelDecoder:
         self._merged = 0   # segments the merger has finished
         self.decoded = 0   # frames decoded in segments merged so far
         self.notes: list[str] = []
+        self._damage: Optional[tuple[float, str]] = None  # (where, why) of failed segments not said yet
+        self._bad: list = [0, None, None]                  # packets skipped: count, first and last segment time
         self.worker_error: Optional[BaseException] = None
         self._threads = [threading.Thread(target=self._work, daemon=True, name=f"vigil-decode-{i}")
                          for i in range(min(opts.workers, len(segments)))]
@@ -331,19 +349,28 @@ class ParallelDecoder:
             if c is not None:
                 c.close()  # only this thread ever used it
 
+    def _targets(self, seg: Segment) -> list:
+        """Where to seek for a segment: its keyframe's pts (the index gives decode times; `key_delay` is the
+        first keyframe's pts - dts), its decode time, the file's start."""
+        if seg.pos < 0:
+            return [seg.seek]
+        return [seg.seek + self.opts.key_delay, seg.seek, START] if self.opts.key_delay else [seg.seek, START]
+
     def _run(self, c, vs, k: int, reformatter) -> None:
         seg, out, o = self.segments[k], self._outs[k], self.opts
         sampler = Sampler(o.fps, anchor=o.start) if o.fps else None
         first = True
         try:
-            for attempt in (False, True):
+            for target in self._targets(seg):
                 try:
-                    for f in segment_frames(c, vs, seg, out, self._stopped, from_start=attempt):
+                    for f in segment_frames(c, vs, seg, out, self._stopped, target):
                         t = float(f.pts * vs.time_base) - o.t_offset  # a drained frame carries no time base
                         if t < o.start - 1e-6:
                             continue
                         out.decoded += 1
                         out.last_t = t
+                        if out.first_t is None:
+                            out.first_t = t
                         if sampler is None or sampler.want(t):
                             item = (t, to_rgb(f, o.max_side, reformatter), first)
                             with self._cond:
@@ -352,7 +379,9 @@ class ParallelDecoder:
                         first = False
                     break
                 except _Missed:
-                    log.debug("segment %d: the seek missed its keyframe, reading from the start", k)
+                    log.debug("segment %d: its keyframe is not where seeking to %s led", k, target)
+            else:
+                out.error = "its keyframe cannot be read"
         except _Stopped:
             pass
         except Exception as e:  # this segment only: the next one goes on
@@ -398,23 +427,32 @@ class ParallelDecoder:
             if out.last_t is not None and probe is not None:
                 prev_slot = probe.slot(out.last_t)
             self.decoded += out.decoded
-            yield from self._note(k, seg, out)
+            yield from self._note(seg, out)
             with self._cond:
                 self._outs[k] = _Out(done=True)  # free its frames
                 self._merged = k + 1
                 self._cond.notify_all()
+        yield from self._note(None, None)
 
-    def _note(self, k: int, seg: Segment, out: _Out) -> list[str]:
-        """Lines for a segment that degraded (kept in self.notes too)."""
-        end = self.segments[k + 1].t0 if k + 1 < len(self.segments) else None
-        where = f"{seg.t0:.1f}–{end:.1f} s" if end is not None else f"after {seg.t0:.1f} s"
+    def _note(self, seg: Optional[Segment], out: Optional[_Out]) -> list[str]:
+        """Lines for the video that could not be decoded: consecutive failed segments make one line, given when
+        decoding resumes (or at the end); skipped packets are counted and said at the end."""
         notes = []
-        if out.bad_packets:
-            notes.append(f"{out.bad_packets} corrupt video packets skipped ({where})")
-        if out.error:
-            lost = out.last_t if out.last_t is not None else seg.t0
-            span = f"{lost:.1f}–{end:.1f} s" if end is not None else f"after {lost:.1f} s"
-            notes.append(f"video {span} could not be decoded ({out.error}): skipped, decoding went on")
+        if out is not None and out.bad_packets:
+            self._bad[0] += out.bad_packets
+            self._bad[1] = seg.t0 if self._bad[1] is None else self._bad[1]
+            self._bad[2] = out.last_t if out.last_t is not None else seg.t0
+        if out is not None and out.error:
+            if self._damage is None:
+                self._damage = (out.last_t if out.last_t is not None else seg.t0, out.error)
+            return notes
+        if self._damage is not None:
+            (t0, why), self._damage = self._damage, None
+            span = f"{t0:.1f}–{out.first_t if out.first_t is not None else seg.t0:.1f} s" if out else f"after {t0:.1f} s"
+            notes.append(f"video {span} could not be decoded ({why}): skipped, decoding went on")
+        if out is None and self._bad[0]:
+            notes.append(f"{self._bad[0]} corrupt video packets skipped (between {self._bad[1]:.1f} and "
+                         f"{self._bad[2]:.1f} s)")
         self.notes += notes
         return notes
 

@@ -18,7 +18,7 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
-from .decode import (DecodeOptions, ParallelDecoder, Sampler, SizeWatch, decode_workers, index_keyframes,
+from .decode import (DecodeOptions, ParallelDecoder, Sampler, SizeWatch, decode_workers, index_keyframes, key_delay,
                      max_key_gap, plan_segments, segment_span, skip_rule, to_rgb)
 from .queues import Closed, FrameQueue
 from .types import AudioChunk, Frame, StreamEvent
@@ -321,7 +321,8 @@ class FileSource:
         """Video from keyframe-aligned segments decoded at once (stream/decode.py), audio from its own reader;
         items in media-time order through the bounded queue."""
         opts = DecodeOptions(self.path, self.t_offset, self.start, self.fps, self.max_side, skip=skip,
-                             threads=max(1, (os.cpu_count() or 1) // self.workers), workers=self.workers)
+                             threads=max(1, (os.cpu_count() or 1) // self.workers), workers=self.workers,
+                             key_delay=key_delay(self.path))
         q, stop = self._reader.queue, self._reader.stop_event
         dec = ParallelDecoder(opts, segments, stop)
         audio = _AudioFeed(self, stop) if self.has_audio else None

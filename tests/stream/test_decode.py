@@ -1,0 +1,218 @@
+"""Parallel file decoding (stream/decode.py through FileSource) against one decoder, on real encoded files."""
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+
+from stream.decode import Sampler, skip_rule
+from stream.sources import FileSource, SourceError
+from stream.types import AudioChunk, Frame, StreamEvent
+from tests.stream.media import break_video_chunks, encode, size_change
+
+FILES = {  # name: encode() settings
+    "gop15": dict(gop=15, bframes=0),
+    "gop15_b3": dict(gop=15, bframes=3),
+    "gop7_b2_open": dict(gop=7, bframes=2, open_gop=True),
+    "gop30_b2_30fps": dict(gop=30, bframes=2, fps=30, seconds=5),
+    "gap": dict(gop=15, bframes=2, pts_gaps=((40, 20), (70, 3))),  # 1.3 s and 0.2 s without frames
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("decode")
+    return {name: encode(str(d / f"{name}.mp4"), **kw) for name, kw in FILES.items()}
+
+
+def read(path, **kw):
+    src = FileSource(path, **kw)
+    items = list(src)
+    return src, [i for i in items if isinstance(i, Frame)], items
+
+
+def audio_of(items):
+    return np.concatenate([i.samples for i in items if isinstance(i, AudioChunk)])
+
+
+def assert_same(a, b):
+    assert [f.t for f in a] == [f.t for f in b]
+    assert all(x.image.shape == y.image.shape and np.array_equal(x.image, y.image) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("fps", [1.0, 2.0, 8.0, None])
+def test_parallel_frames_equal_one_decoders(files, name, fps):
+    serial, ref, ref_items = read(files[name], fps=fps, workers=1, exact=True)
+    par, got, items = read(files[name], fps=fps, workers=3, exact=True)
+    assert len(ref) >= (5 if fps else 60)
+    assert_same(got, ref)
+    ts = [f.t for f in got]
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)  # in order, each frame once
+    assert par.stats.frames_decoded == serial.stats.frames_decoded
+    assert np.array_equal(audio_of(items), audio_of(ref_items))
+    assert not par.stats.notes
+    assert any(t.name.startswith("vigil-decode") for t in threading.enumerate()) is False
+
+
+def test_parallel_really_splits_the_file(files):
+    from stream.decode import index_keyframes, plan_segments
+
+    with av.open(files["gop15_b3"]) as c:
+        vs = c.streams.video[0]
+        segs = plan_segments(index_keyframes(vs), vs.time_base, 0.0, 0.0, None, 0.5)
+    assert len(segs) == 6 and [s.pos for s in segs[1:]] == [s.end_pos for s in segs[:-1]]
+    seen = set()
+    orig = FileSource._produce_parallel
+
+    def spy(self, segments, skip):
+        seen.add(len(segments))
+        return orig(self, segments, skip)
+
+    FileSource._produce_parallel = spy
+    try:
+        read(files["gop15_b3"], fps=2, workers=3)
+    finally:
+        FileSource._produce_parallel = orig
+    assert seen == {5}  # segments of at least 1 s: keyframes every second, timed by decode time (2 frames early)
+
+
+def test_start_offset_matches_one_decoder(files):
+    _, ref, _ = read(files["gop15_b3"], fps=2, start=2.3, workers=1, exact=True)
+    _, got, _ = read(files["gop15_b3"], fps=2, start=2.3, workers=3, exact=True)
+    assert_same(got, ref)
+    assert got[0].t >= 2.3 - 1e-6 and got[0].t < 2.4
+
+
+def test_skip_rule_moves_samples_by_less_than_half_an_interval(files):
+    path = files["gop30_b2_30fps"]
+    full, ref, _ = read(path, fps=1, workers=1, exact=True)
+    for workers in (1, 3):
+        fast, got, _ = read(path, fps=1, workers=workers)
+        assert fast.stats.frames_decoded < 0.8 * full.stats.frames_decoded  # non-reference B-frames not decoded
+        assert len(got) == len(ref)
+        assert all(abs(a.t - b.t) < 0.5 for a, b in zip(got, ref))
+    _, a, _ = read(path, fps=1, workers=1)
+    _, b, _ = read(path, fps=1, workers=3)
+    assert_same(b, a)  # the skip rule is the same in both paths
+
+
+def test_keyframes_only_when_they_are_dense_enough(tmp_path):
+    path = encode(str(tmp_path / "gop5.mp4"), seconds=4, fps=30, gop=5, bframes=2, audio=False)
+    src, got, _ = read(path, fps=2, workers=2)
+    assert src.stats.frames_decoded == 24  # 4 s x 6 keyframes a second, nothing else decoded
+    _, ref, _ = read(path, fps=2, workers=1, exact=True)
+    assert len(got) == len(ref) and all(abs(a.t - b.t) <= 0.25 + 1e-6 for a, b in zip(got, ref))
+
+
+def test_skip_rule():
+    assert skip_rule(1.0, 30.0, 8.3) == "NONREF"
+    assert skip_rule(8.0, 30.0, 8.3) == "DEFAULT"   # 8 fps: an interval spans under 8 frames
+    assert skip_rule(1.0, 30.0, 0.5) == "NONKEY"    # keyframes every 0.5 s: half of 1 s
+    assert skip_rule(1.0, 30.0, 0.6) == "NONREF"
+    assert skip_rule(1.0, 30.0, 0.5, exact=True) == "DEFAULT"
+    assert skip_rule(None, 30.0, 0.5) == "DEFAULT" and skip_rule(None, 30.0, 9, skim=True) == "NONKEY"
+
+
+def test_sampler_slots_are_pure_in_time_and_predecessor():
+    s = Sampler(2.0, anchor=0.0)
+    kept = [t for t in [0.0, 0.2, 0.4, 0.5, 0.9, 1.0, 3.7, 3.8, 4.0] if s.want(t)]
+    assert kept == [0.0, 0.5, 1.0, 3.7, 4.0]
+
+
+def test_corrupt_middle_is_noted_and_decoding_goes_on(files, tmp_path):
+    good, bad = files["gop15_b3"], str(tmp_path / "bad.mp4")
+    lost0, lost1 = break_video_chunks(good, bad, 2.0, 3.0)
+    _, ref, _ = read(good, fps=2, workers=1, exact=True)
+    _, serial, _ = read(bad, fps=2, workers=1, exact=True)
+    assert serial[-1].t < lost0 + 0.5  # one decoder stops at the damage, silently
+    src, got, items = read(bad, fps=2, workers=3, exact=True)
+    before = [f for f in ref if f.t < lost0 - 1.0]  # up to the damage (its GOP's frames may reference it)
+    assert before and assert_same(got[:len(before)], before) is None  # nothing before the damage is lost
+    resumed = min(k for k in range(6) if k > lost1)  # keyframes every second
+    after = [f for f in ref if f.t >= resumed]
+    assert after and assert_same([f for f in got if f.t >= resumed], after) is None  # decoding went on
+    assert 1 <= len(src.stats.notes) <= 2
+    assert all("could not be decoded" in n and "decoding went on" in n for n in src.stats.notes)
+    errors = [i for i in items if isinstance(i, StreamEvent) and i.kind == "error"]
+    assert [e.detail for e in errors] == src.stats.notes
+    assert isinstance(items[-1], StreamEvent) and items[-1].kind == "eof"
+
+
+def test_size_change_mid_stream_is_noted(tmp_path):
+    path = size_change(str(tmp_path / "sizes.mp4"), str(tmp_path))
+    _, ref, _ = read(path, fps=5, workers=1, exact=True)
+    src, got, _ = read(path, fps=5, workers=2, exact=True)
+    assert_same(got, ref)
+    shapes = [f.image.shape for f in got]
+    assert shapes[0] == (240, 320, 3) and shapes[-1] == (272, 480, 3)
+    assert sum(a != b for a, b in zip(shapes, shapes[1:])) == 1
+    assert src.stats.notes == [n for n in src.stats.notes if "320x240 to 480x272" in n] and len(src.stats.notes) == 1
+
+
+def decode_threads():
+    return [t for t in threading.enumerate() if t.name.startswith(("vigil-decode", "vigil-audio", "vigil-reader"))]
+
+
+@pytest.mark.parametrize("how", ["close", "break", "other_thread"])
+def test_close_mid_decode_stops_every_thread_and_frees_containers_in_their_own_thread(files, monkeypatch, how):
+    opened, closed, lock = [], [], threading.Lock()
+    real_open = av.open
+
+    class Tracked:
+        def __init__(self, c):
+            self._c = c
+            with lock:
+                opened.append((self, threading.current_thread().name))
+
+        def __getattr__(self, name):
+            return getattr(self._c, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+        def close(self):
+            with lock:
+                closed.append((self, threading.current_thread().name))
+            self._c.close()
+
+    monkeypatch.setattr(av, "open", lambda *a, **k: Tracked(real_open(*a, **k)))
+    src = FileSource(files["gop15_b3"], fps=8, workers=3, queue_size=2)
+    it = iter(src)
+    got = [next(it) for _ in range(4)]
+    assert any(t.name.startswith("vigil-decode") for t in threading.enumerate())
+    if how == "close":
+        src.close()
+    elif how == "break":
+        it.close()  # what a for loop's break / Ctrl-C does to the generator
+    else:
+        th = threading.Thread(target=src.close)
+        th.start()
+        th.join(10)
+    t0 = time.monotonic()
+    while decode_threads() and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert not decode_threads()
+    assert len(got) == 4
+    workers = [(c, name) for c, name in opened if name.startswith(("vigil-decode", "vigil-audio"))]
+    assert len(workers) >= 2
+    closers = dict((id(c), name) for c, name in closed)
+    assert all(closers.get(id(c)) == name for c, name in workers)  # each closed, by the thread that used it
+
+
+def test_workers_env_override(files, monkeypatch):
+    monkeypatch.setenv("VIGIL_DECODE_WORKERS", "1")
+    assert FileSource(files["gop15"]).workers == 1
+    monkeypatch.setenv("VIGIL_DECODE_WORKERS", "lots")
+    with pytest.raises(SourceError, match="VIGIL_DECODE_WORKERS must be a whole number"):
+        FileSource(files["gop15"])
+
+
+def test_file_without_an_index_uses_one_decoder(tmp_path):
+    path = encode(str(tmp_path / "x.ts"), seconds=3, gop=15, bframes=2, audio=False, fmt="mpegts")
+    src, got, _ = read(path, fps=2, workers=3)
+    assert len(got) == 6 and not src.stats.notes

@@ -117,7 +117,21 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def spans_of(rows: list[dict], upto: float) -> list[tuple[float, float]]:
-    return sorted((float(m["start"]), float(m["end"])) for m in rows if float(m["end"]) <= upto + 1e-6)
+    return sorted((float(m["start"]), float(m["end"])) for m in rows if float(m["start"]) < upto)
+
+
+def unmatched(a: list[tuple[float, float]], b: list[tuple[float, float]], tol: float, upto: float) -> list[float]:
+    """Clip boundaries (starts) of `a` before `upto` with no boundary of `b` within `tol`."""
+    return [round(x[0], 2) for x in a if x[0] < upto and not any(abs(x[0] - y[0]) <= tol for y in b)]
+
+
+def gaps(a: list[tuple[float, float]]) -> int:
+    return sum(y[0] - x[1] > 0.2 for x, y in zip(a, a[1:]))
+
+
+def long_clips(a: list[tuple[float, float]], clip_s: float, upto: float) -> int:
+    """Clips that absorbed a sampled frame past their nominal length (a boundary frame's time jittered late)."""
+    return sum(x[1] - x[0] > clip_s + 0.5 for x in a if x[0] < upto)
 
 
 def stream_running(api: httpx.Client, sids, need_memories: bool = False) -> bool:
@@ -222,24 +236,32 @@ def soak(work: str, media: str, cams: dict[str, str], minutes: float, askers: in
     return res, rows, bank
 
 
-def compare(soak_rows: dict, solo_rows: dict, seconds: float, tol: float, soak_bank: str, solo_bank: str) -> dict:
-    """Per stream: count and spans over [0, seconds] against the solo run; and each soak memory's key is nearest
-    to its own camera's solo keys."""
+def compare(soak_rows: dict, solo_rows: dict, seconds: float, tol: float, soak_bank: str, solo_bank: str,
+            clip_s: float = 2.0) -> dict:
+    """Per stream, over [0, seconds] against the solo run: every clip boundary within `tol` of one of the other run's,
+    no gaps, and counts that differ by no more than the clips one run made longer (a live frame's time jitters
+    across a boundary, so a clip takes the next sampled frame: one boundary fewer); and each soak memory's key is
+    nearest to its own camera's solo keys (no cross-talk)."""
     out = {}
     with MemoryBank(soak_bank, readonly=True) as sb, MemoryBank(solo_bank, readonly=True) as rb:
         space = rb.default_space()
         ref = [(sid, m["id"]) for sid, rows in solo_rows.items() for m in rows]
         ref_keys = np.stack([rb.key_of(mid, space) for _, mid in ref])
         for sid, rows in soak_rows.items():
-            a, b = spans_of(rows, seconds), spans_of(solo_rows[sid], seconds)
-            n = min(len(a), len(b))
-            dev = max((max(abs(x[0] - y[0]), abs(x[1] - y[1])) for x, y in zip(a[:n], b[:n])), default=0.0)
+            a, b = spans_of(rows, seconds + 2 * tol), spans_of(solo_rows[sid], seconds + 2 * tol)
+            inner = seconds - tol  # a clip starting right at the edge may fall on either side of it
+            extra, missing = unmatched(a, b, tol, inner), unmatched(b, a, tol, inner)
+            dev = max((min(abs(x[0] - y[0]) for y in b) for x in a if x[0] < inner and b), default=0.0)
             own = 0
             for m in rows:
                 k = sb.key_of(m["id"], space)
                 own += k is not None and ref[int(np.argmax(ref_keys @ k))][0] == sid
-            out[sid] = dict(soak=len(a), solo=len(b), max_span_dev_s=round(dev, 3),
-                            spans_match=len(a) == len(b) and dev <= tol,
+            na, nb = sum(x[0] < inner for x in a), sum(x[0] < inner for x in b)
+            slack = max(long_clips(a, clip_s, inner), long_clips(b, clip_s, inner))
+            out[sid] = dict(soak=na, solo=nb, long_clips_soak=long_clips(a, clip_s, inner),
+                            long_clips_solo=long_clips(b, clip_s, inner), gaps=gaps(a), max_boundary_dev_s=round(dev, 3),
+                            unmatched_soak=extra[:3], unmatched_solo=missing[:3],
+                            spans_match=not extra and not missing and not gaps(a) and abs(na - nb) <= slack,
                             nearest_own_camera=f"{own}/{len(rows)}")
     return out
 
@@ -259,7 +281,7 @@ def kill_round(bank: str, media: str, cams: dict[str, str], rng: random.Random) 
         api.close()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
-    return dict(acked=acked, counted=counted, up_s=time.time() - t_up)
+    return dict(acked=acked, counted=counted, up_s=round(time.time() - t_up, 1))
 
 
 def verify(bank: str, acked: list[dict], counted: dict[str, int]) -> dict:
@@ -289,7 +311,7 @@ def kills(work: str, media: str, cams: dict[str, str], n: int, seed: int) -> dic
     for i in range(n):
         r = kill_round(bank, media, cams, rng)
         v = verify(bank, r["acked"], r["counted"])
-        rounds.append(dict(acked=len(r["acked"]), counted=r["counted"], **v))
+        rounds.append(dict(acked=len(r["acked"]), counted=r["counted"], up_s=r["up_s"], **v))
         print(f"  kill {i + 1}/{n}: {len(r['acked'])} acknowledged, lost {len(v['lost'])}, check "
               f"{'ok' if v['check_ok'] else v['problems']}, repairs {len(v['repairs'])}", flush=True)
     return dict(kills=n, lost_total=sum(len(r["lost"]) for r in rounds),
@@ -326,7 +348,9 @@ def main(argv=None) -> int:
     os.makedirs(media, exist_ok=True)
     rtsp = [start_rtsp(p) for p in PATTERNS]
     cams = {f"cam{i}": url for i, (_, url) in enumerate(rtsp)}
-    tol = 1.0 / 1.0  # one sampling interval at the default 1 fps (engine DEFAULT_SETTINGS)
+    # a clip boundary falls on a sampled frame (1 s apart at the engine's default 1 fps) and a live frame's time
+    # jitters by up to a source frame (1/15 s here) either way: one sampling interval plus two source frames
+    tol = 1.0 / 1.0 + 2 / 15
     res: dict = dict(cpu_cores=os.cpu_count(), load_avg_start=os.getloadavg(), cameras=dict(zip(cams, PATTERNS)),
                      span_tolerance_s=tol)
     t_all = time.time()

@@ -1,4 +1,4 @@
-"""HTTP routes for watches and alerts, each a thin call into the Engine (engine/alerts.py holds the logic).
+"""HTTP routes for watches and alerts, each a thin call into the Engine (engine/watch_api.py and engine/alerts.py hold the logic).
 
     POST   /v1/watches          {"text", "stream", "threshold", "cooldown", "kind", "webhook", "image"} -> 201, the
                                 watch (image: an example picture, base64; optional)

@@ -25,7 +25,7 @@ from typing import Callable, Optional
 
 from . import media as media_rules
 from . import profiles
-from .alerts import WatchesMixin
+from .watch_api import WatchesMixin
 from .answers import Answer, Summary, has_text_evidence, visual_answer
 from .errors import EngineError, as_engine_errors
 from .ingest import StreamsMixin

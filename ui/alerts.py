@@ -1,6 +1,6 @@
 """The Alerts tab: add and remove watches (standing questions), the Alerts panel (thumbnail, time, evidence; a
 click opens the moment's clip), and a notification on the page while it runs whenever a new alert is stored.
-Layout and a few handlers around the Engine's watch and alert calls (engine/alerts.py holds the logic)."""
+Layout and a few handlers around the Engine's watch and alert calls (engine/watch_api.py and engine/alerts.py hold the logic)."""
 from __future__ import annotations
 
 import html

@@ -87,6 +87,9 @@ class MemoryBank(RecoveryMixin, SealingMixin, WriterMixin, RetentionMixin, Searc
                 self._migrate()
             else:
                 self.db.execute("PRAGMA query_only=1")
+                if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='segments'").fetchone() is None:
+                    self.db.close()  # a bank its writer is still creating (or from before key segments)
+                    raise BankError(f"no memory bank at {path!r} yet (ingest something first)")
         except sqlite3.DatabaseError as e:
             raise BankError(f"{path!r} is not a readable memory bank: {e}") from None
         self.keys = KeyIndex(self.path, readonly)

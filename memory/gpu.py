@@ -3,8 +3,8 @@ segments and the streams' tails) is held as an fp16 matrix on the device, scored
 top-k over all of them; the candidates are then rescored exactly from SQLite like the CPU path's, so both return the
 same memories with the same (float32) scores.
 
-Used automatically when an NVIDIA GPU is present and torch sees CUDA (VIGIL_GPU_SEARCH=0 turns it off, =1 asks for
-it and reports why not). A segment's keys are read from SQLite (the source of truth) the first time it is searched;
+Used automatically when an NVIDIA GPU is present and torch sees CUDA (VIGIL_GPU_SEARCH=0 turns it off; =1 skips the
+check for an NVIDIA device node and asks torch directly). A segment's keys are read from SQLite (the source of truth) the first time it is searched;
 a tail is copied again when it changed since its last search. Running out of GPU memory falls back to the CPU.
 """
 from __future__ import annotations

@@ -70,10 +70,21 @@ def slice_grid(grid: TokenGrid, a: int, b: int) -> TokenGrid:
                      **{n: None if getattr(grid, n) is None else getattr(grid, n)[a:b] for n in GRID_FIELDS})
 
 
-def pad_to_steps(frames: list, patch: int) -> list:
-    """Frames padded to a whole number of `patch`-frame time steps by repeating the last one."""
+def pad_to_steps(frames, patch: int):
+    """Frames (a list, or a [T, H, W, 3] tensor) padded to whole `patch`-frame time steps by repeating the last."""
     extra = (-len(frames)) % patch
-    return frames + [frames[-1]] * extra if extra else frames
+    if not extra:
+        return frames
+    if isinstance(frames, torch.Tensor):
+        return torch.cat([frames, frames[-1:].expand(extra, *frames.shape[1:])])
+    return frames + [frames[-1]] * extra
+
+
+def join(parts: list):
+    """Requests' frames as one batch: tensors concatenated on their device, lists chained."""
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+    return [f for p in parts for f in p]
 
 
 class LazyGrid:
@@ -95,7 +106,7 @@ class LazyGrid:
 
 @dataclass
 class _Request:
-    frames: list
+    frames: object               # a list of arrays, or a uint8 [T, H, W, 3] tensor already on the device
     steps: int
     live: bool
     t: float
@@ -137,6 +148,11 @@ class EncoderWorker:
         self.batching = wants_batching(encoder) if batch is None else bool(batch)
         # (the pass-through never asks: a lazy encoder would load on the question)
         self.patch = max(1, int(getattr(encoder, "temporal_patch", 1) or 1)) if self.batching else 1
+        # an encoder that takes frames as a device tensor gets each clip uploaded by its submitter's thread, so the
+        # worker's thread only launches the tower (no host copies between batches)
+        dev = vars(encoder).get("device") if self.batching and hasattr(encoder, "__dict__") else None
+        self.upload = dev if isinstance(dev, torch.device) and dev.type == "cuda" and \
+            getattr(encoder, "accepts_tensors", False) else None
         self.max_frames = max(self.patch, int(max_frames))
         self.live_frames = max(self.patch, int(live_frames))
         self.linger = float(linger)
@@ -153,23 +169,30 @@ class EncoderWorker:
             self.compile()
 
     def compile(self) -> bool:
-        """torch.compile the encoder's vision path where it has one (LLaVA-OV's lean tower), with a dynamic batch
-        size so one compilation serves every batch; errors fall back to eager. True when compiled."""
+        """torch.compile the encoder's vision path where it has one (LLaVA-OV's lean tower); errors fall back to
+        eager. The attention-saliency hook is switched off first: traced, its Python loop over the batch pins every
+        batch size to a compilation of its own (reducers that rank by saliency then use their own fallback, and a
+        note says so). True when compiled."""
         fn = getattr(self.encoder, "compile", None)
         if fn is None or self.compiled:
             return self.compiled
         import torch._dynamo
 
         torch._dynamo.config.suppress_errors = True   # a graph that cannot compile runs eagerly
+        if getattr(self.encoder, "want_saliency", False):
+            self.encoder.want_saliency = False
+            self.stats.notes.append("compiled encoder (VIGIL_COMPILE=1): no attention saliency; reducers that rank "
+                                    "tokens by it use their fallback")
         fn(dynamic=True)
         self.compiled = True
         return True
 
     def warm_up(self, frames: int = 8, side: int = 384) -> float:
-        """Run one batch of grey frames (compiles a compiled encoder now, not on a live stream's first clip);
-        returns the seconds it took."""
+        """Encode grey frames at two batch sizes (a compiled encoder compiles now, not on a live stream's first
+        clip; the second size makes its batch dimension dynamic, so later sizes reuse it); returns the seconds."""
         t = time.monotonic()
-        self.encode([np.full((side, side, 3), 128, np.uint8)] * max(self.patch, frames))
+        for n in (frames, frames // 2 + self.patch):
+            self.encode([np.full((side, side, 3), 128, np.uint8)] * max(self.patch, n))
         return time.monotonic() - t
 
     @property
@@ -187,7 +210,10 @@ class EncoderWorker:
             return LazyGrid(self.encoder, frames)
         fut: Future = Future()
         shape = tuple(np.shape(frames[0]))
-        req = _Request(frames, -(-len(frames) // self.patch), bool(live), time.monotonic(), fut, shape)
+        n = len(frames)
+        if self.upload is not None:
+            frames = self._to_device(frames, shape)
+        req = _Request(frames, -(-n // self.patch), bool(live), time.monotonic(), fut, shape)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the encoder worker is closed")
@@ -199,6 +225,13 @@ class EncoderWorker:
                 self._thread.start()
             self._cond.notify_all()
         return fut
+
+    def _to_device(self, frames: list, shape: tuple) -> torch.Tensor:
+        """One clip's uint8 frames in one device tensor, copied frame by frame (no host-side stack)."""
+        x = torch.empty((len(frames), *shape), dtype=torch.uint8, device=self.upload)
+        for i, f in enumerate(frames):
+            x[i].copy_(torch.from_numpy(np.ascontiguousarray(f)))
+        return x
 
     def encode(self, frames: Sequence[np.ndarray]) -> TokenGrid:
         """Encoder protocol through the worker (one request, waited for)."""
@@ -263,7 +296,7 @@ class EncoderWorker:
             return batch
 
     def _run(self, batch: list[_Request]) -> None:
-        frames = [f for r in batch for f in pad_to_steps(r.frames, self.patch)]
+        frames = join([pad_to_steps(r.frames, self.patch) for r in batch])
         t0 = time.monotonic()
         try:
             grid = self._encode(frames)

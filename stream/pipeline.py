@@ -6,8 +6,10 @@ Run it in the caller's thread (`run()`) or in the background (`start()` / `stop(
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
@@ -29,6 +31,8 @@ log = logging.getLogger("vigil.pipeline")
 
 
 _END = object()   # the reader's last item for the store thread
+# thumbnails (a resize and a JPEG each, ~5 ms a 720p frame) are made beside the store thread: PIL releases the GIL
+_THUMBS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2), thread_name_prefix="vigil-thumb")
 
 
 def evidence_text(evidence: dict) -> str:
@@ -312,7 +316,7 @@ class IngestPipeline:
             evidence.update({k: v for k, v in ex(clip, grid).items() if v})
         return dict(stream=self.stream_id, t0=clip.t0, t1=clip.t1, wall=clip.wall, carrier=to_record(
             carrier, self.cfg.carrier_dtype), keys=keys, reducer=self.cfg.reducer, budget=self.cfg.budget,
-            space=getattr(self.encoder, "space", ""), thumbnail=encode_jpeg(images[len(images) // 2]),
+            space=getattr(self.encoder, "space", ""), thumbnail=_THUMBS.submit(encode_jpeg, images[len(images) // 2]),
             novelty=novelty, evidence=evidence, steps=int(grid.T))
 
     def _commit(self, buf: list[tuple[dict, Clip]]) -> list:
@@ -320,6 +324,9 @@ class IngestPipeline:
         if not buf:
             return []
         self._text_keys([r for r, _ in buf])
+        for r, _ in buf:
+            if r.get("thumbnail") is not None and not isinstance(r["thumbnail"], bytes):
+                r["thumbnail"] = r["thumbnail"].result()
         ids = self.bank.add_many([r for r, _ in buf])
         self.commits += 1
         for mid, (_, clip) in zip(ids, buf):

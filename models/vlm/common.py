@@ -144,6 +144,7 @@ class VLMAdapter:
     placeholder_token = ""
     temporal_patch = 1
     uses_mrope = False
+    accepts_tensors = True   # encode() also takes a uint8 [T, H, W, 3] tensor on the device (the encoder worker's)
 
     def __init__(self, model, tokenizer, model_dir: str, device: torch.device, dtype: torch.dtype,
                  name: str = "", retrieval=None, saliency: bool = True):

@@ -19,6 +19,7 @@ class AsrEvidence:
         self.asr = transcriber
         self._clips: list[tuple[int, float, float]] = []  # (memory id, t0, t1) of recent clips
         self._text: dict[int, list[str]] = {}
+        self._segments: list = []  # recognized, not yet given to stored memories
         self.reason = ""
         self.audio_seconds = 0.0   # audio received
         self.segments = 0          # transcript segments committed
@@ -31,6 +32,9 @@ class AsrEvidence:
         if clip.audio is not None and clip.audio.size:
             self.audio_seconds += clip.audio.size / 16000
             self.asr.insert(clip.audio, clip.t0)
+            # transcribe at the clips' pace, however the pipeline batches its commits: called once per batch,
+            # the recognizer would see many seconds at once and commit one long segment stamped over all of them
+            self._segments += self.asr.process()
         return {}
 
     def notes(self) -> list[str]:
@@ -62,10 +66,14 @@ class AsrEvidence:
         return [(mid, {"asr": " ".join(self._text[mid])}) for mid in sorted(touched)]
 
     def late(self) -> list[tuple[int, dict]]:
-        return self._assign(self.asr.process())
+        """Text recognized since the last call, for the memories stored by now (the pipeline calls this after
+        `stored()` of every clip whose audio was given to __call__)."""
+        segs, self._segments = self._segments, []
+        return self._assign(segs)
 
     def finish(self) -> list[tuple[int, dict]]:
-        return self._assign(self.asr.finish())
+        segs, self._segments = self._segments, []
+        return self._assign(segs + list(self.asr.finish()))
 
 
 class OcrEvidence:

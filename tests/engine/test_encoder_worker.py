@@ -174,3 +174,23 @@ def test_the_lite_path_passes_through(adapters, monkeypatch):
     fut = w.submit([np.zeros((64, 80, 3), np.uint8)] * 2)
     assert w._thread is None and fut.done()
     assert fut.result().T == 2 and threading.active_count() >= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_the_gpu_clips_are_uploaded_by_their_submitters_and_batched(tmp_path):
+    """On CUDA the worker is on by default and each clip goes to the device as a uint8 tensor in the submitting
+    thread; the batched grids match each clip encoded alone (bf16: to bf16 rounding; reported if bit-equal)."""
+    d = str(tmp_path / "ov")
+    tiny.BUILDERS["llava_onevision"](d)
+    ad = load_vlm(d, device="cuda")
+    w = EncoderWorker(ad, linger=0.3)
+    assert w.batching and w.upload is not None and w.upload.type == "cuda"
+    frames = [np.asarray(f) for f in tiny.frames(T=9, H=64, W=80, seed=7)]
+    clips = clips_of(frames, [3, 2, 4])
+    got = [f.result(30) for f in [w.submit(c) for c in clips]]
+    assert w.stats.batches == 1 and w.stats.requests == 3
+    for c, g in zip(clips, got):
+        a = ad.encode(c)
+        assert g.tokens.device.type == "cuda" and g.tokens.shape == a.tokens.shape
+        torch.testing.assert_close(g.tokens.float(), a.tokens.float(), rtol=2e-2, atol=2e-2)
+        print("bit-equal:", torch.equal(g.tokens, a.tokens))

@@ -9,7 +9,7 @@ reads the file through `stream.sources.FileSource` (the product's file source) a
   - one decoder, exact: the decoder before this work (frame threads, every frame decoded);
   - one decoder: the same with the skip rule (non-reference or keyframe-only decoding when the sampling allows);
   - parallel: keyframe-aligned segments on `workers` threads (stream/decode.py), skip rule on.
-A row stops after `--budget` wall seconds (then its media seconds say how far it got). Prints a Markdown table and,
+A row stops after `--budget` (`--budget-serial`) wall seconds; its media minutes say how far it got. Prints a Markdown table and,
 with --json, writes the rows there.
 """
 from __future__ import annotations
@@ -134,8 +134,10 @@ def main() -> None:
     ap.add_argument("--gop", type=int, action="append", help="keyframe interval(s) in frames (default 250)")
     ap.add_argument("--sample-fps", type=float, action="append", help="sampling rate(s) (default 1 and 8)")
     ap.add_argument("--workers", type=int, default=None, help="parallel decoder threads (default: the cores, <= 16)")
-    ap.add_argument("--budget", type=float, default=60.0, help="wall seconds per row at most")
-    ap.add_argument("--rows", default="exact,serial,parallel", help="which readers, comma-separated")
+    ap.add_argument("--budget", type=float, default=60.0, help="wall seconds per parallel row at most")
+    ap.add_argument("--budget-serial", type=float, default=None, help="wall seconds per one-decoder row at most")
+    ap.add_argument("--rows", default="parallel,exact,serial", help="which readers, comma-separated")
+    ap.add_argument("--deadline", type=float, default=None, help="skip the rows left after this many seconds")
     ap.add_argument("--pipeline", action="store_true", help="also the full lite pipeline, one decoder vs parallel")
     ap.add_argument("--dir", default=None)
     ap.add_argument("--json", default=None)
@@ -149,7 +151,7 @@ def main() -> None:
     readers = {"exact": ("one decoder, exact (before)", {"workers": 1, "exact": True}),
                "serial": ("one decoder, skip rule", {"workers": 1}),
                "parallel": (f"parallel, {workers} workers, skip rule", {"workers": workers})}
-    rows = []
+    rows, start = [], time.perf_counter()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Video: {args.size} H.264 (libx264 veryfast, crf 23) "
           f"{args.fps} fps + 16 kHz AAC, a {args.unit:g} s unit repeated to {args.minutes:g} min.", flush=True)
     for gop in args.gop or [250]:
@@ -163,13 +165,20 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         for sfps in args.sample_fps or [1.0, 8.0]:
             for key in args.rows.split(","):
+                if args.deadline and time.perf_counter() - start > args.deadline:
+                    print(f"(deadline: {key} at gop {gop}, {sfps:g} fps skipped)", flush=True)
+                    continue
                 name, kw = readers[key]
-                r = read(path, args.budget, fps=sfps, **kw)
+                budget = args.budget if key == "parallel" else (args.budget_serial or args.budget)
+                r = read(path, budget, fps=sfps, **kw)
                 r.update(gop=gop, sample_fps=sfps, reader=name)
                 rows.append(r)
                 print(f"| {gop} | {sfps:g} | {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['media_s'] / 60:.1f} | "
                       f"{r['decoded'] / r['wall_s']:.0f} | {r['frames'] / r['wall_s']:.0f} | "
                       f"{r['media_s'] / r['wall_s']:.0f}× |", flush=True)
+                if args.json:
+                    with open(args.json, "w") as f:
+                        json.dump(rows, f, indent=1)
             if args.pipeline:
                 for key in ("exact", "parallel"):
                     name, kw = readers[key]

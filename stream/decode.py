@@ -87,6 +87,11 @@ class Sampler:
         return keep
 
 
+def pts_seconds(pts: int, time_base) -> float:
+    """A timestamp in seconds, correctly rounded (integer arithmetic, no Fraction per frame)."""
+    return pts * time_base.numerator / time_base.denominator
+
+
 def out_size(w: int, h: int, max_side: int) -> Optional[tuple[int, int]]:
     """(width, height) a frame is converted at so its longer side is at most max_side (even); None: as it is."""
     s = min(1.0, max_side / max(w, h))
@@ -359,12 +364,12 @@ class ParallelDecoder:
     def _run(self, c, vs, k: int, reformatter) -> None:
         seg, out, o = self.segments[k], self._outs[k], self.opts
         sampler = Sampler(o.fps, anchor=o.start) if o.fps else None
-        first = True
+        first, tb = True, vs.time_base
         try:
             for target in self._targets(seg):
                 try:
                     for f in segment_frames(c, vs, seg, out, self._stopped, target):
-                        t = float(f.pts * vs.time_base) - o.t_offset  # a drained frame carries no time base
+                        t = pts_seconds(f.pts, tb) - o.t_offset  # the stream's time base: a drained frame has none
                         if t < o.start - 1e-6:
                             continue
                         out.decoded += 1

@@ -19,7 +19,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from .decode import (DecodeOptions, ParallelDecoder, Sampler, SizeWatch, decode_workers, index_keyframes, key_delay,
-                     max_key_gap, plan_segments, segment_span, skip_rule, to_rgb)
+                     max_key_gap, pts_seconds, plan_segments, segment_span, skip_rule, to_rgb)
 from .queues import Closed, FrameQueue
 from .types import AudioChunk, Frame, StreamEvent
 
@@ -268,7 +268,7 @@ class FileSource:
         if self.start > 0:
             c.seek(int((self.start + self.t_offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
         sampler = Sampler(self.fps, anchor=self.start) if self.fps else None
-        q = self._reader.queue
+        q, tb = self._reader.queue, vs.time_base
         wall0 = time.time()
         pace0: Optional[float] = None
         stop = self._reader.stop_event
@@ -284,9 +284,9 @@ class FileSource:
                 except av.error.InvalidDataError:
                     continue  # one broken packet: skip it, keep the rest
                 for frame in frames:
-                    if frame.time is None:
+                    if frame.pts is None:
                         continue
-                    t = float(frame.time) - self.t_offset
+                    t = pts_seconds(frame.pts, tb) - self.t_offset  # as the parallel decoder times it
                     if t < self.start - 1e-6:
                         continue
                     self.stats.frames_decoded += 1

@@ -23,7 +23,9 @@ FILES = {  # name: encode() settings
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("decode")
-    return {name: encode(str(d / f"{name}.mp4"), **kw) for name, kw in FILES.items()}
+    files = {name: encode(str(d / f"{name}.mp4"), **kw) for name, kw in FILES.items()}
+    files["long"] = encode(str(d / "long.mp4"), seconds=20, gop=15, bframes=2)  # 20 segments: more than a window
+    return files
 
 
 def read(path, **kw):
@@ -181,7 +183,7 @@ def test_close_mid_decode_stops_every_thread_and_frees_containers_in_their_own_t
             self._c.close()
 
     monkeypatch.setattr(av, "open", lambda *a, **k: Tracked(real_open(*a, **k)))
-    src = FileSource(files["gop15_b3"], fps=8, workers=3, queue_size=2)
+    src = FileSource(files["long"], fps=8, workers=2, queue_size=2)
     it = iter(src)
     got = [next(it) for _ in range(4)]
     assert any(t.name.startswith("vigil-decode") for t in threading.enumerate())

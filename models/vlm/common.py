@@ -43,6 +43,7 @@ SYSTEM_PROMPT = (
 
 _MARK = "<<VIGIL_MEM_{}>>"
 _MARK_RE = re.compile(r"<<VIGIL_MEM_(\d+)>>")
+_USER_SLOT = "\x1eVIGIL_USER_CONTENT\x1e"  # where the user's content goes in a rendered chat template
 
 
 def timestamp_line(t0: float, t1: float) -> str:
@@ -168,6 +169,8 @@ class VLMAdapter:
         self.gen = dict(max_new_tokens=256, min_new_tokens=0, temperature=0.0, top_p=1.0)
         self.system_prompt = SYSTEM_PROMPT
         self._chat_template = self._find_chat_template()
+        self._around: dict = {}     # conversation shape -> (text before, text after) the last message's content
+        self._sentinel_tok: Optional[tuple] = None  # (token, id) marking vision blocks in one tokenizer call
         self._stop_ids = self._find_stop_ids()
         self._fast = None
         self._fast_init = threading.Lock()
@@ -271,6 +274,27 @@ class VLMAdapter:
         return ids
 
     def _render_chat(self, messages: list[dict]) -> str:
+        """Chat template to text, the template rendered once per conversation shape: the text around the last
+        message's content is kept (checked once against a full render) and the content put between."""
+        key = tuple((m["role"], m["content"]) for m in messages[:-1]) + (messages[-1]["role"],)
+        around = self._around.get(key)
+        if around is None:
+            slot = [*messages[:-1], {"role": messages[-1]["role"], "content": _USER_SLOT}]
+            probe, text = self._render_template(slot), self._render_template(messages)
+            around = False
+            if probe.count(_USER_SLOT) == 1:
+                pre, post = probe.split(_USER_SLOT)
+                if pre + messages[-1]["content"] + post == text:
+                    around = (pre, post)
+            if len(self._around) >= 64:
+                self._around.clear()
+            self._around[key] = around
+            return text
+        if around is False:  # a template that changes the content itself: rendered every time
+            return self._render_template(messages)
+        return around[0] + messages[-1]["content"] + around[1]
+
+    def _render_template(self, messages: list[dict]) -> str:
         """Chat template to text. Tries list-of-parts content (processor templates), then plain
         strings (tokenizer templates), then a generic format; the markers must survive."""
         marks = [m for msg in messages for m in _MARK_RE.findall(msg["content"])]
@@ -288,7 +312,14 @@ class VLMAdapter:
         lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
         return "\n".join(lines) + "\nAssistant:"
 
+    def _clean(self, text: str) -> str:
+        """Text from outside (a question, a transcript, a slide) without our memory markers or the family's vision
+        placeholder token: neither may open a vision block the prompt does not have."""
+        text = _MARK_RE.sub("", text)
+        return text.replace(self.placeholder_token, "") if self.placeholder_token else text
+
     def _user_content(self, question: str, memories: Sequence[MemoryView]) -> str:
+        question = self._clean(question)
         streams = {m.stream for m in memories}
         parts = []
         if memories:
@@ -303,7 +334,7 @@ class VLMAdapter:
             ev = m.evidence or {}
             for key, label in (("asr", "Speech"), ("ocr", "On screen"), ("tags", "Tags")):
                 if ev.get(key):
-                    parts.append(f"{label}: {ev[key]}")
+                    parts.append(f"{label}: {self._clean(str(ev[key]))}")
         parts.append(f"Question: {question}" if memories else question)
         return "\n".join(parts)
 
@@ -322,7 +353,7 @@ class VLMAdapter:
             messages.append({"role": "system", "content": self.system_prompt})
         for h in history or ():
             if h.get("role") in ("user", "assistant") and isinstance(h.get("content"), str):
-                messages.append({"role": h["role"], "content": h["content"]})
+                messages.append({"role": h["role"], "content": self._clean(h["content"])})
         messages.append({"role": "user", "content": self._user_content(question, memories)})
         text = self._render_chat(messages)
 
@@ -365,7 +396,7 @@ class VLMAdapter:
                 sg[1], sg[2], sg[4] = self._vision_block(sg[3])
         placeholder_counts = [sg[3].M for sg in vis]
         t_tpl = time.perf_counter()
-        enc = self._tokenize(pieces)
+        enc = self._tokenize_prompt(text, pieces)
         t_tok = time.perf_counter()
         segments = [("text", enc[s[1]]) if s[0] == "text" else tuple(s) for s in segments]
         bos = self.tokenizer.bos_token_id
@@ -404,6 +435,39 @@ class VLMAdapter:
                                 "ids_embed_carriers": round(1e3 * (t_emb - t_tok), 2),
                                 "positions": round(1e3 * (t_pos - t_emb), 2)}}
         return Prepared(ids_t, emb, position_ids, next_pos, debug)
+
+    def _sentinel(self) -> Optional[tuple]:
+        """(token, id) of the family's placeholder when the tokenizer keeps it whole wherever it stands (an added
+        token), so a prompt can be tokenized in one call with it standing for each vision block; else None."""
+        if self._sentinel_tok is None:
+            self._sentinel_tok = ()
+            tok, bt = self.placeholder_token, getattr(self.tokenizer, "backend_tokenizer", None)
+            if tok and bt is not None:
+                try:
+                    i = self.tokenizer.convert_tokens_to_ids(tok)
+                    ids = bt.encode(f"a\n{tok}\nb {tok}{tok}c", add_special_tokens=False).ids
+                    if isinstance(i, int) and i >= 0 and i != self.tokenizer.unk_token_id and ids.count(i) == 3:
+                        self._sentinel_tok = (tok, i)
+                except Exception:  # noqa: BLE001 - an unusual backend: piece by piece
+                    pass
+        return self._sentinel_tok or None
+
+    def _tokenize_prompt(self, text: str, pieces: list[str]) -> list[list[int]]:
+        """Token ids of the text pieces between the memory markers of `text`: one tokenizer call over the whole
+        prompt with each marker replaced by the placeholder token (an added token, so the text on each side is
+        tokenized as it would be alone, as processors do), split there; piece by piece when that is not possible."""
+        sent = self._sentinel()
+        if sent is not None and sent[0] not in text:  # external text was cleaned; the template has none
+            parts = _MARK_RE.split(text)[::2]          # the text around and between the markers
+            ids = self.tokenizer.backend_tokenizer.encode(_MARK_RE.sub(sent[0], text), add_special_tokens=False).ids
+            cuts = [j for j, x in enumerate(ids) if x == sent[1]]
+            if len(cuts) == len(parts) - 1:
+                bounds = [-1, *cuts, len(ids)]
+                chunks = [ids[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+                out = [c for c, p in zip(chunks, parts) if p]
+                if len(out) == len(pieces):
+                    return out
+        return self._tokenize(pieces)
 
     def _tokenize(self, pieces: list[str]) -> list[list[int]]:
         """Token ids of each text piece (no special tokens added). One sequential encode per piece through

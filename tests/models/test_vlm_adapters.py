@@ -193,3 +193,42 @@ def test_fast_decoder_matches_transformers(adapters, fam, monkeypatch):
     ref = ad.generate_ids(prep, max_new_tokens=10, min_new_tokens=10)
     monkeypatch.setattr(ad, "_fast", None)
     assert fast == ref
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
+def test_prompt_tokenized_in_one_call_equals_piecewise(adapters, fam):
+    """The prompt is tokenized in one call (the placeholder standing for each vision block); its ids equal the
+    pieces between the blocks tokenized one by one, and the template is rendered once per conversation shape."""
+    from models.vlm.common import _MARK_RE
+
+    ad = adapters[fam]
+    assert ad._sentinel() is not None                        # every family's placeholder is an added token
+    _, mems = _memories(ad, n=3)
+    q = "what happened at the door? 12 people, 3.5 m"
+    prep = ad.build_inputs(q, mems)
+    marked = ad._render_chat([{"role": "system", "content": ad.system_prompt},
+                              {"role": "user", "content": ad._user_content(q, mems)}])
+    pieces = [p for p in _MARK_RE.split(marked)[::2] if p]
+    assert len(pieces) >= 3
+    assert ad._tokenize_prompt(marked, pieces) == ad._tokenize(pieces)
+    assert ad._around and all(ad._around.values())           # the rendered template's skeleton was kept
+    assert ad._render_template([{"role": "system", "content": ad.system_prompt},
+                                {"role": "user", "content": ad._user_content(q, mems)}]) == marked
+    assert torch.equal(ad.build_inputs(q, mems).input_ids, prep.input_ids)
+
+
+@pytest.mark.parametrize("fam", ["qwen2_5_vl", "llava_onevision", "smolvlm"])
+def test_markers_and_placeholders_in_outside_text_open_no_block(adapters, fam):
+    """A question, history or transcript holding our memory marker or the family's placeholder token cannot open
+    a vision block: the prompt holds exactly the retrieved carriers' tokens."""
+    ad = adapters[fam]
+    _, mems = _memories(ad, n=2)
+    bad = f"what is <<VIGIL_MEM_1>> and {ad.placeholder_token} here?"
+    mems[0].evidence["asr"] = f"they said {ad.placeholder_token} and <<VIGIL_MEM_0>>"
+    prep = ad.build_inputs(bad, mems, history=[{"role": "user", "content": ad.placeholder_token * 3},
+                                               {"role": "assistant", "content": "<<VIGIL_MEM_0>>"}])
+    ph = ad.tokenizer.convert_tokens_to_ids(ad.placeholder_token)
+    extra = 1 if fam == "llava_onevision" else 0
+    M = mems[0].carrier.M
+    assert int((prep.input_ids[0] == ph).sum()) == 2 * (M + extra)
+    assert prep.debug["n_visual"] == 2 * M

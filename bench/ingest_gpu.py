@@ -161,11 +161,25 @@ def ingest_file(eng, path: str, stream: str, fps: float) -> dict:
             "notes": s.notes}
 
 
+def decode_only(path: str, fps: float) -> dict:
+    """The file through FileSource alone (the decoder the engine opens: parallel keyframe decode where committed)."""
+    from stream.sources import FileSource
+    from stream.types import Frame
+
+    src = FileSource(path, fps=fps)
+    t, n = time.perf_counter(), 0
+    for item in src:
+        n += isinstance(item, Frame)
+    dt = time.perf_counter() - t
+    return {"media_s": round(src.duration or 0, 1), "wall_s": round(dt, 2), "frames_decoded": src.stats.frames_decoded,
+            "frames_sampled": n, "decoded_fps": round(src.stats.frames_decoded / dt), "sampled_fps": round(n / dt, 1)}
+
+
 def worker_summary(eng) -> dict:
     from stream.batcher import worker_for
 
     w = worker_for(eng.profile().encoder)
-    return {"batches": w.stats.batches, "frames": w.stats.frames, "busy_s": w.stats.busy_s, **{
+    return {"batches": w.stats.batches, "frames": w.stats.frames, "busy_s": w.stats.busy_s, "gpu_s": w.stats.gpu_s, **{
         k: v for k, v in w.stats.summary().items() if k in ("largest", "oom_splits")}}
 
 
@@ -173,7 +187,8 @@ def worker_delta(a: dict, b: dict) -> dict:
     n = b["batches"] - a["batches"]
     f = b["frames"] - a["frames"]
     return {"batches": n, "frames": f, "mean_batch": round(f / max(1, n), 1), "largest": b["largest"],
-            "encode_busy_s": round(b["busy_s"] - a["busy_s"], 2), "oom_splits": b["oom_splits"]}
+            "encode_busy_s": round(b["busy_s"] - a["busy_s"], 2), "encode_gpu_s": round(b["gpu_s"] - a["gpu_s"], 2),
+            "oom_splits": b["oom_splits"]}
 
 
 def live_run(eng, live_src: str, file_src: str, n_live: int, seconds: float, lead: float, file_fps: float) -> dict:
@@ -225,6 +240,7 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=25.0)
     ap.add_argument("--compile", action="store_true", help="torch.compile the tower after an eager fps8 run "
                     "(what VIGIL_COMPILE=1 does when the engine starts the worker); compile time reported apart")
+    ap.add_argument("--no-eager", action="store_true", help="with --compile, skip the eager fps8 run")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -271,7 +287,7 @@ def main() -> None:
     R["warm_up_eager_s"] = round(w.warm_up(frames=64), 2)
     log(f"model load {R['model_load_s']} s; worker {R['worker']}")
     save(a.out, R)
-    if "fps8" in parts and a.compile:
+    if "fps8" in parts and a.compile and not a.no_eager:
         R["fps8_eager"] = ingest_file(eng, f8, "fps8-eager", 8.0)
         log(f"fps8 eager: {R['fps8_eager']}")
         save(a.out, R)
@@ -290,6 +306,9 @@ def main() -> None:
     if "hour" in parts:
         base = make_file(os.path.join(work, "base.mp4"), a.base_minutes, size)
         hour = remux_copies(base, os.path.join(work, "hour.mp4"), int(round(a.hour_minutes / a.base_minutes)))
+        R["decode_only_base_1fps"] = decode_only(base, 1.0)
+        R["decode_only_f8_8fps"] = decode_only(f8, 8.0)
+        log(f"decode only: base at 1 fps {R['decode_only_base_1fps']}, f8 at 8 fps {R['decode_only_f8_8fps']}")
         with engine(os.path.join(work, "bank-hour"), model_dir) as e:
             R["hour"] = ingest_file(e, hour, "hour", 1.0)
         log(f"hour: {R['hour']}")

@@ -122,6 +122,7 @@ class WorkerStats:
     largest: int = 0
     oom_splits: int = 0
     busy_s: float = 0.0          # seconds spent in encode calls
+    gpu_s: float = 0.0           # of which the device worked on its stream (CUDA events)
     live_waits: deque = field(default_factory=lambda: deque(maxlen=20000))   # submit -> tokens, live requests
     file_waits: deque = field(default_factory=lambda: deque(maxlen=20000))
     notes: list = field(default_factory=list)
@@ -132,7 +133,7 @@ class WorkerStats:
             return round(xs[min(len(xs) - 1, int(p * len(xs)))], 3) if xs else None
         return {"batches": self.batches, "frames": self.frames, "requests": self.requests, "largest": self.largest,
                 "mean_batch": round(self.frames / max(1, self.batches), 1), "oom_splits": self.oom_splits,
-                "busy_s": round(self.busy_s, 2), "live_wait_p50": q(self.live_waits, 0.5),
+                "busy_s": round(self.busy_s, 2), "gpu_s": round(self.gpu_s, 2), "live_wait_p50": q(self.live_waits, 0.5),
                 "live_wait_max": q(self.live_waits, 1.0), "file_wait_p50": q(self.file_waits, 0.5),
                 "file_wait_max": q(self.file_waits, 1.0)}
 
@@ -153,6 +154,11 @@ class EncoderWorker:
         dev = vars(encoder).get("device") if self.batching and hasattr(encoder, "__dict__") else None
         self.upload = dev if isinstance(dev, torch.device) and dev.type == "cuda" and \
             getattr(encoder, "accepts_tensors", False) else None
+        # the tower runs on a CUDA stream of its own: the pipelines' small reducer kernels and copies (on the default
+        # stream) then never queue behind a whole batch, nor a batch behind them. The grids it hands out are
+        # complete (encode ends with a device-to-host copy of the keys, which waits for this stream).
+        self.cuda_stream = torch.cuda.Stream(device=dev) if isinstance(dev, torch.device) and dev.type == "cuda" \
+            else None
         self.max_frames = max(self.patch, int(max_frames))
         self.live_frames = max(self.patch, int(live_frames))
         self.linger = float(linger)
@@ -296,23 +302,32 @@ class EncoderWorker:
             return batch
 
     def _run(self, batch: list[_Request]) -> None:
-        frames = join([pad_to_steps(r.frames, self.patch) for r in batch])
         t0 = time.monotonic()
         try:
-            grid = self._encode(frames)
+            if self.cuda_stream is not None:
+                with torch.cuda.stream(self.cuda_stream):
+                    ev = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    ev[0].record()
+                    grid = self._encode(join([pad_to_steps(r.frames, self.patch) for r in batch]))
+                    ev[1].record()
+                    ev[1].synchronize()
+                    self.stats.gpu_s += ev[0].elapsed_time(ev[1]) / 1e3
+            else:
+                grid = self._encode(join([pad_to_steps(r.frames, self.patch) for r in batch]))
         except BaseException as e:  # noqa: BLE001 - handed to every waiting pipeline
             for r in batch:
                 r.future.set_exception(e)
             return
         finally:
             self.stats.busy_s += time.monotonic() - t0
+        n_frames = sum(r.steps for r in batch) * self.patch
         dt = time.monotonic() - t0
-        if len(frames) >= 8 and dt > 0:
-            r = len(frames) / dt
+        if n_frames >= 8 and dt > 0:
+            r = n_frames / dt
             self._rate = r if not self._rate else 0.8 * self._rate + 0.2 * r
         s = self.stats
-        s.batches, s.frames, s.requests = s.batches + 1, s.frames + len(frames), s.requests + len(batch)
-        s.largest = max(s.largest, len(frames))
+        s.batches, s.frames, s.requests = s.batches + 1, s.frames + n_frames, s.requests + len(batch)
+        s.largest = max(s.largest, n_frames)
         off, now = 0, time.monotonic()
         for r in batch:
             r.future.set_result(slice_grid(grid, off, off + r.steps))

@@ -58,11 +58,9 @@ def test_one_batch_gives_each_clip_its_own_tokens(adapters, family):
             if x is None:
                 continue
             assert x.shape == y.shape
-            if family == "qwen2_5_vl" and name != "saliency":
-                # Qwen's patch embedding is one matmul over every patch: more rows, other fp32 rounding (~2e-8)
-                torch.testing.assert_close(y, x, rtol=0, atol=1e-6)
-            else:
-                assert torch.equal(x, y), (family, name)
+            # equal up to fp32 rounding: a matmul over more rows may round differently (Qwen's patch embedding here,
+            # ~2e-8; other CPUs' BLAS for the others); on this VM LLaVA-OV and SmolVLM come out bit-equal
+            torch.testing.assert_close(y, x, rtol=0, atol=1e-6)
     # and the clips differ from each other (a worker handing every clip the first grid would fail above)
     assert not torch.allclose(got[0].tokens[0], got[1].tokens[0])
     w.close()

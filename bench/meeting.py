@@ -430,18 +430,31 @@ def run(args) -> dict:
 
 # ============================================================================ held-out styles
 def _said_text(mems) -> str:
-    """The bank's transcript in time order, each sentence once (the ASR attaches a segment to every clip it
-    overlaps)."""
-    from models.text.words import sentences, words
-
-    out, recent = [], []
+    """The bank's transcript in time order, each word once: the ASR attaches a segment to every clip it overlaps,
+    so a clip's text starts with the end of the text before it. Each clip's words join the transcript past the
+    longest overlap of the transcript's end with the clip's start; a clip whose words all stand in the last
+    stretch of the transcript adds nothing."""
+    out: list[str] = []
     for m in sorted(mems, key=lambda m: m.t0):
-        for sent in sentences((m.evidence or {}).get("asr") or ""):
-            k = " ".join(words(sent))
-            if k and k not in " ".join(recent):  # once, also when a clip holds only the tail of a sentence
-                out.append(sent)
-                recent = (recent + [k])[-12:]
+        ws = str((m.evidence or {}).get("asr") or "").split()
+        if not ws:
+            continue
+        key = [_wkey(w) for w in ws]
+        tail = [_wkey(w) for w in out[-200:]]
+        k = next((k for k in range(min(len(tail), len(key)), 0, -1) if tail[-k:] == key[:k]), 0)
+        if k == 0 and _contains(tail, key):
+            continue
+        out += ws[k:]
     return " ".join(out)
+
+
+def _wkey(w: str) -> str:
+    return re.sub(r"[^a-z0-9']", "", w.lower())
+
+
+def _contains(seq: list[str], sub: list[str]) -> bool:
+    n = len(sub)
+    return any(seq[i:i + n] == sub for i in range(len(seq) - n + 1))
 
 
 _CONTRACTIONS = [(r"\bi'm\b", "i am"), (r"n't\b", " not"), (r"'re\b", " are"), (r"'ll\b", " will"),
@@ -453,11 +466,14 @@ def wer(reference: str, hypothesis: str) -> float:
 
     from tests.fixtures.meeting import normalize
 
-    def norm(t: str) -> str:  # spelling, not recognition: "I'm" is "I am"
+    from models.text.words import digits
+
+    def norm(t: str) -> str:  # spelling, not recognition: "I'm" is "I am", "seven" is "7", "re-record" "rerecord"
         t = t.lower().replace("’", "'")
         for a, b in _CONTRACTIONS:
             t = re.sub(a, b, t)
-        return normalize(t)
+        t = re.sub(r"(?<=[a-z])-(?=[a-z])", "", t)
+        return normalize(digits(t))
 
     ref, hyp = norm(reference), norm(hypothesis)
     return float(jiwer.wer(ref, hyp)) if ref.strip() else float("nan")
@@ -521,7 +537,12 @@ def style_minutes(bank_dir: Path, profile, truth, llm_name: Optional[str]) -> di
     return out
 
 
-def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5) -> dict:
+def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5, lead_s: float = 8.0) -> dict:
+    """Every planted fact and the absent topics through models.ask.ask. Two ceilings per fact: heard (its value is
+    in the bank's evidence from lead_s before its interval to its end: ASR/OCR kept it; a scrolled line is read as
+    it comes into view, before it is wholly on screen) and retrieved (its value is in the evidence of the k
+    memories the answerer got). Each miss is put down to the first stage that lost it: not heard, not retrieved,
+    refused (the answer says it could not find it), or a wrong line picked."""
     from memory.bank import MemoryBank
     from models.answer.lite import NOT_FOUND, LiteAnswerer
     from models.ask import ask
@@ -530,7 +551,8 @@ def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5)
     bank = MemoryBank(str(bank_dir), readonly=True)
     mems = bank.list()
     facts = truth.facts
-    heard = [any(contains_answer(json.dumps(m.evidence), f.answer) for m in mems if _overlap(m, f)) for f in facts]
+    heard = [any(contains_answer(json.dumps(m.evidence), f.answer) for m in mems
+                 if m.t1 > f.t0 - lead_s and m.t0 < f.t1) for f in facts]
     res = dict(n=len(facts), ceiling=sum(heard) / max(1, len(facts)),
                wer=wer(" ".join(getattr(truth, "reference", []) or [u.text for u in truth.utterances]),
                        _said_text(mems)), answerers={})
@@ -539,9 +561,10 @@ def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5)
             continue
         profile.answerer = LiteAnswerer(llm=TextLLM(name) if name != "extractive" else None,
                                         embedder=profile.text_embedder)
-        r1 = r5 = em = 0
+        r1 = r5 = em = got = 0
+        why = dict(not_heard=0, not_retrieved=0, refused=0, wrong_line=0)
         misses, lat = [], []
-        for f in facts:
+        for f, h in zip(facts, heard):
             t = time.perf_counter()
             pieces, _ = ask(bank, profile, f.question, k=k)
             text = "".join(pieces)
@@ -549,13 +572,20 @@ def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5)
             ranked = sorted(pieces.memories, key=lambda m: m.rank)
             r1 += bool(ranked) and _overlap(ranked[0], f)
             r5 += any(_overlap(m, f) for m in ranked)
-            ok = contains_answer(text, f.answer) and not text.startswith(NOT_FOUND)  # a refusal is no answer
+            inret = any(contains_answer(json.dumps(m.evidence), f.answer) for m in ranked)
+            got += inret
+            refused = text.startswith(NOT_FOUND)
+            ok = contains_answer(text, f.answer) and not refused  # a refusal is no answer
             em += ok
             if not ok:
-                misses.append(dict(q=f.question, gold=f.answer, answer=text[:140],
-                                   heard=heard[facts.index(f)]))
+                cause = ("not_heard" if not h else "not_retrieved" if not inret else
+                         "refused" if refused else "wrong_line")
+                why[cause] += 1
+                misses.append(dict(q=f.question, gold=f.answer, answer=text[:140], heard=h, cause=cause))
+        refusals = sum("".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND) for q in ABSENT)
         n = max(1, len(facts))
-        res["answerers"][name] = dict(recall_at_1=r1 / n, recall_at_5=r5 / n, em=em / n, ask_p50=pct(lat, 50),
+        res["answerers"][name] = dict(recall_at_1=r1 / n, recall_at_5=r5 / n, em=em / n, retrieved_ceiling=got / n,
+                                      absent_refused=refusals / len(ABSENT), causes=why, ask_p50=pct(lat, 50),
                                       misses=misses)
         print(truth.path, name, {k_: v for k_, v in res["answerers"][name].items() if k_ != "misses"}, flush=True)
     bank.close()
@@ -604,34 +634,39 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
              "dev": "Dev split (tuned on)"}
     for split in ("heldout2", "heldout", "dev"):
         rows = [x for x in r["runs"] if x["split"] == split]
-        if not rows:
-            continue
-        out += [f"**{names[split]}**", "",
-                "| style | media | facts | recall@1 / @5 | EM extractive | EM " + (llm or "LLM") + " | ASR/OCR "
-                "ceiling | WER | slide titles in minutes | decisions / action items found | unsupported lines "
-                "(rules / LLM) | ingest × realtime | OCR reads |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for x in rows:
-            a, m, g = x["asks"], x["minutes"], x["ingest"]
-            ex = a["answerers"].get("extractive", {})
-            lm = a["answerers"].get(llm or "", {})
-            rl = m.get("rules-only", {})
-            ml = m.get(llm or "", {})
-            titles = "—" if rl.get("title_recall") is None else f"{rl['title_recall']:.0%}"
-            if rl.get("topic_changes") is not None:
-                titles += f" (topic changes found: {rl['topic_changes']:.0%})"
-            uns = f"{rl.get('unsupported', 0)}/{rl.get('lines', 0)}"
-            if ml:
-                uns += f" / {ml.get('unsupported', 0)}/{ml.get('lines', 0)}"
-            out.append(
-                f"| {x['style']} | {x['duration_s']:.0f} s | {x['facts']} | {ex.get('recall_at_1', 0):.0%} / "
-                f"{ex.get('recall_at_5', 0):.0%} | {ex.get('em', 0):.0%} | "
-                f"{'%.0f%%' % (100 * lm['em']) if lm else '—'} | {a['ceiling']:.0%} | {a['wer']:.3f} | {titles} | "
-                f"{rl.get('decision_recall', 0):.0%} / {rl.get('action_recall', 0):.0%} | {uns} | "
-                f"{1 / g['rtf']:.1f}×" + (f" ({g['cpu_per_media_s']:.2f} CPU s/s)" if "cpu_per_media_s" in g else "")
-                + f" | {g['ocr_calls']} |")
-        out.append("")
+        if rows:
+            out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]
     return "\n".join(out) + "\n"
+
+
+def style_table(rows: list[dict], llm: Optional[str]) -> list[str]:
+    """One markdown table row per style run (see style_asks and style_minutes for the measures)."""
+    out = ["| style | media | facts | recall@1 / @5 | EM extractive" + (f" / {llm}" if llm else "") +
+           " | ceiling heard / retrieved | misses: not heard, not retrieved, refused, wrong line | absent refused "
+           "| WER | slide titles in minutes | decisions / action items found | unsupported lines | ingest × realtime "
+           "(CPU s per media s) | OCR reads |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        a, m, g = x["asks"], x["minutes"], x["ingest"]
+        ex = a["answerers"].get("extractive", {})
+        lm = a["answerers"].get(llm or "", {})
+        rl = m.get("rules-only", {})
+        ml = m.get(llm or "", {})
+        titles = "—" if rl.get("title_recall") is None else f"{rl['title_recall']:.0%}"
+        if rl.get("topic_changes") is not None:
+            titles += f" (topic changes found: {rl['topic_changes']:.0%})"
+        uns = f"{rl.get('unsupported', 0)}/{rl.get('lines', 0)}"
+        if ml:
+            uns += f" (LLM {ml.get('unsupported', 0)}/{ml.get('lines', 0)})"
+        c = ex.get("causes", {})
+        em = f"{ex.get('em', 0):.0%}" + (f" / {lm['em']:.0%}" if lm else "")
+        out.append(
+            f"| {x['style']} | {x['duration_s']:.0f} s | {x['facts']} | {ex.get('recall_at_1', 0):.0%} / "
+            f"{ex.get('recall_at_5', 0):.0%} | {em} | {a['ceiling']:.0%} / {ex.get('retrieved_ceiling', 0):.0%} | "
+            f"{c.get('not_heard', 0)}, {c.get('not_retrieved', 0)}, {c.get('refused', 0)}, {c.get('wrong_line', 0)} | "
+            f"{ex.get('absent_refused', 0):.0%} | {a['wer']:.3f} | {titles} | "
+            f"{rl.get('decision_recall', 0):.0%} / {rl.get('action_recall', 0):.0%} | {uns} | "
+            f"{1 / g['rtf']:.1f}× ({g.get('cpu_per_media_s', float('nan')):.2f}) | {g['ocr_calls']} |")
+    return out
 
 
 def f2(x, fmt="{:.2f}"):

@@ -94,6 +94,7 @@ class OcrEvidence:
         self._text: dict[int, list[str]] = {}              # what this extractor gave each recent memory
         self._late: list[tuple[float, list[str]]] = []     # (first seen, lines) for a memory already stored
         self.heading = ""                                  # the last section heading read (documents)
+        self.screens: list[tuple[float, list[str]]] = []   # (since, lines) of recent reads: what was on screen
 
     def fresh(self) -> "OcrEvidence":
         """The extractor for another stream: the same OCR reader, a new gate and deduper."""
@@ -109,6 +110,8 @@ class OcrEvidence:
         since = self.gate.pending_since if self.gate.pending_since is not None else frame.t
         lines = crop_lines(self.reader, frame.image, read)
         self.calls += 1
+        if lines:
+            self.screens = (self.screens + [(since, lines)])[-32:]
         if read.kind == "scroll":  # the strip's lines join what is on screen; the title stays the screen's
             self.gate.done(frame.image, frame.t, read, bool(lines))
             pool = list(self.dedup.prev)
@@ -130,6 +133,13 @@ class OcrEvidence:
         if fresh and lines and lines[0] not in fresh:
             fresh = [lines[0]] + fresh  # keep the slide's title first: it names the section and the topic
         return fresh, since
+
+    def screen_text(self, t0: float, t1: float) -> str:
+        """The text on screen during [t0, t1]: the last read at or before t0 and every read after it up to t1."""
+        reads = list(self.screens)
+        before = [lines for t, lines in reads if t <= t0][-1:]
+        during = [lines for t, lines in reads if t0 < t <= t1]
+        return "\n".join(ln for lines in before + during for ln in lines)
 
     def __call__(self, clip, grid) -> dict:
         new: list[str] = []
@@ -193,6 +203,20 @@ class TagEvidence:
         return {"tags": tags_text(tags)} if tags else {}
 
 
+def link(extractors: list) -> list:
+    """Connect one stream's extractors: the speech model is prompted with the OCR's words on screen."""
+    ocr = next((e for e in extractors if isinstance(e, OcrEvidence)), None)
+    for e in extractors:
+        if isinstance(e, AsrEvidence) and ocr is not None:
+            e.asr.context = ocr.screen_text
+    return extractors
+
+
+def fresh_evidence(extractors: list) -> list:
+    """The extractors for another stream: fresh state around the same loaded models, linked to each other."""
+    return link([e.fresh() if hasattr(e, "fresh") else e for e in extractors])
+
+
 def lite_evidence(encoder, asr: bool = True, ocr: bool = True, tags: bool = True) -> list:
     """The lite profile's extractors; a part that cannot load is skipped with a warning, never fatal."""
     out: list = []
@@ -212,4 +236,4 @@ def lite_evidence(encoder, asr: bool = True, ocr: bool = True, tags: bool = True
             out.append(AsrEvidence(Transcriber()))
         except Exception as e:  # noqa: BLE001
             log.warning("speech recognition disabled: %s", e)
-    return out
+    return link(out)

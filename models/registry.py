@@ -23,6 +23,12 @@ class Profile:
     key_encoder: Any = None            # separate retrieval encoder for clip keys (SigLIP/CLIP), if any
     evidence: list = field(default_factory=list)
 
+    def evidence_for(self, stream_id: str) -> list:
+        """Evidence extractors for one stream: fresh state around the loaded models, linked (OCR prompts ASR)."""
+        from .evidence import fresh_evidence
+
+        return fresh_evidence(self.evidence)
+
     def query_keys(self, question: Optional[str] = None, image: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
         """Query keys in every space this profile can reach."""
         keys: dict[str, np.ndarray] = {}

@@ -92,3 +92,18 @@ def test_gap_flushes_and_keeps_absolute_time(asr):
     segs = asr.process() + asr.finish()
     assert segs and all(10.0 <= s.t0 < 14.0 for s in segs)
     assert "laptops" in " ".join(s.text for s in segs).lower()
+
+
+def test_words_on_screen_spell_the_names(asr):
+    """Names shown on a slide are spelt as shown when the slide's text prompts the model (made-up names, in
+    neither split's vocabulary; espeak's British voice, which tiny.en hears worst)."""
+    a = pad(tts("The Quillon project will hire 47 engineers. Our new vendor for Brightwater is Zellmark.", "en-gb",
+                155))
+    asr.context = lambda t0, t1: "Quillon Hiring\nEngineers: 47\nBrightwater Vendors\nVendor: Zellmark"
+    try:
+        assert asr._prompt(0.0, 5.0).split()[:2] == ["Quillon", "Hiring"]
+        text = " ".join(s.text for s in asr.transcribe_clip(a, 0)).lower()
+    finally:
+        asr.context = None
+    assert "quillon" in text and "brightwater" in text and "47" in text, text
+    assert asr._prompt(0.0, 5.0) is None

@@ -137,3 +137,41 @@ def test_scrolled_document_reads_only_the_revealed_strip(reader):
     for k in range(4):  # every line that scrolled into view was read once, numbers intact
         for j in range(4):
             assert sum(ln == f"Item {k}.{j}: value {10 * k + j}" for ln in text) == 1, (k, j, text)
+
+
+def test_words_on_screen_prompt_the_speech_model():
+    """The OCR's lines on screen during a stretch of speech are the speech model's prompt for it (linked per stream
+    by models.evidence.link, and again for every stream's fresh extractors)."""
+    from types import SimpleNamespace
+
+    from models.evidence import AsrEvidence, OcrEvidence, fresh_evidence, link
+    from tests.fixtures.styles import template_slide
+
+    class Reader:
+        def __init__(self, pages):
+            self.pages = iter(pages)
+
+        def read(self, image):
+            return next(self.pages)
+
+    class Asr:  # stands in for the Transcriber: only its `context` hook matters here
+        context = None
+
+        def fresh(self):
+            return Asr()
+
+    a = template_slide("Quillon Hiring", ["Engineers: 47"], "footer")
+    b = template_slide("Brightwater Vendors", ["Vendor: Zellmark"], "footer")
+    ocr = OcrEvidence(Reader([["Quillon Hiring", "Engineers: 47"], ["Brightwater Vendors", "Vendor: Zellmark"]]))
+    asr = AsrEvidence(Asr())
+    link([asr, ocr])
+    for t, img in ((0.0, a), (2.0, a), (20.0, b)):
+        ocr(_clip(img, t), None)
+        ocr.stored(int(t), SimpleNamespace(t0=t, t1=t + 2))
+    prompt = asr.asr.context
+    assert prompt(4.0, 9.0) == "Quillon Hiring\nEngineers: 47"  # the slide up since 0 s
+    assert prompt(18.0, 24.0) == "Quillon Hiring\nEngineers: 47\nBrightwater Vendors\nVendor: Zellmark"
+    assert prompt(30.0, 32.0) == "Brightwater Vendors\nVendor: Zellmark"
+    fresh = fresh_evidence([ocr, asr])
+    assert fresh[1].asr.context.__self__ is fresh[0] and fresh[0] is not ocr  # each stream its own screen
+    assert fresh[1].asr.context(0.0, 1.0) == ""

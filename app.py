@@ -61,6 +61,20 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="SigLIP/CLIP model for clip keys, so a bank can be searched by text (give the same at ingest and ask)")
 
 
+def model_list(s: str) -> list[str]:
+    """--models a,b: the models the UI (and serve) may switch to, comma-separated."""
+    out = [m.strip() for m in str(s).split(",") if m.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError("expected model names separated by commas, e.g. lite,HuggingFaceTB/SmolVLM2")
+    return out
+
+
+def add_allow_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", type=model_list, default=[], metavar="A,B",
+                   help="the models the Settings tab may switch to (besides lite and --model), checked at launch; "
+                        "any other is refused and nothing else loads")
+
+
 def model_kw(args) -> dict:
     return dict(model=args.model, device=args.device, trust_remote_code=args.trust_remote_code,
                 retrieval=args.retrieval, text_evidence=args.text_evidence)
@@ -141,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--api-token", default=os.environ.get("VIGIL_API_TOKEN"),
                     help="bearer token for the /v1 API (needed to serve it on a non-local --host)")
     add_model_args(ui)
+    add_allow_list(ui)
 
     srv = sub.add_parser("serve", help="serve the HTTP API (/v1: streams, memories, ask, summaries, OpenAI-compatible "
                                        "chat completions; MCP tools at /mcp)")
@@ -153,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bearer token every request must carry (required with a non-local --host; or VIGIL_API_TOKEN)")
     srv.add_argument("--no-mcp", dest="mcp", action="store_false", help="do not serve the MCP tools at /mcp")
     add_model_args(srv)
+    add_allow_list(srv)
     add_watch_commands(sub)
     return p
 

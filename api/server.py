@@ -50,7 +50,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(args) -> int:
     """args: bank, media_dir, host, port, api_token, model, device, trust_remote_code, retrieval, text_evidence,
-    mcp (serve the MCP tools at /mcp)."""
+    mcp (serve the MCP tools at /mcp), models (the allow-list: nothing outside it loads)."""
     token = getattr(args, "api_token", None) or os.environ.get("VIGIL_API_TOKEN") or None
     check_exposure(args.host, token)
     sock = bind(args.host, args.port)
@@ -62,7 +62,7 @@ def serve(args) -> int:
     try:
         engine = Engine(args.bank, media_dir=media_dir, model=args.model, device=args.device,
                         trust_remote_code=args.trust_remote_code, retrieval=args.retrieval,
-                        text_evidence=args.text_evidence)
+                        text_evidence=args.text_evidence, models=list(getattr(args, "models", None) or []))
     except BaseException:
         sock.close()
         raise

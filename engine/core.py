@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from . import media as media_rules
 from . import profiles
@@ -82,6 +82,24 @@ def paced(work: Callable, progress: Callable[[float, str], None], tick: float = 
     return out.get("result")
 
 
+def model_key(model: str) -> str:
+    """A model name as compared against the allow-list: a local directory by its real path, else the id."""
+    m = str(model or "").strip() or "lite"
+    return os.path.realpath(m) if m != "lite" and os.path.isdir(m) else m
+
+
+def allow_list(models: Sequence[str], launch_model: Optional[str] = None) -> list[str]:
+    """The launch allow-list: "lite", the launch model, then the --models entries (each checked to be loadable
+    without loading it: one line for a name that cannot be); order kept, duplicates dropped."""
+    out: list[str] = []
+    for m in ["lite", launch_model or "lite", *models]:
+        m = str(m or "").strip()
+        if m and model_key(m) not in {model_key(x) for x in out}:
+            Engine.check_model(m)
+            out.append(m)
+    return out
+
+
 class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
     """One bank, one model profile, the running streams, ask and summarize. See the module docstring.
 
@@ -93,12 +111,16 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
       default the offline lite profile). profile: an already loaded profile, used while the model setting
       stays what it was.
     parts: what the profile is loaded for ("ingest": evidence extractors; "ask": the answerer).
+    models: the allow-list of models this engine may switch to (the UI's and `serve`'s `--models a,b`): "lite",
+      the launch model and these, each checked now; any other is refused and nothing else loads (a bank's saved
+      model outside it is not loaded either). None: no list (the CLI: a user's own --model).
     """
 
     def __init__(self, bank_dir: str, *, media_dir: Optional[str] = None, model: Optional[str] = None,
                  device: Optional[str] = None, trust_remote_code: bool = False, retrieval: Optional[str] = None,
                  text_evidence: bool = False, readonly: bool = False, profile=None,
-                 max_upload_bytes: int = media_rules.DEFAULT_MAX_UPLOAD, parts: tuple = PARTS):
+                 max_upload_bytes: int = media_rules.DEFAULT_MAX_UPLOAD, parts: tuple = PARTS,
+                 models: Optional[Sequence[str]] = None):
         from memory.bank import MemoryBank
 
         if isinstance(bank_dir, MemoryBank):  # an open bank: used, not closed, by this engine
@@ -119,6 +141,13 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
         self.settings = {**DEFAULT_SETTINGS, **{k: v for k, v in saved.items() if k in DEFAULT_SETTINGS}}
         if model:  # an explicit model wins over the saved one for this run
             self.settings["model"] = model
+        self.allowed_models = None if models is None else allow_list(models, model)
+        if self.allowed_models is not None and not self.model_allowed(self.settings["model"]):
+            import logging
+
+            logging.getLogger("vigil.engine").warning(
+                "the bank's saved model %r is not in --models; using %r", self.settings["model"], model or "lite")
+            self.settings["model"] = model or "lite"
         self._given = (self.settings["model"], profile) if profile is not None else None
         self._lock = threading.RLock()
         self._profile_lock = threading.Lock()
@@ -275,6 +304,10 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
         s = dict(self.settings)
         s.update({k: v for k, v in kw.items() if k in DEFAULT_SETTINGS and v is not None})
         s["model"] = str(s["model"]).strip() or "lite"
+        if not self.model_allowed(s["model"]):
+            raise EngineError(f"model {s['model']!r} is not allowed here; choose one of: "
+                              f"{', '.join(self.allowed_models or [])} (Vigil was started with --models listing "
+                              "the models it may switch to)")
         if s["model"] != self.settings.get("model"):
             self.check_model(s["model"])  # an unknown model is refused now, not at the next start
         if s["reducer"] not in REDUCERS:
@@ -290,6 +323,10 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
             if not self.readonly:
                 self.bank.set_meta(SETTINGS_KEY, s)
         return dict(s)
+
+    def model_allowed(self, model: str) -> bool:
+        """May this engine switch to model? (Always, without an allow-list.)"""
+        return self.allowed_models is None or model_key(model) in {model_key(m) for m in self.allowed_models}
 
     @staticmethod
     def check_model(model: str) -> str:

@@ -63,7 +63,7 @@ def create(args, profile=None):
     eng = Engine(args.bank, media_dir=media_dir_of(args), model=getattr(args, "model", None),
                  device=getattr(args, "device", None), trust_remote_code=getattr(args, "trust_remote_code", False),
                  retrieval=getattr(args, "retrieval", None), text_evidence=getattr(args, "text_evidence", False),
-                 max_upload_bytes=max_upload, profile=profile)
+                 max_upload_bytes=max_upload, profile=profile, models=list(getattr(args, "models", None) or []))
     if profile is None:
         eng.warm_up()
     demo = build(eng)

@@ -130,7 +130,10 @@ def build(engine) -> gr.Blocks:
             alerts_tab.build_tab(engine)  # watches and alerts (ui/alerts.py)
             with gr.Tab("Settings", id="settings"):
                 gr.Markdown(f"Saved per bank (`{engine.path}`); applies to sources started afterwards.")
-                set_model = gr.Textbox(s["model"], label="Profile or model (lite, a hub id or a local directory)")
+                # only the launch allow-list (--models) is offered; anything typed in is refused by the engine
+                set_model = gr.Dropdown(engine.allowed_models or [s["model"]], value=s["model"],
+                                        allow_custom_value=True, label="Profile or model (those Vigil was started "
+                                        "with: lite, --model, --models)", elem_id="settings-model")
                 set_reducer = gr.Dropdown(engine.reducers(), value=s["reducer"], label="Reducer")
                 with gr.Row():
                     set_budget = gr.Number(s["budget"], label="Budget (carrier tokens per clip)", precision=0)

@@ -141,7 +141,7 @@ def test_unreachable_camera_says_why_within_seconds(client):
 def test_an_unknown_model_is_refused_when_saved(client, ui_app):
     old = dict(ui_app.ctl.settings)
     msg = client.predict("no-such-org/no-such-model", "pool2d", 32, 2.0, 1.0, api_name="/save_settings")
-    assert msg.startswith("Error:") and "no-such-org/no-such-model" in msg, msg
+    assert msg.startswith("Error:") and "no-such-org/no-such-model" in msg and "not allowed" in msg, msg
     assert ui_app.ctl.settings == old and ui_app.ctl.bank.get_meta("ui.settings", {}).get("model", "lite") == "lite"
 
 
@@ -492,3 +492,47 @@ def test_public_bind_with_auth_warns_and_locks_the_api(ui_app, tmp_path, capsys)
     finally:
         demo.close()
         ctl.close()
+
+
+def test_the_model_box_offers_only_the_launch_allow_list(ui_app, tmp_path):
+    """`--models A` at launch: the Settings box offers lite and A; another model (a real, loadable VLM directory)
+    is refused with the reason in the page's message and never loaded; A is accepted; a bank's saved model
+    outside the list is not loaded at the next launch; an entry that cannot load stops the launch in one line."""
+    import types
+
+    from gradio_client import Client
+
+    from tests.conftest import free_port, run_cli
+    from tests.models import tiny
+    from ui.app import create
+
+    allowed = tiny.tiny_qwen25(str(tmp_path / "allowed"))
+    other = tiny.tiny_qwen25(str(tmp_path / "other"))
+    port = free_port()
+    args = types.SimpleNamespace(bank=str(tmp_path / "bank"), host="127.0.0.1", port=port, auth=None,
+                                 media_dir=str(tmp_path / "media"), model=None, device="cpu", trust_remote_code=False,
+                                 models=[allowed])
+    demo, ctl, kw = create(args, profile=ui_app.ctl.profile())
+    demo.launch(prevent_thread_lock=True, quiet=True, **kw)
+    try:
+        box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "settings-model")
+        assert [v for _, v in box.choices] == ["lite", allowed] and box.value == "lite"
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        msg = c.predict(other, "pool2d", 32, 2.0, 1.0, api_name="/save_settings")
+        assert msg.startswith("Error:") and "not allowed" in msg and "lite, " + allowed in msg, msg
+        assert ctl.settings["model"] == "lite" and (ctl.bank.get_meta("ui.settings") or {}).get("model") != other
+        from engine import profiles
+
+        assert not [k for (k, _, _) in profiles._CACHE if k[0] == other]  # refused before anything loaded
+        msg = c.predict(allowed, "pool2d", 32, 2.0, 1.0, api_name="/save_settings")
+        assert msg.startswith("OK:") and ctl.settings["model"] == allowed, msg
+        ctl.bank.set_meta("ui.settings", {**ctl.settings, "model": other})  # saved under an earlier, wider list
+    finally:
+        demo.close()
+        ctl.close()
+    from engine import Engine
+
+    with Engine(args.bank, readonly=True, models=[allowed], parts=()) as again:
+        assert again.settings["model"] == "lite"  # the saved model is outside the list: not loaded
+    r = run_cli("serve", "--bank", str(tmp_path / "bank2"), "--port", "0", "--models", f"{allowed},/no/such/model")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "/no/such/model" in r.stderr, r.stderr

@@ -140,6 +140,7 @@ def main() -> None:
     ap.add_argument("--deadline", type=float, default=None, help="skip the rows left after this many seconds")
     ap.add_argument("--pipeline", action="store_true", help="also the full lite pipeline, one decoder vs parallel")
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--video", default=None, help="read this file instead of generating one (--gop is ignored)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     from stream.decode import decode_workers
@@ -154,8 +155,8 @@ def main() -> None:
     rows, start = [], time.perf_counter()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Video: {args.size} H.264 (libx264 veryfast, crf 23) "
           f"{args.fps} fps + 16 kHz AAC, a {args.unit:g} s unit repeated to {args.minutes:g} min.", flush=True)
-    for gop in args.gop or [250]:
-        unit, path = os.path.join(tmp, f"unit_g{gop}.mp4"), os.path.join(tmp, f"long_g{gop}.mp4")
+    for gop in [0] if args.video else args.gop or [250]:
+        unit, path = os.path.join(tmp, f"unit_g{gop}.mp4"), args.video or os.path.join(tmp, f"long_g{gop}.mp4")
         t0 = time.perf_counter()
         if not os.path.exists(path):
             make_unit(unit, args.unit, w, h, args.fps, gop)

@@ -14,9 +14,9 @@ Only kept frames are converted to RGB, straight at the output size: the frames a
 
 Skipping (`skip_rule`; FileSource(exact=True) turns it off, in the serial path too):
   - skim: keyframes only;
-  - keyframes only ("NONKEY") when the longest keyframe interval in the index (the tail after the last keyframe
-    included) is at most half a sample interval: each sample is then the first keyframe of its slot, at most half
-    an interval after the frame the full decode would keep;
+  - keyframes only ("NONKEY") when every sampling slot has a keyframe at most half an interval after its start
+    (`keyframes_cover`, from the index): each sample is then the first keyframe of its slot, at most half an
+    interval after the frame the full decode keeps (a 1 s GOP sampled at 1 fps: the same frames);
   - non-reference frames not decoded ("NONREF") when a sample interval spans at least NONREF_MIN_FRAMES frames:
     nothing references them and encoders emit them in short runs (x264: at most `bframes`, default 3, in a row),
     so a sample moves by at most such a run, under half an interval;
@@ -45,13 +45,15 @@ log = logging.getLogger("vigil.decode")
 
 WORKERS_ENV = "VIGIL_DECODE_WORKERS"
 MAX_WORKERS = 16
+MIN_PARALLEL_CORES = 4   # on fewer cores (the 2-core VM) one frame-threaded decoder is as fast and the encoder needs them
 NONREF_MIN_FRAMES = 8    # a sample interval must span this many frames before non-reference frames are skipped
 SEGMENT_FRAMES = 32      # kept frames a segment aims at (whole GOPs: a long GOP makes a longer segment)
 MIN_SEGMENT_S = 1.0
 
 
 def decode_workers(requested: Optional[int] = None) -> int:
-    """Decoder threads for a file: `requested`, else $VIGIL_DECODE_WORKERS, else the cores (at most MAX_WORKERS)."""
+    """Decoder threads for a file: `requested`, else $VIGIL_DECODE_WORKERS, else the cores (at most MAX_WORKERS;
+    below MIN_PARALLEL_CORES one decoder, whose own frame threads already use them)."""
     if requested is None:
         env = os.environ.get(WORKERS_ENV, "").strip()
         if env:
@@ -60,7 +62,8 @@ def decode_workers(requested: Optional[int] = None) -> int:
             except ValueError:
                 raise ValueError(f"{WORKERS_ENV} must be a whole number of decoder threads, got {env!r}") from None
         else:
-            requested = min(os.cpu_count() or 1, MAX_WORKERS)
+            cores = os.cpu_count() or 1
+            requested = min(cores, MAX_WORKERS) if cores >= MIN_PARALLEL_CORES else 1
     return max(1, int(requested))
 
 
@@ -108,19 +111,34 @@ def to_rgb(frame, max_side: int, reformatter=None) -> np.ndarray:
     return reformatter.reformat(frame, format="rgb24", threads=1, **kw).to_ndarray()
 
 
-def skip_rule(fps: Optional[float], frame_rate: Optional[float], max_key_gap: Optional[float], skim: bool = False,
+def skip_rule(fps: Optional[float], frame_rate: Optional[float], keys_cover: bool = False, skim: bool = False,
               exact: bool = False) -> str:
-    """The decoder's skip_frame setting for this sampling (see the module's doc)."""
+    """The decoder's skip_frame setting for this sampling (see the module's doc). keys_cover: `keyframes_cover`."""
     if skim:
         return "NONKEY"
     if exact or not fps:
         return "DEFAULT"
-    period = 1.0 / fps
-    if max_key_gap is not None and max_key_gap <= period / 2:
+    if keys_cover:
         return "NONKEY"
-    if frame_rate and period * frame_rate >= NONREF_MIN_FRAMES:
+    if frame_rate and frame_rate / fps >= NONREF_MIN_FRAMES:
         return "NONREF"
     return "DEFAULT"
+
+
+def keyframes_cover(key_times: list[float], fps: Optional[float], start: float, end: Optional[float]) -> bool:
+    """True when every sampling slot [start + i/fps, ...) before `end` has a keyframe at most half an interval after
+    its start: decoding keyframes only then moves no sample by more than that (a camera's 1 s GOP at 1 fps: by 0)."""
+    if not fps or not key_times or end is None:
+        return False
+    period, half = 1.0 / fps, 0.5 / fps
+    i, k = 0, 0
+    while (s := start + i * period) < end - half:
+        while k < len(key_times) and key_times[k] < s - 1e-6:
+            k += 1
+        if k == len(key_times) or key_times[k] - s > half + 1e-6:
+            return False
+        i += 1
+    return True
 
 
 class SizeWatch:
@@ -174,13 +192,9 @@ def key_delay(path: str) -> int:
     return 0
 
 
-def max_key_gap(keys: list[tuple[int, int]], time_base, duration: Optional[float], t_offset: float) -> Optional[float]:
-    """The longest stretch between keyframes, the tail after the last one included (None: unknown)."""
-    if not keys or duration is None:
-        return None
-    ts = [float(k * time_base) - t_offset for k, _ in keys]
-    gaps = [b - a for a, b in zip(ts, ts[1:])] + [duration - ts[-1]]
-    return max(gaps)
+def key_times(keys: list[tuple[int, int]], time_base, delay: int, t_offset: float) -> list[float]:
+    """Media seconds of the index's keyframes (its timestamps are decode times: `delay` moves them to pts)."""
+    return [pts_seconds(ts + delay, time_base) - t_offset for ts, _ in keys]
 
 
 def plan_segments(keys: list[tuple[int, int]], time_base, t_offset: float, start: float, start_seek: Optional[int],

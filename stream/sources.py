@@ -19,7 +19,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from .decode import (DecodeOptions, ParallelDecoder, Sampler, SizeWatch, decode_workers, index_keyframes, key_delay,
-                     max_key_gap, pts_seconds, plan_segments, segment_span, skip_rule, to_rgb)
+                     key_times, keyframes_cover, pts_seconds, plan_segments, segment_span, skip_rule, to_rgb)
 from .queues import Closed, FrameQueue
 from .types import AudioChunk, Frame, StreamEvent
 
@@ -232,8 +232,10 @@ class FileSource:
         """The decoder's skip setting and, when the file can be split, its segments (else [])."""
         keys = index_keyframes(vs)
         rate = float(vs.average_rate or vs.guessed_rate or 0) or None
-        skip = "DEFAULT" if self.realtime and not self.skim else \
-            skip_rule(self.fps, rate, max_key_gap(keys, vs.time_base, self.duration, self.t_offset), self.skim, self.exact)
+        self._key_delay = key_delay(self.path) if keys and not self.realtime else 0
+        cover = not self.exact and keyframes_cover(key_times(keys, vs.time_base, self._key_delay, self.t_offset),
+                                                   self.fps, self.start, self.duration)
+        skip = "DEFAULT" if self.realtime and not self.skim else skip_rule(self.fps, rate, cover, self.skim, self.exact)
         if self.realtime or self.workers < 2 or len(keys) < 2:
             return skip, []
         seek = int((self.start + self.t_offset) / vs.time_base) if self.start > 0 else None
@@ -322,7 +324,7 @@ class FileSource:
         items in media-time order through the bounded queue."""
         opts = DecodeOptions(self.path, self.t_offset, self.start, self.fps, self.max_side, skip=skip,
                              threads=max(1, (os.cpu_count() or 1) // self.workers), workers=self.workers,
-                             key_delay=key_delay(self.path))
+                             key_delay=self._key_delay)
         q, stop = self._reader.queue, self._reader.stop_event
         dec = ParallelDecoder(opts, segments, stop)
         audio = _AudioFeed(self, stop) if self.has_audio else None

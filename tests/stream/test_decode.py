@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from stream.decode import Sampler, skip_rule
+from stream.decode import Sampler, keyframes_cover, skip_rule
 from stream.sources import FileSource, SourceError
 from stream.types import AudioChunk, Frame, StreamEvent
 from tests.stream.media import break_video_chunks, encode, size_change
@@ -15,7 +15,7 @@ FILES = {  # name: encode() settings
     "gop15": dict(gop=15, bframes=0),
     "gop15_b3": dict(gop=15, bframes=3),
     "gop7_b2_open": dict(gop=7, bframes=2, open_gop=True),
-    "gop30_b2_30fps": dict(gop=30, bframes=2, fps=30, seconds=5),
+    "gop45_b2_30fps": dict(gop=45, bframes=2, fps=30, seconds=5),
     "gap": dict(gop=15, bframes=2, pts_gaps=((40, 20), (70, 3))),  # 1.3 s and 0.2 s without frames
 }
 
@@ -88,7 +88,7 @@ def test_start_offset_matches_one_decoder(files):
 
 
 def test_skip_rule_moves_samples_by_less_than_half_an_interval(files):
-    path = files["gop30_b2_30fps"]
+    path = files["gop45_b2_30fps"]
     full, ref, _ = read(path, fps=1, workers=1, exact=True)
     for workers in (1, 3):
         fast, got, _ = read(path, fps=1, workers=workers)
@@ -109,12 +109,26 @@ def test_keyframes_only_when_they_are_dense_enough(tmp_path):
 
 
 def test_skip_rule():
-    assert skip_rule(1.0, 30.0, 8.3) == "NONREF"
-    assert skip_rule(8.0, 30.0, 8.3) == "DEFAULT"   # 8 fps: an interval spans under 8 frames
-    assert skip_rule(1.0, 30.0, 0.5) == "NONKEY"    # keyframes every 0.5 s: half of 1 s
-    assert skip_rule(1.0, 30.0, 0.6) == "NONREF"
-    assert skip_rule(1.0, 30.0, 0.5, exact=True) == "DEFAULT"
-    assert skip_rule(None, 30.0, 0.5) == "DEFAULT" and skip_rule(None, 30.0, 9, skim=True) == "NONKEY"
+    assert skip_rule(1.0, 30.0) == "NONREF"
+    assert skip_rule(8.0, 30.0) == "DEFAULT"   # 8 fps: an interval spans under 8 frames
+    assert skip_rule(1.0, 30.0, keys_cover=True) == "NONKEY"
+    assert skip_rule(1.0, 30.0, keys_cover=True, exact=True) == "DEFAULT"
+    assert skip_rule(None, 30.0) == "DEFAULT" and skip_rule(None, 30.0, skim=True) == "NONKEY"
+    keys = [0.0, 1.0, 2.0, 3.0]
+    assert keyframes_cover(keys, 1.0, 0.0, 4.0)           # a keyframe at every slot's start
+    assert keyframes_cover(keys, 2.0, 0.0, 4.0) is False  # slots at .5, 1.5 ... wait a whole interval
+    assert keyframes_cover([0.0, 2.0], 1.0, 0.0, 4.0) is False
+    assert keyframes_cover(keys, 1.0, 0.0, 9.0) is False  # the tail after the last keyframe
+    assert keyframes_cover([0.0, 0.4, 0.8, 1.2, 1.6], 1.0, 0.0, 2.0)
+
+
+def test_one_second_gop_at_one_fps_decodes_keyframes_only_and_keeps_the_same_frames(tmp_path):
+    path = encode(str(tmp_path / "gop30.mp4"), seconds=5, fps=30, gop=30, bframes=2, audio=False)
+    _, ref, _ = read(path, fps=1, workers=1, exact=True)
+    for workers in (1, 3):
+        src, got, _ = read(path, fps=1, workers=workers)
+        assert src.stats.frames_decoded == 5
+        assert_same(got, ref)
 
 
 def test_sampler_slots_are_pure_in_time_and_predecessor():

@@ -151,7 +151,8 @@ def main() -> None:
     workers = decode_workers(args.workers)
     readers = {"exact": ("one decoder, exact (before)", {"workers": 1, "exact": True}),
                "serial": ("one decoder, skip rule", {"workers": 1}),
-               "parallel": (f"parallel, {workers} workers, skip rule", {"workers": workers})}
+               "parallel": (f"parallel, {workers} workers, skip rule" if workers > 1 else
+                            "default here: one decoder, skip rule", {"workers": workers})}
     rows, start = [], time.perf_counter()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Video: {args.size} H.264 (libx264 veryfast, crf 23) "
           f"{args.fps} fps + 16 kHz AAC, a {args.unit:g} s unit repeated to {args.minutes:g} min.", flush=True)

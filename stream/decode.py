@@ -1,26 +1,11 @@
 """Parallel decoding of recorded files: keyframe-aligned segments decoded at once, handed out in order.
 
-Splitting. The container's index (MP4/MOV sample tables, Matroska cues) lists the keyframes with their byte
-positions. Consecutive keyframes are grouped into segments of whole GOPs. A segment starts at its keyframe's
-packet and owns the frames whose presentation time lies in [its keyframe's pts, the next segment's keyframe's pts);
-frames of an open GOP that come out before the keyframe's pts (leading pictures) belong to the segment before,
-which feeds the next keyframe and those pictures before draining its decoder. Files without an index (MPEG-TS, raw
-H.264...) and realtime replay use one decoder (FileSource's serial path).
+Splitting and skipping: stream/keyframes.py (segments of whole GOPs from the container's index).
 
 Sampling. `Sampler` keeps the first frame of each slot of 1/fps seconds, a pure function of a frame's time and its
 predecessor's, so a worker decides every frame of its segment exactly except the first, whose predecessor lies in
 the segment before: the worker converts that one too and the merger, which sees the segments in order, decides.
 Only kept frames are converted to RGB, straight at the output size: the frames and times are the serial decoder's.
-
-Skipping (`skip_rule`; FileSource(exact=True) turns it off, in the serial path too):
-  - skim: keyframes only;
-  - keyframes only ("NONKEY") when every sampling slot has a keyframe at most half an interval after its start
-    (`keyframes_cover`, from the index): each sample is then the first keyframe of its slot, at most half an
-    interval after the frame the full decode keeps (a 1 s GOP sampled at 1 fps: the same frames);
-  - non-reference frames not decoded ("NONREF") when a sample interval spans at least NONREF_MIN_FRAMES frames:
-    nothing references them and encoders emit them in short runs (x264: at most `bframes`, default 3, in a row),
-    so a sample moves by at most such a run, under half an interval;
-  - otherwise every frame is decoded.
 
 Order and memory. Workers take segments in order, at most `window` segments ahead of the merger (back-pressure:
 a worker waits rather than run ahead), and buffer only the frames they keep; the merger hands them out through
@@ -41,14 +26,13 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from .keyframes import Segment, pts_seconds
+
 log = logging.getLogger("vigil.decode")
 
 WORKERS_ENV = "VIGIL_DECODE_WORKERS"
 MAX_WORKERS = 16
 MIN_PARALLEL_CORES = 4   # on fewer cores (the 2-core VM) one frame-threaded decoder is as fast and the encoder needs them
-NONREF_MIN_FRAMES = 8    # a sample interval must span this many frames before non-reference frames are skipped
-SEGMENT_FRAMES = 32      # kept frames a segment aims at (whole GOPs: a long GOP makes a longer segment)
-MIN_SEGMENT_S = 1.0
 
 
 def decode_workers(requested: Optional[int] = None) -> int:
@@ -90,11 +74,6 @@ class Sampler:
         return keep
 
 
-def pts_seconds(pts: int, time_base) -> float:
-    """A timestamp in seconds, correctly rounded (integer arithmetic, no Fraction per frame)."""
-    return pts * time_base.numerator / time_base.denominator
-
-
 def out_size(w: int, h: int, max_side: int) -> Optional[tuple[int, int]]:
     """(width, height) a frame is converted at so its longer side is at most max_side (even); None: as it is."""
     s = min(1.0, max_side / max(w, h))
@@ -109,36 +88,6 @@ def to_rgb(frame, max_side: int, reformatter=None) -> np.ndarray:
     if reformatter is None:
         return frame.to_ndarray(format="rgb24", **kw)
     return reformatter.reformat(frame, format="rgb24", threads=1, **kw).to_ndarray()
-
-
-def skip_rule(fps: Optional[float], frame_rate: Optional[float], keys_cover: bool = False, skim: bool = False,
-              exact: bool = False) -> str:
-    """The decoder's skip_frame setting for this sampling (see the module's doc). keys_cover: `keyframes_cover`."""
-    if skim:
-        return "NONKEY"
-    if exact or not fps:
-        return "DEFAULT"
-    if keys_cover:
-        return "NONKEY"
-    if frame_rate and frame_rate / fps >= NONREF_MIN_FRAMES:
-        return "NONREF"
-    return "DEFAULT"
-
-
-def keyframes_cover(key_times: list[float], fps: Optional[float], start: float, end: Optional[float]) -> bool:
-    """True when every sampling slot [start + i/fps, ...) before `end` has a keyframe at most half an interval after
-    its start: decoding keyframes only then moves no sample by more than that (a camera's 1 s GOP at 1 fps: by 0)."""
-    if not fps or not key_times or end is None:
-        return False
-    period, half = 1.0 / fps, 0.5 / fps
-    i, k = 0, 0
-    while (s := start + i * period) < end - half:
-        while k < len(key_times) and key_times[k] < s - 1e-6:
-            k += 1
-        if k == len(key_times) or key_times[k] - s > half + 1e-6:
-            return False
-        i += 1
-    return True
 
 
 class SizeWatch:
@@ -156,70 +105,6 @@ class SizeWatch:
             self.notes.append(note)
         self.shape = shape
         return note
-
-
-# ---- planning -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Segment:
-    index: int
-    seek: Optional[int]  # timestamp (stream time base) to seek to; None: read from the file's start
-    pos: int             # byte position of the keyframe packet it starts with; -1: whatever the seek reaches
-    end_pos: int         # byte position of the next segment's keyframe packet; -1: to the end of the file
-    t0: float            # media seconds where it starts (from the index: approximate, for notes)
-
-
-def index_keyframes(stream) -> list[tuple[int, int]]:
-    """(timestamp, byte position) of the keyframes in the container's index; [] when it has none."""
-    try:
-        entries = stream.index_entries
-        return [(e.timestamp, e.pos) for e in entries if e.is_keyframe and e.pos >= 0]
-    except Exception:  # an old PyAV or a demuxer without an index
-        return []
-
-
-def key_delay(path: str) -> int:
-    """pts - dts of the file's first video packet (stream time base): how far its decode times run ahead."""
-    import av
-
-    with av.open(path, mode="r") as c:
-        for p in c.demux(c.streams.video[0]):
-            if p.size == 0:
-                break
-            if p.pts is not None and p.dts is not None:
-                return max(0, p.pts - p.dts)
-    return 0
-
-
-def key_times(keys: list[tuple[int, int]], time_base, delay: int, t_offset: float) -> list[float]:
-    """Media seconds of the index's keyframes (its timestamps are decode times: `delay` moves them to pts)."""
-    return [pts_seconds(ts + delay, time_base) - t_offset for ts, _ in keys]
-
-
-def plan_segments(keys: list[tuple[int, int]], time_base, t_offset: float, start: float, start_seek: Optional[int],
-                  span: float) -> list[Segment]:
-    """Whole-GOP segments of at least `span` seconds; the first reads from `start_seek` (None: the file's start)."""
-    bounds = []  # (seek timestamp, pos, t0) of each later segment's first keyframe
-    last_t = start
-    for ts, pos in keys:
-        t = float(ts * time_base) - t_offset
-        if t > start + 1e-6 and t - last_t >= span - 1e-6:
-            bounds.append((ts, pos, t))
-            last_t = t
-    starts = [(start_seek, -1, start)] + bounds
-    return [Segment(i, seek, pos, starts[i + 1][1] if i + 1 < len(starts) else -1, t0)
-            for i, (seek, pos, t0) in enumerate(starts)]
-
-
-def segment_span(duration: Optional[float], start: float, workers: int, fps: Optional[float],
-                 frame_rate: Optional[float]) -> float:
-    """Seconds a segment aims at: enough segments to keep the workers busy, few enough kept frames to buffer."""
-    rate = fps or frame_rate or 30.0
-    span = SEGMENT_FRAMES / rate
-    if duration:
-        span = min(span, max(0.0, duration - start) / (4 * workers))
-    return max(MIN_SEGMENT_S, span)
 
 
 # ---- decoding -------------------------------------------------------------------------------------------------

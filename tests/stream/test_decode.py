@@ -6,7 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from stream.decode import Sampler, keyframes_cover, skip_rule
+from stream.decode import Sampler
+from stream.keyframes import keyframes_cover, skip_rule
 from stream.sources import FileSource, SourceError
 from stream.types import AudioChunk, Frame, StreamEvent
 from tests.stream.media import break_video_chunks, encode, size_change
@@ -59,7 +60,7 @@ def test_parallel_frames_equal_one_decoders(files, name, fps):
 
 
 def test_parallel_really_splits_the_file(files):
-    from stream.decode import index_keyframes, plan_segments
+    from stream.keyframes import index_keyframes, plan_segments
 
     with av.open(files["gop15_b3"]) as c:
         vs = c.streams.video[0]

@@ -282,7 +282,7 @@ def main() -> None:
     from stream.batcher import worker_for
 
     w = worker_for(prof.encoder)
-    R["worker"] = {"batching": w.batching, "max_frames": w.max_frames, "linger_s": w.linger,
+    R["worker"] = {"batching": w.batching, "max_frames": w.max_frames, "linger_s": w.linger, "file_linger_s": w.file_linger,
                    "uploads_in_submitter": w.upload is not None}
     R["warm_up_eager_s"] = round(w.warm_up(frames=64), 2)
     log(f"model load {R['model_load_s']} s; worker {R['worker']}")

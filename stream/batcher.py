@@ -2,8 +2,9 @@
 
 A pipeline submits one clip's frames and gets a future of that clip's TokenGrid; it consumes its futures in the
 order it submitted them, so each stream's reducer, clipper and evidence state stay its own and in order while the
-GPU sees batches built from all streams. A batch closes when it holds `max_frames` frames or `linger` seconds after
-its oldest request came in; live requests go first, and while live streams run every batch is kept to what the
+GPU sees batches built from all streams. A batch closes when it holds `max_frames` frames, or `linger` (live, 10 ms)
+or `file_linger` (files, 0.25 s: a batch costs a fixed ~60 ms on the H200 beside 16 decoder threads, so a file that
+comes in slowly is better encoded in fewer, fuller batches) after a request came in; live requests go first, and while live streams run every batch is kept to what the
 device encodes in `live_batch_s` (0.2 s), so a live frame waits for at most the batch in progress plus its own
 (target ≤ 0.5 s). A GPU out-of-memory error splits the batch in halves and
 retries them (and later batches stay that small); it is counted and noted.
@@ -144,7 +145,7 @@ class EncoderWorker:
     LIVE_HOLD_S = 5.0   # a live request seen this recently keeps batches small enough for it
 
     def __init__(self, encoder, *, batch: Optional[bool] = None, max_frames: int = 128, live_frames: int = 64,
-                 linger: float = 0.01, live_batch_s: float = 0.2):
+                 linger: float = 0.01, file_linger: float = 0.25, live_batch_s: float = 0.2):
         self.encoder = encoder
         self.batching = wants_batching(encoder) if batch is None else bool(batch)
         # (the pass-through never asks: a lazy encoder would load on the question)
@@ -161,7 +162,8 @@ class EncoderWorker:
             else None
         self.max_frames = max(self.patch, int(max_frames))
         self.live_frames = max(self.patch, int(live_frames))
-        self.linger = float(linger)
+        self.linger = float(linger)            # a live request waits at most this long for others to join it
+        self.file_linger = max(self.linger, float(file_linger))   # a file's: fuller batches, fewer fixed costs
         self.live_batch_s = float(live_batch_s)
         self._rate = 0.0               # frames/s of recent batches (EMA), to size batches while live streams run
         self._live_seen = -1e9
@@ -273,7 +275,11 @@ class EncoderWorker:
             return True
         if sum(r.steps for r in self._pending) * self.patch >= self._cap():
             return True
-        return time.monotonic() - self._pending[0].t >= self.linger
+        return time.monotonic() >= self._due()
+
+    def _due(self) -> float:
+        """When the pending requests' batch is due: the earliest of their lingers' ends."""
+        return min(r.t + (self.linger if r.live else self.file_linger) for r in self._pending)
 
     def _take(self) -> Optional[list[_Request]]:
         """The next batch: live requests first, then the oldest, all of one frame size, up to the cap."""
@@ -286,7 +292,7 @@ class EncoderWorker:
                     continue
                 if self._ready():
                     break
-                self._cond.wait(max(1e-3, self._pending[0].t + self.linger - time.monotonic()))
+                self._cond.wait(max(1e-3, self._due() - time.monotonic()))
             order = sorted(self._pending, key=lambda r: (not r.live, r.t))
             cap = self._cap()
             shape, batch, n = order[0].shape, [], 0

@@ -126,6 +126,22 @@ def test_live_requests_keep_their_deadline_beside_a_file(adapters):
     assert time.monotonic() - t < 0.5
 
 
+def test_a_file_that_comes_in_slowly_is_encoded_in_few_full_batches(adapters):
+    """File requests wait up to `file_linger` for company (fewer fixed costs per frame); never longer."""
+    enc = Slow(adapters["llava_onevision"])
+    w = EncoderWorker(enc, batch=True, linger=0.01, file_linger=0.3)
+    frames = [np.asarray(f) for f in tiny.frames(T=2, H=64, W=80, seed=9)]
+    t = time.monotonic()
+    futs = []
+    for _ in range(5):                  # a clip every 40 ms, as a decoder slower than the tower hands them in
+        futs.append(w.submit(frames))
+        time.sleep(0.04)
+    for f in futs:
+        f.result(10)
+    assert enc.calls == [10] and time.monotonic() - t < 1.0
+    assert 0.25 <= max(w.stats.file_waits) <= 0.8   # the first clip waited the linger, not for a full batch
+
+
 def memories(bank: MemoryBank, stream: str) -> list[tuple]:
     out = []
     for m in sorted(bank.list(stream=stream), key=lambda m: m.t0):

@@ -106,6 +106,19 @@ def rss_kb(pid: int) -> int:
         return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
 
 
+def threads_and_bank_fds(pid: int) -> tuple[int, int]:
+    """The server's threads, and its open handles on bank.sqlite (one per SQLite connection)."""
+    with open(f"/proc/{pid}/status") as f:
+        threads = next(int(x.split()[1]) for x in f if x.startswith("Threads:"))
+    fds = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            fds += os.readlink(f"/proc/{pid}/fd/{fd}").endswith("bank.sqlite")
+        except OSError:
+            pass
+    return threads, fds
+
+
 def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
@@ -195,6 +208,7 @@ def soak(work: str, media: str, cams: dict[str, str], minutes: float, askers: in
     lat: list[float] = []
     fails: list[str] = []
     samples: list[tuple[float, int]] = []
+    extra: list[tuple[int, int]] = []
     stop = threading.Event()
     try:
         start_streams(api, cams)
@@ -207,6 +221,7 @@ def soak(work: str, media: str, cams: dict[str, str], minutes: float, askers: in
         end = t0 + 60 * minutes
         while time.time() < end:
             samples.append((time.time() - t0, rss_kb(proc.pid)))
+            extra.append(threads_and_bank_fds(proc.pid))
             if proc.poll() is not None:
                 raise RuntimeError(f"the server died during the soak ({proc.returncode})")
             time.sleep(5)
@@ -230,7 +245,7 @@ def soak(work: str, media: str, cams: dict[str, str], minutes: float, askers: in
                rss_mb_end=round(last / 1024, 1), rss_mb_peak=round(max(kb for _, kb in samples) / 1024, 1),
                rss_growth_pct=round(100 * (last - base) / base, 2), asks=len(lat), ask_failures=len(fails),
                ask_failure_examples=fails[:5], ask_p50_s=round(pct(lat, 0.5), 2), ask_p95_s=round(pct(lat, 0.95), 2),
-               rss_samples=[(round(t), kb) for t, kb in samples[::6]],
+               rss_samples=[(round(t), kb, *x) for (t, kb), x in list(zip(samples, extra))[::6]],
                streams={sid: {k: final[sid].get(k) for k in ("frames_in", "frames_sampled", "dropped", "memories",
                                                              "reconnects", "last_t", "state")} for sid in cams})
     return res, rows, bank

@@ -58,7 +58,7 @@ class MemoryBank(RecoveryMixin, SealingMixin, WriterMixin, RetentionMixin, Searc
         self._lock = threading.RLock()          # the writer's lock: writes only, never taken by readers
         self._seal_lock = threading.Lock()
         self._local = threading.local()
-        self._readers: list = []
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []  # (its thread, read connection)
         self._readers_lock = threading.Lock()
         self._carrier_spaces: dict[str, set] = {}   # stream -> {(space, d)}, read up to memory id _spaces_upto
         self._spaces_upto = 0
@@ -101,7 +101,9 @@ class MemoryBank(RecoveryMixin, SealingMixin, WriterMixin, RetentionMixin, Searc
     # ---- connections and locking ---------------------------------------------------------------
 
     def _rd(self) -> sqlite3.Connection:
-        """This thread's read-only connection (WAL: it sees every committed write and never waits for the writer)."""
+        """This thread's read-only connection (WAL: it sees every committed write and never waits for the writer).
+        Connections of threads that have ended are closed here, so a server whose worker threads come and go
+        holds one per live thread, not one per thread it ever had."""
         c = getattr(self._local, "db", None)
         if c is None:
             c = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, check_same_thread=False, timeout=30,
@@ -109,7 +111,11 @@ class MemoryBank(RecoveryMixin, SealingMixin, WriterMixin, RetentionMixin, Searc
             c.execute("PRAGMA query_only=1")
             self._local.db = c
             with self._readers_lock:
-                self._readers.append(c)
+                for th, old in self._readers:
+                    if not th.is_alive():
+                        old.close()
+                self._readers = [(th, x) for th, x in self._readers if th.is_alive()]
+                self._readers.append((threading.current_thread(), c))
         return c
 
     def _take_writer_lock(self) -> None:
@@ -139,7 +145,7 @@ class MemoryBank(RecoveryMixin, SealingMixin, WriterMixin, RetentionMixin, Searc
                 except Exception:  # noqa: BLE001 - closing must not lose the lock release below
                     pass
             with self._readers_lock:
-                for c in self._readers:
+                for _, c in self._readers:
                     try:
                         c.close()
                     except sqlite3.Error:

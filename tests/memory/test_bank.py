@@ -357,3 +357,21 @@ def test_time_windows_find_long_clips_that_started_before_the_window(tmp_path):
         assert set(i for i, _ in bank.search(keys[0], k=3, space="vis", t_range=(1.0, 3.0))) == {ids[0], ids[1]}
     with MemoryBank(str(tmp_path), readonly=True) as bank:
         assert bank.max_span() == 300.0
+
+
+def test_read_connections_of_ended_threads_are_closed(tmp_path):
+    """A server's worker threads come and go: the bank keeps one read connection per live thread, not per thread
+    it ever saw (each holds a page cache: the soak's resident memory grew with them)."""
+    import threading
+
+    with MemoryBank(str(tmp_path)) as bank:
+        ids, _ = fill(bank, n=3)
+        for _ in range(5):
+            ths = [threading.Thread(target=lambda: bank.get(ids)) for _ in range(8)]
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join()
+        assert bank.count() == 3  # this thread's connection: the ended threads' ones are closed on the way
+        assert len(bank._readers) <= 9
+        assert all(t.is_alive() for t, _ in bank._readers)

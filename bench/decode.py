@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--rows", default="parallel,exact,serial", help="which readers, comma-separated")
     ap.add_argument("--deadline", type=float, default=None, help="skip the rows left after this many seconds")
     ap.add_argument("--pipeline", action="store_true", help="also the full lite pipeline, one decoder vs parallel")
+    ap.add_argument("--pipeline-rows", default="exact,parallel", help="which readers the pipeline rows use, in order")
     ap.add_argument("--dir", default=None)
     ap.add_argument("--video", default=None, help="read this file instead of generating one (--gop is ignored)")
     ap.add_argument("--json", default=None)
@@ -166,7 +167,7 @@ def main() -> None:
         print(f"gop {gop}: {path} ({mb:.0f} MB, {mb * 8 / (args.minutes * 60):.2f} Mbit/s) made in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         for sfps in args.sample_fps or [1.0, 8.0]:
-            for key in args.rows.split(","):
+            for key in [k for k in args.rows.split(",") if k]:
                 if args.deadline and time.perf_counter() - start > args.deadline:
                     print(f"(deadline: {key} at gop {gop}, {sfps:g} fps skipped)", flush=True)
                     continue
@@ -182,7 +183,7 @@ def main() -> None:
                     with open(args.json, "w") as f:
                         json.dump(rows, f, indent=1)
             if args.pipeline:
-                for key in ("exact", "parallel"):
+                for key in args.pipeline_rows.split(","):
                     name, kw = readers[key]
                     r = pipeline(path, sfps, os.path.join(tmp, f"bank-{gop}-{sfps:g}-{key}"), **kw)
                     r.update(gop=gop, sample_fps=sfps, reader="lite pipeline, " + name)

@@ -84,12 +84,15 @@ def key_delay(path: str) -> int:
     """pts - dts of the file's first video packet (stream time base): how far its decode times run ahead."""
     import av
 
-    with av.open(path, mode="r") as c:
-        for p in c.demux(c.streams.video[0]):
-            if p.size == 0:
-                break
-            if p.pts is not None and p.dts is not None:
-                return max(0, p.pts - p.dts)
+    try:
+        with av.open(path, mode="r") as c:
+            for p in c.demux(c.streams.video[0]):
+                if p.size == 0:
+                    break
+                if p.pts is not None and p.dts is not None:
+                    return max(0, p.pts - p.dts)
+    except (av.FFmpegError, OSError, IndexError):  # unknown: seeking falls back to decode times
+        pass
     return 0
 
 

@@ -71,8 +71,8 @@ def model_list(s: str) -> list[str]:
 
 def add_allow_list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", type=model_list, default=[], metavar="A,B",
-                   help="the models the Settings tab may switch to (besides lite and --model), checked at launch; "
-                        "any other is refused and nothing else loads")
+                   help="the models Vigil may switch to (the UI's Settings tab) besides lite and --model, checked "
+                        "at launch; any other is refused and nothing else loads")
 
 
 def model_kw(args) -> dict:

@@ -80,14 +80,14 @@ def _gguf_path(name: str) -> Path:
 class TextLLM:
     """A chat model that streams text.
 
-    TextLLM(name="smollm2-135m" | "gemma3-270m", cache_dir=None, threads=None)
+    TextLLM(name="smollm2-135m" | "gemma3-270m", cache_dir=None, threads=None, device="cpu", precision=None)
     .stream(messages, max_new_tokens=200) -> Iterator[str]   (messages: [{"role", "content"}], system allowed)
     .generate(messages, max_new_tokens=200) -> str
     .count_tokens(text) -> int;  .n_ctx;  .load_seconds;  .name
     """
 
     def __init__(self, name: str = DEFAULT_LLM, cache_dir: Optional[str | Path] = None, threads: Optional[int] = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", precision: Optional[str] = None):
         if name not in CANDIDATES:
             raise ModelError(f"unknown LLM {name!r}; choose from: {', '.join(CANDIDATES)}")
         import torch
@@ -98,6 +98,7 @@ class TextLLM:
         self.spec = CANDIDATES[name]
         self.n_ctx = self.spec["n_ctx"]
         self.device = device
+        self.precision = precision  # the plain-torch model's Linear layers (models/tinylm.py); None: its default
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "llm" / name
         self._lock = threading.Lock()  # one generation at a time per model
         t = time.perf_counter()
@@ -120,7 +121,7 @@ class TextLLM:
         if not ((c / "config.json").exists() and tinylm.TinyLlama.supports(c)):
             return None
         try:
-            return tinylm.TinyLlama(c, device=self.device, template=self.spec["template"])
+            return tinylm.TinyLlama(c, device=self.device, template=self.spec["template"], precision=self.precision)
         except Exception as e:  # noqa: BLE001 - transformers reads what this cannot
             log.warning("LLM cache %s: plain-torch load failed (%s); using transformers", c, e)
             return None

@@ -8,7 +8,8 @@ import transformers (about 3 s of imports on 2 cores, most of a cold `app.py ask
 They read the same files transformers does (config.json, model.safetensors, tokenizer.json, the chat template)
 and compute the same things: tests/models/test_tinylm.py checks the embeddings and the generated tokens against
 transformers' own models. Anything these classes do not recognise (`supports()` is False) stays on transformers.
-VIGIL_TINYLM=0 turns them off.
+VIGIL_TINYLM=0 turns them off. On a CPU the LLM's Linear layers run in bf16 where the CPU has native bf16
+(VIGIL_TINYLM_PRECISION=fp32|bf16|int8 chooses; fp32 is transformers' exact computation).
 """
 from __future__ import annotations
 
@@ -26,6 +27,56 @@ import torch.nn.functional as F
 
 def enabled() -> bool:
     return os.environ.get("VIGIL_TINYLM", "1").strip().lower() not in ("0", "off", "no", "false")
+
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def precision_default(device) -> str:
+    """The LLM's Linear layers' precision on a CPU: VIGIL_TINYLM_PRECISION (fp32, bf16 or int8), else bf16 where
+    the CPU computes it natively (AVX512-BF16/AMX, through oneDNN), else fp32. GPUs keep fp32.
+
+    Measured on the planted-fact questions of bench/cli_ask.py (bench/RESULTS.md): bf16 keeps every fact the fp32
+    answers hold (13 of 15 answers identical) for ~20% less CPU per answer; int8 also keeps them, for ~45% less,
+    but only 4 of 15 answers stay identical (its own sentences fail the evidence check more often and the quote
+    is given instead), and it quantizes each pass's input as a whole, so prompt-lookup drafts can change its
+    tokens; it is offered, not the default."""
+    if torch.device(device).type != "cpu":
+        return "fp32"
+    p = os.environ.get("VIGIL_TINYLM_PRECISION", "").strip().lower()
+    if p:
+        if p not in PRECISIONS:
+            raise ValueError(f"VIGIL_TINYLM_PRECISION must be one of {', '.join(PRECISIONS)}, not {p!r}")
+        return p
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):
+        return "fp32"
+
+
+def low_precision_linear(weight: torch.Tensor, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """y = x @ weight.T (fp32 in, fp32 out) with the weight held in bf16 or int8.
+
+    bf16: weights and activations rounded to bfloat16 (oneDNN's bf16 kernels where the CPU has them).
+    int8: PyTorch's dynamic quantized Linear: int8 weights (symmetric, one scale per output row), the input
+    quantized per call (fbgemm/oneDNN int8 kernels). Either reads a half or a quarter of fp32's bytes per token,
+    which is what bounds decoding on a CPU."""
+    n, k = weight.shape
+    if precision == "bf16":
+        wb = weight.detach().to(torch.bfloat16).contiguous()
+        return lambda x: F.linear(x.to(torch.bfloat16), wb).float()
+    w = weight.detach().float()
+    import warnings
+
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-8).double()
+    with warnings.catch_warnings():  # quantized tensors are deprecated in favour of torchao (not installed)
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.quantize_per_channel(w, scale, torch.zeros(n, dtype=torch.long), 0, torch.qint8)
+    lin = DynamicLinear(k, n, bias_=False, dtype=torch.qint8)
+    lin.set_weight_bias(q, None)
+    return lin
 
 
 def _config(path: Path) -> dict:
@@ -166,7 +217,8 @@ def _is_cjk(cp: int) -> bool:
 
 
 class TinyLlama:
-    """A Llama-architecture causal LM from a transformers directory (fp32, CPU or one GPU).
+    """A Llama-architecture causal LM from a transformers directory (fp32, CPU or one GPU; on a CPU its Linear
+    layers and output head may run in bf16 or int8: precision=, or VIGIL_TINYLM_PRECISION).
 
     prompt_ids(messages) -> token ids (the chat template, as apply_chat_template renders it)
     generate(ids, max_new_tokens, eos_ids, repetition_penalty, on_tokens, cancel) -> generated ids (greedy)
@@ -184,7 +236,7 @@ class TinyLlama:
                 and (p / "model.safetensors").exists() and (p / "tokenizer.json").exists()
                 and ((p / "chat_template.jinja").exists() or "chat_template" in _tok_config(p)))
 
-    def __init__(self, path, device: str = "cpu", template: Optional[str] = None):
+    def __init__(self, path, device: str = "cpu", template: Optional[str] = None, precision: Optional[str] = None):
         p = Path(path)
         c = self.cfg = _config(p)
         self.device = torch.device(device)
@@ -197,6 +249,8 @@ class TinyLlama:
         self.heads = int(c["num_attention_heads"])
         self.kv_heads = int(c.get("num_key_value_heads") or self.heads)
         self.hd = int(c.get("head_dim") or c["hidden_size"] // self.heads)
+        self.precision = precision or precision_default(self.device)
+        self.lowp: dict = self._quantize() if self.precision != "fp32" else {}
         self.eps = float(c.get("rms_norm_eps", 1e-6))
         rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
         theta = float(rope.get("rope_theta", c.get("rope_theta", 10000.0)))
@@ -238,6 +292,48 @@ class TinyLlama:
         return self.tok.token_to_id(token)
 
     # ---- model ----
+    def _quantize(self) -> dict:
+        """Low-precision versions of every Linear layer (q/k/v fused into one, gate/up into one) and of the output
+        head; their fp32 weights are dropped (the embedding table stays fp32 for lookups)."""
+        w, lowp = self.w, {}
+        for i in range(self.layers):
+            n = f"layers.{i}."
+            parts = {"qkv": [n + f"self_attn.{x}_proj.weight" for x in "qkv"], "o": [n + "self_attn.o_proj.weight"],
+                     "gate_up": [n + "mlp.gate_proj.weight", n + "mlp.up_proj.weight"],
+                     "down": [n + "mlp.down_proj.weight"]}
+            for key, names in parts.items():
+                # (cast before joining: half the bytes copied at load for bf16)
+                cast = torch.bfloat16 if self.precision == "bf16" else torch.float32
+                lowp[n + key] = low_precision_linear(torch.cat([w[k].to(cast) for k in names], dim=0),
+                                                     self.precision)
+                for k in names:
+                    del w[k]
+        lowp["lm_head"] = low_precision_linear(w["lm_head.weight"], self.precision)
+        if w["lm_head.weight"] is not w["embed_tokens.weight"]:
+            del w["lm_head.weight"]
+        return lowp
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits of final hidden states."""
+        return self.lowp["lm_head"](h) if self.lowp else F.linear(h, self.w["lm_head.weight"])
+
+    def _qkv(self, h: torch.Tensor, n: str) -> tuple:
+        if self.lowp:
+            return self.lowp[n + "qkv"](h).split([self.heads * self.hd, self.kv_heads * self.hd,
+                                                self.kv_heads * self.hd], dim=-1)
+        return tuple(F.linear(h, self.w[n + f"self_attn.{x}_proj.weight"]) for x in "qkv")
+
+    def _attn_out(self, att: torch.Tensor, n: str) -> torch.Tensor:
+        return self.lowp[n + "o"](att) if self.lowp else F.linear(att, self.w[n + "self_attn.o_proj.weight"])
+
+    def _mlp(self, h: torch.Tensor, n: str) -> torch.Tensor:
+        if self.lowp:
+            gate, up = self.lowp[n + "gate_up"](h).chunk(2, dim=-1)
+            return self.lowp[n + "down"](F.silu(gate) * up)
+        w = self.w
+        h = F.silu(F.linear(h, w[n + "mlp.gate_proj.weight"])) * F.linear(h, w[n + "mlp.up_proj.weight"])
+        return F.linear(h, w[n + "mlp.down_proj.weight"])
+
     def _rms(self, x, name):
         var = x.pow(2).mean(-1, keepdim=True)
         return self.w[name] * (x * torch.rsqrt(var + self.eps))
@@ -267,9 +363,10 @@ class TinyLlama:
         for i in range(self.layers):
             n = f"layers.{i}."
             h = self._rms(x, n + "input_layernorm.weight")
-            q = F.linear(h, w[n + "self_attn.q_proj.weight"]).view(1, L, self.heads, self.hd).transpose(1, 2)
-            k = F.linear(h, w[n + "self_attn.k_proj.weight"]).view(1, L, self.kv_heads, self.hd).transpose(1, 2)
-            v = F.linear(h, w[n + "self_attn.v_proj.weight"]).view(1, L, self.kv_heads, self.hd).transpose(1, 2)
+            q, k, v = self._qkv(h, n)
+            q = q.reshape(1, L, self.heads, self.hd).transpose(1, 2)
+            k = k.reshape(1, L, self.kv_heads, self.hd).transpose(1, 2)
+            v = v.reshape(1, L, self.kv_heads, self.hd).transpose(1, 2)
             q = q * cos + self._rotate(q) * sin
             k = k * cos + self._rotate(k) * sin
             if len(cache) > i:
@@ -283,10 +380,8 @@ class TinyLlama:
             att = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, is_causal=L > 1 and mask is None,
                                                  scale=self.hd ** -0.5)
             att = att.transpose(1, 2).reshape(1, L, self.heads * self.hd)
-            x = x + F.linear(att, w[n + "self_attn.o_proj.weight"])
-            h = self._rms(x, n + "post_attention_layernorm.weight")
-            h = F.silu(F.linear(h, w[n + "mlp.gate_proj.weight"])) * F.linear(h, w[n + "mlp.up_proj.weight"])
-            x = x + F.linear(h, w[n + "mlp.down_proj.weight"])
+            x = x + self._attn_out(att, n)
+            x = x + self._mlp(self._rms(x, n + "post_attention_layernorm.weight"), n)
         return self._rms(x if all_positions else x[:, -1:], "norm.weight")
 
     def _pick(self, logits: torch.Tensor, seq: list, penalty: float) -> int:
@@ -361,13 +456,13 @@ class TinyLlama:
         h = self._forward(torch.tensor([seq[pos:]], dtype=torch.long, device=self.device), cache, pos)
         self._remember_prefix(seq, cache)
         pos = len(seq)
-        done = emit(self._pick(F.linear(h[0, -1], self.w["lm_head.weight"]), seq, repetition_penalty))
+        done = emit(self._pick(self._head(h[0, -1:])[0], seq, repetition_penalty))
         while not done and not (cancel is not None and cancel.is_set()):
             draft = self._lookup(seq, min(lookup, max_new_tokens - len(out) - 1)) if lookup > 0 else []
             feed = [seq[-1]] + draft
             hs = self._forward(torch.tensor([feed], dtype=torch.long, device=self.device), cache, pos,
                                all_positions=len(feed) > 1)
-            logits = F.linear(hs[0], self.w["lm_head.weight"])
+            logits = self._head(hs[0])
             kept = 1
             for j in range(len(feed)):
                 tok = self._pick(logits[j], seq, repetition_penalty)

@@ -77,7 +77,7 @@ def llms():
             del os.environ["VIGIL_TINYLM"]
         else:
             os.environ["VIGIL_TINYLM"] = old
-    fast = TextLLM()
+    fast = TextLLM(precision="fp32")  # transformers' computation exactly (the CPU default may be bf16)
     assert ref.tiny is None and fast.tiny is not None
     return ref, fast
 
@@ -113,3 +113,26 @@ def test_tinyllama_generates_the_tokens_and_text_of_transformers(llms):
         pieces = list(fast.stream(msgs, max_new_tokens=60, usage=usage))
         assert pieces == want_pieces
         assert usage.prompt_tokens == len(ids) and usage.completion_tokens == len(want)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_low_precision_weights_still_state_the_facts(llms, precision):
+    """bf16 (the CPU default where it is native) and int8 Linear layers: the answers of the planted-fact prompts
+    still carry their facts, and every projection lives in the low-precision form (no fp32 copy left)."""
+    from models.answer.lite import SYSTEM_PROMPT
+    from models.tinylm import TinyLlama
+
+    _, fast = llms
+    lp = TinyLlama(fast.cache_dir, precision=precision)
+    assert lp.precision == precision and "lm_head" in lp.lowp
+    assert not any("proj" in k for k in lp.w) and "lm_head.weight" not in lp.w or fast.tiny.cfg.get(
+        "tie_word_embeddings")
+    for (q, notes), fact in zip(PROMPTS[:2], ("$45", "James")):
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": "Notes:\n" + "\n".join(notes) + f"\n\nQuestion: {q}"}]
+        ids = lp.prompt_ids(msgs)
+        text = lp.decode(lp.generate(ids, 40, fast.eos_ids, 1.1))
+        assert fact in text, (precision, text)
+        if precision == "bf16":  # drafts checked in one pass are still exact (int8 quantizes each pass's input
+            # as a whole, so a pass of several positions may round differently from one-by-one passes)
+            assert lp.generate(ids, 40, fast.eos_ids, 1.1, lookup=0) == lp.generate(ids, 40, fast.eos_ids, 1.1)

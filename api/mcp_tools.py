@@ -142,3 +142,20 @@ def middleware(tokens: Iterable[str]) -> list:
 
     tokens = [t for t in tokens if t]
     return [Middleware(TokenMiddleware, tokens=tokens, prefixes=(MCP_SUBPATH,))] if tokens else []
+
+
+def blocks(engine):
+    """A Blocks holding only the tools (for `app.py serve`)."""
+    import gradio as gr
+
+    with gr.Blocks(title="Vigil tools") as demo:
+        gr.Markdown("Vigil's MCP tools: ask, search_memories, summarize (MCP endpoint: `gradio_api/mcp/`).")
+    register(demo, engine)
+    return demo
+
+
+def mount(app, engine, path: str = "/mcp"):
+    """Serve the tools' MCP endpoint under path on a FastAPI app (at {path}/gradio_api/mcp/)."""
+    import gradio as gr
+
+    return gr.mount_gradio_app(app, blocks(engine), path=path, mcp_server=True, show_error=False)

@@ -95,6 +95,7 @@ class OcrEvidence:
         self._late: list[tuple[float, list[str]]] = []     # (first seen, lines) for a memory already stored
         self.heading = ""                                  # the last section heading read (documents)
         self.screens: list[tuple[float, list[str]]] = []   # (since, lines) of recent reads: what was on screen
+        self._given: dict[float, list[str]] = {}           # clip t0 -> lines given to it, until it is stored
 
     def fresh(self) -> "OcrEvidence":
         """The extractor for another stream: the same OCR reader, a new gate and deduper."""
@@ -151,14 +152,16 @@ class OcrEvidence:
                 self._late.append((since, fresh))  # appeared in an earlier clip: stamp it from there
                 continue
             new += [x for x in fresh if x not in new]
-        self._given = new
+        if new:  # per clip: the pipeline extracts a whole batch of clips before it stores them
+            self._given[clip.t0] = new
         return {"ocr": "\n".join(new)} if new else {}
 
     def stored(self, memory_id: int, clip) -> None:
         self._clips = (self._clips + [(memory_id, clip.t0, clip.t1)])[-64:]
-        if getattr(self, "_given", None):
-            self._text[memory_id] = list(self._given)
-        self._given = []
+        given = self._given.pop(clip.t0, None)
+        self._given = {t: v for t, v in self._given.items() if t > clip.t0 - 600}  # clips never stored (bounded)
+        if given:  # what late() adds to this memory joins these lines, never replaces them
+            self._text[memory_id] = list(given)
 
     def late(self) -> list[tuple[int, dict]]:
         out: dict[int, list[str]] = {}

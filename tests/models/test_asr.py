@@ -1,5 +1,6 @@
 """faster-whisper tiny.en (bundled) on espeak speech and on the generated meeting."""
 import os
+import resource
 
 import numpy as np
 import pytest
@@ -63,10 +64,12 @@ def test_streaming_meeting(asr):
     audio = load_audio(tr.path)
     asr.reset()
     segs = []
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     for i in range(0, len(audio), 2 * SR):  # 2-second clips, as the pipeline delivers them
         asr.insert(audio[i:i + 2 * SR], i / SR)
         segs += asr.process()
     segs += asr.finish()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     assert segs
     # absolute, ordered, non-overlapping, no duplicates across windows
     assert all(a.t1 <= b.t0 + 0.05 for a, b in zip(segs, segs[1:]))
@@ -81,7 +84,9 @@ def test_streaming_meeting(asr):
         near = " ".join(s.text for s in segs if s.t1 > f.t0 - 1 and s.t0 < f.t1 + 1)
         hits += contains_answer(near, f.answer)
     assert hits >= 0.6 * len(tr.spoken_facts), hits
-    assert asr.realtime_factor < 1.0
+    # faster than realtime in CPU seconds (all of CTranslate2's threads): wall time on a shared VM says little
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    assert cpu < len(audio) / SR, (cpu, len(audio) / SR, asr.realtime_factor)
 
 
 def test_gap_flushes_and_keeps_absolute_time(asr):

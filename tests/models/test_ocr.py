@@ -175,3 +175,33 @@ def test_words_on_screen_prompt_the_speech_model():
     fresh = fresh_evidence([ocr, asr])
     assert fresh[1].asr.context.__self__ is fresh[0] and fresh[0] is not ocr  # each stream its own screen
     assert fresh[1].asr.context(0.0, 1.0) == ""
+
+
+def test_batched_clips_keep_their_own_slide_text():
+    """The pipeline extracts a batch of clips before it stores them (group commit): each memory keeps the lines
+    read in its own clip, and text stamped back to an earlier memory joins that memory's lines (a late read
+    used to replace them with the last clip's)."""
+    from types import SimpleNamespace
+
+    from models.evidence import OcrEvidence
+    from tests.fixtures.styles import template_slide
+
+    class Reader:
+        def __init__(self, pages):
+            self.pages = iter(pages)
+
+        def read(self, image):
+            return next(self.pages)
+
+    a = template_slide("Quillon Hiring", ["Engineers: 47"], "footer")
+    b = template_slide("Brightwater Vendors", ["Vendor: Zellmark"], "footer")
+    ev = OcrEvidence(Reader([["Quillon Hiring", "Engineers: 47"], ["Brightwater Vendors", "Vendor: Zellmark"]]))
+    clips = [_clip(a, 0.0), _clip(a, 2.0), _clip(b, 4.0)]
+    outs = [ev(c, None) for c in clips]  # one batch
+    for mid, c in enumerate(clips):
+        ev.stored(mid, SimpleNamespace(t0=c.t0, t1=c.t1))
+    assert outs[0] == {"ocr": "Quillon Hiring\nEngineers: 47"} and outs[1] == {}
+    assert outs[2] == {"ocr": "Brightwater Vendors\nVendor: Zellmark"}
+    assert ev._text == {0: ["Quillon Hiring", "Engineers: 47"], 2: ["Brightwater Vendors", "Vendor: Zellmark"]}
+    ev._late.append((0.5, ["Headcount: 12"]))  # a line read later that had appeared in the first clip
+    assert ev.late() == [(0, {"ocr": "Quillon Hiring\nEngineers: 47\nHeadcount: 12"})]

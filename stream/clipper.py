@@ -48,6 +48,7 @@ class Clipper:
         self.audio_only = audio_only
         self._audio_clip_t0: Optional[float] = None  # audio-only: start of the open clip
         self.size_changes: list[tuple[float, tuple, tuple]] = []  # (t, old (h, w), new (h, w)), the latest few
+        self._steps: list[float] = []  # the last few intervals between sampled frames
 
     @property
     def audio_end(self) -> float:
@@ -68,7 +69,12 @@ class Clipper:
         if resized:  # a clip's frames are encoded as one stack: a new size starts a new clip
             self.size_changes.append((f.t, tuple(self._frames[-1].image.shape[:2]), tuple(f.image.shape[:2])))
             self.size_changes = self.size_changes[-8:]
-        if self._frames and (cut or resized or f.t - self._frames[0].t >= self.clip_seconds - 1e-6):
+        if self._frames and f.t > self._frames[-1].t:
+            self._steps = (self._steps + [f.t - self._frames[-1].t])[-8:]
+        # a clip closes at the first frame at most half a sampling step short of clip_seconds: at 1 fps a camera's
+        # frame stamped 1.97 s after the clip's first still starts the next clip (else most clips would hold 3 s)
+        slack = min(0.5 * float(np.median(self._steps)), 0.25 * self.clip_seconds) if self._steps else 0.0
+        if self._frames and (cut or resized or f.t - self._frames[0].t >= self.clip_seconds - slack - 1e-6):
             self._close(end=f.t)
         self._frames.append(f)
         self._key.append(diff > self.change_threshold)

@@ -365,7 +365,9 @@ class IngestPipeline:
         running stream is not said to lack speech before its speech recognition had a minute of audio."""
         notes = ["no video stream: stored transcript-only memories"] if self.audio_only else []
         notes += self.worker.stats.notes
-        if self.clipper.size_changes:
+        src_notes = list(getattr(getattr(self.source, "stats", None), "notes", None) or [])
+        notes += src_notes  # how the video degraded: stretches that could not be decoded, size changes
+        if self.clipper.size_changes and not any(n.startswith("frame size changed") for n in src_notes):
             t, a, b = self.clipper.size_changes[-1]
             notes.append(f"the picture changed size ({a[1]}x{a[0]} to {b[1]}x{b[0]} at {t:.1f} s): a new clip starts "
                          "at each change")

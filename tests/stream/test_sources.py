@@ -192,3 +192,19 @@ def test_clipper_cuts_audio_only_clips_on_the_audio_clock():
     assert [(k.t0, k.t1) for k in clips][-1] == (4.0, 5.0)
     assert all(not k.frames and k.audio.size == round((k.t1 - k.t0) * 16000) for k in clips)
     assert clips[1].audio[0] == 4 and clips[2].audio[-1] == 9  # each clip holds its own stretch of audio
+
+
+@pytest.mark.parametrize("fps, jitter", [(1.0, 0.0), (1.0, 0.04), (2.0, 0.03), (8.0, 0.0), (8.0, 0.01)])
+def test_clips_hold_clip_seconds_of_jittered_camera_frames(fps, jitter):
+    """A live camera's frames arrive a little early or late: a clip still holds clip_seconds of samples (at 1 fps
+    two frames, not three because the third frame was stamped 1.97 s after the first)."""
+    rng = np.random.default_rng(0)
+    c = Clipper(clip_seconds=2.0, scene_cut=None)
+    img = np.zeros((8, 8, 3), np.uint8)
+    n = int(20 * fps)
+    for i in range(n):
+        c.insert(Frame(t=i / fps + float(rng.uniform(-jitter, jitter)), wall=0.0, image=img))
+    clips = c.process() + c.finish(end=n / fps)
+    per = int(round(2.0 * fps))
+    assert [len(k.frames) for k in clips] == [per] * (n // per)
+    assert all(abs(k.t0 - 2.0 * j) <= jitter + 1e-9 for j, k in enumerate(clips))

@@ -19,6 +19,9 @@ from engine.errors import EngineError
 from .http import is_loopback
 
 
+WARMUP_JOIN_S = 60.0  # at exit, how long to wait for models still loading
+
+
 class ServeError(EngineError):
     """The server cannot start (one line)."""
 
@@ -66,6 +69,7 @@ def serve(args) -> int:
     except BaseException:
         sock.close()
         raise
+    warming = None
     try:
         import uvicorn
 
@@ -76,7 +80,7 @@ def serve(args) -> int:
 
         if getattr(args, "mcp", True) and mcp_tools.available():
             mcp_tools.mount(app, engine, "/mcp")
-        engine.warm_up()
+        warming = engine.warm_up()
         port = sock.getsockname()[1]
         url = local_url(args.host, port)
         discovery.advertise(engine.path, url, token)
@@ -93,4 +97,8 @@ def serve(args) -> int:
         detach(engine)
         engine.close()
         sock.close()
+        # a model still loading in the warm-up thread when the interpreter finalizes can abort the process
+        # (SIGABRT from native code): let it finish first (bounded)
+        if warming is not None:
+            warming.join(WARMUP_JOIN_S)
     return 0

@@ -21,48 +21,17 @@ import platform
 import sys
 import tempfile
 import time
-from fractions import Fraction
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def make_unit(path: str, seconds: float, w: int, h: int, fps: int, gop: int) -> None:
     """A short textured clip with a moving square, a new scene every 10 s, and a tone."""
-    import av
+    from tests.fixtures.video import make_long_video
 
-    from tests.fixtures.video import scene_frame
-
-    backgrounds = [scene_frame(0, fps, w, h, s) for s in range(6)]
-    rng = np.random.default_rng(0)
-    grain = [rng.integers(0, 4, (h, w, 1), dtype=np.uint8) for _ in range(7)]  # film grain: a realistic bitrate
-    side = h // 6
-    with av.open(path, "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"preset": "veryfast", "crf": "23", "x264-params": f"keyint={gop}"}
-        as_ = out.add_stream("aac", rate=16000, layout="mono")
-        apts = 0
-        for i in range(int(seconds * fps)):
-            img = backgrounds[(i // (10 * fps)) % 6].copy()
-            x = int((i * 7) % (w - side))
-            img[h // 2 - side // 2: h // 2 + side // 2, x:x + side] = 255
-            img[: h // 8] = (np.arange(w)[None, :, None] + i * 3) % 256  # a scrolling band
-            img += grain[i % 7]
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-            while apts < (i + 1) / fps * 16000:
-                tt = np.arange(apts, apts + 1024) / 16000
-                af = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * tt)).astype(np.float32)[None],
-                                                format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = 16000, apts, Fraction(1, 16000)
-                for p in as_.encode(af):
-                    out.mux(p)
-                apts += 1024
-        for st in (vs, as_):
-            for p in st.encode():
-                out.mux(p)
+    make_long_video(path, seconds, (w, h), fps, preset="veryfast", crf=23, keyint=gop, scene_every=10.0, band=True,
+                    grain=True)
 
 
 def repeat(unit: str, path: str, times: int, seconds: float) -> None:

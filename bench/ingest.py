@@ -13,46 +13,16 @@ import platform
 import sys
 import tempfile
 import time
-from fractions import Fraction
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def make_long_video(path: str, minutes: float, w: int, h: int, fps: int) -> None:
     """A cheap-to-generate long video: a few textured backgrounds, a moving square, a scene every 30 s."""
-    import av
+    from tests.fixtures.video import make_long_video as make
 
-    from tests.fixtures.video import scene_frame
-
-    backgrounds = [scene_frame(0, fps, w, h, s) for s in range(6)]
-    n = int(minutes * 60 * fps)
-    s = h // 6
-    with av.open(path, "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"preset": "ultrafast", "crf": "28"}
-        vs.gop_size = fps * 2
-        as_ = out.add_stream("aac", rate=16000, layout="mono")
-        apts = 0
-        for i in range(n):
-            img = backgrounds[(i // (30 * fps)) % 6].copy()
-            x = int((i * 7) % (w - s))
-            img[h // 2 - s // 2: h // 2 + s // 2, x:x + s] = 255
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-            while apts < (i + 1) / fps * 16000:
-                tt = np.arange(apts, apts + 1024) / 16000
-                af = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * tt)).astype(np.float32)[None],
-                                                format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = 16000, apts, Fraction(1, 16000)
-                for p in as_.encode(af):
-                    out.mux(p)
-                apts += 1024
-        for st in (vs, as_):
-            for p in st.encode():
-                out.mux(p)
+    make(path, minutes * 60, (w, h), fps, preset="ultrafast", crf=28, gop=fps * 2)
 
 
 def stage_decode(path, sample_fps, skim=False):

@@ -32,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-from fractions import Fraction
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -52,39 +51,11 @@ def cpu_s() -> float:
 def make_file(path: str, minutes: float, size: tuple[int, int], fps: int = 30, preset: str = "veryfast") -> str:
     """H.264 (x264 `preset`: veryfast makes B-frames, as most encoders' files have; GOP 2 s) + AAC tone: textured
     scenes changing every 30 s and a moving square (bench/ingest.py's picture generator)."""
-    import av
-    import numpy as np
-
-    from tests.fixtures.video import scene_frame
+    from tests.fixtures.video import make_long_video
 
     t = time.time()
     w, h = size
-    backgrounds = [scene_frame(0, fps, w, h, k) for k in range(6)]
-    side = h // 6
-    with av.open(path, "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"preset": preset, "crf": "28"}
-        vs.gop_size = fps * 2
-        aus = out.add_stream("aac", rate=16000, layout="mono")
-        apts = 0
-        for i in range(int(minutes * 60 * fps)):
-            img = backgrounds[(i // (30 * fps)) % 6].copy()
-            x = int((i * 7) % (w - side))
-            img[h // 2 - side // 2: h // 2 + side // 2, x:x + side] = 255
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-            while apts < (i + 1) / fps * 16000:
-                tt = np.arange(apts, apts + 1024) / 16000
-                af = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * tt)).astype(np.float32)[None],
-                                                format="fltp", layout="mono")
-                af.sample_rate, af.pts, af.time_base = 16000, apts, Fraction(1, 16000)
-                for p in aus.encode(af):
-                    out.mux(p)
-                apts += 1024
-        for st in (vs, aus):
-            for p in st.encode():
-                out.mux(p)
+    make_long_video(path, minutes * 60, (w, h), fps, preset=preset, crf=28, gop=fps * 2)
     log(f"made {os.path.basename(path)} ({minutes:g} min {w}x{h}, x264 {preset}, "
         f"{os.path.getsize(path) / 1e6:.0f} MB) in {time.time() - t:.0f} s")
     return path

@@ -25,9 +25,11 @@ was developed on: its figures are dev figures.
 --styles is the held-out evaluation (tests/fixtures/styles.py): per split and style a meeting is generated,
 ingested with `app.py ingest`'s defaults into a real bank, every planted fact is asked through `models.ask.ask`
 (paraphrased questions), and `stream_minutes` summarizes it. Reported per style: recall@1/@5, answer exact match
-(extractive and with the LLM), the ASR/OCR ceiling (facts whose answer is in the evidence of their interval), word
-error rate of the bank's transcript against what was said, minutes coverage (slide titles, decisions, action items)
-and unsupported bullets (a minutes line whose words are not in the evidence at its time stamp). Results go between
+(extractive and with the LLM), two ceilings (heard: the answer is in the bank's evidence at the fact's time;
+retrieved: it is in the k memories the answerer got), the cause of each miss (not heard, not retrieved, refused,
+wrong line), absent topics refused, word error rate of the bank's transcript (merged by word overlap) against what
+was said, minutes coverage (slide titles, decisions, action items) and unsupported bullets (a minutes line whose
+words are not in the evidence at its time stamp), ingest CPU seconds per media second. Results go between
 <!-- styles:start --> and <!-- styles:end -->; dev and held-out are reported separately, and only dev was tuned on.
 """
 from __future__ import annotations

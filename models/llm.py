@@ -205,8 +205,9 @@ class TextLLM:
             with self._lock:
                 out = self.tiny.generate(ids, max_new_tokens, self.eos_ids, repetition_penalty,
                                          on_tokens=streamer.put, cancel=cancel)
-            if usage is not None:
-                usage.completion_tokens += len(out)
+            if usage is not None:  # stopped early: the tokens the consumer read (how far the worker ran past
+                # that point is a race), so the same answer always reports the same usage
+                usage.completion_tokens += streamer.delivered if cancel.is_set() else len(out)
 
         yield from stream_from_worker(run, streamer, on_stop=cancel.set, what="LLM generation")
 

@@ -191,7 +191,8 @@ class MiniBert:
 class TextStream:
     """transformers' TextIteratorStreamer (5.x) over a `tokenizers` Tokenizer: letters, digits and spaces are
     released at once, symbols wait for the next space (they may be an incomplete character), a newline releases
-    everything (keeping its token as context), and `end()` the rest. Iterate for the pieces."""
+    everything (keeping its token as context), and `end()` the rest. Iterate for the pieces; `delivered` is the
+    number of tokens put up to the last piece taken (what a consumer that stops early has read)."""
 
     def __init__(self, decode: Callable[[list], str], timeout: float = 120.0):
         self.decode = decode
@@ -200,9 +201,13 @@ class TextStream:
         self.print_len = 0
         self.q: queue.Queue = queue.Queue()
         self._stop = object()
+        self.total = 0       # tokens put so far
+        self.delivered = 0   # tokens put up to the last piece taken
 
     def put(self, ids: Sequence[int]) -> None:
-        self.cache.extend(int(i) for i in ids)
+        ids = [int(i) for i in ids]
+        self.total += len(ids)
+        self.cache.extend(ids)
         text = self.decode(self.cache)
         if text.endswith("\n"):
             piece = text[self.print_len:]
@@ -217,12 +222,12 @@ class TextStream:
         else:
             piece = text[self.print_len: text.rfind(" ") + 1]
             self.print_len += len(piece)
-        self.q.put(piece)
+        self.q.put((piece, self.total))
 
     def end(self) -> None:
         piece = self.decode(self.cache)[self.print_len:] if self.cache else ""
         self.cache, self.print_len = [], 0
-        self.q.put(piece)
+        self.q.put((piece, self.total))
         self.q.put(self._stop)
 
     def __iter__(self):
@@ -232,7 +237,8 @@ class TextStream:
         item = self.q.get(timeout=self.timeout)
         if item is self._stop:
             raise StopIteration
-        return item
+        piece, self.delivered = item
+        return piece
 
 
 def _is_cjk(cp: int) -> bool:

@@ -8,7 +8,9 @@ the segment before: the worker converts that one too and the merger, which sees 
 Only kept frames are converted to RGB, straight at the output size: the frames and times are the serial decoder's.
 
 Order and memory. Workers take segments in order, at most `window` segments ahead of the merger (back-pressure:
-a worker waits rather than run ahead), and buffer only the frames they keep; the merger hands them out through
+a worker waits rather than run ahead), and buffer only the frames they keep, together at most `buffer_bytes`
+(`VIGIL_DECODE_BUFFER_MB`, default 1024; the segment being merged is never held back, so a long GOP of large
+frames still goes through); the merger hands them out through
 the caller's bounded queue, so a file drops nothing. Each worker opens, uses and closes its own container; `close()`
 stops and joins every worker, so no container is freed under a decoding thread.
 
@@ -122,6 +124,8 @@ class DecodeOptions:
     workers: int = 2
     window: int = 0           # segments decoded ahead of the merger; 0: workers + 2
     key_delay: int = 0        # a keyframe's pts - dts (stream time base): the index gives dts, seeking wants pts
+    buffer_bytes: int = field(default_factory=lambda: int(float(os.environ.get("VIGIL_DECODE_BUFFER_MB", "1024"))
+                                                          * 2 ** 20))  # kept frames held ahead of the merger
 
 
 @dataclass
@@ -210,6 +214,7 @@ class ParallelDecoder:
         self._cond = threading.Condition()
         self._next = 0     # next segment a worker takes
         self._merged = 0   # segments the merger has finished
+        self._buffered = 0  # bytes of kept frames held in segments not yet freed
         self.decoded = 0   # frames decoded in segments merged so far
         self.notes: list[str] = []
         self._damage: Optional[tuple[float, str]] = None  # (where, why) of failed segments not said yet
@@ -278,7 +283,10 @@ class ParallelDecoder:
                         if sampler is None or sampler.want(t):
                             item = (t, to_rgb(f, o.max_side, reformatter), first)
                             with self._cond:
+                                while k > self._merged and self._buffered > o.buffer_bytes and not self._stopped():
+                                    self._cond.wait(0.5)  # the merger frees a segment, then this one goes on
                                 out.items.append(item)
+                                self._buffered += item[1].nbytes
                                 self._cond.notify_all()
                         first = False
                     break
@@ -333,6 +341,7 @@ class ParallelDecoder:
             self.decoded += out.decoded
             yield from self._note(seg, out)
             with self._cond:
+                self._buffered -= sum(img.nbytes for _, img, _ in out.items)
                 self._outs[k] = _Out(done=True)  # free its frames
                 self._merged = k + 1
                 self._cond.notify_all()

@@ -233,3 +233,13 @@ def test_file_without_an_index_uses_one_decoder(tmp_path):
     path = encode(str(tmp_path / "x.ts"), seconds=3, gop=15, bframes=2, audio=False, fmt="mpegts")
     src, got, _ = read(path, fps=2, workers=3)
     assert len(got) == 6 and not src.stats.notes
+
+
+def test_a_tiny_frame_budget_holds_workers_back_without_changing_frames(files, monkeypatch):
+    """Kept frames buffered ahead of the merger stay within VIGIL_DECODE_BUFFER_MB (the segment being merged always
+    goes on): with a budget of one byte the workers decode one segment at a time and the frames are the same."""
+    _, ref, _ = read(files["gop15_b3"], fps=8, workers=1, exact=True)
+    monkeypatch.setenv("VIGIL_DECODE_BUFFER_MB", "0.000001")
+    src, got, _ = read(files["gop15_b3"], fps=8, workers=3, exact=True)
+    assert_same(ref, got)
+    assert len(got) > 10

@@ -94,6 +94,21 @@ def pipeline(path: str, fps: float, bank_dir: str, **kw) -> dict:
             "decoded": src.stats.frames_decoded, "memories": count}
 
 
+
+def row_line(r: dict, digits: int) -> str:
+    """One Markdown table row of a result (sampled frames/s and realtime × with `digits` decimals)."""
+    return (f"| {r['gop']} | {r['sample_fps']:g} | {r['reader']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+            f"{r['media_s'] / 60:.1f} | {r['decoded'] / r['wall_s']:.0f} | {r['frames'] / r['wall_s']:.{digits}f} | "
+            f"{r['media_s'] / r['wall_s']:.{digits}f}× |")
+
+
+def save(path, rows: list) -> None:
+    """The rows so far as JSON (after each row: a run cut short keeps what it measured)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -145,24 +160,16 @@ def main() -> None:
                 r = read(path, budget, fps=sfps, **kw)
                 r.update(gop=gop, sample_fps=sfps, reader=name)
                 rows.append(r)
-                print(f"| {gop} | {sfps:g} | {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['media_s'] / 60:.1f} | "
-                      f"{r['decoded'] / r['wall_s']:.0f} | {r['frames'] / r['wall_s']:.0f} | "
-                      f"{r['media_s'] / r['wall_s']:.0f}× |", flush=True)
-                if args.json:
-                    with open(args.json, "w") as f:
-                        json.dump(rows, f, indent=1)
+                print(row_line(r, 0), flush=True)
+                save(args.json, rows)
             if args.pipeline:
                 for key in args.pipeline_rows.split(","):
                     name, kw = readers[key]
                     r = pipeline(path, sfps, os.path.join(tmp, f"bank-{gop}-{sfps:g}-{key}"), **kw)
                     r.update(gop=gop, sample_fps=sfps, reader="lite pipeline, " + name)
                     rows.append(r)
-                    print(f"| {gop} | {sfps:g} | {r['reader']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
-                          f"{r['media_s'] / 60:.1f} | {r['decoded'] / r['wall_s']:.0f} | {r['frames'] / r['wall_s']:.1f} | "
-                          f"{r['media_s'] / r['wall_s']:.1f}× |", flush=True)
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(rows, f, indent=1)
+                    print(row_line(r, 1), flush=True)
+            save(args.json, rows)
     print("\ncolumns: | gop | sample fps | reader | wall s | CPU s | media min read | decoded frames/s | "
           "sampled frames/s | realtime × |")
 

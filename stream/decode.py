@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from .keyframes import Segment, pts_seconds
+from .keyframes import GopTail, Segment, pts_seconds
 
 log = logging.getLogger("vigil.decode")
 
@@ -124,6 +124,7 @@ class DecodeOptions:
     workers: int = 2
     window: int = 0           # segments decoded ahead of the merger; 0: workers + 2
     key_delay: int = 0        # a keyframe's pts - dts (stream time base): the index gives dts, seeking wants pts
+    key_times: tuple = ()     # keyframes' media seconds (presentation): GOP tails without kept frames are skipped
     buffer_bytes: int = field(default_factory=lambda: int(float(os.environ.get("VIGIL_DECODE_BUFFER_MB", "1024"))
                                                           * 2 ** 20))  # kept frames held ahead of the merger
 
@@ -137,6 +138,8 @@ class _Out:
     first_t: Optional[float] = None
     last_t: Optional[float] = None
     bad_packets: int = 0
+    skipped: int = 0         # packets of GOP tails not decoded
+    late_keys: int = 0       # keyframes later than the index said (GopTail turned itself off)
     error: str = ""          # why it stopped early ("" when it reached its end)
 
 
@@ -151,9 +154,11 @@ class _Missed(Exception):
 START = -1 << 62  # a seek target: the file's first keyframe
 
 
-def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], target: Optional[int]) -> Iterator:
+def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], target: Optional[int],
+                   tail: Optional[GopTail] = None, t_offset: float = 0.0) -> Iterator:
     """Decoded frames of one segment in presentation order, after seeking to `target` (None: no seek, the
-    container is fresh). Raises _Missed when the segment's keyframe packet is not where the seek led."""
+    container is fresh); packets `tail` says hold no kept frame are not decoded. Raises _Missed when the segment's
+    keyframe packet is not where the seek led."""
     import av
 
     if target is not None:
@@ -192,6 +197,9 @@ def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], tar
             if held is not None:  # an open GOP: its leading pictures are ours and need that keyframe
                 yield from decode(held)
                 held = None
+        if tail is not None and tail.skip(packet.is_keyframe, None if packet.pts is None else
+                                          pts_seconds(packet.pts, vs.time_base) - t_offset):
+            continue
         yield from decode(packet)
     else:
         ended = True
@@ -216,6 +224,8 @@ class ParallelDecoder:
         self._merged = 0   # segments the merger has finished
         self._buffered = 0  # bytes of kept frames held in segments not yet freed
         self.decoded = 0   # frames decoded in segments merged so far
+        self.skipped = 0   # packets of GOP tails not decoded, in segments merged so far
+        self.late_keys = 0
         self.notes: list[str] = []
         self._damage: Optional[tuple[float, str]] = None  # (where, why) of failed segments not said yet
         self._bad: list = [0, None, None]                  # packets skipped: count, first and last segment time
@@ -271,8 +281,9 @@ class ParallelDecoder:
         first, tb = True, vs.time_base
         try:
             for target in self._targets(seg):
+                tail = GopTail(list(o.key_times), sampler) if sampler is not None and o.key_times else None
                 try:
-                    for f in segment_frames(c, vs, seg, out, self._stopped, target):
+                    for f in segment_frames(c, vs, seg, out, self._stopped, target, tail, o.t_offset):
                         t = pts_seconds(f.pts, tb) - o.t_offset  # the stream's time base: a drained frame has none
                         if t < o.start - 1e-6:
                             continue
@@ -280,7 +291,10 @@ class ParallelDecoder:
                         out.last_t = t
                         if out.first_t is None:
                             out.first_t = t
-                        if sampler is None or sampler.want(t):
+                        keep = sampler is None or sampler.want(t)
+                        if tail is not None:
+                            tail.after(t)
+                        if keep:
                             item = (t, to_rgb(f, o.max_side, reformatter), first)
                             with self._cond:
                                 while k > self._merged and self._buffered > o.buffer_bytes and not self._stopped():
@@ -289,6 +303,8 @@ class ParallelDecoder:
                                 self._buffered += item[1].nbytes
                                 self._cond.notify_all()
                         first = False
+                    if tail is not None:
+                        out.skipped, out.late_keys = tail.skipped, tail.late_keys
                     break
                 except _Missed:
                     log.debug("segment %d: its keyframe is not where seeking to %s led", k, target)
@@ -339,6 +355,8 @@ class ParallelDecoder:
             if out.last_t is not None and probe is not None:
                 prev_slot = probe.slot(out.last_t)
             self.decoded += out.decoded
+            self.skipped += out.skipped
+            self.late_keys += out.late_keys
             yield from self._note(seg, out)
             with self._cond:
                 self._buffered -= sum(img.nbytes for _, img, _ in out.items)

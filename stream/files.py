@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from .decode import DecodeOptions, ParallelDecoder, Sampler, SizeWatch, decode_workers, to_rgb
-from .keyframes import (index_keyframes, key_delay, key_times, keyframes_cover, plan_segments, pts_seconds,
+from .keyframes import (GopTail, index_keyframes, key_delay, key_times, keyframes_cover, plan_segments, pts_seconds,
                         segment_span, skip_rule)
 from .queues import Closed, FrameQueue
 from .sources import (AUDIO_RATE, Item, SourceError, SourceStats, _av, _ReaderThread, describe_av_error, log,
@@ -130,8 +130,10 @@ class FileSource:
         keys = index_keyframes(vs)
         rate = float(vs.average_rate or vs.guessed_rate or 0) or None
         self._key_delay = key_delay(self.path) if keys and not self.realtime else 0
-        cover = not self.exact and keyframes_cover(key_times(keys, vs.time_base, self._key_delay, self.t_offset),
-                                                   self.fps, self.start, self.duration)
+        times = key_times(keys, vs.time_base, self._key_delay, self.t_offset)
+        cover = not self.exact and keyframes_cover(times, self.fps, self.start, self.duration)
+        # GOP tails without a kept frame are not decoded (stream/keyframes.py GopTail); not in exact or realtime mode
+        self._key_times = tuple(times) if self.fps and not (self.exact or self.realtime or self.skim) else ()
         skip = "DEFAULT" if self.realtime and not self.skim else skip_rule(self.fps, rate, cover, self.skim, self.exact)
         if self.realtime or self.workers < 2 or len(keys) < 2:
             return skip, []
@@ -167,6 +169,8 @@ class FileSource:
         if self.start > 0:
             c.seek(int((self.start + self.t_offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
         sampler = Sampler(self.fps, anchor=self.start) if self.fps else None
+        tail = GopTail(list(self._key_times), sampler) if sampler is not None and self._key_times else None
+        self._tail = tail
         q, tb = self._reader.queue, vs.time_base
         wall0 = time.time()
         pace0: Optional[float] = None
@@ -177,6 +181,9 @@ class FileSource:
                     break
                 if packet.stream.type == "audio":
                     self._audio_packet(packet, aconv, q)
+                    continue
+                if tail is not None and tail.skip(packet.is_keyframe, None if packet.pts is None else
+                                                  pts_seconds(packet.pts, tb) - self.t_offset):
                     continue
                 try:
                     frames = packet.decode()
@@ -189,7 +196,10 @@ class FileSource:
                     if t < self.start - 1e-6:
                         continue
                     self.stats.frames_decoded += 1
-                    if sampler is not None and not sampler.want(t):
+                    keep = sampler is None or sampler.want(t)
+                    if tail is not None:
+                        tail.after(t)
+                    if not keep:
                         continue
                     if self.realtime:
                         if pace0 is None:
@@ -221,7 +231,7 @@ class FileSource:
         items in media-time order through the bounded queue."""
         opts = DecodeOptions(self.path, self.t_offset, self.start, self.fps, self.max_side, skip=skip,
                              threads=max(1, (os.cpu_count() or 1) // self.workers), workers=self.workers,
-                             key_delay=self._key_delay)
+                             key_delay=self._key_delay, key_times=self._key_times)
         q, stop = self._reader.queue, self._reader.stop_event
         dec = ParallelDecoder(opts, segments, stop)
         audio = _AudioFeed(self, stop) if self.has_audio else None

@@ -15,10 +15,15 @@ Skipping (`skip_rule`; FileSource(exact=True) turns it off, in the serial path t
   - non-reference frames not decoded ("NONREF") when a sample interval spans at least NONREF_MIN_FRAMES frames:
     nothing references them and encoders emit them in short runs (x264: at most `bframes`, default 3, in a row),
     so a sample moves by at most such a run, under half an interval;
-  - otherwise every frame is decoded.
+  - otherwise every frame is decoded;
+  - and in every case but `exact`, the rest of a GOP is not decoded once it holds no frame the sampler keeps
+    (`GopTail`): after a frame at t, every later frame before the next keyframe lies in t's slot, already served,
+    exactly when the next slot starts at or after that keyframe (1 fps over 2 s GOPs: each GOP is decoded up to
+    its second sample, about half of it). The kept frames are a full decode's.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Optional
 
@@ -124,3 +129,48 @@ def segment_span(duration: Optional[float], start: float, workers: int, fps: Opt
     if duration:
         span = min(span, max(0.0, duration - start) / (4 * workers))
     return max(MIN_SEGMENT_S, span)
+
+
+class GopTail:
+    """Drops the video packets of a GOP's tail that hold no frame the sampler keeps (see the module's doc).
+
+    `keys`: media seconds of the keyframes (the index's, moved to presentation times), sorted; `sampler`: the
+    decoder's (stream.decode.Sampler: `slot`, `anchor`, `period`). After each decoded frame the reader calls
+    `after(t)`; before decoding a video packet it asks `skip(is_keyframe, t)`. Skipping ends at the next keyframe
+    packet. A keyframe found later than the index said (the skip may have passed over a frame that would have
+    been kept) turns skipping off for the rest of the file and is counted in `late_keys`."""
+
+    def __init__(self, keys: list[float], sampler):
+        self.keys, self.sampler = keys, sampler
+        self.on = len(keys) > 1
+        self.skipping = False
+        self.expect = 0.0
+        self.fed = float("-inf")  # latest keyframe packet handed to the decoder (frames come out later than packets)
+        self.skipped = 0      # packets not decoded
+        self.late_keys = 0
+
+    def after(self, t: float) -> None:
+        """A frame at t was decoded (and kept or not by the sampler, which has seen it)."""
+        if not self.on or self.skipping or self.sampler.anchor is None:
+            return
+        i = bisect.bisect_right(self.keys, t + 1e-6)
+        if i == len(self.keys) or self.keys[i] <= self.fed + 1e-6:
+            return  # the last GOP runs to the end of the file (decoded: the stream's end time is the file's), or
+            #         the decoder already has the next keyframe (this frame came out late)
+        s = self.sampler
+        next_slot = s.anchor + (s.slot(t) + 1) * s.period
+        if next_slot >= self.keys[i] - 1e-6:
+            self.skipping, self.expect = True, self.keys[i]
+
+    def skip(self, is_keyframe: bool, t: Optional[float]) -> bool:
+        """True: do not decode this video packet (presentation time t, None when unknown)."""
+        if not is_keyframe:
+            if self.skipping:
+                self.skipped += 1
+            return self.skipping
+        if self.skipping and t is not None and t > self.expect + 1e-3:
+            self.on, self.late_keys = False, self.late_keys + 1
+        self.skipping = False
+        if t is not None:
+            self.fed = max(self.fed, t)
+        return False

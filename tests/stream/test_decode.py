@@ -243,3 +243,56 @@ def test_a_tiny_frame_budget_holds_workers_back_without_changing_frames(files, m
     src, got, _ = read(files["gop15_b3"], fps=8, workers=3, exact=True)
     assert_same(ref, got)
     assert len(got) > 10
+
+
+@pytest.mark.parametrize("gop,bframes,open_gop,fps,ratio", [(60, 2, False, 1.0, 0.8), (60, 2, False, 2.0, 0.95),
+                                                             (45, 3, False, 1.0, 0.9), (40, 2, True, 1.0, 1.01),
+                                                             (60, 0, False, 0.75, 0.8)])
+def test_gop_tails_without_kept_frames_are_not_decoded(tmp_path, monkeypatch, gop, bframes, open_gop, fps, ratio):
+    """GopTail: the kept frames equal those of the same decoder decoding every GOP to its end, with fewer decoded
+    (open GOPs: keyframes later than the index says, which turns skipping off: the same frames, as many decoded)."""
+    import stream.keyframes as K
+
+    path = encode(str(tmp_path / "g.mp4"), seconds=12, fps=30, gop=gop, bframes=bframes, open_gop=open_gop)
+    for workers in (1, 3):
+        with monkeypatch.context() as m:
+            m.setattr(K.GopTail, "skip", lambda self, *a: False)
+            full, ref, ref_items = read(path, fps=fps, workers=workers)
+        src, got, items = read(path, fps=fps, workers=workers)
+        assert_same(got, ref)
+        assert len(got) >= 8
+        assert src.stats.frames_decoded < ratio * full.stats.frames_decoded, (workers, src.stats.frames_decoded,
+                                                                        full.stats.frames_decoded)
+        assert np.array_equal(audio_of(items), audio_of(ref_items))
+        assert not src.stats.notes
+
+
+class _Slots:
+    anchor, period = 0.0, 1.0
+
+    def slot(self, t):
+        return int(t // 1.0)
+
+
+def test_gop_tail_rule():
+    from stream.keyframes import GopTail
+
+    g = GopTail([0.0, 2.0, 4.0], _Slots())
+    g.skip(True, 0.0)
+    g.after(0.5)
+    assert not g.skipping          # the slot starting at 1.0 lies before the next keyframe
+    g.after(1.0)
+    assert g.skipping and g.skip(False, 1.5) and g.skipped == 1
+    assert not g.skip(True, 2.0) and not g.skipping
+    g.after(1.9)                   # a frame that comes out after the keyframe went in: nothing more to skip
+    assert not g.skipping
+    g.after(3.0)
+    assert g.skipping and not g.skip(True, 4.0)
+    g.after(5.0)
+    assert not g.skipping          # the last GOP is decoded to the end
+    late = GopTail([0.0, 2.0, 4.0], _Slots())
+    late.after(1.0)
+    assert late.skipping and not late.skip(True, 2.5)   # the keyframe came later than the index said
+    assert late.late_keys == 1 and not late.on
+    late.after(2.6)
+    assert not late.skipping

@@ -212,6 +212,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the tower after an eager fps8 run "
                     "(what VIGIL_COMPILE=1 does when the engine starts the worker); compile time reported apart")
     ap.add_argument("--no-eager", action="store_true", help="with --compile, skip the eager fps8 run")
+    ap.add_argument("--graphs-ab", action="store_true", help="first ingest the fps8 file eagerly with the tower's "
+                    "CUDA graphs off, then on (same process, side by side)")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -254,10 +256,21 @@ def main() -> None:
 
     w = worker_for(prof.encoder)
     R["worker"] = {"batching": w.batching, "max_frames": w.max_frames, "linger_s": w.linger, "file_linger_s": w.file_linger,
-                   "uploads_in_submitter": w.upload is not None}
+                   "uploads_in_submitter": w.upload is not None, "cuda_graphs": w.graphs}
     R["warm_up_eager_s"] = round(w.warm_up(frames=64), 2)
     log(f"model load {R['model_load_s']} s; worker {R['worker']}")
     save(a.out, R)
+    if "fps8" in parts and a.graphs_ab and w.graphs:
+        w.graphs = prof.encoder.use_graphs(False)
+        R["fps8_eager_no_graphs"] = ingest_file(eng, f8, "fps8-nographs", 8.0)
+        log(f"fps8 eager, no CUDA graphs: {R['fps8_eager_no_graphs']}")
+        w.graphs = prof.encoder.use_graphs(True)
+        t = time.perf_counter()
+        w.warm_up(frames=64)
+        R["graph_capture_s"] = round(time.perf_counter() - t, 2)
+        R["fps8_eager_graphs"] = ingest_file(eng, f8, "fps8-graphs", 8.0)
+        log(f"fps8 eager, CUDA graphs: {R['fps8_eager_graphs']} (capture {R['graph_capture_s']} s)")
+        save(a.out, R)
     if "fps8" in parts and a.compile and not a.no_eager:
         R["fps8_eager"] = ingest_file(eng, f8, "fps8-eager", 8.0)
         log(f"fps8 eager: {R['fps8_eager']}")
@@ -280,6 +293,8 @@ def main() -> None:
         R["decode_only_base_1fps"] = decode_only(base, 1.0)
         R["decode_only_f8_8fps"] = decode_only(f8, 8.0)
         log(f"decode only: base at 1 fps {R['decode_only_base_1fps']}, f8 at 8 fps {R['decode_only_f8_8fps']}")
+        R["decode_only_hour_1fps"] = decode_only(hour, 1.0)
+        log(f"decode only, the hour at 1 fps: {R['decode_only_hour_1fps']}")
         with engine(os.path.join(work, "bank-hour"), model_dir) as e:
             R["hour"] = ingest_file(e, hour, "hour", 1.0)
         log(f"hour: {R['hour']}")

@@ -113,6 +113,7 @@ class _Request:
     t: float
     future: Future
     shape: tuple
+    ready: object = None         # a CUDA event recorded after the frames' upload (on the submitter's stream)
 
 
 @dataclass
@@ -175,6 +176,10 @@ class EncoderWorker:
         self.compiled = False
         if self.batching and os.environ.get("VIGIL_COMPILE", "") == "1":
             self.compile()
+        # the tower as CUDA graphs at a few batch sizes (one launch per batch: launches no longer wait on decoder
+        # threads for the GIL and the cores); VIGIL_CUDA_GRAPHS=0 turns it off
+        use = getattr(encoder, "use_graphs", None) if self.cuda_stream is not None else None
+        self.graphs = bool(use is not None and os.environ.get("VIGIL_CUDA_GRAPHS", "1") != "0" and use())
 
     def compile(self) -> bool:
         """torch.compile the encoder's vision path where it has one (LLaVA-OV's lean tower); errors fall back to
@@ -201,6 +206,10 @@ class EncoderWorker:
         t = time.monotonic()
         for n in (frames, frames // 2 + self.patch):
             self.encode([np.full((side, side, 3), 128, np.uint8)] * max(self.patch, n))
+        capture = getattr(self.encoder, "capture_graphs", None)
+        if self.graphs and capture is not None:
+            with torch.cuda.stream(self.cuda_stream):
+                capture()
         return time.monotonic() - t
 
     @property
@@ -219,9 +228,12 @@ class EncoderWorker:
         fut: Future = Future()
         shape = tuple(np.shape(frames[0]))
         n = len(frames)
+        ready = None
         if self.upload is not None:
             frames = self._to_device(frames, shape)
-        req = _Request(frames, -(-n // self.patch), bool(live), time.monotonic(), fut, shape)
+            ready = torch.cuda.Event()
+            ready.record()   # the worker's stream waits for it: the copies ran on this thread's stream
+        req = _Request(frames, -(-n // self.patch), bool(live), time.monotonic(), fut, shape, ready)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the encoder worker is closed")
@@ -312,6 +324,10 @@ class EncoderWorker:
         try:
             if self.cuda_stream is not None:
                 with torch.cuda.stream(self.cuda_stream):
+                    for r in batch:
+                        if r.ready is not None:
+                            self.cuda_stream.wait_event(r.ready)
+                            r.frames.record_stream(self.cuda_stream)  # not reused by the submitter's stream too soon
                     ev = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     ev[0].record()
                     grid = self._encode(join([pad_to_steps(r.frames, self.patch) for r in batch]))

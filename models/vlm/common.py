@@ -17,6 +17,7 @@ stops its decoding before the next forward pass and joins its worker thread.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -91,9 +92,15 @@ def resize_normalize(x: torch.Tensor, size: tuple[int, int], mean, std) -> torch
     """[T, 3, H, W] in [0, 1] -> resized (bicubic, antialiased) and normalized."""
     if tuple(x.shape[-2:]) != tuple(size):
         x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp_(0, 1)
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    m, s = _norm_tensors(tuple(mean), tuple(std), x.device, x.dtype)
     return (x - m) / s
+
+
+@functools.lru_cache(maxsize=16)
+def _norm_tensors(mean: tuple, std: tuple, device: torch.device, dtype: torch.dtype):
+    """mean and std as [1, 3, 1, 1] tensors on the device, made once (not one host-to-device copy per batch)."""
+    return (torch.tensor(mean, device=device, dtype=dtype).view(1, 3, 1, 1),
+            torch.tensor(std, device=device, dtype=dtype).view(1, 3, 1, 1))
 
 
 class _TokenStreamer(TextIteratorStreamer):

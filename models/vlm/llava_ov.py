@@ -16,6 +16,7 @@ Positions are plain 1D.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -81,6 +82,8 @@ class LlavaOneVisionAdapter(VLMAdapter):
         self.video_id = int(getattr(self.config, "video_token_id", None) or self.config.video_token_index)
         self._hook = None
         self._lean = None
+        self._lean_inner = None    # the lean path as called: eager, or torch.compile'd
+        self._graphs = None        # GraphedBatches over it (use_graphs)
         layers = _layers_of(self.model.model.vision_tower)
         layer = self.config.vision_feature_layer
         if layers is not None and isinstance(layer, int):
@@ -110,17 +113,63 @@ class LlavaOneVisionAdapter(VLMAdapter):
         return m.apply_pooling(m.multi_modal_projector(h))
 
     def compile(self, **kw):
-        """torch.compile the lean vision path (CUDA; used by bench/vlm_gpu.py)."""
-        self._lean = torch.compile(self._lean_features, **kw)
+        """torch.compile the lean vision path (CUDA; the encoder worker's VIGIL_COMPILE=1, bench/vlm_gpu.py)."""
+        if self._lean is None:
+            return self
+        self._lean_inner = torch.compile(self._lean_features, **kw)
+        return self._wrap_lean()
+
+    def use_graphs(self, on: bool = True) -> bool:
+        """Run the vision path (with the saliency hook when it is wanted) as CUDA graphs at a few batch sizes
+        (models/vlm/graphs.py): one launch per batch instead of one per kernel. Returns whether it is on."""
+        want = bool(on) and self._lean is not None and self.device.type == "cuda"
+        if not want:
+            self._graphs = None
+        elif self._graphs is None:
+            from .graphs import GraphedBatches
+
+            self._graphs = {sal: GraphedBatches(functools.partial(self._vision, sal=sal)) for sal in (False, True)}
+        return self._graphs is not None
+
+    def _wrap_lean(self):
+        if self._graphs is not None:
+            for g in self._graphs.values():
+                g._graphs.clear()   # captured from the previous function: captured again on use
+        self._lean = self._lean_inner or self._lean_features
         return self
+
+    def _vision(self, px: torch.Tensor, sal: bool):
+        """[T, 3, S, S] -> (pooled tokens [T, n, D], received attention [T, N] or None)."""
+        if self._hook is not None:
+            self._hook.active, self._hook.value = sal, None
+        try:
+            return self._lean(px), (self._hook.value if self._hook is not None and sal else None)
+        finally:
+            if self._hook is not None:
+                self._hook.active = False
+
+    @torch.inference_mode()
+    def capture_graphs(self) -> list[int]:
+        """Capture every batch size's graph now (the worker's warm-up), so no live batch waits for a capture."""
+        if self._graphs is None:
+            return []
+        x = torch.zeros((1, 3, self.image_size, self.image_size), dtype=self.dtype, device=self.device)
+        with self._encode_lock:
+            return self._graphs[bool(self.want_saliency and self._hook is not None)].capture_all(x)
 
     def _encode_tokens(self, x):
         T = x.shape[0]
         x = resize_normalize(x, (self.image_size, self.image_size), self.mean, self.std)
+        want_sal = bool(self.want_saliency and self._hook is not None)
         if self._hook is not None:
             self._hook.active, self._hook.value = self.want_saliency, None
         try:
-            if self._lean is not None:
+            if self._graphs is not None:
+                po, graph_sal = self._graphs[want_sal](x.to(self.dtype))
+                po = po.reshape(-1, self.hidden)
+                if self._hook is not None:   # the graph's own copy (the hook ran while it was captured, not now)
+                    self._hook.value = graph_sal
+            elif self._lean is not None:
                 po = self._lean(x.to(self.dtype)).reshape(-1, self.hidden)
             else:
                 out = self.model.model.get_video_features(x.to(self.dtype).unsqueeze(0))

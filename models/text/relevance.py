@@ -130,6 +130,26 @@ def names_in(question: str) -> set[str]:
     return out
 
 
+# auxiliaries a question is built with ("How many clients does Orion have?"): no part of what it asks
+_AUX = frozenset({"do", "does", "did"})
+
+
+def asked_terms(question: str) -> list[str]:
+    """The content words of a question besides its names and auxiliaries: what it asks about ("football", "match",
+    "night" in "Who won the football match last night?" after "won")."""
+    names = names_in(question)
+    return [w for w in dict.fromkeys(content(digits(question))) if w not in names and w not in _AUX]
+
+
+def word_coverage(question: str, text: str) -> float:
+    """Share of the question's asked terms (`asked_terms`) whose Snowball stem is in text (1.0 when it asks none)."""
+    ts = asked_terms(question)
+    if not ts:
+        return 1.0
+    have = set(stem(content(digits(text))))
+    return sum(s in have for s in stem(ts)) / len(ts)
+
+
 def qtype(question: str) -> str:
     q = digits(question).lower()
     if re.search(r"\bhow (many|much|big|large|high|low|long)\b|\bwhat (is|was|were|are) the (number|count|total|"

@@ -116,20 +116,31 @@ def engine(bank: str, model_dir: str):
     return Engine(bank, model=model_dir, parts=("ingest",))
 
 
+STACKS = False   # --stacks: sample every thread's stack during each ingest (bench/stacks.py)
+
+
 def ingest_file(eng, path: str, stream: str, fps: float) -> dict:
     """One file through eng.start (what `app.py ingest` calls), waited for; wall from start() to the end."""
+    from bench.stacks import StackSampler
+
     w0 = worker_summary(eng)
+    sampler = StackSampler() if STACKS else None
+    if sampler is not None:
+        sampler.start()
     t, c = time.perf_counter(), cpu_s()
     info = eng.start(path, stream=stream, fps=fps, probe=True)
     s = eng.wait(info.stream)
     wall, cpu = time.perf_counter() - t, cpu_s() - c
+    if sampler is not None:
+        sampler.__exit__()
+        stacks = sampler.summary()
     assert s.state == "finished", (s.state, s.error)
     pipe = eng.handle(stream).pipeline
     return {"stream": stream, "fps": fps, "media_s": round(s.last_t, 1), "frames_sampled": s.frames_sampled,
             "frames_decoded": s.frames_in, "memories": s.new_memories, "commits": pipe.commits,
             "wall_s": round(wall, 2), "cpu_s": round(cpu, 1), "sampled_fps": round(s.frames_sampled / wall, 1),
             "x_realtime": round(s.last_t / wall, 1), "worker": worker_delta(w0, worker_summary(eng)),
-            "notes": s.notes}
+            "notes": s.notes, **({"stacks": stacks} if sampler is not None else {})}
 
 
 def decode_only(path: str, fps: float) -> dict:
@@ -216,7 +227,10 @@ def main() -> None:
                     "CUDA graphs off, then on (same process, side by side)")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--stacks", action="store_true", help="sample every thread's stack during each ingest")
     a = ap.parse_args()
+    global STACKS
+    STACKS = a.stacks
     if a.tiny:
         a.fps8_minutes, a.base_minutes, a.hour_minutes, a.live_seconds = 0.25, 0.25, 0.5, 8.0
         os.environ.setdefault("VIGIL_BATCH", "1")   # the worker's batching on the CPU too
@@ -263,13 +277,14 @@ def main() -> None:
     if "fps8" in parts and a.graphs_ab and w.graphs:
         w.graphs = prof.encoder.use_graphs(False)
         R["fps8_eager_no_graphs"] = ingest_file(eng, f8, "fps8-nographs", 8.0)
-        log(f"fps8 eager, no CUDA graphs: {R['fps8_eager_no_graphs']}")
+        log(f"fps8 eager, no CUDA graphs: { {k: v for k, v in R['fps8_eager_no_graphs'].items() if k != 'stacks'} }")
         w.graphs = prof.encoder.use_graphs(True)
         t = time.perf_counter()
         w.warm_up(frames=64)
         R["graph_capture_s"] = round(time.perf_counter() - t, 2)
         R["fps8_eager_graphs"] = ingest_file(eng, f8, "fps8-graphs", 8.0)
-        log(f"fps8 eager, CUDA graphs: {R['fps8_eager_graphs']} (capture {R['graph_capture_s']} s)")
+        log(f"fps8 eager, CUDA graphs: { {k: v for k, v in R['fps8_eager_graphs'].items() if k != 'stacks'} } "
+            f"(capture {R['graph_capture_s']} s)")
         save(a.out, R)
     if "fps8" in parts and a.compile and not a.no_eager:
         R["fps8_eager"] = ingest_file(eng, f8, "fps8-eager", 8.0)
@@ -284,7 +299,7 @@ def main() -> None:
         save(a.out, R)
     if "fps8" in parts:
         R["fps8"] = ingest_file(eng, f8, "fps8", 8.0)
-        log(f"fps8: {R['fps8']}")
+        log(f"fps8: { {k: v for k, v in R['fps8'].items() if k != 'stacks'} }")
         save(a.out, R)
     eng.close()
     if "hour" in parts:
@@ -297,7 +312,7 @@ def main() -> None:
         log(f"decode only, the hour at 1 fps: {R['decode_only_hour_1fps']}")
         with engine(os.path.join(work, "bank-hour"), model_dir) as e:
             R["hour"] = ingest_file(e, hour, "hour", 1.0)
-        log(f"hour: {R['hour']}")
+        log(f"hour: { {k: v for k, v in R['hour'].items() if k != 'stacks'} }")
         save(a.out, R)
     if "live" in parts:
         R["rtsp_on_host"] = rtsp_available() or "nothing (no mediamtx, ffmpeg, GStreamer RTSP server)"

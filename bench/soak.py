@@ -78,8 +78,8 @@ def client(url: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=300)
 
 
-def serve(bank: str, media: str) -> tuple[subprocess.Popen, httpx.Client]:
-    proc, url = start_server(bank, media, "--no-mcp", token=TOKEN)  # the /v1 API is what is soaked
+def serve(bank: str, media: str, env: dict | None = None) -> tuple[subprocess.Popen, httpx.Client]:
+    proc, url = start_server(bank, media, "--no-mcp", token=TOKEN, env=env)  # the /v1 API is what is soaked
     return proc, client(url)
 
 
@@ -200,10 +200,21 @@ def asker(url: str, i: int, stop: threading.Event, sids: list[str], think: float
             stop.wait(think)
 
 
+def probe_env(work: str, warmup_s: float, tracemalloc_frames: int, trim: bool, extra: list[str]) -> dict:
+    """The served process's environment for --probe (bench/soak_probe/sitecustomize.py) and --server-env K=V."""
+    env = dict(kv.split("=", 1) for kv in extra)
+    if tracemalloc_frames >= 0:
+        env.update(PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(ROOT, "bench", "soak_probe"),
+                                                            os.environ.get("PYTHONPATH")])),
+                   VIGIL_SOAK_PROBE=os.path.join(work, "probe.jsonl"), VIGIL_SOAK_PROBE_WARMUP=str(warmup_s),
+                   VIGIL_SOAK_TRACEMALLOC=str(tracemalloc_frames), VIGIL_SOAK_TRIM="1" if trim else "0")
+    return env
+
+
 def soak(work: str, media: str, cams: dict[str, str], minutes: float, askers: int, think: float,
-         warmup_s: float) -> tuple[dict, dict[str, list[dict]], str]:
+         warmup_s: float, env: dict | None = None) -> tuple[dict, dict[str, list[dict]], str]:
     bank = os.path.join(work, "soak-bank")
-    proc, api = serve(bank, media)
+    proc, api = serve(bank, media, env)
     url = str(api.base_url).rstrip("/")
     lat: list[float] = []
     fails: list[str] = []
@@ -351,6 +362,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dir", default=None, help="work directory (default: a new temporary one)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--probe", type=int, default=-1, metavar="FRAMES",
+                    help="trace the soak server's memory into DIR/probe.jsonl every 30 s (bench/soak_probe); "
+                         "FRAMES > 0 also runs tracemalloc with that many frames per allocation site")
+    ap.add_argument("--probe-trim", action="store_true", help="with --probe: malloc_trim(0) after each sample")
+    ap.add_argument("--server-env", action="append", default=[], metavar="K=V",
+                    help="an environment variable for the soak server (e.g. MALLOC_ARENA_MAX=2)")
     a = ap.parse_args(argv)
     if not os.path.exists("/usr/bin/python3"):
         print("soak: Debian's python3 with gst-rtsp-server is needed for the RTSP cameras", file=sys.stderr)
@@ -376,7 +393,9 @@ def main(argv=None) -> int:
             solo_rows = solo(work, media, cams, a.solo_seconds)
         if "soak" not in skip:
             print(f"soak: {len(cams)} cameras + {a.askers} askers for {a.minutes} min", flush=True)
-            res["soak"], rows, soak_bank = soak(work, media, cams, a.minutes, a.askers, a.think, a.warmup)
+            env = probe_env(work, a.warmup, a.probe, a.probe_trim, a.server_env)
+            res["server_env"] = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+            res["soak"], rows, soak_bank = soak(work, media, cams, a.minutes, a.askers, a.think, a.warmup, env)
             res["load_avg_after_soak"] = os.getloadavg()
             print(json.dumps({k: v for k, v in res["soak"].items() if k != "rss_samples"}, indent=1), flush=True)
             if solo_rows:

@@ -107,10 +107,9 @@ def test_every_screen_is_read_answered_and_in_the_minutes(style, profile, root):
         assert tr.best is not None and tr.best.t1 > f.t0 - slack and tr.best.t0 < f.t1 + 1
     _refuses_absent(bank, profile)
     mn = _minutes(bank, profile)
-    if style != "scroll":  # a document's headings are not slide titles: its sections follow the window title
-        titles = [normalize(x.title) for x in mn.sections]
-        for s in truth.slides:
-            assert normalize(s.title) in titles, (s.title, titles)
+    titles = [normalize(x.title) for x in mn.sections]  # a scrolled document's headings are its sections' titles
+    for s in truth.slides:
+        assert normalize(s.title) in titles, (s.title, titles)
     _check_traced(mn, mems)
     assert mn.overview and mn.overview[0].text.startswith("The meeting")
     bank.close()
@@ -130,6 +129,9 @@ def test_speaker_only_answers_and_minutes(profile, root):
         assert contains_answer(out, f.answer), (f.question, f.answer, out)
     _refuses_absent(bank, profile)
     mn = _minutes(bank, profile)
+    changes = sorted({u.t0 for u in truth.utterances if u.kind == "intro"})[1:]  # "Next topic: ..."
+    starts = [s.t0 for s in mn.sections]
+    assert changes and all(any(abs(s0 - c) <= 8 for s0 in starts) for c in changes), (changes, starts)
     owners = {a.owner for a in mn.action_items}
     assert sum(a.owner in owners for a in truth.action_items) >= len(truth.action_items) - 1
     _check_traced(mn, mems)

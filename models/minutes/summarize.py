@@ -1,9 +1,9 @@
 """Minutes from memories: sections, bullets you can trace, decisions, action items, figures.
 
 summarize(memories, llm, progress_cb) -> Minutes
-- Sections start at a slide change (a new title: the first OCR line of a memory), at a shift of topic in speech
-  (TextTiling-style: the MiniLM similarity of the next window of transcript to the last one drops below
-  `shift_threshold`), and when a section would pass max_len_s.
+- Sections (`models.minutes.segment`) start at a slide change (a new title: the first OCR line of a memory), at a
+  heading of a document shown under a window title, at a shift of topic in speech (embedding change points), and
+  when a section would pass max_len_s.
 - Bullets: the section's slide lines, then its most informative sentences (rare words, figures and names score;
   "that sounds good" does not), each stamped with the time of the evidence it quotes. LLM bullets (optional) are
   kept only when one or two adjacent source sentences support every content word, number and name of theirs
@@ -16,123 +16,23 @@ Map-reduce: each section is summarized on its own (split into chunks of max_sect
 """
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 
 from models.answer.check import support, unsupported_terms
 from models.base import MemoryView
 from models.text.timephrase import fmt_span
-from models.text.words import content, digits, ocr_lines, sentences, stem, words
+from models.text.words import content, digits, sentences, stem, words
 
 from .data import Line, Minutes, Section
 from .extract import extract_actions, extract_decisions, extract_numbers, is_name
+from .segment import _same_title, segment_sections
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Item:
-    t0: float
-    t1: float
-    asr: str
-    ocr: list[str]
-    title: str
-
-
-def _same_title(a: str, b: str) -> bool:
-    """Equal up to OCR typos; titles whose numbers differ ("Q1 Review" / "Q2 Review") are different."""
-    na, nb = " ".join(words(a)), " ".join(words(b))
-    if na == nb:
-        return True
-    return re.findall(r"\d+", na) == re.findall(r"\d+", nb) and difflib.SequenceMatcher(None, na, nb).ratio() >= 0.8
-
-
-def _items(memories: Sequence[MemoryView]) -> list[_Item]:
-    items = []
-    for m in sorted(memories, key=lambda m: (m.t0, m.t1)):
-        ev = m.evidence or {}
-        lines = ocr_lines(ev.get("ocr") or "")
-        asr = ev.get("asr") or ""
-        if isinstance(asr, (list, tuple)):
-            asr = " ".join(map(str, asr))
-        items.append(_Item(m.t0, m.t1, str(asr).strip(), lines, lines[0] if lines else ""))
-    return items
-
-
-def _topic_shifts(items: list[_Item], embedder, window_s: float, threshold: float) -> set[int]:
-    """Indices of items where the transcript's topic shifts: the next window_s of speech is unlike the last
-    window_s (MiniLM cosine below threshold, and a local minimum)."""
-    if embedder is None:
-        return set()
-    spoken = [i for i, it in enumerate(items) if it.asr]
-    if len(spoken) < 4:
-        return set()
-    cand, sims = [], []
-    texts_l, texts_r = [], []
-    for j in spoken:
-        t = items[j].t0
-        left = " ".join(dict.fromkeys(items[i].asr for i in spoken if t - window_s <= items[i].t0 < t))
-        right = " ".join(dict.fromkeys(items[i].asr for i in spoken if t <= items[i].t0 < t + window_s))
-        if left and right:
-            cand.append(j)
-            texts_l.append(left)
-            texts_r.append(right)
-    if not cand:
-        return set()
-    try:
-        vl = embedder.encode(texts_l)
-        vr = embedder.encode(texts_r)
-    except Exception as e:  # noqa: BLE001
-        log.warning("embedder failed in summarize: %s", e)
-        return set()
-    sims = np.sum(np.asarray(vl) * np.asarray(vr), axis=1)
-    out = set()
-    for k, j in enumerate(cand):
-        lo = sims[max(0, k - 2): k + 3].min()
-        if sims[k] < threshold and sims[k] <= lo + 1e-6:
-            out.add(j)
-    return out
-
-
-def segment_sections(memories: Sequence[MemoryView], embedder=None, min_len_s: float = 45.0,
-                     max_len_s: float = 600.0, shift_threshold: float = 0.3) -> list[tuple[str, list[_Item]]]:
-    """Split memories (time order) into (title, items) sections at slide changes, topic shifts in speech and
-    max_len_s. A slide title counts as changed when it differs beyond OCR typos."""
-    items = _items(memories)
-    if not items:
-        return []
-    has_slides = any(it.title for it in items)
-    shifts = _topic_shifts(items, embedder, window_s=min_len_s, threshold=shift_threshold) if not has_slides \
-        else set()
-    sections: list[tuple[str, list[_Item]]] = []
-    cur: list[_Item] = []
-    cur_title = ""
-    for i, it in enumerate(items):
-        boundary, new_title = False, cur_title
-        if it.title and not (cur_title and _same_title(it.title, cur_title)):
-            boundary, new_title = bool(cur), it.title
-        elif cur and i in shifts and it.t0 - cur[0].t0 >= min_len_s:
-            boundary, new_title = True, ""
-        elif cur and it.t1 - cur[0].t0 > max_len_s:
-            boundary = True
-        if boundary and cur:
-            sections.append((cur_title, cur))
-            cur = []
-        if not cur:
-            cur_title = new_title if new_title else ""
-        if it.title and not cur_title:
-            cur_title = it.title
-        cur.append(it)
-    if cur:
-        sections.append((cur_title, cur))
-    return sections
 
 
 BULLET_PROMPT = ("Summarize this part of a meeting in at most 3 short bullet points. Keep names, numbers and "

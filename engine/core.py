@@ -123,6 +123,9 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
                  models: Optional[Sequence[str]] = None):
         from memory.bank import MemoryBank
 
+        from . import heap
+
+        heap.start()  # freed native memory goes back to the system in a long-running process (engine/heap.py)
         if isinstance(bank_dir, MemoryBank):  # an open bank: used, not closed, by this engine
             self.bank, self._owns_bank, readonly = bank_dir, False, bank_dir.readonly
         else:

@@ -6,7 +6,7 @@ VIGIL_SOAK_PROBE_EVERY seconds (default 30) with where the process's resident me
 - rss and /proc/self/smaps grouped: the main heap ([heap]), glibc thread arenas (anonymous mappings inside a
   64 MiB-aligned reservation), thread stacks (8 MiB + guard), other anonymous mappings (large mmapped blocks:
   torch/numpy buffers, FAISS), and file-backed pages;
-- glibc's mallinfo2 (arena bytes, in use, free but kept, mmapped) and the number of threads;
+- glibc's mallinfo2 (arena bytes, in use, free but kept, mmapped), the number of arenas and of threads;
 - Python objects alive by type (the 15 types that grew most since the first sample after VIGIL_SOAK_PROBE_WARMUP s);
 - with VIGIL_SOAK_TRACEMALLOC=N (frames), tracemalloc's traced bytes and the 20 allocation sites that grew most
   since that same baseline snapshot;
@@ -34,6 +34,10 @@ def _libc():
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _MallInfo2
     libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
     return libc
 
 
@@ -70,6 +74,18 @@ def _smaps() -> dict[str, int]:
     return dict(out)
 
 
+def _arenas(libc) -> int:
+    """The number of malloc arenas (glibc's malloc_info XML has one <heap nr=...> per arena)."""
+    path = f"/tmp/vigil-soak-probe-{os.getpid()}.xml"
+    fp = libc.fopen(path.encode(), b"w")
+    libc.malloc_info(0, fp)
+    libc.fclose(fp)
+    with open(path) as f:
+        n = f.read().count("<heap nr=")
+    os.remove(path)
+    return n
+
+
 def _types() -> collections.Counter:
     return collections.Counter(type(o).__name__ for o in gc.get_objects())
 
@@ -84,7 +100,8 @@ def _run(every: float, warmup: float, nframes: int, trim: bool) -> None:
         time.sleep(every)
         t = time.time() - t0
         mi = libc.mallinfo2()
-        row = dict(t=round(t), rss_kb=_rss_kb(), smaps_kb=_smaps(), threads=threading.active_count(),
+        row = dict(t=round(t), rss_kb=_rss_kb(), smaps_kb=_smaps(), arenas=_arenas(libc),
+                   threads=threading.active_count(),
                    native_threads=len(os.listdir("/proc/self/task")),
                    malloc_mb={k: round(getattr(mi, k) / 2**20, 1) for k in ("arena", "uordblks", "fordblks",
                                                                             "hblkhd", "keepcost")})

@@ -25,7 +25,7 @@ import numpy as np
 from models.base import MemoryView
 
 from .timephrase import fmt_span
-from .words import content, digits, is_heading, ocr_lines, sentences, stem, stop_words, words
+from .words import content, digits, is_heading, ocr_lines, sentences, stem, stop_words, unjoin, words
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +189,13 @@ def _bm25(query: str, docs: Sequence[str]) -> np.ndarray:
         return np.array([len(qs & set(stem(content(d)))) for d in docs], np.float32)
     from .words import _stemmer
 
-    norm = [digits(d) or "." for d in docs]
+    norm = [digits(unjoin(d)) or "." for d in docs]
     tok = bm25s.tokenize(norm, stopwords="en", stemmer=_stemmer(), show_progress=False)
     if not tok.vocab:
         return np.zeros(n, np.float32)
     r = bm25s.BM25()
     r.index(tok, show_progress=False)
-    q = bm25s.tokenize([digits(query) or "."], stopwords="en", stemmer=_stemmer(), show_progress=False,
+    q = bm25s.tokenize([digits(unjoin(query)) or "."], stopwords="en", stemmer=_stemmer(), show_progress=False,
                        return_ids=False)[0]
     q = [t for t in q if t in tok.vocab]
     if not q:

@@ -63,8 +63,19 @@ def _stemmer():
         return None
 
 
+# a lower-case letter followed by a capitalized word inside one token: words OCR ran together ("FalconBudget")
+_JOINED = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
+
+
+def unjoin(text: str) -> str:
+    """Run-together capitalized words apart ("FalconBudget Review" -> "Falcon Budget Review"): OCR drops the space
+    between words of small or tightly set text. Applied to questions and evidence alike, so a name written in
+    camel case ("McKinley" -> "Mc Kinley") still matches itself."""
+    return _JOINED.sub(" ", text or "")
+
+
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", (text or "").lower())
+    return re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", unjoin(text).lower())
 
 
 def content(text: str) -> list[str]:

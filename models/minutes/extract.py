@@ -47,6 +47,16 @@ def is_name(word: Optional[str]) -> bool:
     return word[:1].isupper() and low not in stop_words() and low not in MONTHS and low not in DAYS and len(low) > 1
 
 
+# right before an owner: an article or possessive, or another capitalized word ("The Comet Project will hire ...")
+# make the capitalized word part of a thing's name, not a person
+_NOT_PERSON_BEFORE = re.compile(r"(?:\b(?:the|a|an|this|that|these|our|their|its|his|her|my|your)|\b[A-Z][a-z]+)\s+$",
+                                re.I)
+
+
+def _person_slot(sentence: str, m: re.Match) -> bool:
+    return not _NOT_PERSON_BEFORE.search(sentence[: m.start("owner")])
+
+
 def extract_actions(text: str, t0: float, t1: float) -> list[ActionItem]:
     out = []
     for s in sentences(text):
@@ -57,7 +67,7 @@ def extract_actions(text: str, t0: float, t1: float) -> list[ActionItem]:
             owner = m.groupdict().get("owner")
             if owner:
                 owner = owner.strip().title()
-                if not is_name(owner):
+                if not is_name(owner) or not _person_slot(s, m):
                     if i == 0:
                         owner = None  # "Action item: we need to ..." -> unassigned
                     else:

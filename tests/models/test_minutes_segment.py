@@ -82,3 +82,14 @@ def test_run_together_words_come_apart_only_when_both_are_words_of_the_meeting(j
     from models.minutes.segment import _respace
 
     assert _respace(joined, vocab) == expect
+
+
+@pytest.mark.parametrize("said,owners", [("The Kestrel Project will hire 40 welders.", []),
+                                         ("The project will hire 40 welders.", []),
+                                         ("Action item. Nadia will book the crane before Friday.", ["Nadia"]),
+                                         ("Action Item, Omar will send the shortlist.", ["Omar"]),
+                                         ("The harbor plan is done. Ivo will update the budget.", ["Ivo"])])
+def test_an_action_owner_is_a_person_not_a_things_name(said, owners):
+    from models.minutes.extract import extract_actions
+
+    assert [a.owner for a in extract_actions(said, 0, 2)] == owners

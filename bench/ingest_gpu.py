@@ -274,7 +274,8 @@ def main() -> None:
     R["warm_up_eager_s"] = round(w.warm_up(frames=64), 2)
     log(f"model load {R['model_load_s']} s; worker {R['worker']}")
     save(a.out, R)
-    if "fps8" in parts and a.graphs_ab and w.graphs:
+    if "fps8" in parts and a.graphs_ab and hasattr(prof.encoder, "use_graphs") and w.cuda_stream is not None:
+        default = w.graphs
         w.graphs = prof.encoder.use_graphs(False)
         R["fps8_eager_no_graphs"] = ingest_file(eng, f8, "fps8-nographs", 8.0)
         log(f"fps8 eager, no CUDA graphs: { {k: v for k, v in R['fps8_eager_no_graphs'].items() if k != 'stacks'} }")
@@ -285,6 +286,7 @@ def main() -> None:
         R["fps8_eager_graphs"] = ingest_file(eng, f8, "fps8-graphs", 8.0)
         log(f"fps8 eager, CUDA graphs: { {k: v for k, v in R['fps8_eager_graphs'].items() if k != 'stacks'} } "
             f"(capture {R['graph_capture_s']} s)")
+        w.graphs = prof.encoder.use_graphs(default)
         save(a.out, R)
     if "fps8" in parts and a.compile and not a.no_eager:
         R["fps8_eager"] = ingest_file(eng, f8, "fps8-eager", 8.0)

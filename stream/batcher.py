@@ -176,10 +176,13 @@ class EncoderWorker:
         self.compiled = False
         if self.batching and os.environ.get("VIGIL_COMPILE", "") == "1":
             self.compile()
-        # the tower as CUDA graphs at a few batch sizes (one launch per batch: launches no longer wait on decoder
-        # threads for the GIL and the cores); VIGIL_CUDA_GRAPHS=0 turns it off
+        # uploads go on a stream of their own: on the default stream a pageable copy would also wait for whatever
+        # else is queued there
+        self.upload_stream = torch.cuda.Stream(device=dev) if self.upload is not None else None
+        # the tower as CUDA graphs at a few batch sizes (one launch per batch), VIGIL_CUDA_GRAPHS=1: off by default,
+        # as measured on the H200 it did not pay (bench/RESULTS.md, issue 14)
         use = getattr(encoder, "use_graphs", None) if self.cuda_stream is not None else None
-        self.graphs = bool(use is not None and os.environ.get("VIGIL_CUDA_GRAPHS", "1") != "0" and use())
+        self.graphs = bool(use is not None and os.environ.get("VIGIL_CUDA_GRAPHS", "0") == "1" and use())
 
     def compile(self) -> bool:
         """torch.compile the encoder's vision path where it has one (LLaVA-OV's lean tower); errors fall back to
@@ -230,9 +233,10 @@ class EncoderWorker:
         n = len(frames)
         ready = None
         if self.upload is not None:
-            frames = self._to_device(frames, shape)
-            ready = torch.cuda.Event()
-            ready.record()   # the worker's stream waits for it: the copies ran on this thread's stream
+            with torch.cuda.stream(self.upload_stream):
+                frames = self._to_device(frames, shape)
+                ready = torch.cuda.Event()
+                ready.record()   # the worker's stream waits for it
         req = _Request(frames, -(-n // self.patch), bool(live), time.monotonic(), fut, shape, ready)
         with self._cond:
             if self._closed:

@@ -43,6 +43,8 @@ class Clipper:
         self._ready: list[Clip] = []
         self._audio = np.zeros(0, np.float32)
         self._audio_t0 = 0.0  # media time of self._audio[0]
+        self._audio_tail: list[np.ndarray] = []   # chunks after self._audio, joined when a clip takes its audio
+        self._tail_n = 0                          # (one copy per clip, not one of the whole buffer per chunk)
         self._audio_started = False
         self._count = 0
         self.audio_only = audio_only
@@ -52,7 +54,7 @@ class Clipper:
 
     @property
     def audio_end(self) -> float:
-        return self._audio_t0 + self._audio.size / 16000
+        return self._audio_t0 + (self._audio.size + self._tail_n) / 16000
 
     def insert(self, item) -> None:
         if isinstance(item, Frame):
@@ -84,8 +86,10 @@ class Clipper:
             self._audio_t0, self._audio_started = a.t, True
         gap = int(round((a.t - self.audio_end) * 16000))
         if gap > 0:  # missing audio becomes silence so sample index stays media time
-            self._audio = np.concatenate([self._audio, np.zeros(gap, np.float32)])
-        self._audio = np.concatenate([self._audio, a.samples])
+            self._audio_tail.append(np.zeros(gap, np.float32))
+            self._tail_n += gap
+        self._audio_tail.append(np.asarray(a.samples, np.float32))
+        self._tail_n += self._audio_tail[-1].size
         if self.audio_only:
             self._cut_audio_clips(final=False)
 
@@ -115,6 +119,9 @@ class Clipper:
         a = int(round((clip.t0 - self._audio_t0) * 16000))
         b = int(round((clip.t1 - self._audio_t0) * 16000))
         a, b = max(0, a), max(0, b)
+        if self._audio_tail:
+            self._audio = np.concatenate([self._audio, *self._audio_tail])
+            self._audio_tail, self._tail_n = [], 0
         clip.audio = self._audio[a:b].copy()
         # audio before the next clip can go: keep memory bounded on long streams
         if a > 16000 * 30:

@@ -51,7 +51,8 @@ def test_graphed_tower_equals_the_eager_one(ov_dir, saliency):
 
 
 @cuda
-def test_the_worker_runs_the_graphs_and_captures_them_in_its_warm_up(ov_dir):
+def test_the_worker_runs_the_graphs_and_captures_them_in_its_warm_up(ov_dir, monkeypatch):
+    monkeypatch.setenv("VIGIL_CUDA_GRAPHS", "1")
     ad = load_vlm(ov_dir, device="cuda")
     w = EncoderWorker(ad, linger=0.2)
     assert w.graphs is True

@@ -122,6 +122,12 @@ class FileSource:
         else:
             self.duration = None
 
+    def skip_audio(self) -> None:
+        """Do not decode the audio track: nothing listens (a profile without speech recognition). Before reading
+        starts; a file without video keeps its audio (it is all there is)."""
+        if not self.audio_only and self._reader.thread is None:
+            self.audio, self.has_audio = False, False
+
     def _convert(self, frame) -> np.ndarray:
         return to_rgb(frame, self.max_side)
 

@@ -72,6 +72,41 @@ def test_clips_are_committed_in_groups_and_hooks_run_after_the_commit(adapter, t
     assert stored[-1].t1 == pytest.approx(20.0, abs=0.3)                            # nothing left in a buffer
 
 
+def test_audio_is_decoded_only_when_speech_recognition_listens(adapter, tmp_path):
+    from models.evidence import AsrEvidence
+
+    class Ears(AsrEvidence):   # the real extractor's bookkeeping around a transcriber that records what it heard
+        def __init__(self):
+            heard = self.heard = []
+
+            class T:
+                reason = ""
+
+                def insert(self, audio, t0):
+                    heard.append((t0, audio.size))
+
+                def process(self):
+                    return []
+
+                def finish(self):
+                    return []
+            super().__init__(T())
+
+    video = make_video(str(tmp_path / "v.mp4"), seconds=6, fps=10, size=(96, 64))   # a 440 Hz AAC tone
+    for evidence in ([], [Ears()]):
+        with MemoryBank(str(tmp_path / f"bank{len(evidence)}")) as bank:
+            src = FileSource(video, fps=2.0)
+            assert src.has_audio
+            pipe = IngestPipeline(src, bank, adapter, stream_id="cam", evidence=evidence,
+                                  worker=EncoderWorker(adapter, batch=True),
+                                  config=IngestConfig(fps=2.0, budget=4, reducer="pool2d"))
+            stats = pipe.run()
+        assert stats.state == "finished" and stats.memories >= 3
+        assert src.has_audio is bool(evidence)
+        if evidence:
+            assert sum(n for _, n in evidence[0].heard) == pytest.approx(6 * 16000, rel=0.05)
+
+
 def test_a_live_memory_is_searchable_within_a_second(adapter, tmp_path):
     """A live stream's clip is committed as soon as it is ready (nothing waits for a group to fill)."""
     bank_dir = str(tmp_path / "bank")

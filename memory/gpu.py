@@ -6,6 +6,8 @@ same memories with the same (float32) scores.
 Used automatically when an NVIDIA GPU is present and torch sees CUDA (VIGIL_GPU_SEARCH=0 turns it off; =1 skips the
 check for an NVIDIA device node and asks torch directly). A segment's keys are read from SQLite (the source of truth) the first time it is searched;
 a tail is copied again when it changed since its last search. Running out of GPU memory falls back to the CPU.
+Segments are copied within the search when they are few; many (a large bank's first search: 10⁶ keys take ~20 s
+to read from SQLite) are copied by a background thread (`prefetch`) while FAISS on the CPU answers.
 """
 from __future__ import annotations
 
@@ -44,6 +46,48 @@ class DeviceKeys:
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.lock = threading.Lock()
         self.cache: dict[Hashable, tuple[int, object, object]] = {}   # name -> (version, ids, keys)
+        self._queue: list[tuple[Hashable, int, Loader]] = []           # matrices to copy in the background
+        self._queued: set = set()
+        self._loader: Optional[threading.Thread] = None
+        self.failed = ""                                                # why a background copy failed
+
+    def has(self, name: Hashable, version: int) -> bool:
+        with self.lock:
+            hit = self.cache.get(name)
+        return hit is not None and hit[0] == version
+
+    def prefetch(self, items: list[tuple[Hashable, int, Loader]]) -> None:
+        """Copy these matrices to the device in a background thread (each once, in order)."""
+        with self.lock:
+            for name, version, load in items:
+                if name not in self._queued and not (name in self.cache and self.cache[name][0] == version):
+                    self._queued.add(name)
+                    self._queue.append((name, version, load))
+            if self._queue and (self._loader is None or not self._loader.is_alive()):
+                self._loader = threading.Thread(target=self._load_queued, daemon=True, name="vigil-gpu-keys")
+                self._loader.start()
+
+    def _load_queued(self) -> None:
+        while True:
+            with self.lock:
+                if not self._queue:
+                    return
+                name, version, load = self._queue.pop(0)
+            try:
+                self.matrix(name, version, load)
+            except Exception as e:  # noqa: BLE001 - out of device memory, a closed bank: the CPU path serves
+                self.failed = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                with self.lock:
+                    self._queue.clear()
+                    self._queued.clear()
+                return
+            finally:
+                with self.lock:
+                    self._queued.discard(name)
+
+    def loading(self) -> bool:
+        with self.lock:
+            return bool(self._queue or self._queued)
 
     def matrix(self, name: Hashable, version: int, load: Loader):
         with self.lock:

@@ -30,6 +30,7 @@ SEAL_AT = 8192          # keys per (space, stream) tail before it is sealed into
 ANN_MIN = 4096          # a segment this large gets an IVF index; smaller ones stay exact (Flat)
 NPROBE = 8              # IVF lists probed per segment (16 -> 8 at 10^6: recall@10 0.992 -> 0.991, CPU time / 1.8)
 SLACK = 16              # extra candidates per segment beyond k, rescored exactly
+DEVICE_SYNC_ROWS = 200_000   # segment keys copied to the GPU within a search; more go in the background (CPU serves)
 FANIN = 4               # this many segments of one size (level) of a stream merge into one 4× larger
 
 
@@ -288,9 +289,14 @@ class KeyIndex:
             from .gpu import wanted
 
             self.use_device(wanted())
+        if self.device is not None and self.device.failed:
+            self.repairs.append(f"GPU search failed ({self.device.failed}); searching on the CPU")
+            self.device = None
         if self.device is not None and seg_keys is not None:
             try:
-                return self._search_device(q, space, k, streams, t_range, allowed, exact, seg_keys)
+                found = self._search_device(q, space, k, streams, t_range, allowed, exact, seg_keys)
+                if found is not None:
+                    return found
             except RuntimeError as e:  # out of device memory (or the device went away): the CPU path serves
                 self.repairs.append(f"GPU search failed ({str(e).splitlines()[0][:120]}); searching on the CPU")
                 self.device = None
@@ -342,17 +348,24 @@ class KeyIndex:
 
     def _search_device(self, q: np.ndarray, space: str, k: int, streams: Optional[set], t_range: Optional[tuple],
                        allowed: Optional[np.ndarray], exact: Callable[[list[int]], dict[int, np.ndarray]],
-                       seg_keys: Callable[[Segment], tuple[np.ndarray, np.ndarray]]) -> list[tuple[int, float]]:
-        """Every tail and segment of the space scored on the device (one top-k), then rescored exactly."""
+                       seg_keys: Callable[[Segment], tuple[np.ndarray, np.ndarray]]) -> Optional[list[tuple[int, float]]]:
+        """Every tail and segment of the space scored on the device (one top-k), then rescored exactly. None while
+        more than DEVICE_SYNC_ROWS segment keys are still to be copied there (a background thread copies them;
+        the caller searches on the CPU meanwhile)."""
         import faiss
 
         dev = self.device
         mats = []
         with self.lock:
-            tails = [((sp, st), t) for (sp, st), t in self.tails.items() if sp == space and t.ntotal and
-                     (streams is None or st in streams)]
             segs = [s for s in self.segments.get(space, []) if (streams is None or s.stream in streams) and
                     (t_range is None or (s.t1 > t_range[0] and s.t0 < t_range[1]))]
+        pending = [s for s in segs if not dev.has(("seg", s.seg), 0)]
+        if sum(s.n for s in pending) > DEVICE_SYNC_ROWS:
+            dev.prefetch([(("seg", s.seg), 0, lambda s=s: seg_keys(s)) for s in pending])
+            return None
+        with self.lock:
+            tails = [((sp, st), t) for (sp, st), t in self.tails.items() if sp == space and t.ntotal and
+                     (streams is None or st in streams)]
             for name, t in tails:  # copied under the lock: the writer adds to tails
                 mats.append(dev.matrix(("tail",) + name, self.versions.get(name, 0),
                                        lambda t=t: (faiss.vector_to_array(t.id_map), t.index.reconstruct_n(0, t.ntotal))))

@@ -1,6 +1,7 @@
 """Key search on a torch device (memory.gpu) returns what the FAISS CPU path returns: same ids, same exact scores,
 with stream filters, time windows, deletions and a key replaced by late evidence. Runs on CUDA when the machine has
 it, and always on torch's CPU device (the same code path)."""
+import threading
 import time
 
 import numpy as np
@@ -73,3 +74,39 @@ def test_a_device_that_fails_falls_back_to_the_cpu(tmp_path, monkeypatch):
         monkeypatch.setattr(bank.keys.device, "topk", oom)
         assert bank.search(keys[5], k=1, space="vis")[0][0] == ids[5]
         assert bank.keys.device is None and any("GPU search failed" in r for r in bank.keys.repairs)
+
+
+def test_a_large_bank_is_searched_on_the_cpu_while_its_keys_go_to_the_device(tmp_path, monkeypatch):
+    """Over DEVICE_SYNC_ROWS segment keys (a 10⁶ bank's first search would read ~20 s of keys from SQLite), the
+    first searches are FAISS's on the CPU while a background thread copies the segments; then the device serves,
+    with the same results."""
+    monkeypatch.setattr(seg_mod, "SEAL_AT", 16)
+    monkeypatch.setattr(seg_mod, "ANN_MIN", 10_000)
+    monkeypatch.setattr(seg_mod, "DEVICE_SYNC_ROWS", 10)
+    ids, keys = build(str(tmp_path))
+    with MemoryBank(str(tmp_path), readonly=True) as bank:
+        bank.keys.use_device(None)
+        want = [bank.search(keys[i], k=5, space="vis") for i in (3, 50, 120)]
+        bank.keys.use_device("cpu")
+        dev = bank.keys.device
+        loads = []
+        orig = dev.matrix
+        def copy(name, version, load):   # a copy to the device (not a cache hit): who made it
+            if not dev.has(name, version):
+                loads.append((name, threading.current_thread().name))
+            return orig(name, version, load)
+
+        monkeypatch.setattr(dev, "matrix", copy)
+        first = bank.search(keys[3], k=5, space="vis")
+        assert first == want[0]
+        deadline = time.monotonic() + 20
+        while dev.loading() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not dev.loading() and {n[0] for n, _ in loads} == {"seg"} and len(loads) >= 3
+        assert {t for _, t in loads} == {"vigil-gpu-keys"}            # copied by the background thread
+        n_before = len(loads)
+        got = [bank.search(keys[i], k=5, space="vis") for i in (3, 50, 120)]
+        assert [[i for i, _ in g] for g in got] == [[i for i, _ in w] for w in want]
+        assert all(np.allclose([s for _, s in g], [s for _, s in w], atol=1e-6) for g, w in zip(got, want))
+        assert not any(n[0] == "seg" for n, _ in loads[n_before:])           # segments served from the device now
+        assert any(n[0] == "tail" for n, _ in loads[n_before:])              # and the tails copied within the search

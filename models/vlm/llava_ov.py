@@ -17,6 +17,7 @@ Positions are plain 1D.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 
 import torch
@@ -25,6 +26,8 @@ import torch.nn.functional as F
 from reducers.base import Carrier
 
 from .common import VLMAdapter, norm_stats, read_json, resize_normalize
+
+log = logging.getLogger("vigil.vlm")
 
 
 def siglip_received_attention(mod, hs: torch.Tensor, chunk: int = 8) -> torch.Tensor:
@@ -164,11 +167,22 @@ class LlavaOneVisionAdapter(VLMAdapter):
         if self._hook is not None:
             self._hook.active, self._hook.value = self.want_saliency, None
         try:
+            po = None
             if self._graphs is not None:
-                po, graph_sal = self._graphs[want_sal](x.to(self.dtype))
-                po = po.reshape(-1, self.hidden)
-                if self._hook is not None:   # the graph's own copy (the hook ran while it was captured, not now)
-                    self._hook.value = graph_sal
+                try:
+                    po, graph_sal = self._graphs[want_sal](x.to(self.dtype))
+                    po = po.reshape(-1, self.hidden)
+                    if self._hook is not None:   # the graph's own copy (the hook ran while it was captured, not now)
+                        self._hook.value = graph_sal
+                except RuntimeError as e:     # experimental path: a capture or replay that fails turns it off
+                    if "out of memory" in str(e).lower():
+                        raise
+                    log.warning("CUDA graphs of the vision tower turned off after: %s", str(e).splitlines()[0][:200])
+                    self._graphs, po = None, None
+                    if self._hook is not None:
+                        self._hook.active, self._hook.value = self.want_saliency, None
+            if po is not None:
+                pass   # from the graphs
             elif self._lean is not None:
                 po = self._lean(x.to(self.dtype)).reshape(-1, self.hidden)
             else:

@@ -64,3 +64,20 @@ def test_the_worker_runs_the_graphs_and_captures_them_in_its_warm_up(ov_dir, mon
     got = [f.result(30) for f in futs]
     assert [x.tokens.shape[0] for x in got] == [3, 2, 4]
     w.close()
+
+
+def test_a_failing_graph_turns_itself_off_and_the_eager_tower_answers(ov_dir):
+    ad = load_vlm(ov_dir, device="cpu")
+    frames = [np.asarray(f) for f in tiny.frames(T=3, H=64, W=80, seed=5)]
+    want = ad.encode(frames)
+
+    def broken(x):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    ad._graphs = {True: broken, False: broken}   # what use_graphs() installs on CUDA
+    got = ad.encode(frames)
+    assert ad._graphs is None
+    torch.testing.assert_close(got.tokens, want.tokens)
+    assert (got.saliency is None) == (want.saliency is None)
+    if want.saliency is not None:
+        torch.testing.assert_close(got.saliency, want.saliency)

@@ -49,8 +49,7 @@ def is_name(word: Optional[str]) -> bool:
 
 # right before an owner: an article or possessive, or another capitalized word ("The Comet Project will hire ...")
 # make the capitalized word part of a thing's name, not a person
-_NOT_PERSON_BEFORE = re.compile(r"(?:\b(?:the|a|an|this|that|these|our|their|its|his|her|my|your)|\b[A-Z][a-z]+)\s+$",
-                                re.I)
+_NOT_PERSON_BEFORE = re.compile(r"(?:\b(?i:the|a|an|this|that|these|our|their|its|his|her|my|your)|\b[A-Z][a-z]+)\s+$")
 
 
 def _person_slot(sentence: str, m: re.Match) -> bool:
@@ -67,7 +66,7 @@ def extract_actions(text: str, t0: float, t1: float) -> list[ActionItem]:
             owner = m.groupdict().get("owner")
             if owner:
                 owner = owner.strip().title()
-                if not is_name(owner) or not _person_slot(s, m):
+                if not is_name(owner) or (i and not _person_slot(s, m)):  # i = 0: right after 'action item'
                     if i == 0:
                         owner = None  # "Action item: we need to ..." -> unassigned
                     else:

@@ -88,6 +88,8 @@ def test_run_together_words_come_apart_only_when_both_are_words_of_the_meeting(j
                                          ("The project will hire 40 welders.", []),
                                          ("Action item. Nadia will book the crane before Friday.", ["Nadia"]),
                                          ("Action Item, Omar will send the shortlist.", ["Omar"]),
+                                         ("Action item Vera will call the insurer", ["Vera"]),  # ASR: no stops
+                                         ("Action Item Vera will call the insurer", ["Vera"]),
                                          ("The harbor plan is done. Ivo will update the budget.", ["Ivo"])])
 def test_an_action_owner_is_a_person_not_a_things_name(said, owners):
     from models.minutes.extract import extract_actions

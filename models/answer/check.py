@@ -60,7 +60,7 @@ def _is_typed(term: str, qt: str) -> bool:
         return digit
     if qt == "date":
         return digit or term in MONTHS or term in DAYS
-    if qt in ("person", "place"):
+    if qt in ("person", "place", "name"):
         return not digit and term not in MONTHS and term not in DAYS
     return True
 

@@ -80,7 +80,7 @@ class LiteAnswerer:
     def __init__(self, llm="auto", embedder=None, mode: str = "hybrid", max_new_tokens: int = 80,
                  min_relevance: Optional[float] = None, max_notes: int = 8, note_ratio: float = 0.5,
                  min_semantic: float = 0.75, min_meaning: float = 0.42, min_meaning_worded: float = 0.28,
-                 min_words: float = 0.6):
+                 min_words: float = 0.6, type_ratio: float = 0.5):
         self._llm = llm
         self.rel = Relevance(embedder)
         self.mode = mode if llm is not None else "extractive"
@@ -101,6 +101,9 @@ class LiteAnswerer:
         self.min_meaning = min_meaning
         self.min_meaning_worded = min_meaning_worded
         self.min_words = min_words
+        # a question that asks for a number, a date or a name is answered by the best line holding one, if it
+        # scores at least type_ratio of the best line's score (`typed_first`)
+        self.type_ratio = type_ratio
         self._context: dict[int, str] = {}
         self.last = AnswerTrace()
 
@@ -123,7 +126,22 @@ class LiteAnswerer:
         sc = self.rel.score(question, snips, context=ctx)
         for s, v, a, e, q in zip(snips, sc, self.rel.attribute, self.rel.semantic, self.rel.asked):
             s.score, s.attribute, s.semantic, s.asked = float(v), float(a), float(e), float(q)
-        return sorted(snips, key=lambda s: -s.score)
+        return self.typed_first(question, sorted(snips, key=lambda s: -s.score))
+
+    def typed_first(self, question: str, ranked: list[Snippet]) -> list[Snippet]:
+        """The best line that holds the kind of value the question asks for (`qtype`: a number, a date, a person,
+        a place, a name) goes first, when it scores at least `type_ratio` of the best line: a line without one
+        cannot answer ("When do we meet again?" is not answered by "We chose to postpone the launch")."""
+        qt = qtype(question)
+        if qt == "other" or not ranked:
+            return ranked
+        names = names_in(question)
+        for i, s in enumerate(ranked):
+            if s.score < self.type_ratio * ranked[0].score:
+                break
+            if type_bonus(qt, s.value, names):
+                return [s] + ranked[:i] + ranked[i + 1:]
+        return ranked
 
     def answers(self, question: str, best: Snippet) -> bool:
         """Does the line answer the question rather than share a word with it ("Who won the football match?" is
@@ -155,7 +173,7 @@ class LiteAnswerer:
         if names and not names & set(words(" ".join(s.text for s in ranked))):
             return True
         qt = qtype(question)
-        if qt in ("number", "date") and not type_bonus(qt, best.value):
+        if qt in ("number", "date") and not type_bonus(qt, best.value, names):
             return True
         if self.embedder is None and self.rel.asks_attribute and best.attribute <= 0:
             return True

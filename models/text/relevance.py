@@ -151,29 +151,67 @@ def word_coverage(question: str, text: str) -> float:
 
 
 def qtype(question: str) -> str:
+    """What kind of value a question asks for: "number", "date", "person", "place", "name" (of a company, a
+    product: any proper name) or "other"."""
     q = digits(question).lower()
     if re.search(r"\bhow (many|much|big|large|high|low|long)\b|\bwhat (is|was|were|are) the (number|count|total|"
-                 r"amount|percentage|share|rate|price|cost|size)\b|\bpercent|\bhow many\b", q):
+                 r"amount|percentage|share|rate|price|cost|size)\b|\bpercent|\bhow many\b|"
+                 r"\bwhat (fraction|proportion|percentage|share|ratio|portion)\b", q):
         return "number"
     if re.search(r"\bwhen\b|\bwhat (date|day|time|month|year)\b|\bdeadline\b|\bby which (date|day)\b", q):
         return "date"
-    if re.search(r"\bwho\b|\bwhose\b|\bwhich (person|colleague|manager|engineer)\b", q):
+    if re.search(r"\bwho\b|\bwhom\b|\bwhose\b|\bwhich (person|colleague|manager|engineer|employee|member)\b", q):
         return "person"
-    if re.search(r"\bwhere\b|\bwhich (city|place|country|office|site|location|region)\b|\bin which city\b", q):
+    if re.search(r"\bwhere\b|\bwhich (city|place|country|office|site|location|region|town)\b|\bin which city\b", q):
         return "place"
+    if re.search(r"\b(which|what) (company|firm|vendor|supplier|partner|brand|business|organi[sz]ation|bank|"
+                 r"customer|client|provider|agency)\b", q):
+        return "name"
     return "other"
 
 
-def type_bonus(qt: str, text: str) -> float:
+# a number that is part of a date ("June 8", "8 June") is no count or amount
+_DATE_NUM = re.compile(rf"\b(?:{'|'.join(MONTHS)})\s+\d{{1,2}}\b|\b\d{{1,2}}\s+(?:{'|'.join(MONTHS)})\b")
+
+
+def answer_part(value: str) -> str:
+    """Where a line's value is: after a label's colon ("Servers in use: 83", " 83"; "Note 2: Does anyone agree?",
+    " Does anyone agree?"), else the whole line."""
+    head, sep, rest = value.partition(":")
+    label = sep and rest.strip() and len(head.split()) <= 5 and not re.match(r"\d", rest)  # not "10:30"
+    return rest if label else value
+
+
+def _proper(text: str, names=()) -> list[str]:
+    """Capitalized words of text that may be a value's proper name: not its first word or a sentence's, no stop
+    word, month or day, and not in a capitalized run holding one of `names` (the question's own subject: "the
+    Jasper Trial", "Iris Sprint Review")."""
+    skip = stop_words() | set(MONTHS) | set(DAYS)
+    out = []
+    for m in re.finditer(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*", text):
+        run = m.group(0).split()
+        if {w.lower() for w in run} & set(names):
+            continue
+        start = m.start()
+        before = text[:start].rstrip()
+        first = start == 0 or (before != "" and before[-1] in ".!?")  # " Bruno" after a label's colon is no start
+        out += [w for i, w in enumerate(run) if not (i == 0 and first) and w.lower() not in skip]
+    return out
+
+
+def type_bonus(qt: str, text: str, names=()) -> float:
+    """1.0 when text holds a value of the asked type (`qtype`) where a value is (`answer_part`), else 0.0. A number
+    must not be a day of a date; a person, place or name is a capitalized word that is no stop word, month, day,
+    sentence start or part of the question's own subject (`_proper`; `names` lower-cased)."""
+    text = answer_part(text.split(" — ", 1)[-1])
     tl = digits(text).lower()
     if qt == "number":
-        return 1.0 if re.search(r"\d", tl) else 0.0
+        return 1.0 if re.search(r"\d", _DATE_NUM.sub(" ", tl)) else 0.0
     if qt == "date":
         return 1.0 if (any(re.search(rf"\b{m}\b", tl) for m in MONTHS + DAYS) or
                        re.search(r"\b\d{1,2}[/.-]\d{1,2}\b|\b(19|20)\d\d\b|\bq[1-4]\b", tl)) else 0.0
-    if qt in ("person", "place"):
-        caps = re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text.split(" — ", 1)[-1])
-        return 1.0 if [c for c in caps if c.lower() not in stop_words()] else 0.0
+    if qt in ("person", "place", "name"):
+        return 1.0 if _proper(text, names) else 0.0
     return 0.0
 
 
@@ -233,8 +271,8 @@ class Relevance:
         qwords = words(question)
         # the noun right after a name belongs to the subject ("the Nova project"), not to what is asked
         subj = {qwords[i + 1] for i, w in enumerate(qwords[:-1]) if w in names}
-        attr_q = " ".join(w for w in content(question) if w not in names and w not in subj)
-        lexical = _scaled(_bm25(question, texts))
+        attr_q = " ".join(w for w in content(question) if w not in names and w not in subj and w not in _AUX)
+        lexical = _scaled(_bm25(re.sub(r"(?i)\b(?:do|does|did)\b", " ", question), texts))
         # what is asked is matched against the value of a slide line, not the title it carries
         att = _scaled(_bm25(attr_q, [s.value for s in snips])) if attr_q else np.zeros(n, np.float32)
         factor = np.ones(n, np.float32)
@@ -246,7 +284,7 @@ class Relevance:
                     w not in have and w in around for w in names)
                 factor[i] = self.absent_factor + (1 - self.absent_factor) * named / len(names)
         qt = qtype(question)
-        bonus = np.array([type_bonus(qt, t) for t in texts], np.float32)
+        bonus = np.array([type_bonus(qt, t, names) for t in texts], np.float32)
         sem = np.zeros(n, np.float32)
         asked = np.zeros(n, np.float32)
         if self.embedder is not None:

@@ -112,3 +112,20 @@ def test_words_on_screen_spell_the_names(asr):
         asr.context = None
     assert "quillon" in text and "brightwater" in text and "47" in text, text
     assert asr._prompt(0.0, 5.0) is None
+
+
+def test_sentences_stamped_from_their_words(asr):
+    """Two sentences with a short pause (shorter than the streaming cut's) come back as two segments, each stamped
+    from its own words: the second starts after the first ends, each lies where it was said (±0.8 s)."""
+    a = tts("The budget for the Phoenix project is 35 million dollars.")
+    b = tts("Laura will share the survey results on Friday.")
+    gap = np.zeros(int(0.6 * SR), np.float32)
+    audio = pad(np.concatenate([a, gap, b]))
+    t_b = 0.5 + (len(a) + len(gap)) / SR  # when the second sentence starts
+    segs = asr.transcribe_clip(audio, t0=10.0)
+    assert len(segs) == 2, segs
+    first, second = segs
+    assert "phoenix" in first.text.lower() and "survey" in second.text.lower()
+    assert first.t1 <= second.t0 + 0.05
+    assert abs(first.t0 - 10.5) < 0.8 and abs(first.t1 - (10.0 + 0.5 + len(a) / SR)) < 0.8
+    assert abs(second.t0 - (10.0 + t_b)) < 0.8 and abs(second.t1 - (10.0 + t_b + len(b) / SR)) < 0.8

@@ -18,6 +18,10 @@ pass for another's), streams started with POST /v1/streams, questions with POST 
    the server gets SIGKILL. Then the bank is reopened (repairs run) and checked: every acknowledged memory is
    there with the same stream and span, MemoryBank.check() is ok (key tails, segments and shards agree with
    SQLite), and a search by each acknowledged memory's own key finds it.
+
+--probe 0 records where the soak server's resident memory lives (bench/soak_probe/sitecustomize.py, on its
+PYTHONPATH: smaps by kind, malloc arenas and free-but-kept bytes, Python objects by type) into DIR/probe.jsonl;
+--probe N adds tracemalloc with N frames; --server-env K=V (e.g. MALLOC_ARENA_MAX=2) tests an allocator setting.
 """
 from __future__ import annotations
 

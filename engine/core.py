@@ -41,11 +41,13 @@ def paced(work: Callable, progress: Callable[[float, str], None], tick: float = 
     """Run work(cb) in a worker thread, where cb(done, total, what) reports its steps, and call progress(fraction,
     what) from this thread every `tick` seconds. Inside a step the fraction eases towards the next step's (at
     most 90% of the way, by how long steps have taken so far), so it moves while a slow step runs; it never goes
-    back. Returns work's result or raises its exception."""
+    back. A step that began and ended between two ticks is still reported (in order, once). Returns work's result
+    or raises its exception."""
     import math
 
     lock = threading.Lock()
-    st = {"f": 0.0, "next": 0.0, "what": "starting", "t": time.monotonic(), "step": 3.0, "shown": -1.0}
+    st = {"f": 0.0, "next": 0.0, "what": "starting", "t": time.monotonic(), "step": 3.0, "shown": -1.0,
+          "said": [], "reported": 0.0}
     out: dict = {}
 
     def cb(done, total, what=""):
@@ -57,6 +59,8 @@ def paced(work: Callable, progress: Callable[[float, str], None], tick: float = 
                 st["t"] = now
             st["f"] = max(st["f"], f)
             st["next"] = min(1.0, max(st["f"], (done + 1) / max(1, total)))
+            if what and what != st["what"]:
+                st["said"].append((st["f"], what))   # every step's label reaches the caller, even a quick one
             st["what"] = what or st["what"]
 
     def run():
@@ -64,6 +68,15 @@ def paced(work: Callable, progress: Callable[[float, str], None], tick: float = 
             out["result"] = work(cb)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             out["error"] = e
+
+    def flush(upto: float) -> Optional[str]:
+        """Report the labels set since the last tick (at their own fractions, never past `upto`); the last one."""
+        with lock:
+            said, st["said"] = st["said"], []
+        for f, what in said:
+            st["reported"] = max(st["reported"], min(upto, f))
+            progress(round(st["reported"], 4), what)
+        return said[-1][1] if said else None
 
     worker = threading.Thread(target=run, daemon=True, name="vigil-paced")
     worker.start()
@@ -73,9 +86,11 @@ def paced(work: Callable, progress: Callable[[float, str], None], tick: float = 
             ease = 1.0 - math.exp(-(time.monotonic() - st["t"]) / max(0.2, st["step"]))
             shown = min(0.999, max(st["shown"], st["f"] + 0.9 * ease * (st["next"] - st["f"])))
             changed, st["shown"], what = shown > st["shown"] + 1e-4, shown, st["what"]
+        last = flush(shown)
         if not worker.is_alive():
             break
-        if changed:
+        if changed and (last != what or shown > st["reported"]):
+            st["reported"] = shown
             progress(round(shown, 4), what)
     if "error" in out:
         raise out["error"]

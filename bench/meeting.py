@@ -649,8 +649,9 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
     names = {"heldout2": "Held-out split 2 (fresh: written before the last changes, run once at the end)",
              "heldout": "Held-out split 1 (run once before the paraphrase and document-heading fixes, which were "
                         "then made on dev; these figures are after them)",
-             "dev": "Dev split (tuned on)"}
-    for split in ("heldout2", "heldout", "dev"):
+             "dev": "Dev split (tuned on)",
+             "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)"}
+    for split in ("heldout2", "heldout", "dev", "dev2"):
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]

@@ -197,8 +197,7 @@ def segment_frames(c, vs, seg: Segment, out: _Out, stop: Callable[[], bool], tar
             if held is not None:  # an open GOP: its leading pictures are ours and need that keyframe
                 yield from decode(held)
                 held = None
-        if tail is not None and tail.skip(packet.is_keyframe, None if packet.pts is None else
-                                          pts_seconds(packet.pts, vs.time_base) - t_offset):
+        if tail is not None and tail.skip_packet(packet, vs.time_base, t_offset):
             continue
         yield from decode(packet)
     else:

@@ -188,8 +188,7 @@ class FileSource:
                 if packet.stream.type == "audio":
                     self._audio_packet(packet, aconv, q)
                     continue
-                if tail is not None and tail.skip(packet.is_keyframe, None if packet.pts is None else
-                                                  pts_seconds(packet.pts, tb) - self.t_offset):
+                if tail is not None and tail.skip_packet(packet, tb, self.t_offset):
                     continue
                 try:
                     frames = packet.decode()

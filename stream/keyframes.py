@@ -162,6 +162,11 @@ class GopTail:
         if next_slot >= self.keys[i] - 1e-6:
             self.skipping, self.expect = True, self.keys[i]
 
+    def skip_packet(self, packet, time_base, t_offset: float) -> bool:
+        """`skip` for a PyAV packet (its presentation time is only worked out for keyframes, the ones it is read of)."""
+        key = packet.is_keyframe
+        return self.skip(key, pts_seconds(packet.pts, time_base) - t_offset if key and packet.pts is not None else None)
+
     def skip(self, is_keyframe: bool, t: Optional[float]) -> bool:
         """True: do not decode this video packet (presentation time t, None when unknown)."""
         if not is_keyframe:

@@ -42,6 +42,11 @@ class GraphedBatches:
     def captured(self) -> list[int]:
         return sorted(self._graphs)
 
+    def reset(self) -> None:
+        """Forget the captured graphs (the function changed): each size is captured again on its next use."""
+        with self._lock:
+            self._graphs.clear()
+
     def _size_for(self, n: int) -> int:
         return self.sizes[min(bisect.bisect_left(self.sizes, n), len(self.sizes) - 1)]
 

@@ -20,6 +20,8 @@ import functools
 import logging
 import math
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -137,7 +139,7 @@ class LlavaOneVisionAdapter(VLMAdapter):
     def _wrap_lean(self):
         if self._graphs is not None:
             for g in self._graphs.values():
-                g._graphs.clear()   # captured from the previous function: captured again on use
+                g.reset()   # captured from the previous function: captured again on use
         self._lean = self._lean_inner or self._lean_features
         return self
 
@@ -150,6 +152,23 @@ class LlavaOneVisionAdapter(VLMAdapter):
         finally:
             if self._hook is not None:
                 self._hook.active = False
+
+    def _graphed(self, x: torch.Tensor, want_sal: bool) -> Optional[torch.Tensor]:
+        """Pooled tokens [T·n, D] through the CUDA graphs (the hook's value set from the graph's own copy: the hook
+        ran while it was captured, not now); None when a capture or replay failed, which turns the graphs off."""
+        try:
+            po, sal = self._graphs[want_sal](x.to(self.dtype))
+        except RuntimeError as e:   # experimental path; out of memory is the worker's to handle
+            if "out of memory" in str(e).lower():
+                raise
+            log.warning("CUDA graphs of the vision tower turned off after: %s", str(e).splitlines()[0][:200])
+            self._graphs = None
+            if self._hook is not None:   # a capture may have left the hook off: the eager pass sets it again
+                self._hook.active, self._hook.value = self.want_saliency, None
+            return None
+        if self._hook is not None:
+            self._hook.value = sal
+        return po.reshape(-1, self.hidden)
 
     @torch.inference_mode()
     def capture_graphs(self) -> list[int]:
@@ -167,25 +186,10 @@ class LlavaOneVisionAdapter(VLMAdapter):
         if self._hook is not None:
             self._hook.active, self._hook.value = self.want_saliency, None
         try:
-            po = None
-            if self._graphs is not None:
-                try:
-                    po, graph_sal = self._graphs[want_sal](x.to(self.dtype))
-                    po = po.reshape(-1, self.hidden)
-                    if self._hook is not None:   # the graph's own copy (the hook ran while it was captured, not now)
-                        self._hook.value = graph_sal
-                except RuntimeError as e:     # experimental path: a capture or replay that fails turns it off
-                    if "out of memory" in str(e).lower():
-                        raise
-                    log.warning("CUDA graphs of the vision tower turned off after: %s", str(e).splitlines()[0][:200])
-                    self._graphs, po = None, None
-                    if self._hook is not None:
-                        self._hook.active, self._hook.value = self.want_saliency, None
-            if po is not None:
-                pass   # from the graphs
-            elif self._lean is not None:
+            po = self._graphed(x, want_sal) if self._graphs is not None else None
+            if po is None and self._lean is not None:
                 po = self._lean(x.to(self.dtype)).reshape(-1, self.hidden)
-            else:
+            elif po is None:
                 out = self.model.model.get_video_features(x.to(self.dtype).unsqueeze(0))
                 po = out.pooler_output if hasattr(out, "pooler_output") else out[0]
                 po = po[0] if isinstance(po, (list, tuple)) else po

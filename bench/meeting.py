@@ -254,6 +254,25 @@ ABSENT_MORE = [
     "What was the team's favourite song?", "How many goals did the striker score?",
     "Which band is playing at the party?", "What is the dress code for the gala?"]
 
+# held-out 3's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT3 = (
+    ["Which song opened the concert?", "How deep is the swimming pool?", "Who painted the portrait in the lobby?",
+     "What is the recipe for the soup?", "How many floors does the new library have?"],
+    ["What breed is the receptionist's cat?", "When does the ski season open?", "Which chess opening did he play?",
+     "How much sugar goes into the cake?", "What is the capital of Australia?", "Who directed the documentary?",
+     "How many calories are in a banana?", "Which team won the cricket final?", "What time does the bakery close?",
+     "How old is the oak tree in the garden?", "What is the tallest mountain in Africa?",
+     "Which language is spoken in Brazil?", "How fast can a cheetah run?", "Who wrote the poem about the sea?",
+     "What flowers grow on the balcony?", "When is the next full moon?", "Which actor plays the detective?",
+     "How many strings does a violin have?", "What is the fare for the ferry?", "Who knitted the blue scarf?",
+     "Which board game did the kids like?", "How long does the marathon take?", "What is served at the wedding?",
+     "Where did the astronaut land?", "Which museum has the dinosaur skeleton?"])
+
+
+def absent_questions(split: str) -> tuple[list[str], list[str]]:
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 has its own."""
+    return ABSENT_HELDOUT3 if split == "heldout3" else (ABSENT, ABSENT_MORE)
+
 
 def _overlap(m, f) -> bool:
     return m.t1 > f.t0 and m.t0 < f.t1
@@ -598,12 +617,13 @@ def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5,
                          "refused" if refused else "wrong_line")
                 why[cause] += 1
                 misses.append(dict(q=f.question, gold=f.answer, answer=text[:140], heard=h, cause=cause))
-        refusals = sum("".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND) for q in ABSENT)
-        more = [q for q in ABSENT_MORE if not "".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND)]
+        absent, absent_more = absent_questions(getattr(truth, "split", ""))
+        refusals = sum("".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND) for q in absent)
+        more = [q for q in absent_more if not "".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND)]
         n = max(1, len(facts))
         res["answerers"][name] = dict(recall_at_1=r1 / n, recall_at_5=r5 / n, em=em / n, retrieved_ceiling=got / n,
-                                      absent_refused=refusals / len(ABSENT), causes=why, ask_p50=pct(lat, 50),
-                                      absent_more_refused=1 - len(more) / len(ABSENT_MORE), absent_more_answered=more,
+                                      absent_refused=refusals / len(absent), causes=why, ask_p50=pct(lat, 50),
+                                      absent_more_refused=1 - len(more) / len(absent_more), absent_more_answered=more,
                                       misses=misses)
         print(truth.path, name, {k_: v for k_, v in res["answerers"][name].items() if k_ != "misses"}, flush=True)
     bank.close()
@@ -646,12 +666,14 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
            "vocabulary with dev (other projects, people, cities, slide labels, filler, action and decision "
            "phrasings, espeak-ng voice en-gb instead of en-us, other asterisk prompts); questions are paraphrases. "
            "Only dev was looked at while developing; held-out was run once the code was fixed.", ""]
-    names = {"heldout2": "Held-out split 2 (fresh: written before the last changes, run once at the end)",
+    names = {"heldout3": "Held-out split 3 (fresh: written at the start of the session, before its changes; run once at "
+                         "the end)",
+             "heldout2": "Held-out split 2 (fresh: written before the last changes, run once at the end)",
              "heldout": "Held-out split 1 (run once before the paraphrase and document-heading fixes, which were "
                         "then made on dev; these figures are after them)",
              "dev": "Dev split (tuned on)",
              "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)"}
-    for split in ("heldout2", "heldout", "dev", "dev2"):
+    for split in ("heldout3", "heldout2", "heldout", "dev", "dev2"):
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]

@@ -141,6 +141,10 @@ class IngestPipeline:
         if self.audio_only and not any(hasattr(ex, "asr") for ex in self.evidence):
             raise SourceError(f"{source_label or stream_id!r} has no video stream, and this profile has no speech "
                               "recognition to make transcript-only memories (use the default lite profile)")
+        if not self._live:  # a file: speech recognition in full windows (throughput; nobody waits on a sentence)
+            for ex in self.evidence:
+                if callable(getattr(getattr(ex, "asr", None), "for_files", None)):
+                    ex.asr.for_files()
         if not self.audio_only and not any(hasattr(ex, "asr") for ex in self.evidence):
             skip = getattr(source, "skip_audio", None)   # no speech recognition: a file's audio is not decoded
             if callable(skip):                            # (an hour of AAC is 170k packets through Python)

@@ -129,3 +129,60 @@ def test_sentences_stamped_from_their_words(asr):
     assert first.t1 <= second.t0 + 0.05
     assert abs(first.t0 - 10.5) < 0.8 and abs(first.t1 - (10.0 + 0.5 + len(a) / SR)) < 0.8
     assert abs(second.t0 - (10.0 + t_b)) < 0.8 and abs(second.t1 - (10.0 + t_b + len(b) / SR)) < 0.8
+
+
+def test_file_windows_fill_whisper_and_stamp_sentences_at_pauses(asr):
+    """A file's speech (`for_files`) goes to Whisper in ~20-s windows cut at pauses, not in one call per pause:
+    Whisper pads every call to 30 s, so 2-s pieces cost several times the work. Each sentence is still stamped where
+    it was said: its boundaries sit on the pauses the voice activity detector hears."""
+    tr = cached_meeting()
+    audio = load_audio(tr.path)
+    t = asr.fresh()
+    t.for_files()
+    calls = []
+    real = t.model.transcribe
+
+    def counting(a, *args, **kw):
+        calls.append(len(a) / SR)
+        return real(a, *args, **kw)
+
+    t.model.transcribe = counting
+    try:
+        segs = []
+        for i in range(0, len(audio), 2 * SR):
+            t.insert(audio[i:i + 2 * SR], i / SR)
+            segs += t.process()
+        segs += t.finish()
+    finally:
+        del t.model.transcribe
+    assert len(calls) <= len(audio) / SR / 15 + 1, calls
+    assert all(c <= t.max_window_s + 2.5 for c in calls), calls
+    assert all(a.t1 <= b.t0 + 0.05 for a, b in zip(segs, segs[1:]))
+    # sentences of the planted facts: stamped within half a second of when they were said
+    said = [u for u in tr.utterances if u.kind == "fact"]
+    near = 0
+    for u in said:
+        best = min(segs, key=lambda s: abs((s.t0 + s.t1) / 2 - (u.t0 + u.t1) / 2))
+        near += abs(best.t0 - u.t0) < 0.5 and abs(best.t1 - u.t1) < 0.8
+    assert near >= 0.8 * len(said), (near, len(said))
+    # a fresh stream (a live camera) is latency-first again
+    assert asr.fresh().window_s == 0.0
+
+
+@pytest.mark.parametrize("parts, pauses, want", [
+    # Whisper's boundaries off by 0.3-0.5 s: each moves onto the pause near it
+    ([(20.6, 23.6), (23.6, 27.6), (27.6, 31.6)], [(23.58, 24.58), (27.26, 28.06)],
+     [(20.6, 23.58), (24.58, 27.26), (28.06, 31.6)]),
+    # no pause within reach: the boundary stays
+    ([(0.0, 4.0), (4.0, 8.0)], [(1.0, 1.4)], [(0.0, 4.0), (4.0, 8.0)]),
+    # one sentence: nothing to move
+    ([(0.0, 4.0)], [(1.0, 1.4)], [(0.0, 4.0)]),
+    # two boundaries near one pause: it is used once, the second boundary stays where it was
+    ([(0.0, 2.0), (2.0, 2.5), (2.5, 5.0)], [(2.1, 2.4)], [(0.0, 2.1), (2.4, 2.5), (2.5, 5.0)]),
+])
+def test_snap_to_pauses(parts, pauses, want):
+    from models.asr import snap_to_pauses
+
+    got = snap_to_pauses([Segment(a, b, f"s{i}.") for i, (a, b) in enumerate(parts)], pauses)
+    assert [(s.t0, s.t1) for s in got] == want
+    assert [s.text for s in got] == [f"s{i}." for i in range(len(parts))]

@@ -107,6 +107,21 @@ def test_audio_is_decoded_only_when_speech_recognition_listens(adapter, tmp_path
             assert sum(n for _, n in evidence[0].heard) == pytest.approx(6 * 16000, rel=0.05)
 
 
+@pytest.mark.parametrize("realtime, window", [(False, 22.0), (True, 0.0)])
+def test_speech_of_a_file_is_recognized_in_full_windows(adapter, tmp_path, realtime, window):
+    """A file ingested as fast as it decodes gives Whisper ~22-s windows (throughput); the same file replayed as if
+    live keeps the latency-first cut at the first pause."""
+    from models.asr import Transcriber
+    from models.evidence import AsrEvidence
+
+    video = make_video(str(tmp_path / "v.mp4"), seconds=2, fps=10, size=(96, 64))
+    ears = AsrEvidence(Transcriber())
+    with MemoryBank(str(tmp_path / "bank")) as bank:
+        IngestPipeline(FileSource(video, fps=2.0, realtime=realtime), bank, adapter, stream_id="cam",
+                       evidence=[ears], config=IngestConfig(fps=2.0, budget=4, reducer="pool2d"))
+    assert ears.asr.window_s == window
+
+
 def test_a_live_memory_is_searchable_within_a_second(adapter, tmp_path):
     """A live stream's clip is committed as soon as it is ready (nothing waits for a group to fill)."""
     bank_dir = str(tmp_path / "bank")

@@ -99,9 +99,9 @@ class Transcriber:
         word timestamps were tried: with the slide-text prompt they made it re-decode each window's silent tail
         and hallucinate "Thank you." / "see you next time": dev WER 0.06 -> 0.16.)
         window_s: audio to gather before a commit (0: commit at the first pause after min_chunk_s, the latency a live
-        stream needs). Whisper pads every call to a 30-s window, so a file cut at every pause (~4-s pieces) paid 2.6x the
-        Whisper CPU per second of speech (dev talk: 16.3 -> 6.2 s): `for_files()` sets 22 s, which also gives Whisper
-        more context (dev word error rate 0.08-0.14 -> 0.03-0.06)."""
+        stream needs). Whisper pads every call to a 30-s window, so a file cut at every pause (~4-s pieces) paid
+        2.6x the Whisper CPU per second of speech (dev talk: 16.3 -> 6.2 s): `for_files()` sets 22 s, which also
+        gives Whisper more context (dev word error rate 0.08-0.14 -> 0.03-0.06)."""
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.vad import VadOptions, get_speech_timestamps

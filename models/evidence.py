@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
+from .text.words import is_heading
+
 log = logging.getLogger("vigil.evidence")
 
 
@@ -84,7 +86,8 @@ class OcrEvidence:
     rate limit hands its text to that earlier memory through `late()`)."""
 
     def __init__(self, reader, gate=None, deduper=None):
-        from .ocr import OcrDeduper, ScreenWatcher
+        from .ocr import OcrDeduper
+        from .screen import ScreenWatcher
 
         self.reader = reader
         self.gate = gate or ScreenWatcher()
@@ -96,44 +99,75 @@ class OcrEvidence:
         self.heading = ""                                  # the last section heading read (documents)
         self.screens: list[tuple[float, list[str]]] = []   # (since, lines) of recent reads: what was on screen
         self._given: dict[float, list[str]] = {}           # clip t0 -> lines given to it, until it is stored
+        self._seen_clips: list[tuple[float, float]] = []   # (t0, t1) of recent clips, stored or not yet
+        self._last_lines: list[tuple[str, float]] = []     # (text, top row) of the lines the last read found
 
     def fresh(self) -> "OcrEvidence":
         """The extractor for another stream: the same OCR reader, a new gate and deduper."""
         return OcrEvidence(self.reader)
 
-    def _read(self, frame) -> tuple[list[str], Optional[float]]:
-        from .ocr import crop_lines
-        from .text.words import is_heading
+    def _read(self, frame) -> list[tuple[float, list[str]]]:
+        """The lines a frame brings that were not read before, in groups stamped with when they came into view."""
+        from .screen import read_region
 
         read = self.gate.decide(frame.image, frame.t)
         if read is None:
-            return [], None
+            return []
         since = self.gate.pending_since if self.gate.pending_since is not None else frame.t
-        lines = crop_lines(self.reader, frame.image, read)
+        boxed = hasattr(self.reader, "read_lines")
+        found = read_region(self.reader, frame.image, read) if boxed else None
+        lines = [ln.text for ln in found] if boxed else _plain_read(self.reader, frame.image, read)
         self.calls += 1
+        last, self._last_lines = self._last_lines, [(ln.text, ln.box[1]) for ln in found or []]
         if lines:
             self.screens = (self.screens + [(since, lines)])[-32:]
-        if read.kind == "scroll":  # the strip's lines join what is on screen; the title stays the screen's
-            self.gate.done(frame.image, frame.t, read, bool(lines))
-            pool = list(self.dedup.prev)
-            fresh = [ln for ln in lines if not self.dedup._seen(ln, [_norm(p) for p in pool])]
-            self.dedup.prev = (pool + fresh)[-40:]  # about a screenful: a line met again further down is new
-            # the strip's lines keep the screen's title first and the document section they are in
-            heads = [ln for ln in lines if is_heading(ln)]
-            if fresh and not is_heading(fresh[0]) and self.heading and self.heading not in fresh:
-                fresh = [self.heading] + fresh
-            self.heading = heads[-1] if heads else self.heading
-            title = self.dedup.title
-            if fresh and title and title not in fresh:
-                fresh = [title] + fresh
-            return fresh, since
+        if read.kind == "scroll":
+            return self._scrolled(frame, read, lines, found, last)
         fresh = self.dedup.update(lines)
         self.gate.done(frame.image, frame.t, read, bool(lines), new_lines=len(fresh))
         heads = [ln for ln in lines[1:] if is_heading(ln)]
         self.heading = heads[-1] if heads else ""
         if fresh and lines and lines[0] not in fresh:
             fresh = [lines[0]] + fresh  # keep the slide's title first: it names the section and the topic
-        return fresh, since
+        return [(since, fresh)] if fresh else []
+
+    def _read_before(self, line, dy: int, last: list[tuple[str, float]]) -> bool:
+        """Whether the last read had this line where the scroll (dy rows up) has taken it: the same words at
+        the same place, within half a line."""
+        n = _norm(line.text)
+        for text, top in last:
+            if abs(top - dy - line.box[1]) < 0.5 * line.height and self.dedup._seen(line.text, [_norm(text)]):
+                return True
+        return not n
+
+    def _scrolled(self, frame, read, lines: list[str], found, last) -> list[tuple[float, list[str]]]:
+        """A scroll strip: a line is new unless the last read had it where the scroll took it, so a line whose
+        words stand elsewhere in the document too ("Status: done" under two headings) is read again there. Each
+        line is stamped when it came into view; each group keeps the screen's title and the document section it
+        is in first."""
+        from .screen import came_into_view
+
+        self.gate.done(frame.image, frame.t, read, bool(lines))
+        if found is None:  # a reader without boxes: no positions, so the lines not on screen before are the new
+            pool = [_norm(p) for p in self.dedup.prev]
+            lines = [ln for ln in lines if not self.dedup._seen(ln, pool)]
+            stamps = [frame.t] * len(lines)
+        else:
+            found = [ln for ln in found if not self._read_before(ln, read.dy, last)]
+            lines = [ln.text for ln in found]
+            stamps = [came_into_view(read, ln.box, frame.t) for ln in found]
+        self.dedup.prev = (self.dedup.prev + lines)[-40:]  # about a screenful, for a whole-screen read to come
+        groups: list[tuple[float, list[str]]] = []
+        for ln, t in zip(lines, stamps):
+            if groups and groups[-1][0] == t:
+                groups[-1][1].append(ln)
+            else:
+                head = [] if is_heading(ln) or not self.heading else [self.heading]
+                groups.append((t, head + [ln]))
+            if is_heading(ln):
+                self.heading = ln
+        title = self.dedup.title
+        return [(t, ([title] if title and title not in g else []) + g) for t, g in groups]
 
     def screen_text(self, t0: float, t1: float) -> str:
         """The text on screen during [t0, t1]: the last read at or before t0 and every read after it up to t1."""
@@ -144,14 +178,13 @@ class OcrEvidence:
 
     def __call__(self, clip, grid) -> dict:
         new: list[str] = []
+        self._seen_clips = (self._seen_clips + [(clip.t0, clip.t1)])[-64:]
         for frame in clip.frames:
-            fresh, since = self._read(frame)
-            if not fresh:
-                continue
-            if since is not None and since < clip.t0 - 1e-6 and any(t0 <= since < t1 for _, t0, t1 in self._clips):
-                self._late.append((since, fresh))  # appeared in an earlier clip: stamp it from there
-                continue
-            new += [x for x in fresh if x not in new]
+            for since, fresh in self._read(frame):
+                if since < clip.t0 - 1e-6 and any(t0 <= since < t1 for t0, t1 in self._seen_clips):
+                    self._late.append((since, fresh))  # appeared in an earlier clip: stamp it from there
+                    continue
+                new += [x for x in fresh if x not in new]
         if new:  # per clip: the pipeline extracts a whole batch of clips before it stores them
             self._given[clip.t0] = new
         return {"ocr": "\n".join(new)} if new else {}
@@ -164,18 +197,32 @@ class OcrEvidence:
             self._text[memory_id] = list(given)
 
     def late(self) -> list[tuple[int, dict]]:
+        """Lines that came into view in a clip stored before they were read, for that memory; a line whose clip
+        is not stored yet (the pipeline stores a batch of clips at a time) waits for the next call."""
         out: dict[int, list[str]] = {}
+        waiting = []
+        last = self._clips[-1][2] if self._clips else float("-inf")
         for since, lines in self._late:
             mid = next((m for m, t0, t1 in self._clips if t0 <= since < t1), None)
             if mid is None:
+                if since >= last - 1e-6:
+                    waiting.append((since, lines))
                 continue
             have = self._text.setdefault(mid, [])
             have += [x for x in lines if x not in have]
             out[mid] = have
-        self._late = []
+        self._late = waiting
         live = {m for m, _, _ in self._clips}
         self._text = {m: v for m, v in self._text.items() if m in live}
         return [(mid, {"ocr": "\n".join(v)}) for mid, v in out.items()]
+
+
+def _plain_read(reader, image, read) -> list[str]:
+    """A reader that gives text only (no boxes): the rows read, as they are."""
+    import numpy as np
+
+    a = np.asarray(image)
+    return reader.read(a[read.y0:read.y1] if (read.y0, read.y1) != (0, a.shape[0]) else a)
 
 
 def _norm(s: str) -> str:

@@ -6,9 +6,7 @@
   periodic refresh so slowly built-up slides are not missed.
 - OcrDeduper returns only the lines that are new compared with the previous slide (fuzzy match that tolerates
   OCR typos but never a changed number), and keeps the current slide title.
-- ScreenWatcher decides what of a frame to read: nothing (the text did not change), the strip a scroll revealed,
-  or the whole screen (a new slide, even one of the same template: it compares a 1/4-scale grey picture with the
-  last one read, pixel by pixel, so a changed line of text trips it where a whole-picture mean would not).
+- What of a frame to read (a new screen, the strip a scroll revealed) is models.screen's ScreenWatcher.
 """
 from __future__ import annotations
 
@@ -43,9 +41,11 @@ class OcrLine:
 
 class SlideReader:
     """RapidOCR with settings for slides: detector input limited to `max_side` px on the long side, no angle
-    classifier (slides are upright), lines below `min_score` dropped."""
+    classifier (slides are upright), lines below `min_score` dropped. One onnxruntime thread by default: the
+    reader runs beside speech recognition and the encoder, and on a shared 2-core machine a second intra-op thread
+    spins more than it computes (34 scroll strips: 9.6 CPU s with one thread, 19.9 with onnxruntime's default)."""
 
-    def __init__(self, max_side: int = 960, min_score: float = 0.5, threads: int = 0):
+    def __init__(self, max_side: int = 960, min_score: float = 0.5, threads: int = 1):
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as e:  # pragma: no cover
@@ -236,171 +236,3 @@ class OcrDeduper:
 
     def reset(self) -> None:
         self.prev, self.title, self.title_changed = [], "", False
-
-
-def _grey_small(rgb: np.ndarray, scale: int = 4) -> np.ndarray:
-    """Grey picture at 1/scale (area average), float32."""
-    a = np.asarray(rgb)
-    H, W = (a.shape[0] // scale) * scale, (a.shape[1] // scale) * scale
-    try:
-        import cv2
-
-        g = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY) if a.ndim == 3 else a
-        return cv2.resize(g[:H, :W], (W // scale, H // scale), interpolation=cv2.INTER_AREA).astype(np.float32)
-    except ImportError:  # pragma: no cover - opencv comes with rapidocr
-        g = a[..., :3].astype(np.float32).mean(-1) if a.ndim == 3 else a.astype(np.float32)
-        return g[:H, :W].reshape(H // scale, scale, W // scale, scale).mean((1, 3))
-
-
-@dataclass
-class Read:
-    """What to OCR in a frame: region (y0, y1) in full-resolution rows (the whole frame for a new screen), why."""
-
-    y0: int
-    y1: int
-    kind: str  # "screen" | "scroll"
-
-
-class ScreenWatcher:
-    """Which part of a frame shows text not read yet.
-
-    decide(image, t) -> Read or None. Compares a 1/4-scale grey picture with the last one read: fewer than
-    `min_changed_px` pixels that moved by more than `pixel_threshold` grey levels is the same screen (video noise,
-    a cursor). A change that is the old picture shifted up or down is a scroll: only the revealed strip is read
-    (from the blank row above it, so no line is cut). Anything else is a new screen, read whole.
-    Cost stays bounded: at most one read per `min_interval_s` (a change waits; the next read covers it), and a
-    screen where the last read found no text (camera footage) is re-read only after a back-off that doubles up to
-    `max_backoff_s`. `pending_since` is when the change now waiting was first seen, so its text can be stamped from
-    the moment it appeared. Call `done(image, t, found_text)` after reading.
-    """
-
-    def __init__(self, scale: int = 4, pixel_threshold: float = 24.0, min_changed_px: int = 12,
-                 min_interval_s: float = 2.0, max_backoff_s: float = 30.0, scroll_residual: float = 4.0):
-        self.scale = scale
-        self.pixel_threshold = pixel_threshold
-        self.min_changed_px = min_changed_px
-        self.min_interval_s = min_interval_s
-        self.max_backoff_s = max_backoff_s
-        self.scroll_residual = scroll_residual
-        self.ref: Optional[np.ndarray] = None
-        self.ref_full: Optional[np.ndarray] = None  # full-resolution rows, every 4th column: sub-cell shifts
-        self.last_t: Optional[float] = None
-        self.backoff = 0.0
-        self.pending_since: Optional[float] = None
-        self.reads = {"screen": 0, "scroll": 0}
-        self.skipped = 0
-
-    @staticmethod
-    def _rows_full(rgb: np.ndarray) -> np.ndarray:
-        a = np.asarray(rgb)[:, ::4]
-        return (a[..., :3].astype(np.float32).mean(-1) if a.ndim == 3 else a.astype(np.float32))
-
-    def _shift(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray, full_ref: Optional[np.ndarray],
-               full_cur: np.ndarray) -> Optional[tuple[int, int, int]]:
-        """(dy, lo, hi) in full-resolution rows: rows lo..hi (those that changed; a fixed title bar or footer does
-        not) moved up (dy > 0) or down (dy < 0) by dy, when cur is ref shifted there (what changed in place is
-        explained by the shift); else None. Coarse search on the 1/4-scale pictures, then the exact shift on
-        full-resolution rows (a scroll is rarely a multiple of 4 pixels)."""
-        rows = np.flatnonzero(mask.any(1))
-        changed = int(mask.sum())
-        if changed < 0.01 * ref.size or rows.size < 8 or full_ref is None or full_ref.shape != full_cur.shape:
-            return None  # a few changed characters: an edit in place
-        sc = self.scale
-        lo, hi = int(rows[0]) * sc, min(full_cur.shape[0], (int(rows[-1]) + 1) * sc)
-        rb, cb = full_ref[lo:hi], full_cur[lo:hi]
-        h = hi - lo
-        r, c = ref[lo // sc:hi // sc], cur[lo // sc:hi // sc]
-        hc = r.shape[0]
-        errs = []
-        for dy in range(-(hc * 3) // 4, (hc * 3) // 4 + 1):
-            if dy == 0:
-                continue
-            a = r[dy:] if dy > 0 else r[:dy]
-            b = c[: hc - dy] if dy > 0 else c[-dy:]
-            errs.append((float(np.abs(a - b).mean()), dy))
-        cands = sorted({d for _, d0 in sorted(errs)[:6] for d in range(d0 * sc - sc + 1, d0 * sc + sc)} - {0})
-        best = None
-        for dy in cands:
-            if abs(dy) >= h:
-                continue
-            a = rb[dy:] if dy > 0 else rb[:dy]
-            b = cb[: h - dy] if dy > 0 else cb[-dy:]
-            moved = float((np.abs(a - b) > self.pixel_threshold).mean())
-            if best is None or moved < best[0]:
-                best = (moved, dy, float(np.std(a)))
-        if best is None:
-            return None
-        before = float((np.abs(rb - cb) > self.pixel_threshold).mean())
-        if best[0] > 0.1 * before or best[2] < 1.0:
-            return None
-        return best[1], lo, hi
-
-    @staticmethod
-    def _blank_above(g: np.ndarray, y: int, limit: int) -> int:
-        """The nearest row at or above y (at most `limit` rows up) with no ink: a gap between lines of text."""
-        y = max(0, y)
-        rows = g.max(1) - g.min(1)
-        for yy in range(min(y, g.shape[0] - 1), max(-1, y - limit - 1), -1):
-            if rows[yy] < 12:
-                return yy
-        return max(0, y - limit)
-
-    def decide(self, image: np.ndarray, t: float) -> Optional[Read]:
-        g = _grey_small(image, self.scale)
-        H = int(np.asarray(image).shape[0])
-        if self.ref is None or self.ref.shape != g.shape or self.last_t is None or t < self.last_t:
-            return Read(0, H, "screen")
-        if int((np.abs(g - self.ref) > self.pixel_threshold).sum()) < self.min_changed_px:
-            self.pending_since = None
-            return None
-        if self.pending_since is None:
-            self.pending_since = t
-        wait = max(self.min_interval_s, self.backoff)
-        if t - self.last_t < wait - 1e-6:
-            self.skipped += 1
-            return None
-        mask = np.abs(g - self.ref) > self.pixel_threshold
-        sh = self._shift(self.ref, g, mask, self.ref_full, self._rows_full(image))
-        if sh is not None:
-            dy, lo, hi = sh
-            if abs(dy) < H // 15 and t - self.last_t < 3 * self.min_interval_s - 1e-6:
-                self.skipped += 1  # less than a line of new text yet: wait for more (the shift accumulates)
-                return None
-            line = max(16, H // 12)  # room for a line that was cut at the edge the last time
-            gf = self._rows_full(image)
-            if dy > 0:  # content moved up: new rows at the bottom of the moving part
-                y0 = self._blank_above(gf, hi - dy - line, line)
-                return Read(y0, H if hi >= H - 4 else hi, "scroll")
-            return Read(lo, min(hi, lo - dy + line), "scroll")
-        return Read(0, H, "screen")
-
-    def done(self, image: np.ndarray, t: float, read: Read, found_text: bool, new_lines: int = 99) -> None:
-        """After a read: found_text, whether it found any; new_lines, how many lines were not on screen before.
-        A screen that keeps changing without new text (camera footage; a moving picture beside a caption) is read
-        less and less often: the wait doubles, up to max_backoff_s without text, up to 4 × min_interval_s with
-        text."""
-        self.ref = _grey_small(image, self.scale)
-        self.ref_full = self._rows_full(image)
-        self.last_t = t
-        self.pending_since = None
-        self.reads[read.kind] = self.reads.get(read.kind, 0) + 1
-        if read.kind == "screen":
-            if not found_text:
-                self.backoff = min(self.max_backoff_s, max(self.min_interval_s, 2 * self.backoff))
-            elif new_lines < 2:
-                self.backoff = min(4 * self.min_interval_s, max(self.min_interval_s, 2 * self.backoff))
-            else:
-                self.backoff = 0.0
-
-
-def crop_lines(reader, image: np.ndarray, read: Read) -> list[str]:
-    """OCR the rows read.y0:read.y1 of image; a line cut by the bottom of the frame is left for the next read."""
-    a = np.asarray(image)
-    crop = a[read.y0:read.y1] if (read.y0, read.y1) != (0, a.shape[0]) else a
-    if not hasattr(reader, "read_lines"):
-        return reader.read(crop)
-    lines = reader.read_lines(crop)
-    h = crop.shape[0]
-    cut_top = read.y0 == 0   # a frame edge can cut a line in half; a strip's own edge is on a blank row
-    cut_bottom = read.y1 >= a.shape[0]
-    return [ln.text for ln in lines if not ((cut_bottom and ln.box[3] >= h - 2) or (cut_top and ln.box[1] <= 1))]

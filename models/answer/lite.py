@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional, Sequence
 
 from models.base import Consumes, MemoryView, Usage
 from models.text.relevance import Relevance, Snippet, contexts, names_in, qtype, snippets, type_bonus, word_coverage
 from models.text.timephrase import fmt_span
-from models.text.words import words
+from models.text.words import align_names, words
 
 from .check import check_llm_sentence
 from .llm import default_llm
@@ -49,6 +49,7 @@ class AnswerTrace:
     prompt_chars: int = 0
     ranked: list[Snippet] = field(default_factory=list)
     covered: float = 0.0        # share of the question's asked terms in the best line or its clip's evidence
+    why_weak: str = ""          # which test found the evidence too weak ("" when answered; see weak_reason)
 
 
 def record_answer(best: Snippet) -> str:
@@ -105,6 +106,7 @@ class LiteAnswerer:
         # scores at least type_ratio of the best line's score (`typed_first`)
         self.type_ratio = type_ratio
         self._context: dict[int, str] = {}
+        self._heard: dict[int, str] = {}
         self.last = AnswerTrace()
 
     @property
@@ -118,15 +120,24 @@ class LiteAnswerer:
         return self.rel.embedder
 
     def rank(self, question: str, memories: Sequence[MemoryView]) -> list[Snippet]:
+        """Evidence sentences, best first. They are scored as the question's names would be written in them
+        (`heard`): a name the recognizer misspelt ("Arora" for "Aurora") still counts as that name; the
+        sentences themselves, which the answer quotes, stay as heard."""
         snips = snippets(memories)
         if not snips:
             return []
-        ctx = contexts(snips, memories)
+        names = names_in(question)
+        ctx = [align_names(c, names) for c in contexts(snips, memories)]
         self._context = {s.memory_id: c for s, c in zip(snips, ctx)}
-        sc = self.rel.score(question, snips, context=ctx)
+        self._heard = {id(s): align_names(s.text, names) for s in snips}
+        sc = self.rel.score(question, [replace(s, text=self.heard(s)) for s in snips], context=ctx)
         for s, v, a, e, q in zip(snips, sc, self.rel.attribute, self.rel.semantic, self.rel.asked):
             s.score, s.attribute, s.semantic, s.asked = float(v), float(a), float(e), float(q)
         return self.typed_first(question, sorted(snips, key=lambda s: -s.score))
+
+    def heard(self, s: Snippet) -> str:
+        """A ranked sentence with the question's names written in where the recognizer misspelt them."""
+        return self._heard.get(id(s), s.text)
 
     def typed_first(self, question: str, ranked: list[Snippet]) -> list[Snippet]:
         """The best line that holds the kind of value the question asks for (`qtype`: a number, a date, a person,
@@ -139,7 +150,7 @@ class LiteAnswerer:
         for i, s in enumerate(ranked):
             if s.score < self.type_ratio * ranked[0].score:
                 break
-            if type_bonus(qt, s.value, names):
+            if type_bonus(qt, replace(s, text=self.heard(s)).value, names):
                 return [s] + ranked[:i] + ranked[i + 1:]
         return ranked
 
@@ -147,37 +158,44 @@ class LiteAnswerer:
         """Does the line answer the question rather than share a word with it ("Who won the football match?" is
         not answered by "Sorry, I won't unmute")? Close in meaning to the whole question, or fairly close while
         holding most of what it asks (`word_coverage` over the line and its clip's evidence)."""
-        self.last.covered = word_coverage(question, f"{best.text} {self._context.get(best.memory_id, '')}")
+        self.last.covered = word_coverage(question, f"{self.heard(best)} {self._context.get(best.memory_id, '')}")
         if best.semantic >= self.min_meaning:
             return True
         return best.semantic >= self.min_meaning_worded and self.last.covered >= self.min_words
 
     def weak(self, question: str, ranked: Sequence[Snippet]) -> bool:
-        """Is the best evidence too weak to answer from? Its relevance is below `min_relevance`, nothing matches in
-        words or closely in meaning, the line does not answer what is asked (`answers`, with an embedder), a name
-        the question asks about is in no evidence, the question asks for a number or a date that the best evidence
-        does not hold, or (without a sentence embedder, which alone can judge a paraphrase) no word of what is
-        asked is in it.
+        """Is the best evidence too weak to answer from? (`weak_reason` says why; `last.why_weak` keeps it.)"""
+        self.last.why_weak = self.weak_reason(question, ranked)
+        return bool(self.last.why_weak)
+
+    def weak_reason(self, question: str, ranked: Sequence[Snippet]) -> str:
+        """Why the best evidence is too weak to answer from ('' when it is not): its relevance is below
+        `min_relevance`, nothing matches in words or closely in meaning, the line does not answer what is asked
+        (`answers`, with an embedder), a name the question asks about is in no evidence, the question asks for a
+        number or a date that the best evidence does not hold, or (without a sentence embedder, which alone can
+        judge a paraphrase) no word of what is asked is in it.
 
         The meaning test is on the whole question against the whole line: the MiniLM similarity of only what is
         asked (names left out) against a line's value does not separate right answers (0.23-0.6) from lines about
         another attribute of the same subject (0.1-0.53) on the dev split."""
         best = ranked[0] if ranked else None
-        if best is None or best.score < self.min_relevance:
-            return True
+        if best is None:
+            return "no evidence"
+        if best.score < self.min_relevance:
+            return "relevance"
         if self.embedder is not None and not self.answers(question, best):
-            return True
+            return "meaning"
         if not (self.rel.lexical.max() > 0 or self.rel.semantic.max() >= self.min_semantic):
-            return True
+            return "no match"
         names = names_in(question)
-        if names and not names & set(words(" ".join(s.text for s in ranked))):
-            return True
+        if names and not names & set(words(" ".join(self.heard(s) for s in ranked))):
+            return "name"
         qt = qtype(question)
-        if qt in ("number", "date") and not type_bonus(qt, best.value, names):
-            return True
+        if qt in ("number", "date") and not type_bonus(qt, replace(best, text=self.heard(best)).value, names):
+            return "type"
         if self.embedder is None and self.rel.asks_attribute and best.attribute <= 0:
-            return True
-        return False
+            return "attribute"
+        return ""
 
     def build_messages(self, question: str, notes: Sequence[Snippet], history: Sequence[dict] = ()) -> list[dict]:
         lines = [f"{fmt_span(s.t0, s.t1)} {s.kind}: {s.text}" for s in sorted(notes, key=lambda s: (s.t0, s.t1))]

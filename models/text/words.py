@@ -5,6 +5,8 @@
 - `words(text)`: lower-case word tokens, decimals kept ("3.5"); `content(text)`: without English stop words
   (scikit-learn's list); `stems(text)`: Snowball (PyStemmer) stems of the content words.
 - `digits(text)`: number words to digits (text2num's alpha2digit), for matching "forty one" with "41".
+- `sounds_like(name, heard)` / `align_names(text, names)`: a proper name as a speech recognizer may have written it
+  ("Arora" for "Aurora", "ramble" for "Bramble"), by spelling and by sound (jellyfish: Levenshtein, Metaphone).
 """
 from __future__ import annotations
 
@@ -141,3 +143,71 @@ def is_heading(line: str) -> bool:
         return False
     caps = sum(w[:1].isupper() for w in ws if w[:1].isalpha())
     return caps >= max(1, 0.6 * len(ws))
+
+
+def _similarity(a: str, b: str) -> float:
+    """1 - Levenshtein distance / the longer length (jellyfish)."""
+    import jellyfish
+
+    n = max(len(a), len(b))
+    return 1.0 - jellyfish.levenshtein_distance(a, b) / n if n else 1.0
+
+
+@lru_cache(maxsize=8192)
+def sounds_like(name: str, heard: str, min_spelling: float = 0.8, min_sound: float = 0.8,
+                min_spelling_sound: float = 0.6) -> bool:
+    """Could `heard` (a lower-case transcript word, or two run together) be how a speech recognizer wrote the
+    lower-case proper name `name`? Whisper writes a name it does not know as the nearest words it does know: a
+    letter or two off ("Arora" for "Aurora", "ramble" for "Bramble"; spelling similarity >= min_spelling) or
+    sounding alike with a syllable dropped ("Falcon" for "Falconer": Metaphone keys >= min_sound alike while the
+    letters are >= min_spelling_sound alike). Names under 4 letters and heard forms under 3 are only equal to
+    themselves (too many short words are a letter apart). Without jellyfish only equality counts."""
+    if name == heard:
+        return True
+    if len(name) < 4 or len(heard) < 3 or heard in stop_words():
+        return False
+    try:
+        import jellyfish
+    except ImportError:  # pragma: no cover - requirements.txt installs it
+        return False
+    spelling = _similarity(name, heard)
+    if spelling >= min_spelling:
+        return True
+    key, heard_key = jellyfish.metaphone(name), jellyfish.metaphone(heard)
+    return len(key) >= 3 and spelling >= min_spelling_sound and _similarity(key, heard_key) >= min_sound
+
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z']*")
+
+
+def align_names(text: str, names) -> str:
+    """text with each word, or two words run together ("north star"), that `sounds_like` one of `names` (lower-case
+    proper names a question asks about) written as that name: a question's name then matches a transcript where the
+    recognizer misspelt it. Words that already are a name, or another of the names' near twins, are left alone."""
+    names = [n for n in names if n]
+    if not names or not text:
+        return text
+    toks = list(_TOKEN.finditer(text))
+    out, last, i = [], 0, 0
+    while i < len(toks):
+        hit = None
+        for width in (1, 2):  # a word alone first; two only when neither is a name ("north star" -> "Northstar")
+            span = toks[i:i + width]
+            if len(span) < width or any(t.group(0).lower() in names for t in span):
+                break
+            if width == 2 and not re.fullmatch(r"\s+", text[span[0].end():span[1].start()]):
+                break
+            heard = "".join(t.group(0).lower() for t in span)
+            best = next((n for n in names if sounds_like(n, heard)), None)
+            if best is not None:
+                hit = (width, best)
+                break
+        if hit is None:
+            i += 1
+            continue
+        width, name = hit
+        out.append(text[last:toks[i].start()] + name.capitalize())
+        last = toks[i + width - 1].end()
+        i += width
+    out.append(text[last:])
+    return "".join(out)

@@ -1,0 +1,67 @@
+"""A name the question asks about, misspelt by the speech recognizer: the lite answerer with the bundled MiniLM on
+hand-made transcript lines (no media). Whisper writes a proper name it does not know as the nearest words it does
+know; the answer must still name the fact (quoting the line as heard), and a name nobody said must still be
+refused."""
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.answer.lite import NOT_FOUND, LiteAnswerer  # noqa: E402
+from models.base import MemoryView  # noqa: E402
+from models.text.words import align_names, sounds_like  # noqa: E402
+
+SAID = ["Good morning everyone, let us get started with the updates.",
+        "The Arora team signed 14 new suppliers this month.",
+        "Each ramble license costs 57 euros per seat.",
+        "The Falcon Usprint migration finishes on October 9.",
+        "Thanks, that is all from me for today."]
+
+
+@pytest.mark.parametrize("name,heard", [("aurora", "arora"), ("bramble", "ramble"), ("falconer", "falcon"),
+                                        ("northstar", "northstar"), ("kite", "kite")])
+def test_a_misspelt_name_sounds_like_it(name, heard):
+    assert sounds_like(name, heard)
+
+
+@pytest.mark.parametrize("name,heard", [("zebra", "zero"), ("kite", "kate"), ("iris", "is"), ("quasar", "customer"),
+                                        ("aurora", "the"), ("nimbus", "numbers"), ("topaz", "topics")])
+def test_other_words_do_not(name, heard):
+    assert not sounds_like(name, heard)
+
+
+def test_align_names_writes_the_name_in_and_leaves_the_rest():
+    assert align_names("The Arora team signed 14 new suppliers.", {"aurora"}) == "The Aurora team signed 14 new suppliers."
+    assert align_names("kite launches with north star", {"northstar", "kite"}) == "kite launches with Northstar"
+    assert align_names("The Aurora team signed.", {"aurora", "ranger"}) == "The Aurora team signed."
+    assert align_names("Each ramble license costs 57 euros.", set()) == "Each ramble license costs 57 euros."
+
+
+@pytest.fixture(scope="module")
+def answerer():
+    from models.text_embed import TextEmbedder
+
+    return LiteAnswerer(llm=None, embedder=TextEmbedder())
+
+
+@pytest.fixture(scope="module")
+def memories():
+    return [MemoryView(i, "m", 4.0 * i, 4.0 * i + 4, 0.5, evidence={"asr": s}) for i, s in enumerate(SAID)]
+
+
+@pytest.mark.parametrize("question,fact,heard", [
+    ("How many suppliers has the Aurora team signed?", "14", "Arora"),
+    ("What does one Bramble license cost?", "57 euros", "ramble"),
+    ("When does the Falconer migration finish?", "October 9", "Falcon Usprint")])
+def test_a_misheard_name_is_answered_with_the_fact(answerer, memories, question, fact, heard):
+    out = "".join(answerer.answer(question, memories))
+    assert not answerer.last.weak and fact in out and heard in out, out  # quoted as heard, not as asked
+
+
+@pytest.mark.parametrize("question", ["How many suppliers has the Quasar team signed?",
+                                      "What does one Tundra license cost?",
+                                      "When does the Pelican migration finish?"])
+def test_a_name_nobody_said_is_refused(answerer, memories, question):
+    out = "".join(answerer.answer(question, memories))
+    assert out.startswith(NOT_FOUND) and answerer.last.why_weak == "name", (out, answerer.last.why_weak)

@@ -101,6 +101,7 @@ class OcrEvidence:
         self._given: dict[float, list[str]] = {}           # clip t0 -> lines given to it, until it is stored
         self._seen_clips: list[tuple[float, float]] = []   # (t0, t1) of recent clips, stored or not yet
         self._last_lines: list[tuple[str, float]] = []     # (text, top row) of the lines the last read found
+        self._title_rows: tuple[float, float] = (0.0, -1.0)  # rows of the screen's title at the last whole read
 
     def fresh(self) -> "OcrEvidence":
         """The extractor for another stream: the same OCR reader, a new gate and deduper."""
@@ -108,11 +109,13 @@ class OcrEvidence:
 
     def _read(self, frame) -> list[tuple[float, list[str]]]:
         """The lines a frame brings that were not read before, in groups stamped with when they came into view."""
-        from .screen import read_region
+        from .screen import Read, read_region
 
         read = self.gate.decide(frame.image, frame.t)
         if read is None:
             return []
+        if read.kind == "band" and read.y0 <= self._title_rows[1] and read.y1 >= self._title_rows[0]:
+            read = Read(0, int(frame.image.shape[0]), "screen")  # the title changed: a new slide
         since = self.gate.pending_since if self.gate.pending_since is not None else frame.t
         boxed = hasattr(self.reader, "read_lines")
         found = read_region(self.reader, frame.image, read) if boxed else None
@@ -121,8 +124,10 @@ class OcrEvidence:
         last, self._last_lines = self._last_lines, [(ln.text, ln.box[1]) for ln in found or []]
         if lines:
             self.screens = (self.screens + [(since, lines)])[-32:]
-        if read.kind == "scroll":
+        if read.kind != "screen":
             return self._scrolled(frame, read, lines, found, last)
+        if found:
+            self._title_rows = (found[0].box[1], found[0].box[3])
         fresh = self.dedup.update(lines)
         self.gate.done(frame.image, frame.t, read, bool(lines), new_lines=len(fresh))
         heads = [ln for ln in lines[1:] if is_heading(ln)]
@@ -142,16 +147,17 @@ class OcrEvidence:
 
     def _scrolled(self, frame, read, lines: list[str], found, last) -> list[tuple[float, list[str]]]:
         """A scroll strip: a line is new unless the last read had it where the scroll took it, so a line whose
-        words stand elsewhere in the document too ("Status: done" under two headings) is read again there. Each
-        line is stamped when it came into view; each group keeps the screen's title and the document section it
-        is in first."""
+        words stand elsewhere in the document too ("Status: done" under two headings) is read again there; each
+        line is stamped when it came into view. A band (an edit in place): the lines not on screen before, from
+        when the change was seen. Each group keeps the screen's title and the document section it is in first."""
         from .screen import came_into_view
 
+        since = self.gate.pending_since if self.gate.pending_since is not None else frame.t
         self.gate.done(frame.image, frame.t, read, bool(lines))
-        if found is None:  # a reader without boxes: no positions, so the lines not on screen before are the new
+        if found is None or read.kind == "band":  # no positions, or an edit in place: the lines not read before
             pool = [_norm(p) for p in self.dedup.prev]
             lines = [ln for ln in lines if not self.dedup._seen(ln, pool)]
-            stamps = [frame.t] * len(lines)
+            stamps = [since if read.kind == "band" else frame.t] * len(lines)
         else:
             found = [ln for ln in found if not self._read_before(ln, read.dy, last)]
             lines = [ln.text for ln in found]

@@ -51,7 +51,7 @@ class Read:
 
     y0: int
     y1: int
-    kind: str  # "screen" | "scroll"
+    kind: str  # "screen" | "scroll" | "band" (the rows of an edit in place)
     dy: int = 0
     since: Optional[float] = None
     frames: tuple = ()
@@ -62,8 +62,10 @@ class ScreenWatcher:
 
     decide(image, t) -> Read or None. Compares a 1/4-scale grey picture with the last one read: fewer than
     `min_changed_px` pixels that moved by more than `pixel_threshold` grey levels is the same screen (video noise,
-    a cursor). A change that is the old picture shifted up or down is a scroll: only the strip from the first line
-    not read whole yet to the edge the text comes in at is read. Anything else is a new screen, read whole.
+    a cursor). A change that is the old picture shifted up or down is a scroll: the strip from a line above the
+    old edge (a line the last read missed or found cut is read again) to the edge the text comes in at is read.
+    A change of a line or two (fewer than 8 rows of the small picture: a line added or edited in place) is read
+    in the band of rows around it; anything else is a new screen, read whole.
     Cost stays bounded: at most one read per `min_interval_s` (a change waits; the next read covers it), a scroll
     waits until `scroll_rows` of the height (about two lines of document text) are new or `scroll_wait_s` passed
     (each line is still stamped from when it came into view), and a screen where the last read found no text (camera
@@ -126,7 +128,7 @@ class ScreenWatcher:
         if best is None:
             return None
         before = float((np.abs(rb - cb) > self.pixel_threshold).mean())
-        if best[0] > 0.1 * before or best[2] < 1.0:
+        if best[0] > 0.2 * before or best[2] < 1.0:  # what scrolls under a fixed bar is left unexplained
             return None
         return best[1], lo, hi
 
@@ -168,13 +170,18 @@ class ScreenWatcher:
         mask = np.abs(g - self.ref) > self.pixel_threshold
         gf = rows_full(image)
         sh = self._shift(self.ref, g, mask, self.ref_full, gf)
+        line = max(16, H // 12)  # how far a line cut at an edge can reach
         if sh is None:
-            return Read(0, H, "screen")
+            rows = np.flatnonzero(mask.any(1))
+            lo, hi = int(rows[0]) * self.scale, (int(rows[-1]) + 1) * self.scale
+            if rows.size >= 8:  # more than a line or two changed, not by a scroll: a new screen
+                return Read(0, H, "screen")
+            # an edit in place (a line added or changed): the rows around it, from blank row to blank row
+            return Read(self._blank_above(gf, lo - 1, line), self._blank_below(gf, hi, line), "band")
         dy, lo, hi = sh
         if abs(dy) < self.scroll_rows * H and t - self.last_t < self.scroll_wait_s - 1e-6:
             self.skipped += 1  # less than a line of new text yet: wait for more (the shift accumulates)
             return None
-        line = max(16, H // 12)  # how far a line cut at the edge the last time can reach into the old rows
         frames = tuple(self.seen)
         if dy > 0:  # content moved up: new text at the bottom of the moving part, from the first line not read
             y0 = self._blank_above(gf, hi - dy - line, line)  # a line above the old edge: read twice, kept once
@@ -203,8 +210,7 @@ class ScreenWatcher:
 
 def read_region(reader, image: np.ndarray, read: Read) -> list:
     """OCR the rows read.y0:read.y1 of image -> OcrLines (boxes in the frame's coordinates), top to bottom. A line
-    that an edge cuts is left out: a frame edge, or for a scroll strip the edge the text comes in at, when the
-    row at that edge holds ink."""
+    that an edge of the region cuts (the row at that edge holds ink) is left out: the next read has all of it."""
     from .ocr import OcrLine
 
     a = np.asarray(image)
@@ -213,8 +219,7 @@ def read_region(reader, image: np.ndarray, read: Read) -> list:
     lines = reader.read_lines(crop)
     ink = ink_rows(rows_full(crop))
     h = crop.shape[0]
-    cut_top = bool(ink[:2].any()) and (read.y0 == 0 or (read.kind == "scroll" and read.dy < 0))
-    cut_bottom = bool(ink[-2:].any()) and (read.y1 >= H or (read.kind == "scroll" and read.dy > 0))
+    cut_top, cut_bottom = bool(ink[:2].any()), bool(ink[-2:].any())
     out = []
     for ln in lines:
         if (cut_bottom and ln.box[3] >= h - 0.3 * ln.height) or (cut_top and ln.box[1] <= 0.3 * ln.height):

@@ -205,3 +205,25 @@ def test_batched_clips_keep_their_own_slide_text():
     assert ev._text == {0: ["Quillon Hiring", "Engineers: 47"], 2: ["Brightwater Vendors", "Vendor: Zellmark"]}
     ev._late.append((0.5, ["Headcount: 12"]))  # a line read later that had appeared in the first clip
     assert ev.late() == [(0, {"ocr": "Quillon Hiring\nEngineers: 47\nHeadcount: 12"})]
+
+
+def test_spaces_the_recognizer_dropped_are_put_back_where_the_picture_has_a_gap():
+    """PP-OCR's recognizer runs words of headings and labels together ("GazelleSalesForecast", "price:32euros");
+    models.ocr.respace puts a space back only where the box shows a gap of paper as wide as a space."""
+    from PIL import Image, ImageDraw
+
+    from models.ocr import respace
+    from tests.fixtures.meeting import _font
+
+    def drawn(text):
+        im = Image.new("RGB", (900, 60), (255, 255, 255))
+        ImageDraw.Draw(im).text((20, 15), text, font=_font(22), fill=(30, 30, 30))
+        a = np.asarray(im)
+        ys, xs = np.where(a.mean(-1) < 200)
+        return a, (xs.min() - 3.0, ys.min() - 4.0, xs.max() + 3.0, ys.max() + 4.0)
+
+    for shown, read in [("Gazelle Sales Forecast", "GazelleSalesForecast"), ("Unit price: 32 euros", "Unit price:32euros"),
+                        ("Next review: June 8", "Next review:June 8")]:
+        assert respace(read, *drawn(shown)) == shown
+    for same in ("McDonald iPhone", "JavaScript", "Q3 report 5th"):  # no gap there: left as read
+        assert respace(same, *drawn(same)) == same

@@ -12,14 +12,21 @@ import numpy as np
 from . import segments as seg_mod
 from .segments import Segment
 
+KEY_CHUNK_ROWS = 4096  # rows per fetch when a segment's keys are read back from SQLite
+
 
 class SealingMixin:
     def _segment_keys(self, sg: Segment) -> tuple[np.ndarray, np.ndarray]:
         """A segment's (ids, keys) as SQLite holds them (the source of truth; deleted memories are gone)."""
-        rows = self._rd().execute("SELECT memory_id, vec FROM keys WHERE seg=? ORDER BY memory_id", (sg.seg,)).fetchall()
-        ids = np.array([r[0] for r in rows], np.int64)
-        vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, sg.dim), np.float32)
-        return ids, vecs
+        cur = self._rd().execute("SELECT memory_id, vec FROM keys WHERE seg=? ORDER BY memory_id", (sg.seg,))
+        ids: list[np.ndarray] = []
+        vecs: list[np.ndarray] = []
+        while rows := cur.fetchmany(KEY_CHUNK_ROWS):  # in chunks: a search thread gets the GIL between them
+            ids.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
+            vecs.append(np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1))
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, sg.dim), np.float32)
+        return np.concatenate(ids), np.concatenate(vecs)
 
     def _rebuild_segment(self, sg: Segment) -> None:
         """A segment file that is missing or unreadable, rebuilt from its keys in SQLite (in memory when read-only)."""

@@ -87,9 +87,28 @@ class SlideReader:
                 continue
             pts = np.asarray(box, dtype=np.float32)
             xyxy = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
-            boxes.append(OcrLine(respace(text, img, xyxy), xyxy, float(score)))
+            boxes.append(OcrLine(self._spaced(text, img, xyxy), xyxy, float(score)))
         self.reason = "" if boxes else "no text found"
         return _rows(boxes)
+
+    def _spaced(self, text: str, img: np.ndarray, box: tuple[float, float, float, float]) -> str:
+        """The recognizer runs words together in headings and labels ("GazelleSalesForecast", "price:32euros",
+        "Teamlead"): when the box shows more word gaps than the text has spaces, each word is recognized on its
+        own and the words joined with spaces (kept as read if any word comes back unsure)."""
+        spans = word_spans(img, box)
+        if len(spans) <= text.count(" ") + 1:
+            return text
+        y0, y1 = max(0, int(box[1])), int(np.ceil(box[3]))
+        crops = [np.ascontiguousarray(img[y0:y1, max(0, a - 3):b + 3, ::-1]) for a, b in spans]
+        try:
+            got, _ = self.engine.text_rec(crops)
+        except Exception as e:  # noqa: BLE001
+            log.warning("word re-read failed: %s", e)
+            return text
+        words = [str(t).strip() for t, _ in got]
+        if not all(words) or min(float(sc) for _, sc in got) < self.min_score:
+            return text
+        return " ".join(words)
 
     def read(self, rgb: np.ndarray) -> list[str]:
         """OCR one RGB uint8 image -> text lines ordered top-to-bottom."""
@@ -115,58 +134,38 @@ def _as_rgb(rgb) -> Optional[np.ndarray]:
     return np.ascontiguousarray(a)
 
 
-# where the recognizer may have dropped a space: a lower-case letter before a capitalized word ("SalesForecast"),
-# a label's colon before its value ("lead:James"), a number before a unit word ("32euros"; not "5th", "2nd")
-_JOIN_AT = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[A-Za-z]:)(?=[A-Za-z0-9])|(?<=\d)(?!(?:st|nd|rd|th)\b)(?=[a-z]{2,})")
-
-
-def _blank_runs(img: np.ndarray, box: tuple[float, float, float, float]) -> tuple[list[tuple[int, int]], int, int]:
-    """The runs of ink-free columns inside a text box (x relative to the box), the ink's first and last column."""
+def _blank_runs(img: np.ndarray, box: tuple[float, float, float, float]) -> tuple[list[tuple[int, int]], int, int,
+                                                                                int]:
+    """The runs of ink-free columns inside a text box (x relative to the box), the ink's first and last column,
+    and the height of the ink (rows holding any)."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     a = img[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
     if a.size == 0:
-        return [], 0, 0
+        return [], 0, 0, 0
     g = a.astype(np.float32).mean(-1)
     bg = float(np.median(g))
-    ink = (np.abs(g - bg) > 60).any(0)
+    dark = np.abs(g - bg) > 60
+    ink, height = dark.any(0), int(dark.any(1).sum())
     cols = np.flatnonzero(ink)
     if cols.size < 2:
-        return [], 0, 0
+        return [], 0, 0, 0
     blank = np.concatenate([[0], (~ink[cols[0]:cols[-1] + 1]).astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(blank))  # starts and ends of the blank runs, alternating
     runs = [(int(cols[0] + a), int(cols[0] + b)) for a, b in zip(edges[::2], edges[1::2])]
-    return runs, int(cols[0]), int(cols[-1])
+    return runs, int(cols[0]), int(cols[-1]), height
 
 
-def respace(text: str, img: np.ndarray, box: tuple[float, float, float, float]) -> str:
-    """The recognizer's text with the spaces it dropped put back where the picture shows one: the box's gaps of
-    paper as wide as a space (at least twice the median gap between its letters) that no space of the text
-    explains, each at the nearest place where a space may be missing (`_JOIN_AT`). A camel-cased
-    name ("PowerPoint", "iPhone") has no such gap."""
-    spots = [m.start() for m in _JOIN_AT.finditer(text)]
-    if not spots:
-        return text
-    runs, first, last = _blank_runs(img, box)
+def word_spans(img: np.ndarray, box: tuple[float, float, float, float]) -> list[tuple[int, int]]:
+    """The words of a text box as column spans of the picture: cut at gaps of paper as wide as a space (at least
+    twice the median gap between its letters and 0.3 of the text's height); [] when it shows one word."""
+    runs, first, last, height = _blank_runs(img, box)
     if len(runs) < 3:
-        return text
-    min_gap = max(3.0, 2.0 * float(np.median([b - a for a, b in runs])))  # twice the usual gap between letters
+        return []
+    min_gap = max(3.0, 0.3 * height, 2.0 * float(np.median([b - a for a, b in runs])))
     gaps = [(a, b) for a, b in runs if b - a >= min_gap]
-    if not gaps:
-        return text
-    per_char = (last - first) / max(1, len(text))
-    free = [(a + b) / 2 for a, b in gaps]
-    for i, ch in enumerate(text):  # each space the text has explains the gap nearest to it
-        if ch == " " and free:
-            free.remove(min(free, key=lambda g: abs(g - first - (i + 0.5) * per_char)))
-    cut = set()
-    for g in free:  # a gap no space explains: the place nearest to it where one may be missing
-        c = min(spots, key=lambda c: abs(first + c * per_char - g))
-        if abs(first + c * per_char - g) <= 1.5 * per_char:
-            cut.add(c)
-    if not cut:
-        return text
-    bounds = [0] + sorted(cut) + [len(text)]
-    return " ".join(text[a:b] for a, b in zip(bounds, bounds[1:]))
+    x0 = int(round(box[0]))
+    bounds = [first] + [x for a, b in gaps for x in (a, b)] + [last + 1]
+    return [(x0 + a, x0 + b) for a, b in zip(bounds[::2], bounds[1::2])] if gaps else []
 
 
 def _rows(lines: list[OcrLine]) -> list[OcrLine]:

@@ -199,14 +199,52 @@ def _proper(text: str, names=()) -> list[str]:
     return out
 
 
-def type_bonus(qt: str, text: str, names=()) -> float:
+# the unit a number is given in: a share ("62%", "62 percent"), money ("$35", "94 euros"), else a plain amount
+_CURRENCY = r"(?:dollars?|euros?|pounds?|yen|yuan|francs?|rupees?|cents?|usd|eur|gbp|chf|jpy)"
+_NUMBER = re.compile(rf"(?P<pre>[$€£¥]\s*)?\d[\d,]*(?:\.\d+)?(?:\s+10{{3,}}\b)?"  # "35 1000000": 35 million
+                     rf"(?P<post>\s*(?:%|percent\b|per\s*cent\b|(?:(?:million|billion|thousand|[mkb]n?)\s*)?"
+                     rf"{_CURRENCY}\b))?")
+# what a question's number is: a share of a whole, or an amount of money
+_ASKS_SHARE = re.compile(r"\b(?:fraction|proportion|percentage|percent|share|ratio|rate|margin)\b")
+_ASKS_MONEY = re.compile(r"\b(?:cost|costs|price|priced|pay|pays|paid|spend|spent|charge|charged|money|budget|"
+                         r"fund|funding|funds|salary|fee|fees|revenue|worth)\b")
+
+
+def number_units(text: str) -> list[str]:
+    """The unit of each number in text (days of dates left out): "share", "money" or "plain"."""
+    out = []
+    for m in _NUMBER.finditer(_DATE_NUM.sub(" ", digits(text).lower())):
+        post = (m.group("post") or "").strip()
+        out.append("share" if post and post[0] in "%p" else "money" if m.group("pre") or post else "plain")
+    return out
+
+
+def asked_unit(question: str) -> str:
+    """The unit a number question wants: "share" (what fraction, what percentage), "money" (how much does it
+    cost, what is the price), else "" (a count or any amount)."""
+    q = (question or "").lower()
+    return "share" if _ASKS_SHARE.search(q) else "money" if _ASKS_MONEY.search(q) else ""
+
+
+def _unit_fit(want: str, units: Sequence[str]) -> float:
+    """How well a line's numbers fit the unit asked: 1.0 one in that unit (or any, when none is asked), 0.5 a
+    plain number (a unit may go unsaid), 0.0 only numbers in another unit ("94 euros" for a fraction)."""
+    if not units:
+        return 0.0
+    if not want or want in units:
+        return 1.0
+    return 0.5 if "plain" in units else 0.0
+
+
+def type_bonus(qt: str, text: str, names=(), unit: str = "") -> float:
     """1.0 when text holds a value of the asked type (`qtype`) where a value is (`answer_part`), else 0.0. A number
-    must not be a day of a date; a person, place or name is a capitalized word that is no stop word, month, day,
-    sentence start or part of the question's own subject (`_proper`; `names` lower-cased)."""
+    must not be a day of a date and is weighed by how its unit fits `unit` (`asked_unit`: a fraction is no price,
+    `_unit_fit`); a person, place or name is a capitalized word that is no stop word, month, day, sentence start
+    or part of the question's own subject (`_proper`; `names` lower-cased)."""
     text = answer_part(text.split(" — ", 1)[-1])
     tl = digits(text).lower()
     if qt == "number":
-        return 1.0 if re.search(r"\d", _DATE_NUM.sub(" ", tl)) else 0.0
+        return _unit_fit(unit, number_units(text))
     if qt == "date":
         return 1.0 if (any(re.search(rf"\b{m}\b", tl) for m in MONTHS + DAYS) or
                        re.search(r"\b\d{1,2}[/.-]\d{1,2}\b|\b(19|20)\d\d\b|\bq[1-4]\b", tl)) else 0.0
@@ -284,7 +322,8 @@ class Relevance:
                     w not in have and w in around for w in names)
                 factor[i] = self.absent_factor + (1 - self.absent_factor) * named / len(names)
         qt = qtype(question)
-        bonus = np.array([type_bonus(qt, t, names) for t in texts], np.float32)
+        unit = asked_unit(question) if qt == "number" else ""
+        bonus = np.array([type_bonus(qt, t, names, unit) for t in texts], np.float32)
         sem = np.zeros(n, np.float32)
         asked = np.zeros(n, np.float32)
         if self.embedder is not None:

@@ -251,7 +251,8 @@ def _norm_line(s: str) -> str:
 
 
 class OcrDeduper:
-    """Keeps the previous slide's lines; `update(lines)` returns only lines not on it (fuzzy, ratio ≥ `sim`).
+    """Keeps the previous slide's lines; `update(lines)` returns only lines not on it (fuzzy, ratio ≥ `sim`) while
+    the title stays (a slide built up bullet by bullet), every line of a slide with a new title.
 
     `title` is the first line of the latest slide whose text changed; `title_changed` says whether the last
     update brought a new title (a section boundary for summaries)."""
@@ -276,14 +277,18 @@ class OcrDeduper:
         return False
 
     def update(self, lines: Sequence[str]) -> list[str]:
+        """The lines not on the previous screen of the same title; all of them on a new slide (a new title): a
+        line that stands on the next slide too ("Owner: Maria") is that slide's fact as well."""
         pool = [_norm_line(p) for p in self.prev]
-        new = [ln for ln in lines if not self._seen(ln, pool)]
         self.title_changed = False
         if lines:
             t = lines[0]
             if not self.title or not self._seen(t, [_norm_line(self.title)]):
                 self.title_changed = True
                 self.title = t
+                pool = []
+        new = [ln for ln in lines if not self._seen(ln, pool)]
+        if lines:
             self.prev = list(lines)
         return new
 

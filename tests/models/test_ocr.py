@@ -51,7 +51,8 @@ def test_deduper():
     assert d.update(s1) == s1 and d.title_changed and d.title == "Falcon Budget"
     assert d.update(["Falcon Budget", "Budget: 35 milion", "Lead: Maria", "Launch: June 4"]) == ["Launch: June 4"]
     assert not d.title_changed
-    assert d.update(["Orion Roadmap", "Lead: Maria"]) == ["Orion Roadmap"] and d.title_changed
+    # a new slide: every line is its own, also one the slide before showed too
+    assert d.update(["Orion Roadmap", "Lead: Maria"]) == ["Orion Roadmap", "Lead: Maria"] and d.title_changed
 
 
 def test_deduper_keeps_a_changed_number():

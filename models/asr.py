@@ -349,24 +349,30 @@ def sentence_segments(text: str, t0: float, t1: float) -> list[Segment]:
 
 
 def snap_to_pauses(parts: list[Segment], pauses: list[tuple[float, float]], reach: float = 1.5) -> list[Segment]:
-    """Consecutive sentences of one recognition window, with each boundary between two of them moved to the
-    nearest pause (start, end in media seconds) within `reach` s: the sentence before ends where the pause starts,
-    the one after starts where it ends. Whisper's segment times are often a few tenths to a second off, and a
+    """Consecutive sentences of one recognition window, each boundary between two of them moved onto a pause
+    (start, end in media seconds) the voice activity detector heard: the sentence before ends where the pause
+    starts, the one after starts where it ends. Whisper's segment times are often a second or more off, and a
     sentence's share of its segment's characters (`sentence_segments`) only estimates where it ends; a speaker
-    pauses between sentences, which the voice activity detector hears. Boundaries stay in order."""
+    pauses between sentences. Each pause goes to at most one boundary, nearest pairs first (the distance from a
+    boundary to a pause is 0 inside it), at most `reach` s away, in order; a boundary with no pause stays."""
     if len(parts) < 2 or not pauses:
         return parts
+    bounds = [(a.t1 + b.t0) / 2 for a, b in zip(parts, parts[1:])]
+    pairs = sorted((max(p[0] - x, 0.0, x - p[1]), i, j) for i, x in enumerate(bounds) for j, p in enumerate(pauses))
+    match: dict[int, int] = {}
+    for d, i, j in pairs:
+        if d > reach:
+            break
+        if i in match or any((i2 < i) != (j2 < j) or j2 == j for i2, j2 in match.items()):
+            continue
+        match[i] = j
     edges = [[p.t0, p.t1] for p in parts]
-    lo = parts[0].t0
-    for i in range(len(parts) - 1):
-        est = (parts[i].t1 + parts[i + 1].t0) / 2
-        near = [x for x in pauses if x[0] >= lo and x[1] <= parts[-1].t1 and abs((x[0] + x[1]) / 2 - est) <= reach]
-        if near:
-            a, b = min(near, key=lambda x: abs((x[0] + x[1]) / 2 - est))
-            edges[i][1], edges[i + 1][0] = max(a, edges[i][0]), b
-        edges[i + 1][0] = max(edges[i + 1][0], edges[i][1])
-        edges[i + 1][1] = max(edges[i + 1][1], edges[i + 1][0])
-        lo = edges[i + 1][0]
+    for i, j in match.items():
+        edges[i][1], edges[i + 1][0] = pauses[j]
+    for k in range(len(edges)):
+        if k:
+            edges[k][0] = max(edges[k][0], edges[k - 1][1])
+        edges[k][1] = max(edges[k][1], edges[k][0])
     return [Segment(round(a, 3), round(b, 3), p.text) for p, (a, b) in zip(parts, edges)]
 
 

@@ -173,6 +173,11 @@ def test_file_windows_fill_whisper_and_stamp_sentences_at_pauses(asr):
     # Whisper's boundaries off by 0.3-0.5 s: each moves onto the pause near it
     ([(20.6, 23.6), (23.6, 27.6), (27.6, 31.6)], [(23.58, 24.58), (27.26, 28.06)],
      [(20.6, 23.58), (24.58, 27.26), (28.06, 31.6)]),
+    # a window of a real file: Whisper ran two sentences into one segment and stamped the later ones seconds early;
+    # each pause goes to the boundary it holds, not to the first boundary that comes near it
+    ([(0.4, 2.196), (2.196, 4.4), (4.4, 8.4), (12.59, 15.59), (15.59, 20.35), (20.35, 28.32)],
+     [(3.968, 5.024), (8.0, 12.992), (15.52, 18.08), (20.288, 25.056)],
+     [(0.4, 2.196), (2.196, 3.968), (5.024, 8.0), (12.992, 15.52), (18.08, 20.288), (25.056, 28.32)]),
     # no pause within reach: the boundary stays
     ([(0.0, 4.0), (4.0, 8.0)], [(1.0, 1.4)], [(0.0, 4.0), (4.0, 8.0)]),
     # one sentence: nothing to move

@@ -130,6 +130,13 @@ def test_speaker_only_answers_and_minutes(profile, root):
     assert changes and all(any(abs(s0 - c) <= 8 for s0 in starts) for c in changes), (changes, starts)
     owners = {a.owner for a in mn.action_items}
     assert sum(a.owner in owners for a in truth.action_items) >= len(truth.action_items) - 1
+    # each section is titled by a phrase said in it (no keyword list), most of them naming the project discussed
+    for sec in mn.sections:
+        spoken = normalize(" ".join(m.evidence.get("asr", "") for m in mems if m.t1 > sec.t0 and m.t0 < sec.t1))
+        assert ":" not in sec.title and normalize(sec.title) in spoken, (sec.title, spoken)
+    named = [sec for sec in mn.sections if any(f.project and f.project.lower() in sec.title.lower()
+                                               for f in truth.facts if sec.t0 <= f.t0 < sec.t1)]
+    assert len(named) >= len(mn.sections) - 1, [sec.title for sec in mn.sections]
     _check_traced(mn, mems)
     bank.close()
 

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence
 from models.answer.check import support, unsupported_terms
 from models.base import MemoryView
 from models.text.timephrase import fmt_span
-from models.text.words import content, digits, sentences, stem, words
+from models.text.words import content, digits, sentences, stem, stop_words, words
 
 from .data import Line, Minutes, Section
 from .extract import extract_actions, extract_decisions, extract_numbers, is_name
@@ -121,22 +121,42 @@ class _Informative:
         return idf / math.sqrt(len(st)) + 0.5 * figures + 0.5 * names
 
 
+def _runs(sentence: str, max_words: int = 4) -> list[list[str]]:
+    """Runs of consecutive content words as spoken (their spelling kept), cut at stop words, figures and
+    punctuation, each at most max_words long (a longer run gives its windows): the candidate key phrases of RAKE."""
+    sw = stop_words()
+    out: list[list[str]] = []
+    run: list[str] = []
+    for tok in re.findall(r"[A-Za-z][A-Za-z'-]*|\d[\w.,]*|\S", sentence):
+        w = re.sub(r"'s$", "", tok).lower().strip("'-")
+        if tok[0].isalpha() and len(w) > 1 and w not in sw:
+            run.append(re.sub(r"'s?$", "", tok))
+            continue
+        if run:
+            out.append(run)
+        run = []
+    if run:
+        out.append(run)
+    return [r[i:i + max_words] for r in out for i in range(max(1, len(r) - max_words + 1))]
+
+
 def _heading(timed, info: _Informative, df: Counter, n_secs: int) -> str:
-    """A title for a section without slides: its most distinctive words (frequent here, rare elsewhere)."""
-    tf = Counter()
-    surface: dict[str, str] = {}
-    for s, _, _ in timed:
-        for w in content(s):
-            if w.isdigit():
-                continue
-            k = stem([w])[0]
-            tf[k] += 1
-            surface.setdefault(k, w)
+    """A title for a section without slides: the key phrase of its speech (RAKE-like: the run of content words
+    whose words are most distinctive here, frequent in this section and rare in the others), as it was said."""
+    tf: Counter = Counter(stem([w])[0] for s, _, _ in timed for w in content(s) if not w[:1].isdigit())
     if not tf:
         return "Discussion"
     score = {k: c * math.log(1 + n_secs / (1 + df.get(k, 0))) for k, c in tf.items()}
-    top = sorted(score, key=lambda k: (-score[k], k))[:3]
-    return "Discussion: " + ", ".join(surface[k] for k in top)
+    best, best_score = None, 0.0
+    for s, _, _ in timed:
+        for run in _runs(s):
+            sc = sum(score.get(stem([w.lower()])[0], 0.0) for w in run)
+            if sc > best_score:
+                best, best_score = run, sc
+    if not best:
+        return "Discussion"
+    title = " ".join(best)
+    return title[:1].upper() + title[1:]
 
 
 def _overview(mn: Minutes) -> list[Line]:

@@ -125,7 +125,7 @@ class OcrEvidence:
         if lines:
             self.screens = (self.screens + [(since, lines)])[-32:]
         if read.kind != "screen":
-            return self._scrolled(frame, read, lines, found, last)
+            return self._scrolled(frame, read, since, lines, found, last)
         if found:
             self._title_rows = (found[0].box[1], found[0].box[3])
         fresh = self.dedup.update(lines)
@@ -145,14 +145,13 @@ class OcrEvidence:
                 return True
         return not n
 
-    def _scrolled(self, frame, read, lines: list[str], found, last) -> list[tuple[float, list[str]]]:
+    def _scrolled(self, frame, read, since: float, lines: list[str], found, last) -> list[tuple[float, list[str]]]:
         """A scroll strip: a line is new unless the last read had it where the scroll took it, so a line whose
         words stand elsewhere in the document too ("Status: done" under two headings) is read again there; each
         line is stamped when it came into view. A band (an edit in place): the lines not on screen before, from
         when the change was seen. Each group keeps the screen's title and the document section it is in first."""
         from .screen import came_into_view
 
-        since = self.gate.pending_since if self.gate.pending_since is not None else frame.t
         self.gate.done(frame.image, frame.t, read, bool(lines))
         if found is None or read.kind == "band":  # no positions, or an edit in place: the lines not read before
             pool = [_norm(p) for p in self.dedup.prev]

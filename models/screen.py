@@ -158,7 +158,8 @@ class ScreenWatcher:
         if self.ref is None or self.ref.shape != g.shape or self.last_t is None or t < self.last_t:
             return Read(0, H, "screen")
         self.seen.append(t)
-        if int((np.abs(g - self.ref) > self.pixel_threshold).sum()) < self.min_changed_px:
+        mask = np.abs(g - self.ref) > self.pixel_threshold
+        if int(mask.sum()) < self.min_changed_px:
             self.pending_since = None
             return None
         if self.pending_since is None:
@@ -167,7 +168,6 @@ class ScreenWatcher:
         if t - self.last_t < wait - 1e-6:
             self.skipped += 1
             return None
-        mask = np.abs(g - self.ref) > self.pixel_threshold
         gf = rows_full(image)
         sh = self._shift(self.ref, g, mask, self.ref_full, gf)
         line = max(16, H // 12)  # how far a line cut at an edge can reach

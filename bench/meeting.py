@@ -269,9 +269,25 @@ ABSENT_HELDOUT3 = (
      "Where did the astronaut land?", "Which museum has the dinosaur skeleton?"])
 
 
+# held-out 4's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT4 = (
+    ["Which bird nests under the bridge?", "How many goals were scored in the derby?",
+     "What is the wifi password at the cafe?", "Who sang the anthem at the opening?",
+     "How heavy is the anchor of the ship?"],
+    ["Which spice makes the curry hot?", "When does the night train leave?", "How many moons does Jupiter have?",
+     "Who designed the cathedral?", "What is the speed limit on the motorway?", "Which novel won the prize?",
+     "How much does a pint of milk cost?", "What did the child draw on the wall?", "Who fixed the broken bicycle?",
+     "Which island has the volcano?", "How cold is the lake in winter?", "What is the plot of the opera?",
+     "Which dance did the couple learn?", "How long do tortoises live?", "Who invented the telescope?",
+     "What colour is the neighbour's car?", "Which grape makes the red wine?", "How many seats does the stadium have?",
+     "Where was the treasure buried?", "What is the name of the lighthouse keeper?", "Which planet has rings?",
+     "How tall is the giraffe at the zoo?", "What did the chef cook for dessert?", "Who trained the puppy?",
+     "Which river floods every spring?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 has its own."""
-    return ABSENT_HELDOUT3 if split == "heldout3" else (ABSENT, ABSENT_MORE)
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 and 4 have their own."""
+    return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def _overlap(m, f) -> bool:
@@ -666,14 +682,16 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
            "vocabulary with dev (other projects, people, cities, slide labels, filler, action and decision "
            "phrasings, espeak-ng voice en-gb instead of en-us, other asterisk prompts); questions are paraphrases. "
            "Only dev was looked at while developing; held-out was run once the code was fixed.", ""]
-    names = {"heldout3": "Held-out split 3 (fresh: written at the start of the session, before its changes; run once at "
-                         "the end)",
+    names = {"heldout4": "Held-out split 4 (fresh: written at the start of session 21, before its changes; run once "
+                         "before and once after them, misses not looked at)",
+             "heldout3": "Held-out split 3 (written at the start of session 20, run once at its end; its misses were "
+                         "then looked at, so it is no longer clean)",
              "heldout2": "Held-out split 2 (fresh: written before the last changes, run once at the end)",
              "heldout": "Held-out split 1 (run once before the paraphrase and document-heading fixes, which were "
                         "then made on dev; these figures are after them)",
              "dev": "Dev split (tuned on)",
              "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)"}
-    for split in ("heldout3", "heldout2", "heldout", "dev", "dev2"):
+    for split in ("heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2"):
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]

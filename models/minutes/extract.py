@@ -1,5 +1,9 @@
-"""Decisions, action items and figures from one sentence or slide line, by the usual forms of English meeting
-language (not by any one meeting's script):
+"""Decisions, action items and figures from one sentence or slide line.
+
+With a sentence embedder (the product path: `summarize` passes the profile's), decisions and action items are found
+by what a sentence does (`models.minutes.acts`: a classifier over sentence embeddings trained on general meeting
+language, clause by clause, with the owner taken from the grammar). Without one, by the usual forms of English
+meeting language:
 
 - decision: "we decided / agreed / chose / opted / resolved / settled on / approved ...", "decision: ...",
   "it was decided / agreed ...";
@@ -12,11 +16,12 @@ A name is a capitalized word that is not a stop word, a month or a day.
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Optional, Sequence
 
 from models.text.relevance import DAYS, MONTHS
 from models.text.words import digits, sentences, stop_words
 
+from . import acts
 from .data import ActionItem, Line
 
 _MODAL = (r"will|'ll|is going to|are going to|needs to|need to|has to|have to|should|shall|must|agreed to|"
@@ -40,11 +45,7 @@ _FIGURE_RE = re.compile(
     r"\$\s?\d|\d\s*%|\b\d[\d,.]*\b|\b(?:" + "|".join(MONTHS) + r")\s+\d{1,2}\b|\bq[1-4]\b", re.I)
 
 
-def is_name(word: Optional[str]) -> bool:
-    if not word:
-        return False
-    low = word.lower()
-    return word[:1].isupper() and low not in stop_words() and low not in MONTHS and low not in DAYS and len(low) > 1
+is_name = acts.is_name
 
 
 # right before an owner: an article or possessive, or another capitalized word ("The Comet Project will hire ...")
@@ -56,7 +57,12 @@ def _person_slot(sentence: str, m: re.Match) -> bool:
     return not _NOT_PERSON_BEFORE.search(sentence[: m.start("owner")])
 
 
-def extract_actions(text: str, t0: float, t1: float) -> list[ActionItem]:
+def extract_actions(text: str, t0: float, t1: float, embedder=None, names: Sequence[str] = ()) -> list[ActionItem]:
+    """Action items said in text, each with its owner (a person), its task and the sentence; `names` (people and
+    things named in the meeting, the surest first) let a misheard or lower-case owner be written as the name."""
+    if embedder is not None:
+        return [ActionItem(acts.canonical(o, names), task, t0, t1, c)
+                for c, o, task in _classified(text, embedder, names)[1]]
     out = []
     for s in sentences(text):
         for i, rx in enumerate(_ACTION_RES):
@@ -80,8 +86,62 @@ def extract_actions(text: str, t0: float, t1: float) -> list[ActionItem]:
     return out
 
 
-def extract_decisions(text: str, t0: float, t1: float) -> list[Line]:
+def extract_decisions(text: str, t0: float, t1: float, embedder=None) -> list[Line]:
+    if embedder is not None:
+        return [Line(c, t0, t1) for c in _classified(text, embedder)[0]]
     return [Line(s, t0, t1) for s in sentences(text) if _DECISION_RE.search(s)]
+
+
+_QUESTION = re.compile(r"\?\s*$|^(?i:do|does|did|is|are|was|were|has|have|had|should|shall|can|could|will|would|"
+                       r"who|whom|whose|what|when|where|why|how|which|may|might|must)\b")
+
+
+def _classified(text: str, embedder, names: Sequence[str] = ()) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """(decisions, [(clause, owner, task)]) in text: each sentence, or each clause of a run-on one, that the
+    classifier takes for one with enough confidence. A question is never a decision, and an action item only when
+    it is a request to a person addressed by name ("Tom, can you ...?"); an action item needs a named owner."""
+    decisions, actions = [], []
+    for s in sentences(text):
+        units = acts.clauses(s)
+        tries = [units[1:], units[:1]] if len(units) > 1 else [units]
+        for group in tries:
+            probs = acts.probabilities(group, embedder)
+            found = False
+            for c, p in zip(group, probs):
+                label = _label(c, p, names)
+                if label == "decision":
+                    decisions.append(c)
+                    found = True
+                elif label == "action":
+                    who = acts.owner_of(c, names)
+                    task = acts.task_of(c, who[1], who[0]) if who else ""
+                    if who and len(task.split()) >= 2:
+                        actions.append((c, who[0], task))
+                        found = True
+            if found:
+                break
+    return decisions, actions
+
+
+def _label(clause: str, p, names: Sequence[str]) -> str:
+    """decision, action or other: the classifier's likeliest class when sure enough, then grammar. A question is
+    never a decision, and an action item only when it asks a person addressed by name ("Tom, can you ...?"). A
+    commitment whose subject is one named person ("Ana will ...", "Ana agreed to ...") is that person's action
+    item, not the group's decision."""
+    label = acts.LABELS[int(p.argmax())]
+    question = bool(_QUESTION.search(clause.strip()))
+    who = acts.owner_of(clause, names)
+    if label == "decision" and p[1] >= acts.DECISION_MIN and not question:
+        subject = who is not None and who[1] > 0 and not clause[: who[1]].strip(" ,:").count(" ")
+        return "action" if subject and p[2] >= acts.SECOND_MIN else "decision"
+    if label == "action" and p[2] >= acts.ACTION_MIN and who is not None:
+        return "action" if not question or _addressed(clause, who[0]) else "other"
+    return "other"
+
+
+def _addressed(clause: str, owner: str) -> bool:
+    return bool(re.match(r"\s*(?:please\s+)?" + re.escape(owner) + r"\s*[,:]", clause, re.I)
+                or re.search(r",\s*" + re.escape(owner) + r"\s*[.?!]?\s*$", clause, re.I))
 
 
 def extract_numbers(text: str, t0: float, t1: float) -> list[Line]:

@@ -28,6 +28,7 @@ from models.base import MemoryView
 from models.text.timephrase import fmt_span
 from models.text.words import content, digits, sentences, stem, stop_words, words
 
+from . import acts
 from .data import Line, Minutes, Section
 from .extract import extract_actions, extract_decisions, extract_numbers, is_name
 from .segment import _same_title, segment_sections
@@ -83,6 +84,16 @@ def _slide_lines(items) -> list[tuple[str, float, float]]:
             if ln and not any(_same_title(ln, x[0]) for x in out):
                 out.append((ln, it.t0, it.t1))
     return out
+
+
+def _names(secs) -> list[str]:
+    """Names in the meeting, the surest spelling first: those read on screen, then those said, most often first."""
+    shown, said = Counter(), Counter()
+    for _, items in secs:
+        for it in items:
+            for counter, text in ((shown, " ".join(it.ocr)), (said, it.asr)):
+                counter.update(w for w in re.findall(r"[A-Za-z][a-z]+", text) if is_name(w))
+    return list(dict.fromkeys([w for w, _ in shown.most_common()] + [w for w, _ in said.most_common()]))
 
 
 def _skeleton(line: str) -> str:
@@ -202,6 +213,10 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
     sec_df = Counter()
     for tl in all_timed:
         sec_df.update({stem([w])[0] for s, _, _ in tl for w in content(s)})
+    names = _names(secs)
+    if embedder is not None:
+        acts.prepare([s for tl in all_timed for s, _, _ in tl] + [ln for _, items in secs for it in items
+                                                                  for ln in it.ocr], embedder)
     rejected = 0
     seen_actions: set[tuple] = set()
     seen_dec: set[str] = set()
@@ -215,13 +230,13 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
         body_slide = [x for x in slide_timed if not _same_title(x[0], stitle)]
         timed = all_timed[si]
         for s, a, b in timed + body_slide:
-            for ai in extract_actions(s, a, b):
+            for ai in extract_actions(s, a, b, embedder=embedder, names=names):
                 k = (ai.owner, " ".join(words(ai.task))[:40])
                 if k not in seen_actions:
                     seen_actions.add(k)
                     mn.action_items.append(ai)
         for s, a, b in timed:
-            for d in extract_decisions(s, a, b):
+            for d in extract_decisions(s, a, b, embedder=embedder):
                 k = " ".join(words(d.text))
                 if k not in seen_dec:
                     seen_dec.add(k)

@@ -1,0 +1,194 @@
+"""Which sentences of a meeting are decisions or action items, by what a sentence does rather than by a list of
+phrasings.
+
+Each sentence of the transcript, and each clause of a run-on one (the recognizer often writes two or three
+utterances as one unpunctuated line), is classified as a decision (the group settles something), an action item
+(someone is given a task) or other (facts, status, opinions, open proposals, questions, filler) by a logistic
+regression over its MiniLM sentence embedding (`models.text_embed`), trained on general meeting sentences written for
+it (`acts_data.py`), each also in the lower-case, unpunctuated form a recognizer writes. The thresholds keep
+precision first: a false decision or action item is a line the meeting never had.
+
+Grammar then decides who owns an action item: the person addressed ("Tom, can you ...", "... , Raj?"), the one it
+is assigned to ("owner: Ivan"), or the subject before the verb ("Chen will look into ..."); an action item with no
+named owner is not listed (who "I" or "we" is, the transcript does not say). A question is never a decision.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from typing import Optional, Sequence
+
+import numpy as np
+
+from models.text.relevance import DAYS, MONTHS
+from models.text.words import sounds_like, stop_words
+
+from .acts_data import ACTION, DECISION, OTHER
+
+LABELS = ("other", "decision", "action")
+DECISION_MIN = 0.5  # class probabilities a sentence needs besides being the likeliest class (precision first)
+ACTION_MIN = 0.5  # with a named owner, which the grammar must find
+SECOND_MIN = 0.2  # a decision said of one named person is that person's action item when this likely one
+
+_lock = threading.Lock()
+_models: dict[int, tuple[object, object]] = {}
+_cache: dict[int, dict[str, np.ndarray]] = {}
+
+
+def asr_like(text: str) -> str:
+    """How a speech recognizer may write a sentence: lower case, no punctuation."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s']", " ", text)).strip().lower()
+
+
+def _training() -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    for label, group in ((0, OTHER), (1, DECISION), (2, ACTION)):
+        for s in group:
+            for v in dict.fromkeys([s, asr_like(s)]):
+                texts.append(v)
+                labels.append(label)
+    return texts, labels
+
+
+def _model(embedder):
+    """The two classifiers for this embedder, fitted once per embedder (a few seconds of CPU): logistic
+    regressions over the sentence embedding (what a sentence means) and over its words and word pairs, TF-IDF
+    weighted (the grammar's small words: "we agreed", "will", "needs to", "the decision is")."""
+    with _lock:
+        hit = _models.get(id(embedder))
+        if hit is not None and hit[0] is embedder:
+            return hit[1]
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        _cache.pop(id(embedder), None)  # another embedder's at this address
+        texts, labels = _training()
+        y = np.asarray(labels)
+        emb = LogisticRegression(C=4.0, max_iter=4000, class_weight="balanced").fit(embedder.encode(texts), y)
+        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"[a-z']+")
+        bow = LogisticRegression(C=10.0, max_iter=4000, class_weight="balanced").fit(
+            vec.fit_transform([t.lower() for t in texts]), y)
+        _models[id(embedder)] = (embedder, (emb, vec, bow))
+        return emb, vec, bow
+
+
+def probabilities(texts: Sequence[str], embedder) -> np.ndarray:
+    """[len(texts), 3] probabilities of other / decision / action: the mean of the two classifiers'. Texts seen
+    before (`prepare` classifies a whole meeting's in one batch) are not classified again."""
+    if not texts:
+        return np.zeros((0, 3), np.float32)
+    texts = list(texts)
+    cache = _cache.setdefault(id(embedder), {})
+    todo = list(dict.fromkeys(t for t in texts if t not in cache))
+    if todo:
+        emb, vec, bow = _model(embedder)
+        p = (emb.predict_proba(embedder.encode(todo)) + bow.predict_proba(vec.transform([t.lower() for t in todo]))) / 2
+        if len(cache) > 50_000:
+            cache.clear()
+        cache.update(zip(todo, p))
+    return np.stack([cache[t] for t in texts])
+
+
+def prepare(sentences: Sequence[str], embedder) -> None:
+    """Classify every sentence and clause of a meeting in one batch (one embedder call instead of one per
+    sentence)."""
+    probabilities([c for s in sentences for c in clauses(s)], embedder)
+
+
+_CLAUSE_CUT = re.compile(r"\s*(?:[;·•|]|,(?=\s)|\s[-–—]\s)\s*")
+
+
+def clauses(sentence: str) -> list[str]:
+    """The sentence, and when it runs several utterances together, its clauses of three words or more (a clause of
+    one or two words, such as a name addressed, stays with the next)."""
+    parts = [p for p in _CLAUSE_CUT.split(sentence) if p.strip()]
+    out, carry = [], ""
+    for p in parts:
+        p = f"{carry}, {p}" if carry else p
+        if len(p.split()) < 3:
+            carry = p
+            continue
+        carry = ""
+        out.append(p.strip())
+    if carry and out:
+        out[-1] = f"{out[-1]}, {carry}"
+    return list(dict.fromkeys([sentence.strip()] + (out if len(out) > 1 else [])))
+
+
+def is_name(word: Optional[str]) -> bool:
+    if not word:
+        return False
+    low = word.lower()
+    return word[:1].isupper() and low not in stop_words() and low not in MONTHS and low not in DAYS and len(low) > 1
+
+
+_TOK = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_AUX = (r"(?:will|'ll|shall|is|are|was|has|have|had|needs?|must|should|could|can|would|going|gonna|got|to|be|"
+        r"please|you|he|she|they|promised|agreed|offered|volunteered|said|also|then|just)")
+_BEFORE_THING = re.compile(r"(?:\b(?i:the|a|an|this|that|these|our|their|its|his|her|my|your|of|in|at|on|from|"
+                           r"by|with|about|into|to))\s+$")
+
+
+# a word right after a subject that makes it one: an auxiliary or modal, "to" (minutes style: "Kevin to check
+# the invoices"), or a verb in the third person or the past ("manages", "promised")
+_VERB_AFTER = re.compile(r"(?:will|shall|is|was|has|had|must|should|can|could|would|may|might|to|[a-z]+(?:s|ed))", re.I)
+# capitalized words that are not people: a verb's -ing form starting a sentence ("Moving on to ..."), abstract
+# nouns ("Management decided ...")
+_NOT_A_NAME = re.compile(r"(?:ing|ment|tion|sion|ity|ness|ship|ance|ence)$", re.I)
+
+
+def owner_of(clause: str, names: Sequence[str] = ()) -> Optional[tuple[str, int]]:
+    """(the person an action item is for, the character offset where its task starts), or None.
+    - addressed: "Tom, can you ..." / "... the room, Tom?"
+    - assigned: "owner: Ivan" / "assigned to Ivan" / "for Ivan"
+    - subject: a name (capitalized, or one of `names` said in lower case) right before a verb: "Chen will ...".
+    A name right after an article, a possessive or a preposition, or one of a multi-word proper name ("Phoenix
+    Release"), is a thing's name, not an owner."""
+    low_names = {n.lower() for n in names}
+    toks = list(_TOK.finditer(clause))
+
+    def person(i: int) -> bool:
+        w = re.sub(r"['’](?:s|ll|d)$", "", toks[i].group(0))
+        named = is_name(w) or (w.lower() in low_names and w.lower() not in stop_words())
+        if not named or _NOT_A_NAME.search(w):
+            return False
+        prev_cap = i > 0 and toks[i - 1].group(0)[:1].isupper() and clause[toks[i - 1].end():toks[i].start()] == " "
+        next_cap = (i + 1 < len(toks) and toks[i + 1].group(0)[:1].isupper()
+                    and clause[toks[i].end():toks[i + 1].start()] == " " and is_name(toks[i + 1].group(0)))
+        return not prev_cap and not next_cap and not _BEFORE_THING.search(clause[: toks[i].start()])
+
+    if toks:  # addressed first: "Tom, ..." or "..., Tom?"
+        first, last = toks[0], toks[-1]
+        if re.match(r"\s*[,:]", clause[first.end():]) and person(0):
+            return first.group(0), first.end() + 1
+        if re.match(r"\s*[.?!]?\s*$", clause[last.end():]) and re.search(r",\s*$", clause[: last.start()]) \
+                and person(len(toks) - 1):
+            return last.group(0), 0
+    m = re.search(r"\b(?:owner|assigned to|assignee|for)\s*:?\s+([A-Za-z][a-z]+)\b", clause, re.I)
+    if m and is_name(m.group(1)):
+        return m.group(1), 0
+    for i, t in enumerate(toks[:-1]):
+        if person(i) and (_VERB_AFTER.fullmatch(toks[i + 1].group(0)) or re.search(r"['’](?:ll|s|d)$", t.group(0))):
+            return re.sub(r"['’](?:s|ll|d)$", "", t.group(0)), t.end()
+    return None
+
+
+def task_of(clause: str, start: int, owner: str = "") -> str:
+    """The task: the clause after its owner (or without the owner addressed at its end), without the modal and
+    auxiliary verbs before it."""
+    task = clause[start:] if start else clause
+    if owner:
+        task = re.sub(r",\s*" + re.escape(owner) + r"\s*[.?!]?\s*$", "", task)
+    task = re.sub(r"^(?:['’](?:s|ll|d)\b|[\s,:;.-])+", "", task)
+    task = re.sub(r"^(?:" + _AUX + r"\s+)+", "", task, flags=re.I)
+    return task.strip(" ,:;.?!-—–")
+
+
+def canonical(owner: str, names: Sequence[str]) -> str:
+    """A heard owner written as the name it most likely is: a name read on screen or said more often that it
+    sounds like (the recognizer spells an unfamiliar name differently from one sentence to the next)."""
+    low = owner.lower()
+    for n in names:
+        if n.lower() != low and sounds_like(n.lower(), low):
+            return n
+    return owner.title() if owner.islower() else owner

@@ -44,6 +44,10 @@ class Snippet:
     attribute: float = 0.0   # BM25 (scaled) of what the question asks besides its names
     semantic: float = 0.0    # MiniLM cosine with the question (0 without an embedder)
     asked: float = 0.0       # MiniLM cosine of what the question asks (its names left out) with the snippet's value
+    predicate: float = 0.0   # MiniLM cosine of what the question asks with what the line says of its subject
+                             # (`predicate_text` of both; set by the lite answerer for its candidate lines)
+    heard: str = ""          # the text with the question's names written in where the recognizer misspelt them
+                             # (`models.text.words.align_names`; "" until a ranker sets it: then the text itself)
 
     def stamped(self) -> str:
         return f"{fmt_span(self.t0, self.t1)} {self.text}"
@@ -251,6 +255,17 @@ def type_bonus(qt: str, text: str, names=(), unit: str = "") -> float:
     if qt in ("person", "place", "name"):
         return 1.0 if _proper(text, names) else 0.0
     return 0.0
+
+
+def predicate_text(text: str, names=()) -> str:
+    """What a question asks, or a line says, about its subject: its words without the subject's names (`names`,
+    lower-case) and without numbers ("How much income did Dune generate?" -> "How much income did generate?";
+    "Dune Compliance Update — Retail stores: 58" -> "Retail stores:"). A line that shares only its subject with the
+    question then no longer looks like its answer; a slide line is taken without the title it carries."""
+    value = text.split(" — ", 1)[-1]
+    value = _NUMBER.sub(" ", digits(value))
+    kept = [w for w in re.findall(r"\S+", value) if re.sub(r"\W", "", w).lower() not in names]
+    return re.sub(r"\s+", " ", " ".join(kept)).strip()
 
 
 def _bm25(query: str, docs: Sequence[str]) -> np.ndarray:

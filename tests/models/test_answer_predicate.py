@@ -1,0 +1,59 @@
+"""A line that shares only its subject with the question is no answer: the lite answerer with the bundled MiniLM on
+hand-made memories (no media). "How much income did Kestrel generate?" must not be answered by another attribute of
+Kestrel ("Warehouses: 12"); it is refused when no line says what was asked, and answered from the line that does
+when one is retrieved, also below a better-scoring line about the same project."""
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.answer.lite import NOT_FOUND, LiteAnswerer  # noqa: E402
+from models.base import MemoryView  # noqa: E402
+from models.text.relevance import predicate_text  # noqa: E402
+
+SLIDE = "Kestrel Status\nWarehouses: 12\nCourier: Swiftline\nNext steering meeting: May 14"
+SAID = ["Good afternoon, let us look at the Kestrel numbers.",
+        "Kestrel earned 31 million dollars in sales last year."]
+
+
+@pytest.fixture(scope="module")
+def answerer():
+    from models.text_embed import TextEmbedder
+
+    return LiteAnswerer(llm=None, embedder=TextEmbedder())
+
+
+def _slide_only():
+    return [MemoryView(0, "m", 0.0, 2.0, 0.5, evidence={"ocr": SLIDE}),
+            MemoryView(1, "m", 2.0, 4.0, 0.5, evidence={"asr": SAID[0]})]
+
+
+def _with_speech():
+    return _slide_only() + [MemoryView(2, "m", 30.0, 34.0, 0.5, evidence={"asr": SAID[1]})]
+
+
+def test_predicate_text_leaves_out_the_subject_and_the_numbers():
+    assert predicate_text("Kestrel Status — Warehouses: 12", {"kestrel"}) == "Warehouses:"
+    assert predicate_text("How much income did Kestrel generate?", {"kestrel"}) == "How much income did generate?"
+    assert predicate_text("Kestrel earned 31 million dollars in sales.", {"kestrel"}) == "earned in sales."
+
+
+def test_another_attribute_of_the_subject_is_refused(answerer):
+    out = "".join(answerer.answer("How much income did Kestrel generate?", _slide_only()))
+    assert out.startswith(NOT_FOUND) and answerer.last.why_weak == "predicate", (out, answerer.last.why_weak)
+    assert answerer.last.best.predicate < answerer.min_predicate
+
+
+def test_the_line_that_says_what_is_asked_answers(answerer):
+    out = "".join(answerer.answer("How much income did Kestrel generate?", _with_speech()))
+    assert not answerer.last.weak and "31 million" in out, out
+    assert answerer.last.best.predicate >= answerer.min_predicate
+
+
+@pytest.mark.parametrize("question,fact", [("Which courier handles Kestrel deliveries?", "Swiftline"),
+                                           ("How many warehouses does Kestrel run?", "12"),
+                                           ("When is the next Kestrel steering meeting?", "May 14")])
+def test_the_asked_attribute_is_answered(answerer, question, fact):
+    out = "".join(answerer.answer(question, _with_speech()))
+    assert not answerer.last.weak and fact in out, out

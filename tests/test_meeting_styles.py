@@ -82,6 +82,20 @@ def _check_traced(mn, mems):
     assert lines and not bad, bad
 
 
+def _check_acts(mn, truth):
+    """Every decision and action item listed is one the meeting had, none made of a fact, filler, a question or a
+    topic change (a false one is a line the meeting never had), and all decisions but one are listed."""
+    def near(kind, a, b):
+        return any(u.kind == kind and u.t0 < b + 2 and u.t1 > a - 2 for u in truth.utterances)
+
+    assert all(near("decision", d.t0, d.t1) for d in mn.decisions), [d.text for d in mn.decisions]
+    assert all(near("action", a.t0, a.t1) and a.owner for a in mn.action_items), [a.text for a in mn.action_items]
+    got = [set(normalize(d.text).split()) for d in mn.decisions]
+    found = [x for x in truth.decisions if any(len(w & set(normalize(x.text).split())) >= 0.6 * len(
+        set(normalize(x.text).split())) for w in got)]
+    assert len(found) >= len(truth.decisions) - 1, ([x.text for x in truth.decisions], [d.text for d in mn.decisions])
+
+
 @pytest.mark.parametrize("style", ["template", "dense", "scroll"])
 def test_every_screen_is_read_answered_and_in_the_minutes(style, profile, root):
     truth = cached_style(style, "dev", seed=1, root=str(root), n_topics=3)
@@ -107,6 +121,7 @@ def test_every_screen_is_read_answered_and_in_the_minutes(style, profile, root):
     for s in truth.slides:
         assert normalize(s.title) in titles, (s.title, titles)
     _check_traced(mn, mems)
+    _check_acts(mn, truth)
     assert mn.overview and mn.overview[0].text.startswith("The meeting")
     bank.close()
 
@@ -130,6 +145,7 @@ def test_speaker_only_answers_and_minutes(profile, root):
     assert changes and all(any(abs(s0 - c) <= 8 for s0 in starts) for c in changes), (changes, starts)
     owners = {a.owner for a in mn.action_items}
     assert sum(a.owner in owners for a in truth.action_items) >= len(truth.action_items) - 1
+    _check_acts(mn, truth)
     # each section is titled by a phrase said in it (no keyword list), most of them naming the project discussed
     for sec in mn.sections:
         spoken = normalize(" ".join(m.evidence.get("asr", "") for m in mems if m.t1 > sec.t0 and m.t0 < sec.t1))

@@ -168,7 +168,10 @@ def owner_of(clause: str, names: Sequence[str] = ()) -> Optional[tuple[str, int]
     if m and is_name(m.group(1)):
         return m.group(1), 0
     for i, t in enumerate(toks[:-1]):
-        if person(i) and (_VERB_AFTER.fullmatch(toks[i + 1].group(0)) or re.search(r"['’](?:ll|s|d)$", t.group(0))):
+        after = toks[i + 1].group(0)
+        if after.lower() == "to" and not re.search(r"(?:^|[:;,.-])\s*$", clause[: t.start()]):
+            continue  # "Name to <task>" is a minutes-style item only at the start ("... move Iris to Oslo" is not)
+        if person(i) and (_VERB_AFTER.fullmatch(after) or re.search(r"['’](?:ll|s|d)$", t.group(0))):
             return re.sub(r"['’](?:s|ll|d)$", "", t.group(0)), t.end()
     return None
 

@@ -75,6 +75,10 @@ DECISION = [
     "we settled on hiring a contractor",
     "let's go with the cheaper laptops then",
     "The trustees have agreed to sell the van.",
+    "Everyone agreed to move the party to Saturday.",
+    "everyone agreed to shift the budget review to april",
+    "The whole team agreed to switch suppliers.",
+    "We all agreed to stop the weekly report.",
 ]
 
 ACTION = [

@@ -16,10 +16,10 @@ A name is a capitalized word that is not a stop word, a month or a day.
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence
+from typing import Sequence
 
-from models.text.relevance import DAYS, MONTHS
-from models.text.words import digits, sentences, stop_words
+from models.text.relevance import MONTHS
+from models.text.words import digits, sentences
 
 from . import acts
 from .data import ActionItem, Line

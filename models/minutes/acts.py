@@ -14,8 +14,10 @@ named owner is not listed (who "I" or "we" is, the transcript does not say). A q
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -27,7 +29,7 @@ from .acts_data import ACTION, DECISION, OTHER
 
 LABELS = ("other", "decision", "action")
 DECISION_MIN = 0.5  # class probabilities a sentence needs besides being the likeliest class (precision first)
-ACTION_MIN = 0.5  # with a named owner, which the grammar must find
+ACTION_MIN = 0.4  # with a named owner, which the grammar must find
 SECOND_MIN = 0.2  # a decision said of one named person is that person's action item when this likely one
 
 _lock = threading.Lock()
@@ -50,10 +52,43 @@ def _training() -> tuple[list[str], list[int]]:
     return texts, labels
 
 
+SHIPPED = Path(__file__).with_name("acts_minilm.npz")  # the embedding classifier fitted for the bundled MiniLM
+
+
+def training_digest() -> str:
+    texts, labels = _training()
+    return hashlib.sha256("\n".join(f"{y}\t{t}" for t, y in zip(texts, labels)).encode()).hexdigest()
+
+
+def fit_embedding_classifier(embedder) -> tuple[np.ndarray, np.ndarray]:
+    """(coef [3, D], intercept [3]) of the logistic regression over the training sentences' embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    texts, labels = _training()
+    clf = LogisticRegression(C=4.0, max_iter=4000, class_weight="balanced")
+    clf.fit(embedder.encode(texts), np.asarray(labels))
+    return clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
+
+
+def _embedding_classifier(embedder) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped fit for the bundled MiniLM when it was made from today's training sentences (encoding them all
+    costs ~10 s of CPU on a small machine); else fitted here, once per embedder."""
+    if getattr(embedder, "space", None) == "minilm-l6" and SHIPPED.exists():
+        z = np.load(SHIPPED)
+        if str(z["digest"]) == training_digest() and z["coef"].shape[1] == getattr(embedder, "dim", 0):
+            return z["coef"], z["intercept"]
+    return fit_embedding_classifier(embedder)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def _model(embedder):
-    """The two classifiers for this embedder, fitted once per embedder (a few seconds of CPU): logistic
-    regressions over the sentence embedding (what a sentence means) and over its words and word pairs, TF-IDF
-    weighted (the grammar's small words: "we agreed", "will", "needs to", "the decision is")."""
+    """The two classifiers for this embedder, made once per embedder: logistic regressions over the sentence
+    embedding (what a sentence means) and over its words and word pairs, TF-IDF weighted (the grammar's small
+    words: "we agreed", "will", "needs to", "the decision is")."""
     with _lock:
         hit = _models.get(id(embedder))
         if hit is not None and hit[0] is embedder:
@@ -63,13 +98,12 @@ def _model(embedder):
 
         _cache.pop(id(embedder), None)  # another embedder's at this address
         texts, labels = _training()
-        y = np.asarray(labels)
-        emb = LogisticRegression(C=4.0, max_iter=4000, class_weight="balanced").fit(embedder.encode(texts), y)
         vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"[a-z']+")
         bow = LogisticRegression(C=10.0, max_iter=4000, class_weight="balanced").fit(
-            vec.fit_transform([t.lower() for t in texts]), y)
-        _models[id(embedder)] = (embedder, (emb, vec, bow))
-        return emb, vec, bow
+            vec.fit_transform([t.lower() for t in texts]), np.asarray(labels))
+        model = (_embedding_classifier(embedder), vec, bow)
+        _models[id(embedder)] = (embedder, model)
+        return model
 
 
 def probabilities(texts: Sequence[str], embedder) -> np.ndarray:
@@ -81,8 +115,9 @@ def probabilities(texts: Sequence[str], embedder) -> np.ndarray:
     cache = _cache.setdefault(id(embedder), {})
     todo = list(dict.fromkeys(t for t in texts if t not in cache))
     if todo:
-        emb, vec, bow = _model(embedder)
-        p = (emb.predict_proba(embedder.encode(todo)) + bow.predict_proba(vec.transform([t.lower() for t in todo]))) / 2
+        (coef, intercept), vec, bow = _model(embedder)
+        p_emb = _softmax(embedder.encode(todo) @ coef.T + intercept)
+        p = (p_emb + bow.predict_proba(vec.transform([t.lower() for t in todo]))) / 2
         if len(cache) > 50_000:
             cache.clear()
         cache.update(zip(todo, p))
@@ -195,3 +230,11 @@ def canonical(owner: str, names: Sequence[str]) -> str:
         if n.lower() != low and sounds_like(n.lower(), low):
             return n
     return owner.title() if owner.islower() else owner
+
+
+if __name__ == "__main__":  # python -m models.minutes.acts: fit for the bundled MiniLM and write SHIPPED
+    from models.text_embed import TextEmbedder
+
+    coef, intercept = fit_embedding_classifier(TextEmbedder())
+    np.savez(SHIPPED, coef=coef, intercept=intercept, digest=np.array(training_digest()))
+    print(f"wrote {SHIPPED} ({coef.shape})")

@@ -311,4 +311,7 @@ OTHER = [
     "Our shop had 120 returns in March.",
     "Lena manages the Oslo office.",
     "Carlos runs the night shift.",
+    "Sven owns the billing service.",
+    "Mia is the owner of the customer relationship.",
+    "Tariq leads the data team.",
 ]

@@ -1,4 +1,4 @@
-"""faster-whisper tiny.en (bundled) on espeak speech and on the generated meeting."""
+"""faster-whisper with the bundled Whisper base (and tiny.en) on espeak speech and on the generated meeting."""
 import os
 import resource
 
@@ -7,7 +7,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.asr import Segment, Transcriber, sanitize_audio
+from models.asr import BASE_SHA256, Segment, Transcriber, default_model_path, sanitize_audio
+from models.base import ModelError
 from tests.fixtures.meeting import cached_meeting, contains_answer, have_espeak, load_audio, tts
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
@@ -47,6 +48,46 @@ def test_non_english_is_dropped(asr):
              "pour le mois prochain.", voice="fr")
     segs = asr.transcribe_clip(pad(fr), 0)
     assert segs == [] and "not English" in asr.reason
+
+
+def test_other_languages_are_not_translated(asr):
+    """The multilingual model told to write English would translate these fluently; its language check drops them."""
+    for voice, text in [("de", "Guten Morgen zusammen, heute sprechen wir über das Budget des Projekts und den "
+                                "geplanten Starttermin im nächsten Monat."),
+                        ("it", "Buongiorno a tutti, oggi parliamo del bilancio del progetto e della data di lancio "
+                               "prevista per il mese prossimo.")]:
+        assert asr.transcribe_clip(pad(tts(text, voice=voice)), 0) == [] and "not English" in asr.reason, voice
+
+
+def test_accented_english_is_kept(asr):
+    """English in other espeak voices passes the language check with its names and numbers."""
+    for voice in ("en-gb-scotland", "en-gb-x-gbclan"):
+        segs = asr.transcribe_clip(pad(tts("Laura will share the survey results, and the Phoenix budget is "
+                                           "35 million dollars.", voice=voice)), 0)
+        text = " ".join(s.text for s in segs).lower()
+        assert "laura" in text and "survey" in text and contains_answer(text, "35 million"), (voice, text)
+
+
+def test_bundled_models(tmp_path, monkeypatch):
+    """Whisper base is joined from its two packages once, checked by sha256; tiny.en stays selectable."""
+    import hashlib
+
+    monkeypatch.setenv("VIGIL_CACHE", str(tmp_path))
+    monkeypatch.delenv("VIGIL_ASR_MODEL", raising=False)
+    d = default_model_path()
+    model = tmp_path / "asr" / "whisper-base" / "model.bin"
+    assert d == str(model.parent) and sorted(x.name for x in model.parent.iterdir()) == [
+        "config.json", "model.bin", "tokenizer.json", "vocabulary.txt"]
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == BASE_SHA256
+    stamp = model.stat().st_mtime_ns
+    assert default_model_path("base") == d and model.stat().st_mtime_ns == stamp  # joined once
+    monkeypatch.setenv("VIGIL_ASR_MODEL", "tiny.en")
+    tiny = Transcriber(model_path=default_model_path())
+    assert not tiny.model.model.is_multilingual
+    text = " ".join(s.text for s in tiny.transcribe_clip(pad(tts("Laura will share the survey results.")), 0))
+    assert "laura" in text.lower()
+    with pytest.raises(ModelError, match="unknown speech model"):
+        default_model_path("large")
 
 
 def test_int16_and_stereo_input(asr):

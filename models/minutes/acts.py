@@ -130,13 +130,22 @@ def prepare(sentences: Sequence[str], embedder) -> None:
     probabilities([c for s in sentences for c in clauses(s)], embedder)
 
 
+_AUX_VERB = r"will|shall|should|must|needs|has|is|agreed|decided|promised|can|could|would"
 _CLAUSE_CUT = re.compile(r"\s*(?:[;·•|]|,(?=\s)|\s[-–—]\s)\s*")
+
+
+# in a long unpunctuated run, a new sentence starts at "We", "I", "They", "Let's", or at a capitalized word after
+# a lower-case one that a verb follows ("... before Tuesday Robert will ...")
+_RUN_CUT = re.compile(r"(?<=[a-z0-9])\s+(?=(?:We|I|They|Let's|Let us)\b|[A-Z][a-z]+\s+(?:" + _AUX_VERB + r")\b)")
+LONGEST = 30  # words: a longer unit is a run the recognizer did not split, never one decision or action item
 
 
 def clauses(sentence: str) -> list[str]:
     """The sentence, and when it runs several utterances together, its clauses of three words or more (a clause of
-    one or two words, such as a name addressed, stays with the next)."""
+    one or two words, such as a name addressed, stays with the next). A long run without punctuation is also cut
+    where a new sentence starts."""
     parts = [p for p in _CLAUSE_CUT.split(sentence) if p.strip()]
+    parts = [q for p in parts for q in (_RUN_CUT.split(p) if len(p.split()) > 20 else [p])]
     out, carry = [], ""
     for p in parts:
         p = f"{carry}, {p}" if carry else p
@@ -147,7 +156,8 @@ def clauses(sentence: str) -> list[str]:
         out.append(p.strip())
     if carry and out:
         out[-1] = f"{out[-1]}, {carry}"
-    return list(dict.fromkeys([sentence.strip()] + (out if len(out) > 1 else [])))
+    units = [sentence.strip()] + (out if len(out) > 1 else [])
+    return [u for u in dict.fromkeys(units) if len(u.split()) <= LONGEST]
 
 
 def is_name(word: Optional[str]) -> bool:

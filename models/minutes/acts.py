@@ -3,10 +3,12 @@ phrasings.
 
 Each sentence of the transcript, and each clause of a run-on one (the recognizer often writes two or three
 utterances as one unpunctuated line), is classified as a decision (the group settles something), an action item
-(someone is given a task) or other (facts, status, opinions, open proposals, questions, filler) by a logistic
-regression over its MiniLM sentence embedding (`models.text_embed`), trained on general meeting sentences written for
-it (`acts_data.py`), each also in the lower-case, unpunctuated form a recognizer writes. The thresholds keep
-precision first: a false decision or action item is a line the meeting never had.
+(someone is given a task) or other (facts, status, opinions, open proposals, questions, filler) by the mean of two
+logistic regressions, one over its MiniLM sentence embedding (`models.text_embed`; fitted ahead for the bundled
+model: `SHIPPED`), one over its TF-IDF words and word pairs, both trained on general meeting sentences written for
+it (`acts_data.py`), each also in the lower-case, unpunctuated form a recognizer writes. The thresholds (chosen on
+tests/models/test_minutes_acts.py's labelled sentences and the dev meetings) keep precision first: a false decision
+or action item is a line the meeting never had.
 
 Grammar then decides who owns an action item: the person addressed ("Tom, can you ...", "... , Raj?"), the one it
 is assigned to ("owner: Ivan"), or the subject before the verb ("Chen will look into ..."); an action item with no

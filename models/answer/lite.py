@@ -1,8 +1,10 @@
 """The lite answerer: ranks evidence sentences of the retrieved memories and answers with a small LLM whose every
 sentence is checked against the evidence, or by quoting the best sentence with its time stamp.
 
-LiteAnswerer.answer(question, memories, history) ranks the snippets (`models.text.relevance.Relevance`), says so
-when the evidence is weak or the best line does not answer the question (it only shares a word with it: `answers`),
+LiteAnswerer.answer(question, memories, history) ranks the snippets (`models.text.relevance.Relevance`; a name the
+recognizer misspelt, or wrote as another name with the same onset, counts as the asked one: `rank`), says so
+when the evidence is weak or the best line does not answer the question (it only shares a word with it: `answers`;
+it says something else of the asked subject than what is asked: `predicate_first`),
 else gives the small LLM the best notes in time order with [hh:mm:ss–hh:mm:ss] stamps
 and streams its answer sentence by sentence, each checked (`models.answer.check.check_llm_sentence`); when the LLM
 misses the fact or states anything the notes do not, it is stopped and the best evidence sentence is quoted with
@@ -20,7 +22,7 @@ from models.base import Consumes, MemoryView, Usage
 from models.text.relevance import (Relevance, Snippet, asked_unit, contexts, names_in, predicate_text, qtype, snippets,
                                    type_bonus, word_coverage)
 from models.text.timephrase import fmt_span
-from models.text.words import align_names, words
+from models.text.words import align_names, stand_in, words, write_in
 
 from .check import check_llm_sentence
 from .llm import default_llm
@@ -139,9 +141,14 @@ class LiteAnswerer:
             return []
         names = names_in(question)
         ctx = [align_names(c, names) for c in contexts(snips, memories)]
-        self._context = {s.memory_id: c for s, c in zip(snips, ctx)}
         for s in snips:
             s.heard = align_names(s.text, names)
+        forms = self.stand_ins(names, [s.heard for s in snips] + ctx, [s.heard for s in snips if s.kind == "said"])
+        if forms:
+            ctx = [write_in(c, forms) for c in ctx]
+            for s in snips:
+                s.heard = write_in(s.heard, forms)
+        self._context = {s.memory_id: c for s, c in zip(snips, ctx)}
         sc = self.rel.score(question, [replace(s, text=self.heard(s)) for s in snips], context=ctx)
         for s, v, a, e, q in zip(snips, sc, self.rel.attribute, self.rel.semantic, self.rel.asked):
             s.score, s.attribute, s.semantic, s.asked = float(v), float(a), float(e), float(q)
@@ -171,19 +178,37 @@ class LiteAnswerer:
             s.predicate = float(p)
         close = [s for s in cands if s.score >= self.close_ratio * ranked[0].score and self.typed(question, s)]
         pick = max(close, key=lambda s: s.predicate, default=ranked[0])
-        if pick.predicate < self.min_predicate:
+        if pick.predicate < self.min_predicate and not self.typed(question, pick, fully=True):
             pick = next((s for s in cands if s.predicate >= self.min_predicate and self.typed(question, s)),
                         ranked[0])
         return ranked if pick is ranked[0] else [pick] + [x for x in ranked if x is not pick]
 
-    def typed(self, question: str, s: Snippet) -> bool:
+    def typed(self, question: str, s: Snippet, fully: bool = False) -> bool:
         """Does the line hold the kind of value the question asks for (any line, for a question of no type)? A
-        number must fit the asked unit (`asked_unit`)."""
+        number must fit the asked unit (`asked_unit`); fully: in that unit (a plain number only where none is
+        asked), and a question of no type has none to fit."""
         qt = qtype(question)
         if qt == "other":
-            return True
+            return not fully
         unit = asked_unit(question) if qt == "number" else ""
-        return type_bonus(qt, replace(s, text=self.heard(s)).value, names_in(question), unit) > 0
+        fit = type_bonus(qt, replace(s, text=self.heard(s)).value, names_in(question), unit)
+        return fit >= 1.0 if fully else fit > 0
+
+    @staticmethod
+    def stand_ins(names, texts: Sequence[str], said: Sequence[str]) -> dict[str, str]:
+        """{heard word: name} for each name of the question that no evidence (`texts`) holds, even misspelt, but
+        that a capitalized word of the transcript (`said`) may stand for (`models.text.words.stand_in`: "Emery"
+        for "Everest"; a slide's title capitalizes every word, a transcript only what the recognizer took for a
+        name); the answer is still checked for what it says (`predicate`, `answers`) as for any line."""
+        have = set(words(" ".join(texts)))
+        text = "\n".join(said)
+        forms = {}
+        for n in sorted(names):
+            if n not in have:
+                w = stand_in(n, text, taken=names)
+                if w and w not in forms:
+                    forms[w] = n
+        return forms
 
     def heard(self, s: Snippet) -> str:
         """A ranked sentence with the question's names written in where the recognizer misspelt them."""
@@ -235,8 +260,8 @@ class LiteAnswerer:
             return "relevance"
         if self.embedder is not None and not self.answers(question, best):
             return "meaning"
-        if self.embedder is not None and best.predicate < self.min_predicate:
-            return "predicate"
+        if self.embedder is not None and best.predicate < self.min_predicate and not self.typed(question, best, True):
+            return "predicate"  # a value of the asked type and unit may answer in words no model relates
         if not (self.rel.lexical.max() > 0 or self.rel.semantic.max() >= self.min_semantic):
             return "no match"
         names = names_in(question)

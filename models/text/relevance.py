@@ -211,7 +211,8 @@ _NUMBER = re.compile(rf"(?P<pre>[$€£¥]\s*)?\d[\d,]*(?:\.\d+)?(?:\s+10{{3,}}\
 # what a question's number is: a share of a whole, or an amount of money
 _ASKS_SHARE = re.compile(r"\b(?:fraction|proportion|percentage|percent|share|ratio|rate|margin)\b")
 _ASKS_MONEY = re.compile(r"\b(?:cost|costs|price|priced|pay|pays|paid|spend|spent|charge|charged|money|budget|"
-                         r"fund|funding|funds|salary|fee|fees|revenue|worth)\b")
+                         r"fund|funding|funds|salary|fee|fees|revenue|worth|income|earn|earns|earned|earnings|"
+                         r"profit|profits|turnover|proceeds)\b")
 
 
 def number_units(text: str) -> list[str]:
@@ -259,12 +260,21 @@ def type_bonus(qt: str, text: str, names=(), unit: str = "") -> float:
 
 def predicate_text(text: str, names=()) -> str:
     """What a question asks, or a line says, about its subject: its words without the subject's names (`names`,
-    lower-case) and without numbers ("How much income did Dune generate?" -> "How much income did generate?";
+    lower-case) and the lower-case noun after "the" and one ("the Nova project"), and without numbers ("How much
+    income did Dune generate?" -> "How much income did generate?";
     "Dune Compliance Update — Retail stores: 58" -> "Retail stores:"). A line that shares only its subject with the
     question then no longer looks like its answer; a slide line is taken without the title it carries."""
     value = text.split(" — ", 1)[-1]
     value = _NUMBER.sub(" ", digits(value))
-    kept = [w for w in re.findall(r"\S+", value) if re.sub(r"\W", "", w).lower() not in names]
+    kept, after_name = [], False
+    for w in re.findall(r"\S+", value):
+        bare = re.sub(r"\W", "", w)
+        # after "the" + a name, a lower-case noun belongs to the subject ("the Nova project", "the Nova team")
+        if bare.lower() in names or (after_name and bare.islower() and bare not in stop_words()):
+            after_name = bare.lower() in names and bool(kept) and kept[-1].lower() in ("the", "a", "an")
+            continue
+        after_name = False
+        kept.append(w)
     return re.sub(r"\s+", " ", " ".join(kept)).strip()
 
 

@@ -211,3 +211,57 @@ def align_names(text: str, names) -> str:
         i += width
     out.append(text[last:])
     return "".join(out)
+
+
+def likeness(name: str, heard: str) -> float:
+    """How alike two lower-case words are as a recognizer hears them: the larger of their spelling similarity and
+    their Metaphone keys' similarity (keys of 2 letters or more)."""
+    import jellyfish
+
+    key, heard_key = jellyfish.metaphone(name), jellyfish.metaphone(heard)
+    sound = _similarity(key, heard_key) if min(len(key), len(heard_key)) >= 2 else 0.0
+    return max(_similarity(name, heard), sound)
+
+
+def _same_onset(a: str, b: str) -> bool:
+    import jellyfish
+
+    ka, kb = jellyfish.metaphone(a), jellyfish.metaphone(b)
+    return a[:1] == b[:1] or bool(ka and kb and ka[0] == kb[0])
+
+
+_MID_CAPS = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
+
+
+def stand_in(name: str, text: str, taken=(), min_likeness: float = 0.4) -> str:
+    """The word a speech recognizer may have written for a name it did not know at all, for use where nothing in
+    text `sounds_like` the name: the capitalized word past a sentence's start that is most alike to it (`likeness`
+    >= min_likeness): Whisper capitalizes what it takes for a name and writes a name it never saw as one it knows
+    ("Emery" for "Everest", "Fiore" for "Fjord"). It must begin as the name does (same first letter or first
+    Metaphone sound: a recognizer keeps a word's onset far more often than the rest). Stop words, months, days and
+    `taken` (the names the question itself asks about) are no stand-ins. "" when there is none. Without jellyfish
+    there is none."""
+    try:
+        import jellyfish  # noqa: F401
+    except ImportError:  # pragma: no cover - requirements.txt installs it
+        return ""
+    from .relevance import DAYS, MONTHS
+
+    skip = stop_words() | set(MONTHS) | set(DAYS) | set(taken)
+    best, best_like = "", min_likeness
+    for line in (text or "").splitlines():
+        for m in _MID_CAPS.finditer(line.strip()):
+            w = m.group(0).lower()
+            if w in skip or w == name or not _same_onset(name, w):
+                continue
+            like = likeness(name, w)
+            if like >= best_like and (like > best_like or not best):
+                best, best_like = w, like
+    return best
+
+
+def write_in(text: str, forms: dict) -> str:
+    """text with each heard word of `forms` ({heard: name}, lower-case) written as its name, capitalized."""
+    for heard, name in forms.items():
+        text = re.sub(rf"(?i)\b{re.escape(heard)}\b", name.capitalize(), text)
+    return text

@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from models.answer.lite import NOT_FOUND, LiteAnswerer  # noqa: E402
 from models.base import MemoryView  # noqa: E402
-from models.text.words import align_names, sounds_like  # noqa: E402
+from models.text.words import align_names, sounds_like, stand_in  # noqa: E402
 
 SAID = ["Good morning everyone, let us get started with the updates.",
         "The Arora team signed 14 new suppliers this month.",
@@ -65,3 +65,34 @@ def test_a_misheard_name_is_answered_with_the_fact(answerer, memories, question,
 def test_a_name_nobody_said_is_refused(answerer, memories, question):
     out = "".join(answerer.answer(question, memories))
     assert out.startswith(NOT_FOUND) and answerer.last.why_weak == "name", (out, answerer.last.why_weak)
+
+
+STAND = ["We then turned to the Valencia rollout.", "About 64% of Valencia orders shipped on time.",
+         "The Valencia team meets again on May 3."]
+
+
+@pytest.fixture(scope="module")
+def stand_memories():
+    return [MemoryView(i, "m", 4.0 * i, 4.0 * i + 4, 0.5, evidence={"asr": s}) for i, s in enumerate(STAND)]
+
+
+def test_a_stand_in_is_the_closest_capitalized_word_with_the_same_onset():
+    text = "About 47% of Fiore units had defects.\nAbout 93% of Emery's units had defect.\nFiore is next."
+    assert stand_in("everest", text) == "emery" and stand_in("fjord", text) == "fiore"
+    assert stand_in("zebra", text) == "" and stand_in("quasar", text) == ""  # no word begins as they do
+    assert stand_in("fjord", "Fiore is next.") == ""  # a sentence's first word is capitalized anyway
+
+
+def test_a_name_heard_as_another_name_is_answered_with_the_fact(answerer, stand_memories):
+    # "Valencia" is no spelling or sound twin of "Velasco" (sounds_like), but the only capitalized word that begins
+    # as it does: the fact is answered and quoted as heard
+    assert not sounds_like("velasco", "valencia")
+    out = "".join(answerer.answer("What share of Velasco orders shipped on time?", stand_memories))
+    assert not answerer.last.weak and "64%" in out and "Valencia" in out, out
+
+
+@pytest.mark.parametrize("question", ["What share of Quintero orders shipped on time?",
+                                      "What is the capital of Venezuela?"])
+def test_a_stand_in_does_not_answer_another_question(answerer, stand_memories, question):
+    out = "".join(answerer.answer(question, stand_memories))
+    assert out.startswith(NOT_FOUND), out

@@ -79,6 +79,8 @@ DECISION = [
     "everyone agreed to shift the budget review to april",
     "The whole team agreed to switch suppliers.",
     "We all agreed to stop the weekly report.",
+    "The decision is to roll out the update in Canada before Europe.",
+    "the decision is to start with the smaller schools",
 ]
 
 ACTION = [

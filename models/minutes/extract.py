@@ -104,13 +104,17 @@ def _classified(text: str, embedder, names: Sequence[str] = ()) -> tuple[list[st
     for s in sentences(text):
         units = acts.clauses(s)
         tries = [units[1:], units[:1]] if len(units) > 1 else [units]
+        whole = units[0] if units and units[0] == s.strip() and len(s.split()) <= 20 else None
         for group in tries:
             probs = acts.probabilities(group, embedder)
             found = False
             for c, p in zip(group, probs):
                 label = _label(c, p, names)
-                if label == "decision":
-                    decisions.append(c)
+                if label == "decision":  # the whole sentence when the rest is a few words that complete it
+                    rest = [u for u in group if u != c]  # ("The decision is to launch, Harbor in Athens first")
+                    short = whole and whole != c and all(len(u.split()) <= 4 for u in rest)
+                    pw = acts.probabilities([whole], embedder)[0] if short else None
+                    decisions.append(whole if pw is not None and _label(whole, pw, names) == "decision" else c)
                     found = True
                 elif label == "action":
                     who = acts.owner_of(c, names)

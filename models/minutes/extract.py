@@ -103,11 +103,10 @@ def _classified(text: str, embedder, names: Sequence[str] = ()) -> tuple[list[st
     decisions, actions = [], []
     for s in sentences(text):
         units = acts.clauses(s)
-        tries = [units[1:], units[:1]] if len(units) > 1 else [units]
-        whole = units[0] if units and units[0] == s.strip() and len(s.split()) <= 20 else None
-        for group in tries:
+        group = [u for u in units if u != s.strip()] or units  # a run-on line: its clauses, never the whole as one
+        whole = s.strip() if s.strip() in units and len(s.split()) <= 20 else None
+        if group:
             probs = acts.probabilities(group, embedder)
-            found = False
             for c, p in zip(group, probs):
                 label = _label(c, p, names)
                 if label == "decision":  # the whole sentence when the rest is a few words that complete it
@@ -115,15 +114,11 @@ def _classified(text: str, embedder, names: Sequence[str] = ()) -> tuple[list[st
                     short = whole and whole != c and all(len(u.split()) <= 4 for u in rest)
                     pw = acts.probabilities([whole], embedder)[0] if short else None
                     decisions.append(whole if pw is not None and _label(whole, pw, names) == "decision" else c)
-                    found = True
                 elif label == "action":
                     who = acts.owner_of(c, names)
                     task = acts.task_of(c, who[1], who[0]) if who else ""
                     if who and len(task.split()) >= 2:
                         actions.append((c, who[0], task))
-                        found = True
-            if found:
-                break
     return decisions, actions
 
 

@@ -37,6 +37,7 @@ SYSTEM_PROMPT = (
 
 NOT_FOUND = "I could not find this in the recording."
 
+_COUNT_RE = re.compile(r"(?i)\bhow many\b")
 _SENT_END_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -185,12 +186,14 @@ class LiteAnswerer:
 
     def typed(self, question: str, s: Snippet, fully: bool = False) -> bool:
         """Does the line hold the kind of value the question asks for (any line, for a question of no type)? A
-        number must fit the asked unit (`asked_unit`); fully: in that unit (a plain number only where none is
+        number must fit the asked unit (`asked_unit`; a plain number for "how many"); fully: in that unit (a plain number only where none is
         asked), and a question of no type has none to fit."""
         qt = qtype(question)
         if qt == "other":
             return not fully
         unit = asked_unit(question) if qt == "number" else ""
+        if qt == "number" and not unit and _COUNT_RE.search(question):
+            unit = "plain"  # "how many" asks for a count: a price or a percentage is none
         fit = type_bonus(qt, replace(s, text=self.heard(s)).value, names_in(question), unit)
         return fit >= 1.0 if fully else fit > 0
 

@@ -569,6 +569,10 @@ def style_minutes(bank_dir: Path, profile, truth, llm_name: Optional[str]) -> di
         dec_ok = [any(d.t1 > x.t0 - 2 and d.t0 < x.t1 + 2 and len(set(normalize(d.text).split()) &
                                                                    set(normalize(x.text).split()))
                       >= 0.6 * len(set(normalize(x.text).split())) for d in mn.decisions) for x in truth.decisions]
+        # precision: a listed decision or action item with no true one of its kind within 2 s is false
+        near = lambda y, xs: any(y.t1 > x.t0 - 2 and y.t0 < x.t1 + 2 for x in xs)  # noqa: E731
+        false_dec = [d.text for d in mn.decisions if not near(d, truth.decisions)]
+        false_act = [a.text or f"{a.owner} {a.task}" for a in mn.action_items if not near(a, truth.action_items)]
         lines = [(b.text, b.t0, b.t1) for sec in mn.sections for b in sec.bullets]
         lines += [(d.text, d.t0, d.t1) for d in mn.decisions] + [(n.text, n.t0, n.t1) for n in mn.numbers]
         lines += [(a.text or f"{a.owner} {a.task}", a.t0, a.t1) for a in mn.action_items]
@@ -580,6 +584,8 @@ def style_minutes(bank_dir: Path, profile, truth, llm_name: Optional[str]) -> di
                          title_recall=sum(title_ok) / len(title_ok) if title_ok else None,
                          action_recall=sum(map(found, truth.action_items)) / max(1, len(truth.action_items)),
                          decision_recall=sum(dec_ok) / max(1, len(dec_ok)), lines=len(lines),
+                         false_decisions=len(false_dec), false_actions=len(false_act),
+                         false_lines=(false_dec + false_act)[:5],
                          unsupported=len(bad), unsupported_lines=[x[0] for x in bad[:5]],
                          topic_changes=(sum(any(abs(s0 - c) <= 15 for s0 in starts) for c in changes) /
                                         len(changes)) if changes and not truth.slides else None,
@@ -702,7 +708,7 @@ def style_table(rows: list[dict], llm: Optional[str]) -> list[str]:
     """One markdown table row per style run (see style_asks and style_minutes for the measures)."""
     out = ["| style | media | facts | recall@1 / @5 | EM extractive" + (f" / {llm}" if llm else "") +
            " | ceiling heard / retrieved | misses: not heard, not retrieved, refused, wrong line | absent refused (5 / 25 more) "
-           "| WER | slide titles in minutes | decisions / action items found | unsupported lines | ingest × realtime "
+           "| WER | slide titles in minutes | decisions / action items found (listed false) | unsupported lines | ingest × realtime "
            "(CPU s per media s) | OCR reads |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in rows:
         a, m, g = x["asks"], x["minutes"], x["ingest"]
@@ -723,7 +729,8 @@ def style_table(rows: list[dict], llm: Optional[str]) -> list[str]:
             f"{ex.get('recall_at_5', 0):.0%} | {em} | {a['ceiling']:.0%} / {ex.get('retrieved_ceiling', 0):.0%} | "
             f"{c.get('not_heard', 0)}, {c.get('not_retrieved', 0)}, {c.get('refused', 0)}, {c.get('wrong_line', 0)} | "
             f"{ex.get('absent_refused', 0):.0%} / {ex.get('absent_more_refused', float('nan')):.0%} | {a['wer']:.3f} | {titles} | "
-            f"{rl.get('decision_recall', 0):.0%} / {rl.get('action_recall', 0):.0%} | {uns} | "
+            f"{rl.get('decision_recall', 0):.0%} / {rl.get('action_recall', 0):.0%} "
+            f"({rl.get('false_decisions', '?')} / {rl.get('false_actions', '?')} false) | {uns} | "
             f"{1 / g['rtf']:.1f}× ({g.get('cpu_per_media_s', float('nan')):.2f}) | {g['ocr_calls']} |")
     return out
 

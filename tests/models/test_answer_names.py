@@ -83,16 +83,23 @@ def test_a_stand_in_is_the_closest_capitalized_word_with_the_same_onset():
     assert stand_in("fjord", "Fiore is next.") == ""  # a sentence's first word is capitalized anyway
 
 
-def test_a_name_heard_as_another_name_is_answered_with_the_fact(answerer, stand_memories):
+@pytest.fixture(scope="module")
+def stand_answerer(answerer):
+    return LiteAnswerer(llm=None, embedder=answerer.embedder, stand_ins=True)
+
+
+def test_a_name_heard_as_another_name_is_answered_with_the_fact(stand_answerer, answerer, stand_memories):
     # "Valencia" is no spelling or sound twin of "Velasco" (sounds_like), but the only capitalized word that begins
     # as it does: the fact is answered and quoted as heard
     assert not sounds_like("velasco", "valencia")
-    out = "".join(answerer.answer("What share of Velasco orders shipped on time?", stand_memories))
-    assert not answerer.last.weak and "64%" in out and "Valencia" in out, out
+    out = "".join(stand_answerer.answer("What share of Velasco orders shipped on time?", stand_memories))
+    assert not stand_answerer.last.weak and "64%" in out and "Valencia" in out, out
+    assert "".join(answerer.answer("What share of Velasco orders shipped on time?", stand_memories)).startswith(
+        NOT_FOUND)  # off by default
 
 
 @pytest.mark.parametrize("question", ["What share of Quintero orders shipped on time?",
                                       "What is the capital of Venezuela?"])
-def test_a_stand_in_does_not_answer_another_question(answerer, stand_memories, question):
-    out = "".join(answerer.answer(question, stand_memories))
+def test_a_stand_in_does_not_answer_another_question(stand_answerer, stand_memories, question):
+    out = "".join(stand_answerer.answer(question, stand_memories))
     assert out.startswith(NOT_FOUND), out

@@ -285,9 +285,25 @@ ABSENT_HELDOUT4 = (
      "Which river floods every spring?"])
 
 
+# held-out 5's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT5 = (
+    ["Which flavour of ice cream sold out?", "How many windows does the old mill have?",
+     "Who refereed the rugby game?", "What is the tide time at the harbour?", "Which poet read at the festival?"],
+    ["How many legs does a spider have?", "What is the boiling point of water on a mountain?",
+     "Who won the baking contest?", "Which tram goes to the zoo?", "How long is the Nile?",
+     "What did the parrot say?", "Which queen built the palace?", "How much is a ticket to the aquarium?",
+     "Who is the goalkeeper's coach?", "What is the best way to grow tomatoes?", "Which cheese is the smelliest?",
+     "How far is the moon?", "Who found the lost kitten?", "What is the oldest tree in the park?",
+     "Which comedian hosted the show?", "How many pages does the cookbook have?", "What time does the circus start?",
+     "Who carved the wooden statue?", "Which mushrooms are poisonous?", "How warm is the sea in August?",
+     "What is the motto of the school?", "Which knight guarded the castle?", "How big is a blue whale?",
+     "Who repaired the church organ?", "What games are played at the fair?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 and 4 have their own."""
-    return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4}.get(split, (ABSENT, ABSENT_MORE))
+    """(5 absent-topic questions, 25 more) for a split: held-out 3, 4 and 5 have their own."""
+    return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5}.get(
+        split, (ABSENT, ABSENT_MORE))
 
 
 def _overlap(m, f) -> bool:
@@ -688,8 +704,10 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
            "vocabulary with dev (other projects, people, cities, slide labels, filler, action and decision "
            "phrasings, espeak-ng voice en-gb instead of en-us, other asterisk prompts); questions are paraphrases. "
            "Only dev was looked at while developing; held-out was run once the code was fixed.", ""]
-    names = {"heldout4": "Held-out split 4 (fresh: written at the start of session 21, before its changes; run once "
-                         "before and once after them, misses not looked at)",
+    names = {"heldout5": "Held-out split 5 (clean: written during session 21 outside the shared tree before its changes "
+                         "landed, added when its helpers had finished; run once before and once after the changes)",
+             "heldout4": "Held-out split 4 (written at the start of session 21 and run before and after its changes; "
+                         "it sat in the tree while helpers worked, so it may have been seen)",
              "heldout3": "Held-out split 3 (written at the start of session 20, run once at its end; its misses were "
                          "then looked at, so it is no longer clean)",
              "heldout2": "Held-out split 2 (fresh: written before the last changes, run once at the end)",
@@ -697,7 +715,7 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
                         "then made on dev; these figures are after them)",
              "dev": "Dev split (tuned on)",
              "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)"}
-    for split in ("heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2"):
+    for split in ("heldout5", "heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2"):
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]

@@ -7,7 +7,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.asr import BASE_SHA256, Segment, Transcriber, default_model_path, sanitize_audio
+from models.asr import Segment, Transcriber, sanitize_audio
+from models.asr_weights import BASE_SHA256, default_model_path
 from models.base import ModelError
 from tests.fixtures.meeting import cached_meeting, contains_answer, have_espeak, load_audio, tts
 

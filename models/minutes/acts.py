@@ -216,6 +216,8 @@ def owner_of(clause: str, names: Sequence[str] = ()) -> Optional[tuple[str, int]
         return m.group(1), 0
     for i, t in enumerate(toks[:-1]):
         after = toks[i + 1].group(0)
+        if clause[t.end():toks[i + 1].start()].strip():
+            continue  # a verb right after its subject: "Press 1 to accept" has a number between (a menu, no owner)
         if after.lower() == "to" and not re.search(r"(?:^|[:;,.-])\s*$", clause[: t.start()]):
             continue  # "Name to <task>" is a minutes-style item only at the start ("... move Iris to Oslo" is not)
         if person(i) and (_VERB_AFTER.fullmatch(after) or re.search(r"['’](?:ll|s|d)$", t.group(0))):

@@ -42,6 +42,7 @@ LABELLED = [
     ("The invoice total was nine thousand pounds.", "other", None),
     ("Our office in Lyon has sixty staff.", "other", None),
     ("Hi all, thanks for coming.", "other", None),
+    ("Press 2 to hear the options again.", "other", None),  # a phone menu: a number between word and "to"
     ("Can you all see the slide?", "other", None),
     ("I think the trend is encouraging.", "other", None),
     ("Should we invite the auditors next time?", "other", None),

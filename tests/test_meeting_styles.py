@@ -74,11 +74,11 @@ def _refuses_absent(bank, profile):
 
 
 def _check_traced(mn, mems):
-    from bench.meeting import _traced
+    from bench.styles import traced
 
     lines = [(b.text, b.t0, b.t1) for s in mn.sections for b in s.bullets]
     lines += [(d.text, d.t0, d.t1) for d in mn.decisions] + [(n.text, n.t0, n.t1) for n in mn.numbers]
-    bad = [x for x in lines if not _traced(x[0], mems, x[1], x[2])]
+    bad = [x for x in lines if not traced(x[0], mems, x[1], x[2])]
     assert lines and not bad, bad
 
 
@@ -159,12 +159,12 @@ def test_speaker_only_answers_and_minutes(profile, root):
 
 @pytest.mark.skipif(not have_asterisk(), reason="asterisk-core-sounds-en-wav not installed (packages-apt.txt)")
 def test_real_human_speech_through_the_bank(profile, root):
-    from bench.meeting import _said_text, wer
+    from bench.styles import said_text, wer
 
     truth = cached_style("human", "dev", seed=1, root=str(root))
     bank = _ingest(profile, truth, root / "bank-human")
     mems = bank.list()
-    assert wer(" ".join(truth.reference), _said_text(mems)) < 0.2  # a professional speaker's 8-kHz prompts
+    assert wer(" ".join(truth.reference), said_text(mems)) < 0.2  # a professional speaker's 8-kHz prompts
     f = next(x for x in truth.facts if x.answer == "linux")
     out, tr = _ask(bank, profile, f.question)
     assert contains_answer(out, f.answer), (f.question, out)

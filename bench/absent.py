@@ -1,0 +1,75 @@
+"""Questions about topics no generated meeting mentions: a good answerer refuses every one.
+
+`ABSENT` (5) and `ABSENT_MORE` (25, everyday wording that shares a word with meeting talk now and then) serve the dev
+splits; held-out splits written later carry their own, never used for calibration. `absent_questions(split)` picks.
+"""
+from __future__ import annotations
+
+ABSENT = ["What did they say about the weather in Antarctica?", "What is the budget for the Zebra project?",
+          "Who won the football match last night?", "What is the price per seat for the Unicorn project?",
+          "Which restaurant did they book for the dinner?"]
+# more topics no meeting of the generator mentions, in everyday wording that shares a word with meeting talk now
+# and then ("team", "new", "March", "party", "conference"): the answer gate was calibrated on these on dev only
+ABSENT_MORE = [
+    "What time does the office party start?", "How many vacation days do employees get?",
+    "Which airline will they fly with?", "What was the score of the basketball game?", "How tall is the Eiffel Tower?",
+    "What color will the new logo be?", "How much does the coffee machine cost?", "When is the fire drill?",
+    "What is the parking policy?", "Who is the keynote speaker at the conference?",
+    "What programming language will the app use?", "How many pets does the presenter have?",
+    "Where is the company picnic this year?", "What is the interest rate on the loan?",
+    "Which hotel will the visitors stay at?", "How long is the lunch break?", "Who won the election?",
+    "What is the name of the manager's dog?", "Which movie did the team watch on Friday?",
+    "How much rain fell in March?", "Who is responsible for cleaning the kitchen?",
+    "What was the team's favourite song?", "How many goals did the striker score?",
+    "Which band is playing at the party?", "What is the dress code for the gala?"]
+
+# held-out 3's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT3 = (
+    ["Which song opened the concert?", "How deep is the swimming pool?", "Who painted the portrait in the lobby?",
+     "What is the recipe for the soup?", "How many floors does the new library have?"],
+    ["What breed is the receptionist's cat?", "When does the ski season open?", "Which chess opening did he play?",
+     "How much sugar goes into the cake?", "What is the capital of Australia?", "Who directed the documentary?",
+     "How many calories are in a banana?", "Which team won the cricket final?", "What time does the bakery close?",
+     "How old is the oak tree in the garden?", "What is the tallest mountain in Africa?",
+     "Which language is spoken in Brazil?", "How fast can a cheetah run?", "Who wrote the poem about the sea?",
+     "What flowers grow on the balcony?", "When is the next full moon?", "Which actor plays the detective?",
+     "How many strings does a violin have?", "What is the fare for the ferry?", "Who knitted the blue scarf?",
+     "Which board game did the kids like?", "How long does the marathon take?", "What is served at the wedding?",
+     "Where did the astronaut land?", "Which museum has the dinosaur skeleton?"])
+
+
+# held-out 4's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT4 = (
+    ["Which bird nests under the bridge?", "How many goals were scored in the derby?",
+     "What is the wifi password at the cafe?", "Who sang the anthem at the opening?",
+     "How heavy is the anchor of the ship?"],
+    ["Which spice makes the curry hot?", "When does the night train leave?", "How many moons does Jupiter have?",
+     "Who designed the cathedral?", "What is the speed limit on the motorway?", "Which novel won the prize?",
+     "How much does a pint of milk cost?", "What did the child draw on the wall?", "Who fixed the broken bicycle?",
+     "Which island has the volcano?", "How cold is the lake in winter?", "What is the plot of the opera?",
+     "Which dance did the couple learn?", "How long do tortoises live?", "Who invented the telescope?",
+     "What colour is the neighbour's car?", "Which grape makes the red wine?", "How many seats does the stadium have?",
+     "Where was the treasure buried?", "What is the name of the lighthouse keeper?", "Which planet has rings?",
+     "How tall is the giraffe at the zoo?", "What did the chef cook for dessert?", "Who trained the puppy?",
+     "Which river floods every spring?"])
+
+
+# held-out 5's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT5 = (
+    ["Which flavour of ice cream sold out?", "How many windows does the old mill have?",
+     "Who refereed the rugby game?", "What is the tide time at the harbour?", "Which poet read at the festival?"],
+    ["How many legs does a spider have?", "What is the boiling point of water on a mountain?",
+     "Who won the baking contest?", "Which tram goes to the zoo?", "How long is the Nile?",
+     "What did the parrot say?", "Which queen built the palace?", "How much is a ticket to the aquarium?",
+     "Who is the goalkeeper's coach?", "What is the best way to grow tomatoes?", "Which cheese is the smelliest?",
+     "How far is the moon?", "Who found the lost kitten?", "What is the oldest tree in the park?",
+     "Which comedian hosted the show?", "How many pages does the cookbook have?", "What time does the circus start?",
+     "Who carved the wooden statue?", "Which mushrooms are poisonous?", "How warm is the sea in August?",
+     "What is the motto of the school?", "Which knight guarded the castle?", "How big is a blue whale?",
+     "Who repaired the church organ?", "What games are played at the fair?"])
+
+
+def absent_questions(split: str) -> tuple[list[str], list[str]]:
+    """(5 absent-topic questions, 25 more) for a split: held-out 3, 4 and 5 have their own."""
+    return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5}.get(
+        split, (ABSENT, ABSENT_MORE))

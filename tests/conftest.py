@@ -35,6 +35,17 @@ def media(tmp_path_factory):
     return files
 
 
+def wait_for(cond, timeout: float = 60.0, what: str = "condition", every: float = 0.25):
+    """Poll cond() until it returns something truthy (returned), or fail the test after timeout seconds."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,26 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import types
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_for
 
 TOKEN = "test-token-5f2c"
 MEETING_STREAM = "talk"
-
-
-def wait_until(cond, timeout: float, what: str, every: float = 0.3):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def start_server(bank: str, media: str, *extra: str, token: str | None = TOKEN, env: dict | None = None):
@@ -50,7 +39,7 @@ def start_server(bank: str, media: str, *extra: str, token: str | None = TOKEN, 
         except httpx.HTTPError:
             return False
 
-    wait_until(up, 120, "the server to answer")
+    wait_for(up, 120, "the server to answer")
     proc.log_path = log.name
     return proc, url
 
@@ -100,7 +89,7 @@ def api(api_media):
             assert s["state"] in ("starting", "running", "finished"), s
             return s if s["state"] == "finished" else None
 
-        done = wait_until(finished, 420, "the meeting to be ingested", every=1.0)
+        done = wait_for(finished, 420, "the meeting to be ingested", every=1.0)
         yield types.SimpleNamespace(url=url, token=TOKEN, bank=bank, media=api_media, client=client, proc=proc,
                                     created=created, finished=done, truth=api_media.truth)
     finally:

@@ -9,10 +9,9 @@ import subprocess
 import sys
 
 import httpx
-import pytest
 
-from tests.api.conftest import MEETING_STREAM, TOKEN, start_server, stop_server, wait_until
-from tests.conftest import ROOT, free_port
+from tests.api.conftest import MEETING_STREAM, TOKEN, start_server, stop_server
+from tests.conftest import ROOT, free_port, wait_for
 
 STATES = {"starting", "running", "finished", "stopped", "error"}
 
@@ -50,7 +49,7 @@ def test_stream_lifecycle_and_listing(api):
     r = c.post("/v1/streams", json={"source": "scenes.mp4", "stream": "rt", "realtime": True})
     assert r.status_code == 201 and r.json()["state"] in ("starting", "running"), r.text
     assert_error(c.post("/v1/streams", json={"source": "scenes.mp4", "stream": "rt"}), 409)  # a second writer
-    wait_until(lambda: c.get("/v1/streams/rt").json()["memories"] >= 1, 90, "a real-time memory")
+    wait_for(lambda: c.get("/v1/streams/rt").json()["memories"] >= 1, 90, "a real-time memory")
     r = c.delete("/v1/streams/rt")
     assert r.status_code == 200 and r.json()["state"] == "stopped", r.text
     kept = r.json()["memories"]

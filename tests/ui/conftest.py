@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 import types
 
 import pytest
@@ -55,11 +54,3 @@ def ui_app(ui_media):
     ctl.close()
 
 
-def wait_for(cond, timeout: float = 60.0, every: float = 0.25, what: str = "condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

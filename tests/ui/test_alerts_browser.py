@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.engine.test_watches_api import store_memory
-from tests.ui.conftest import ARTIFACTS, wait_for
+from tests.conftest import wait_for
+from tests.ui.conftest import ARTIFACTS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -19,7 +19,8 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.ui.conftest import ARTIFACTS, ROOT, wait_for
+from tests.conftest import wait_for
+from tests.ui.conftest import ARTIFACTS, ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.ui.conftest import UPLOAD_CAP_MB, wait_for
+from tests.conftest import wait_for
+from tests.ui.conftest import UPLOAD_CAP_MB
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ it (`acts_data.py`), each also in the lower-case, unpunctuated form a recognizer
 tests/models/test_minutes_acts.py's labelled sentences and the dev meetings) keep precision first: a false decision
 or action item is a line the meeting never had.
 
-Grammar then decides who owns an action item: the person addressed ("Tom, can you ...", "... , Raj?"), the one it
-is assigned to ("owner: Ivan"), or the subject before the verb ("Chen will look into ..."); an action item with no
-named owner is not listed (who "I" or "we" is, the transcript does not say). A question is never a decision.
+Grammar then decides who owns an action item (`models.minutes.owners`: the person addressed, labelled, asked or
+the subject before the verb); an action item with no named owner is not listed (who "I" or "we" is, the transcript
+does not say). A question is never a decision.
 """
 from __future__ import annotations
 
@@ -20,12 +20,9 @@ import hashlib
 import re
 import threading
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
-
-from models.text.relevance import DAYS, MONTHS
-from models.text.words import sounds_like, stop_words
 
 from .acts_data import ACTION, DECISION, OTHER
 
@@ -160,90 +157,6 @@ def clauses(sentence: str) -> list[str]:
         out[-1] = f"{out[-1]}, {carry}"
     units = [sentence.strip()] + (out if len(out) > 1 else [])
     return [u for u in dict.fromkeys(units) if len(u.split()) <= LONGEST]
-
-
-def is_name(word: Optional[str]) -> bool:
-    if not word:
-        return False
-    low = word.lower()
-    return word[:1].isupper() and low not in stop_words() and low not in MONTHS and low not in DAYS and len(low) > 1
-
-
-_TOK = re.compile(r"[A-Za-z][A-Za-z'’-]*")
-_AUX = (r"(?:will|'ll|shall|is|are|was|has|have|had|needs?|must|should|could|can|would|going|gonna|got|to|be|"
-        r"please|you|he|she|they|promised|agreed|offered|volunteered|said|also|then|just)")
-_BEFORE_THING = re.compile(r"(?:\b(?i:the|a|an|this|that|these|our|their|its|his|her|my|your|of|in|at|on|from|"
-                           r"by|with|about|into|to))\s+$")
-
-
-# a word right after a subject that makes it one: an auxiliary or modal, "to" (minutes style: "Kevin to check
-# the invoices"), or a verb in the third person or the past ("manages", "promised")
-_VERB_AFTER = re.compile(r"(?:will|shall|is|was|has|had|must|should|can|could|would|may|might|to|[a-z]+(?:s|ed))", re.I)
-# capitalized words that are not people: a verb's -ing form starting a sentence ("Moving on to ..."), abstract
-# nouns ("Management decided ...")
-_NOT_A_NAME = re.compile(r"(?:ing|ment|tion|sion|ity|ness|ship|ance|ence)$", re.I)
-
-
-def owner_of(clause: str, names: Sequence[str] = ()) -> Optional[tuple[str, int]]:
-    """(the person an action item is for, the character offset where its task starts), or None.
-    - addressed: "Tom, can you ..." / "... the room, Tom?"
-    - assigned: "owner: Ivan" / "assigned to Ivan" / "for Ivan"
-    - subject: a name (capitalized, or one of `names` said in lower case) right before a verb: "Chen will ...".
-    A name right after an article, a possessive or a preposition, or one of a multi-word proper name ("Phoenix
-    Release"), is a thing's name, not an owner."""
-    low_names = {n.lower() for n in names}
-    toks = list(_TOK.finditer(clause))
-
-    def person(i: int) -> bool:
-        w = re.sub(r"['’](?:s|ll|d)$", "", toks[i].group(0))
-        named = is_name(w) or (w.lower() in low_names and w.lower() not in stop_words())
-        if not named or _NOT_A_NAME.search(w):
-            return False
-        prev_cap = i > 0 and toks[i - 1].group(0)[:1].isupper() and clause[toks[i - 1].end():toks[i].start()] == " "
-        next_cap = (i + 1 < len(toks) and toks[i + 1].group(0)[:1].isupper()
-                    and clause[toks[i].end():toks[i + 1].start()] == " " and is_name(toks[i + 1].group(0)))
-        return not prev_cap and not next_cap and not _BEFORE_THING.search(clause[: toks[i].start()])
-
-    if toks:  # addressed first: "Tom, ..." or "..., Tom?"
-        first, last = toks[0], toks[-1]
-        if re.match(r"\s*[,:]", clause[first.end():]) and person(0):
-            return first.group(0), first.end() + 1
-        if re.match(r"\s*[.?!]?\s*$", clause[last.end():]) and re.search(r",\s*$", clause[: last.start()]) \
-                and person(len(toks) - 1):
-            return last.group(0), 0
-    m = re.search(r"\b(?:owner|assigned to|assignee|for)\s*:?\s+([A-Za-z][a-z]+)\b", clause, re.I)
-    if m and is_name(m.group(1)):
-        return m.group(1), 0
-    for i, t in enumerate(toks[:-1]):
-        after = toks[i + 1].group(0)
-        if clause[t.end():toks[i + 1].start()].strip():
-            continue  # a verb right after its subject: "Press 1 to accept" has a number between (a menu, no owner)
-        if after.lower() == "to" and not re.search(r"(?:^|[:;,.-])\s*$", clause[: t.start()]):
-            continue  # "Name to <task>" is a minutes-style item only at the start ("... move Iris to Oslo" is not)
-        if person(i) and (_VERB_AFTER.fullmatch(after) or re.search(r"['’](?:ll|s|d)$", t.group(0))):
-            return re.sub(r"['’](?:s|ll|d)$", "", t.group(0)), t.end()
-    return None
-
-
-def task_of(clause: str, start: int, owner: str = "") -> str:
-    """The task: the clause after its owner (or without the owner addressed at its end), without the modal and
-    auxiliary verbs before it."""
-    task = clause[start:] if start else clause
-    if owner:
-        task = re.sub(r",\s*" + re.escape(owner) + r"\s*[.?!]?\s*$", "", task)
-    task = re.sub(r"^(?:['’](?:s|ll|d)\b|[\s,:;.-])+", "", task)
-    task = re.sub(r"^(?:" + _AUX + r"\s+)+", "", task, flags=re.I)
-    return task.strip(" ,:;.?!-—–")
-
-
-def canonical(owner: str, names: Sequence[str]) -> str:
-    """A heard owner written as the name it most likely is: a name read on screen or said more often that it
-    sounds like (the recognizer spells an unfamiliar name differently from one sentence to the next)."""
-    low = owner.lower()
-    for n in names:
-        if n.lower() != low and sounds_like(n.lower(), low):
-            return n
-    return owner.title() if owner.islower() else owner
 
 
 if __name__ == "__main__":  # python -m models.minutes.acts: fit for the bundled MiniLM and write SHIPPED

@@ -16,12 +16,12 @@ A name is a capitalized word that is not a stop word, a month or a day.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from models.text.relevance import MONTHS
 from models.text.words import digits, sentences
 
-from . import acts
+from . import acts, owners
 from .data import ActionItem, Line
 
 _MODAL = (r"will|'ll|is going to|are going to|needs to|need to|has to|have to|should|shall|must|agreed to|"
@@ -45,7 +45,7 @@ _FIGURE_RE = re.compile(
     r"\$\s?\d|\d\s*%|\b\d[\d,.]*\b|\b(?:" + "|".join(MONTHS) + r")\s+\d{1,2}\b|\bq[1-4]\b", re.I)
 
 
-is_name = acts.is_name
+is_name = owners.is_name
 
 
 # right before an owner: an article or possessive, or another capitalized word ("The Comet Project will hire ...")
@@ -57,12 +57,14 @@ def _person_slot(sentence: str, m: re.Match) -> bool:
     return not _NOT_PERSON_BEFORE.search(sentence[: m.start("owner")])
 
 
-def extract_actions(text: str, t0: float, t1: float, embedder=None, names: Sequence[str] = ()) -> list[ActionItem]:
+def extract_actions(text: str, t0: float, t1: float, embedder=None, names: Sequence[str] = (),
+                    things: Iterable[str] = ()) -> list[ActionItem]:
     """Action items said in text, each with its owner (a person), its task and the sentence; `names` (people and
-    things named in the meeting, the surest first) let a misheard or lower-case owner be written as the name."""
+    things named in the meeting, the surest first) let a misheard or lower-case owner be written as the name;
+    `things` (lower case: `owners.things_in`) are the meeting's names of things and places, never owners."""
     if embedder is not None:
-        return [ActionItem(acts.canonical(o, names), task, t0, t1, c)
-                for c, o, task in _classified(text, embedder, names)[1]]
+        return [ActionItem(owners.canonical(o, names), task, t0, t1, c)
+                for c, o, task in _classified(text, embedder, names, things)[1]]
     out = []
     for s in sentences(text):
         for i, rx in enumerate(_ACTION_RES):
@@ -96,11 +98,13 @@ _QUESTION = re.compile(r"\?\s*$|^(?i:do|does|did|is|are|was|were|has|have|had|sh
                        r"who|whom|whose|what|when|where|why|how|which|may|might|must)\b")
 
 
-def _classified(text: str, embedder, names: Sequence[str] = ()) -> tuple[list[str], list[tuple[str, str, str]]]:
+def _classified(text: str, embedder, names: Sequence[str] = (),
+                things: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, str, str]]]:
     """(decisions, [(clause, owner, task)]) in text: each sentence, or each clause of a run-on one, that the
     classifier takes for one with enough confidence. A question is never a decision, and an action item only when
     it is a request to a person addressed by name ("Tom, can you ...?"); an action item needs a named owner."""
     decisions, actions = [], []
+    things = set(things)
     for s in sentences(text):
         units = acts.clauses(s)
         group = [u for u in units if u != s.strip()] or units  # a run-on line: its clauses, never the whole as one
@@ -108,39 +112,44 @@ def _classified(text: str, embedder, names: Sequence[str] = ()) -> tuple[list[st
         if group:
             probs = acts.probabilities(group, embedder)
             for c, p in zip(group, probs):
-                label = _label(c, p, names)
+                label = _label(c, p, names, things)
                 if label == "decision":  # the whole sentence when the rest is a few words that complete it
                     rest = [u for u in group if u != c]  # ("The decision is to launch, Harbor in Athens first")
                     short = whole and whole != c and all(len(u.split()) <= 4 for u in rest)
                     pw = acts.probabilities([whole], embedder)[0] if short else None
-                    decisions.append(whole if pw is not None and _label(whole, pw, names) == "decision" else c)
+                    decisions.append(whole if pw is not None and _label(whole, pw, names, things) == "decision" else c)
                 elif label == "action":
-                    who = acts.owner_of(c, names)
-                    task = acts.task_of(c, who[1], who[0]) if who else ""
+                    who = owners.owner_of(c, names, things)
+                    task = owners.task_of(c, who[1], who[0]) if who else ""
                     if who and len(task.split()) >= 2:
                         actions.append((c, who[0], task))
     return decisions, actions
 
 
-def _label(clause: str, p, names: Sequence[str]) -> str:
+# an option read out in a list, as a phone menu does ("2 to lock the room", "or 8 to exit", "press 1 for sales"):
+# an instruction to a caller, never something a meeting decided or gave someone to do
+_NUMBER = (r"(?:\d+|zero|one|two|three|four|five|six|seven|eight|nine|star|hash|pound)")
+_OPTION = re.compile(r"^\W*(?:(?:or|and|then)\s+)?(?:(?:press|dial|enter|say|key|choose|select)\s+)?" + _NUMBER
+                     + r"(?:\s*(?:,|or|and)\s*" + _NUMBER + r")*\s+(?:to|for)\b|\b(?:press|dial)\s+" + _NUMBER
+                     + r"\b", re.I)
+
+
+def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = ()) -> str:
     """decision, action or other: the classifier's likeliest class when sure enough, then grammar. A question is
-    never a decision, and an action item only when it asks a person addressed by name ("Tom, can you ...?"). A
-    commitment whose subject is one named person ("Ana will ...", "Ana agreed to ...") is that person's action
-    item, not the group's decision."""
+    never a decision, and an action item only when it asks a person by name ("Tom, can you ...?", "could Tom
+    ...?"). A commitment whose subject is one named person ("Ana will ...", "Ana agreed to ...") is that person's
+    action item, not the group's decision. An option read out from a menu is neither."""
+    if _OPTION.search(clause):
+        return "other"
     label = acts.LABELS[int(p.argmax())]
     question = bool(_QUESTION.search(clause.strip()))
-    who = acts.owner_of(clause, names)
+    who = owners.owner_of(clause, names, things)
     if label == "decision" and p[1] >= acts.DECISION_MIN and not question:
         subject = who is not None and who[1] > 0 and not clause[: who[1]].strip(" ,:").count(" ")
         return "action" if subject and p[2] >= acts.SECOND_MIN else "decision"
     if label == "action" and p[2] >= acts.ACTION_MIN and who is not None:
-        return "action" if not question or _addressed(clause, who[0]) else "other"
+        return "action" if not question or owners.asks(clause, who[0]) else "other"
     return "other"
-
-
-def _addressed(clause: str, owner: str) -> bool:
-    return bool(re.match(r"\s*(?:please\s+)?" + re.escape(owner) + r"\s*[,:]", clause, re.I)
-                or re.search(r",\s*" + re.escape(owner) + r"\s*[.?!]?\s*$", clause, re.I))
 
 
 def extract_numbers(text: str, t0: float, t1: float) -> list[Line]:

@@ -28,7 +28,7 @@ from models.base import MemoryView
 from models.text.timephrase import fmt_span
 from models.text.words import content, digits, sentences, stem, stop_words, words
 
-from . import acts
+from . import acts, owners
 from .data import Line, Minutes, Section
 from .extract import extract_actions, extract_decisions, extract_numbers, is_name
 from .segment import _same_title, segment_sections
@@ -214,6 +214,8 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
     for tl in all_timed:
         sec_df.update({stem([w])[0] for s, _, _ in tl for w in content(s)})
     names = _names(secs)
+    things = owners.things_in([s for tl in all_timed for s, _, _ in tl] + [ln for _, items in secs for it in items
+                                                                         for ln in it.ocr])
     if embedder is not None:
         acts.prepare([s for tl in all_timed for s, _, _ in tl] + [ln for _, items in secs for it in items
                                                                   for ln in it.ocr], embedder)
@@ -230,7 +232,7 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
         body_slide = [x for x in slide_timed if not _same_title(x[0], stitle)]
         timed = all_timed[si]
         for s, a, b in timed + body_slide:
-            for ai in extract_actions(s, a, b, embedder=embedder, names=names):
+            for ai in extract_actions(s, a, b, embedder=embedder, names=names, things=things):
                 k = (ai.owner, " ".join(words(ai.task))[:40])
                 if k not in seen_actions:
                     seen_actions.add(k)

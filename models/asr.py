@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -22,7 +24,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from models.asr_weights import default_model_path  # noqa: E402
-from models.base import ModelError  # noqa: E402
+from models.base import ModelError, stage_threads  # noqa: E402
 
 log = logging.getLogger(__name__)
 SR = 16000
@@ -96,7 +98,9 @@ class Transcriber:
         2.6x the Whisper CPU per second of speech (dev talk: 16.3 -> 6.2 s): `for_files()` sets 22 s, which also
         gives Whisper more context (dev word error rate 0.08-0.14 -> 0.03-0.06).
         lang_check_logprob: a window whose mean log-probability is below this is checked to be English (`_english`);
-        one below min_logprob + 0.1 is dropped outright."""
+        one below min_logprob + 0.1 is dropped outright.
+        cpu_threads: CTranslate2's threads (0: `stage_threads()`, this model's share of the cores: a file's windows
+        are recognized beside the frame encoder and OCR, and two stages each on every core spin at barriers)."""
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -109,7 +113,7 @@ class Transcriber:
             self.model = model
         else:
             path = model_path or default_model_path()
-            threads = cpu_threads or min(4, os.cpu_count() or 1)
+            threads = cpu_threads or min(4, stage_threads())
             try:
                 self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads)
             except Exception as e:  # noqa: BLE001
@@ -134,6 +138,9 @@ class Transcriber:
         self._buf_t0: Optional[float] = None
         self._since_process = 0.0
         self._pending: list[Segment] = []
+        self.background = False     # recognize committed windows on a thread of their own (`for_files`)
+        self._queued: deque[Future] = deque()
+        self._pool: Optional[ThreadPoolExecutor] = None
 
     def fresh(self) -> "Transcriber":
         """A Transcriber for another stream: the same loaded model and settings, an empty buffer, latency first
@@ -144,12 +151,17 @@ class Transcriber:
                            word_times=self.word_times, lang_check_logprob=self.lang_check_logprob)
 
     FILE_WINDOW_S = 22.0
+    MAX_QUEUED = 2   # windows waiting for the background recognizer before process() waits (bounds memory)
 
     def for_files(self, window_s: float = FILE_WINDOW_S) -> None:
         """Throughput over latency (a recorded file: nobody waits on each sentence): gather window_s of audio, cut
-        at its last pause, so each Whisper call fills most of its 30-s window."""
+        at its last pause, so each Whisper call fills most of its 30-s window; and recognize each window on a
+        thread of its own (`background`) while the caller goes on with the next clips (the pipeline decodes,
+        encodes and reads the screen meanwhile: on 2 cores this overlap is most of what lets Whisper base keep up).
+        Its segments come out of a later process() or finish(), in order."""
         self.window_s = window_s
         self.max_window_s = max(self.max_window_s, window_s + 6.0)
+        self.background = True
 
     # ------------------------------------------------------------------ streaming
     def insert(self, audio, t0: float) -> None:
@@ -175,47 +187,54 @@ class Transcriber:
             self._since_process += a.size / SR
 
     def process(self) -> list[Segment]:
-        """Transcribe and return the segments that are final now (before the last pause in the buffer)."""
+        """Transcribe and return the segments that are final now (before the last pause in the buffer; in the
+        background: those of earlier windows that have finished)."""
         with self._lock:
             out, self._pending = self._pending, []
-            if self._buf.size == 0 or self._since_process < self.min_chunk_s or self._buf.size / SR < self.window_s:
-                return out
-            self._since_process = 0.0
-            n = self._buf.size
-            try:
-                speech = self._get_speech(self._buf, self._vad_opts)
-            except Exception as e:  # noqa: BLE001
-                self.reason = f"voice activity detection failed: {e}".splitlines()[0]
-                self._drop(n)
-                return out
-            if not speech:
-                keep = int(0.5 * SR)  # speech may be starting at the very end
-                self._drop(max(0, n - keep))
-                self.reason = "no speech detected"
-                return out
-            tail_silence = (n - speech[-1]["end"]) / SR
-            if tail_silence >= self.min_silence_s:
-                cut = n  # everything heard so far is complete
-            elif len(speech) > 1:
-                cut = (speech[-2]["end"] + speech[-1]["start"]) // 2  # the middle of the last pause
-            elif n / SR >= self.max_window_s:
-                cut = n
-            else:
-                return out  # one utterance still going on
-            out += self._commit(cut)
-            return out
+            return out + self._cut() + self._done()
+
+    def _cut(self) -> list[Segment]:
+        """Commit the buffer up to its last pause (or past max_window_s), once enough audio has come."""
+        if self._buf.size == 0 or self._since_process < self.min_chunk_s or self._buf.size / SR < self.window_s:
+            return []
+        self._since_process = 0.0
+        n = self._buf.size
+        try:
+            speech = self._get_speech(self._buf, self._vad_opts)
+        except Exception as e:  # noqa: BLE001
+            self.reason = f"voice activity detection failed: {e}".splitlines()[0]
+            self._drop(n)
+            return []
+        if not speech:
+            keep = int(0.5 * SR)  # speech may be starting at the very end
+            self._drop(max(0, n - keep))
+            self.reason = "no speech detected"
+            return []
+        tail_silence = (n - speech[-1]["end"]) / SR
+        if tail_silence >= self.min_silence_s:
+            cut = n  # everything heard so far is complete
+        elif len(speech) > 1:
+            cut = (speech[-2]["end"] + speech[-1]["start"]) // 2  # the middle of the last pause
+        elif n / SR >= self.max_window_s:
+            cut = n
+        else:
+            return []  # one utterance still going on
+        return self._commit(cut)
 
     def finish(self) -> list[Segment]:
-        """Transcribe whatever is left and reset the stream."""
+        """Transcribe whatever is left (waiting for the background recognizer) and reset the stream."""
         with self._lock:
             out, self._pending = self._pending, []
             if self._buf.size:
                 out += self._commit(self._buf.size)
+            out += self._done(keep=0)
+            self._stop_pool()
             self._buf, self._buf_t0, self._since_process = np.zeros(0, np.float32), None, 0.0
             return out
 
     def reset(self) -> None:
         with self._lock:
+            self._done(keep=0)
             self._buf, self._buf_t0, self._since_process, self._pending = np.zeros(0, np.float32), None, 0.0, []
 
     # ------------------------------------------------------------------ one-shot
@@ -225,7 +244,7 @@ class Transcriber:
         if why:
             self.reason = why
             return []
-        return self._transcribe(a, float(t0))
+        return self._transcribe(a, float(t0), self._prompt(float(t0), float(t0) + a.size / SR))
 
     def transcribe_file_audio(self, audio, t0: float = 0.0, window_s: float = 30.0) -> list[Segment]:
         """Long audio through the streaming path in window_s pieces (what a live stream would see)."""
@@ -247,11 +266,32 @@ class Transcriber:
         self._buf_t0 = (self._buf_t0 or 0.0) + n / SR
 
     def _commit(self, cut: int) -> list[Segment]:
+        """Recognize the first `cut` samples of the buffer (now, or queued for the background recognizer; its
+        prompt is taken now, from what was on screen then) and drop them from the buffer."""
         piece, t0 = self._buf[:cut], self._buf_t0 or 0.0
         self._drop(cut)
-        return self._transcribe(piece, t0)
+        prompt = self._prompt(t0, t0 + piece.size / SR)
+        if not self.background:
+            return self._transcribe(piece, t0, prompt)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-asr")
+        self._queued.append(self._pool.submit(self._transcribe, piece, t0, prompt))
+        return self._done(keep=self.MAX_QUEUED)
 
-    def _transcribe(self, a: np.ndarray, t0: float) -> list[Segment]:
+    def _done(self, keep: Optional[int] = None) -> list[Segment]:
+        """Segments of the queued windows in order: those finished, and (waiting) the oldest beyond `keep` still
+        queued; None: only what has finished."""
+        out: list[Segment] = []
+        while self._queued and (self._queued[0].done() or (keep is not None and len(self._queued) > keep)):
+            out += self._queued.popleft().result()
+        return out
+
+    def _stop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def _transcribe(self, a: np.ndarray, t0: float, prompt: Optional[str] = None) -> list[Segment]:
         import time
 
         if a.size < int(0.1 * SR):
@@ -266,7 +306,7 @@ class Transcriber:
                 a, language=self.language, beam_size=self.beam_size, vad_filter=True,
                 vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
                 condition_on_previous_text=False, without_timestamps=False, temperature=0.0,
-                initial_prompt=self._prompt(t0, t0 + a.size / SR))
+                initial_prompt=prompt)
             segs = list(segs)
         except Exception as e:  # noqa: BLE001 - corrupt input must never escape
             self.reason = f"speech recognition failed: {e}".splitlines()[0]

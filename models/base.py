@@ -22,6 +22,17 @@ def auto_device(device: Optional[str] = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def stage_threads(stages: int = 2) -> int:
+    """Intra-op threads for one model of the lite ingest, whose stages compute at the same time (speech recognition
+    on a thread of its own beside the frame encoder and OCR): the cores shared out, at least one. Two stages each
+    asking for every core oversubscribe them, and OpenMP threads then spin at barriers waiting for a preempted
+    sibling (EfficientNet-Lite0 on a busy 2-core VM: 26 CPU ms a frame with one thread, 145 with two)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, stages))
+
+
 def auto_dtype(device: torch.device) -> torch.dtype:
     """bf16 on CUDA, fp32 on CPU."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32

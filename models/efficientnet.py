@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from reducers.base import TokenGrid
 
-from .base import ModelError, auto_device
+from .base import ModelError, auto_device, stage_threads
 
 IMAGE_SIZE = 224
 # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128
@@ -73,7 +73,11 @@ class EfficientNetLite0Encoder:
     key_dim = 1280
 
     def __init__(self, device: Optional[str] = None, threads: Optional[int] = None):
+        """threads: torch's intra-op threads (process-wide); on the CPU, by default its share of the cores beside
+        speech recognition (`stage_threads`)."""
         self.device = auto_device(device)
+        if threads is None and self.device.type == "cpu":
+            threads = stage_threads()
         if threads:
             torch.set_num_threads(threads)
         self.model = fuse_conv_bn(build_model()).to(self.device)

@@ -1,6 +1,8 @@
 """faster-whisper with the bundled Whisper base (and tiny.en) on espeak speech and on the generated meeting."""
 import os
 import resource
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -216,7 +218,61 @@ def test_file_windows_fill_whisper_and_stamp_sentences_at_pauses(asr):
         near += abs(best.t0 - u.t0) < 0.5 and abs(best.t1 - u.t1) < 0.8
     assert near >= 0.8 * len(said), (near, len(said))
     # a fresh stream (a live camera) is latency-first again
-    assert asr.fresh().window_s == 0.0
+    assert asr.fresh().window_s == 0.0 and not asr.fresh().background
+
+
+def test_file_windows_are_recognized_beside_the_caller(asr):
+    """A file's windows are recognized on a thread of their own while the caller goes on with the next clips
+    (the pipeline encodes frames and reads slides meanwhile): a window's segments come out of a later process()
+    or finish(), the same segments in the same order as when each window is recognized in the caller's thread,
+    and the prompt is what was on screen when the window was cut, not when the recognizer got to it."""
+    tr = cached_meeting()
+    audio = load_audio(tr.path)[:90 * SR]
+    screen = {"now": "Quarterly review."}
+
+    def run(background: bool):
+        t = asr.fresh()
+        t.for_files()
+        t.background = background
+        t.context = lambda t0, t1: screen["now"]
+        calls, returned = [], []   # (thread, prompt, start, end) of each recognition; when each process() returned
+        real = t.model.transcribe
+
+        def spy(a, *args, **kw):
+            start = time.perf_counter()
+            if not calls:
+                time.sleep(1.0)  # a slow first window: the caller must not wait for it
+            out = list(real(a, *args, **kw)[0]), None
+            calls.append((threading.current_thread().name, kw.get("initial_prompt"), start, time.perf_counter()))
+            return out
+
+        t.model.transcribe = spy
+        try:
+            segs = []
+            for i in range(0, len(audio), 2 * SR):
+                screen["now"] = f"Slide {i // (2 * SR)}."
+                t.insert(audio[i:i + 2 * SR], i / SR)
+                got = t.process()
+                returned.append((time.perf_counter(), len(got)))
+                segs += got
+            segs += t.finish()
+        finally:
+            del t.model.transcribe
+        return segs, calls, returned
+
+    fg, fg_calls, _ = run(False)
+    bg, bg_calls, returned = run(True)
+    main = threading.current_thread().name
+    assert fg and {c[0] for c in fg_calls} == {main}
+    assert len(bg_calls) >= 3 and main not in {c[0] for c in bg_calls}
+    assert [(s.text, s.t0, s.t1) for s in bg] == [(s.text, s.t0, s.t1) for s in fg]
+    prompts = [c[1] for c in bg_calls]
+    assert prompts == [c[1] for c in fg_calls] and len(set(prompts)) == len(prompts)
+    # the caller went on while the first window was being recognized, and got its segments afterwards
+    _, _, start, end = bg_calls[0]
+    during = [n for t, n in returned if start < t < end]
+    assert during and not any(during), (during, start, end)
+    assert sum(n for t, n in returned if t < end) == 0 and sum(n for _, n in returned) > 0
 
 
 @pytest.mark.parametrize("parts, pauses, want", [

@@ -54,16 +54,21 @@ _NOT_A_REQUEST = re.compile(r"(?i:i|i'm|i'll|i've|we|we're|we'll|they|he|she|it|
                             r"here|our|my|his|her|their|its|so|and|but|um|uh|well|yes|no|ok|okay|thanks|thank|"
                             r"sorry|hi|hello|welcome|good|great|right)\b")
 _MODAL_Q = r"(?:can|could|would|will)"
+# a date or deadline: a task said in the present ("Ana sends the figures by Friday") has one, a role ("Ana manages
+# the Oslo office") does not
 _WHEN = re.compile(r"\b(?:by|before|until|till|tomorrow|today|tonight|next|this week|end of|asap|soon|first thing)\b|"
                    r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b", re.I)
+# words that cannot start the task of a minutes-style "Name to <verb> ..." ("Addy to your mentors" is misheard speech)
 _NOT_A_VERB = re.compile(r"(?i:the|a|an|your|my|our|their|his|her|its|this|that|these|those|me|us|them|you|him|it)")
 # verbs after "can Name ..." that ask about a person, not give a task ("Will Ana be there?", "Can Ana join?")
 _NOT_A_TASK = r"(?:be|have|has|know|think|remember|recall|join|attend|come|hear|see|make it)\b"
 _CONTROL = (r"(?:like|want|wants|need|needs|ask|asked|asking|get|getting|expect|expecting|trust|tell|told|remind|"
             r"reminded|invite|nominate|nominated|appoint|appointed|encourage|count on|rely on|for)")
 _CAUSATIVE = r"(?:have|has|had|having)"
-_HANDED = (r"(?:assign|assigned|assigning|give|given|giving|gave|hand|handed|handing|pass|passed|passing|delegate|"
-           r"delegated|leave|leaving|left|allocate|allocated)")
+# verbs that hand a task to someone ("assign the audit to Ivan", "the audit is allocated to Ivan"); their past
+# forms tell what happened ("I gave the keys to Ivan"), not a task
+_HANDED = (r"(?:assign|assigned|assigning|give|given|giving|hand|handing|pass|passing|delegate|leave|leaving|allocate|"
+           r"allocated)")
 _LABEL = r"(?:action(?:\s+items?|\s+points?)?|tasks?|to-?dos?|jobs?|homework|follow-?ups?)"
 _POSSESSED = r"(?:action|task|job|homework|to-?do|assignment|responsibility|item)s?"
 

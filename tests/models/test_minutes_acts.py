@@ -145,7 +145,8 @@ def test_owner_grammar_takes_the_person_given_the_task_not_a_thing_or_a_greeting
     things = things_in(said)
     assert {"plover", "valparaiso", "brackwater"} <= things
     cases = [
-        ("I would like Philippa to reconcile the petty cash by Friday.", "Philippa", "reconcile the petty cash by Friday"),
+        ("I would like Philippa to reconcile the petty cash by Friday.", "Philippa",
+         "reconcile the petty cash by Friday"),
         ("Jurgen said he will order the toner.", "Jurgen", "order the toner"),
         ("could Magnus please move the projector", "Magnus", "move the projector"),
         ("The rota will be updated by Philippa.", "Philippa", "The rota"),

@@ -282,11 +282,8 @@ class IngestPipeline:
                 if len(buf) >= self.commit_max or time.monotonic() - t_buf >= self.commit_wait or not len(self._queue):
                     buf = self._commit(buf)
             buf = self._commit(buf)
-            for ex in self.evidence:  # streaming extractors (ASR) may hold text for the last clips
-                fin = getattr(ex, "finish", None)
-                if fin is not None:
-                    for mid, ev in fin():
-                        self._attach(mid, ev)
+            # streaming extractors (ASR) may hold text for the last clips
+            self._attach([x for ex in self.evidence if hasattr(ex, "finish") for x in ex.finish()])
         except BaseException as e:  # noqa: BLE001 - raised again by run() in the reader's thread
             self._store_error = e
             self._inflight.release(1 << 30)
@@ -344,9 +341,7 @@ class IngestPipeline:
             for ex in self.evidence:  # lagging extractors (ASR) learn every id before handing back late text
                 if hasattr(ex, "stored"):
                     ex.stored(mid, clip)
-        for ex in self.evidence:
-            for late_id, ev in (ex.late() if hasattr(ex, "late") else []):
-                self._attach(late_id, ev)
+        self._attach([x for ex in self.evidence for x in (ex.late() if hasattr(ex, "late") else [])])
         self.stats.notes = self._notes()  # live notes for the UI (final ones at the end of run())
         if self.on_clip is not None:
             for mid, (_, clip) in zip(ids, buf):
@@ -398,15 +393,21 @@ class IngestPipeline:
         if ev.kind in ("gap", "disconnected", "error", "connected"):
             self.bank.add_event(self.stream_id, ev.kind, ev.t, ev.wall, ev.detail)
 
-    def _attach(self, memory_id: int, evidence: dict) -> None:
-        keys = None
-        if self.text_embedder is not None:
-            m = self.bank.get([memory_id])
-            if m:
-                merged = {**m[0].evidence, **evidence}
-                text = evidence_text(merged)
-                if text:
-                    keys = {f"text:{self.text_embedder.space}": self.text_embedder.encode([text])[0]}
-        self.bank.set_evidence(memory_id, evidence, keys)
-        if self.on_evidence is not None:
-            self.on_evidence(memory_id, evidence)
+    def _attach(self, late: list[tuple[int, dict]]) -> None:
+        """Evidence that came after its memories were stored (speech recognized later, a slide read late), with
+        the memories' new text keys embedded in one call."""
+        merged: dict[int, dict] = {}
+        for mid, ev in late:
+            merged.setdefault(mid, {}).update(ev)
+        keys: dict[int, dict] = {}
+        if self.text_embedder is not None and merged:
+            have = {m.id: m.evidence for m in self.bank.get(list(merged))}
+            texts = {mid: evidence_text({**have[mid], **ev}) for mid, ev in merged.items() if mid in have}
+            texts = {mid: t for mid, t in texts.items() if t}
+            if texts:
+                vecs = self.text_embedder.encode(list(texts.values()))
+                keys = {mid: {f"text:{self.text_embedder.space}": v} for mid, v in zip(texts, vecs)}
+        for mid, ev in merged.items():
+            self.bank.set_evidence(mid, ev, keys.get(mid))
+            if self.on_evidence is not None:
+                self.on_evidence(mid, ev)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy as np
 from models.base import MemoryView
 
 from .timephrase import fmt_span
-from .words import content, digits, is_heading, ocr_lines, sentences, stem, stop_words, unjoin, words
+from .words import align_names, content, digits, is_heading, ocr_lines, sentences, stem, stop_words, unjoin, words
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def qtype(question: str) -> str:
                  r"amount|percentage|share|rate|price|cost|size)\b|\bpercent|\bhow many\b|"
                  r"\bwhat (fraction|proportion|percentage|share|ratio|portion)\b", q):
         return "number"
-    if re.search(r"\bwhen\b|\bwhat (date|day|time|month|year)\b|\bdeadline\b|\bby which (date|day)\b", q):
+    if re.search(r"\bwhat (date|day|time|month|year)\b|\bdeadline\b|\bby which (date|day)\b", q) or _asks_when(q):
         return "date"
     if re.search(r"\bwho\b|\bwhom\b|\bwhose\b|\bwhich (person|colleague|manager|engineer|employee|member)\b", q):
         return "person"
@@ -172,6 +172,16 @@ def qtype(question: str) -> str:
                  r"customer|client|provider|agency)\b", q):
         return "name"
     return "other"
+
+
+_WH = re.compile(r"\b(?:what|which|who|whom|whose|where|why|how)\b")
+
+
+def _asks_when(q: str) -> bool:
+    """Is "when" the question's own word ("When do we meet?", "By when is it due?"), not a clause of another
+    question ("What should the caller type in first when giving their number?" asks for a what)?"""
+    m = re.search(r"\bwhen\b", q)
+    return bool(m) and not _WH.search(q[:m.start()])
 
 
 # a number that is part of a date ("June 8", "8 June") is no count or amount
@@ -377,7 +387,11 @@ def evidence_rerank(question: str, memories) -> list[float]:
     snips = snippets(views)
     best: dict[int, float] = {}
     if snips:
-        lex = Relevance(None).score(question, snips, context=contexts(snips, views))
+        # a name the recognizer misspelt ("here in" for "Heron") counts as the question's name, as in answering
+        names = names_in(question)
+        ctx = [align_names(c, names) for c in contexts(snips, views)]
+        snips = [replace(s, text=align_names(s.text, names)) for s in snips]
+        lex = Relevance(None).score(question, snips, context=ctx)
         for s, v in zip(snips, lex):
             best[s.memory_id] = max(best.get(s.memory_id, 0.0), float(v))
     return [float(v.score) + best.get(v.memory_id, 0.0) for v in views]

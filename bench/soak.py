@@ -46,7 +46,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from memory.bank import MemoryBank  # noqa: E402
-from tests.api.conftest import start_server, stop_server, wait_until  # noqa: E402
+from tests.api.conftest import start_server, stop_server  # noqa: E402
+from tests.conftest import wait_for  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 TOKEN = "soak-token"
@@ -171,7 +172,7 @@ def solo(work: str, media: str, cams: dict[str, str], seconds: float) -> dict[st
     try:
         for sid, url in cams.items():
             start_streams(api, {sid: url})
-            wait_until(lambda: streams(api)[sid]["last_t"] >= seconds + 3, seconds * 4 + 120, f"solo {sid}", 1.0)
+            wait_for(lambda: streams(api)[sid]["last_t"] >= seconds + 3, seconds * 4 + 120, f"solo {sid}", 1.0)
             api.delete(f"/v1/streams/{sid}")
             out[sid] = memories(api, sid)
             print(f"  solo {sid}: {len(out[sid])} memories", flush=True)
@@ -227,7 +228,7 @@ def soak(work: str, media: str, cams: dict[str, str], minutes: float, askers: in
     stop = threading.Event()
     try:
         start_streams(api, cams)
-        wait_until(lambda: stream_running(api, cams), 180, "the cameras to run", 1.0)
+        wait_for(lambda: stream_running(api, cams), 180, "the cameras to run", 1.0)
         t0, cpu0 = time.time(), cpu_s(proc.pid)
         threads = [threading.Thread(target=asker, args=(url, i, stop, list(cams), think, lat, fails), daemon=True)
                    for i in range(askers)]
@@ -303,7 +304,7 @@ def kill_round(bank: str, media: str, cams: dict[str, str], rng: random.Random) 
     t_up = time.time()
     try:
         start_streams(api, cams)
-        wait_until(lambda: stream_running(api, cams), 180, "the cameras to run", 0.5)
+        wait_for(lambda: stream_running(api, cams), 180, "the cameras to run", 0.5)
         time.sleep(rng.uniform(2, 20))
         counted = {sid: s["memories"] for sid, s in streams(api).items() if sid in cams}
         acked = memories(api)

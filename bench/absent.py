@@ -69,7 +69,23 @@ ABSENT_HELDOUT5 = (
      "Who repaired the church organ?", "What games are played at the fair?"])
 
 
+# held-out 6's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT6 = (
+    ["Which band played at the wedding?", "How deep is the village pond?", "Who painted the lighthouse mural?",
+     "What is the opening time of the public library?", "Which dog breed won the show?"],
+    ["How many strings does a cello have?", "What is the capital of Mongolia?", "Who invented the bicycle bell?",
+     "Which bakery sells the best rye bread?", "How tall is the cathedral spire?", "What did the fortune teller predict?",
+     "Which ferry crosses to the island?", "How much does a season pass for skiing cost?",
+     "Who sang the national anthem at the match?", "What is the recipe for pancakes?", "Which planet has rings?",
+     "How old is the oak by the river?", "Who designed the town hall?", "What colour are flamingos?",
+     "Which magician performed at the party?", "How many steps lead up to the tower?",
+     "What time does the fish market close?", "Who translated the novel?", "Which herbs grow on the balcony?",
+     "How cold does the desert get at night?", "What is written on the old gravestone?",
+     "Which pirate buried the treasure?", "How long do tortoises live?", "Who tuned the piano?",
+     "What sports are played on the beach?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3, 4 and 5 have their own."""
-    return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5}.get(
-        split, (ABSENT, ABSENT_MORE))
+    """(5 absent-topic questions, 25 more) for a split: held-out 3, 4, 5 and 6 have their own."""
+    return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
+            "heldout6": ABSENT_HELDOUT6}.get(split, (ABSENT, ABSENT_MORE))

@@ -539,14 +539,5 @@ def main(argv=None) -> int:
     return 0
 
 
-def __getattr__(name: str):  # the held-out evaluation moved to bench.styles (session 22); old imports still resolve
-    import bench.styles
-
-    try:
-        return getattr(bench.styles, name)
-    except AttributeError:
-        raise AttributeError(f"module 'bench.meeting' has no attribute {name!r}") from None
-
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,27 +16,18 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from models.asr_segments import Segment, sentence_segments, snap_to_pauses  # noqa: E402
 from models.asr_weights import default_model_path  # noqa: E402
 from models.base import ModelError, stage_threads  # noqa: E402
 
 log = logging.getLogger(__name__)
 SR = 16000
-
-
-@dataclass
-class Segment:
-    """A transcript segment in absolute media seconds."""
-
-    t0: float
-    t1: float
-    text: str
 
 
 def sanitize_audio(audio) -> tuple[np.ndarray, str]:
@@ -390,51 +381,3 @@ def _as_sentence(line: str) -> str:
     """A line of screen text as a sentence: a full stop added unless it ends in punctuation already."""
     line = line.strip()
     return line if not line or line[-1] in ".!?:;," else line + "."
-
-
-def sentence_segments(text: str, t0: float, t1: float) -> list[Segment]:
-    """One Whisper segment [t0, t1] -> one Segment per sentence (pysbd, `models.text.words.sentences`), each given
-    the share of [t0, t1] its characters take: speech runs at a fairly even pace, so a sentence is stamped within
-    about half a second of when it was said, not over the whole segment."""
-    from models.text.words import sentences
-
-    parts = sentences(text) or [text.strip()]
-    total = sum(len(x) for x in parts) or 1
-    out, t = [], float(t0)
-    for x in parts:
-        dt = (float(t1) - float(t0)) * len(x) / total
-        out.append(Segment(round(t, 3), round(t + dt, 3), x))
-        t += dt
-    return [x for x in out if x.text]
-
-
-def snap_to_pauses(parts: list[Segment], pauses: list[tuple[float, float]], reach: float = 1.5) -> list[Segment]:
-    """Consecutive sentences of one recognition window, each boundary between two of them moved onto a pause
-    (start, end in media seconds) the voice activity detector heard: the sentence before ends where the pause
-    starts, the one after starts where it ends. Whisper's segment times are often a second or more off, and a
-    sentence's share of its segment's characters (`sentence_segments`) only estimates where it ends; a speaker
-    pauses between sentences. Each pause goes to at most one boundary, nearest pairs first (the distance from a
-    boundary to a pause is 0 inside it), at most `reach` s away, in order; a boundary with no pause stays."""
-    if len(parts) < 2 or not pauses:
-        return parts
-    bounds = [(a.t1 + b.t0) / 2 for a, b in zip(parts, parts[1:])]
-    pairs = sorted((max(p[0] - x, 0.0, x - p[1]), i, j) for i, x in enumerate(bounds) for j, p in enumerate(pauses))
-    match: dict[int, int] = {}
-    for d, i, j in pairs:
-        if d > reach:
-            break
-        if i in match or any((i2 < i) != (j2 < j) or j2 == j for i2, j2 in match.items()):
-            continue
-        match[i] = j
-    edges = [[p.t0, p.t1] for p in parts]
-    for i, j in match.items():
-        edges[i][1], edges[i + 1][0] = pauses[j]
-    for k in range(len(edges)):
-        if k:
-            edges[k][0] = max(edges[k][0], edges[k - 1][1])
-        edges[k][1] = max(edges[k][1], edges[k][0])
-    return [Segment(round(a, 3), round(b, 3), p.text) for p, (a, b) in zip(parts, edges)]
-
-
-def segments_text(segments: list[Segment]) -> str:
-    return " ".join(s.text for s in segments).strip()

@@ -292,7 +292,7 @@ def test_file_windows_are_recognized_beside_the_caller(asr):
     ([(0.0, 2.0), (2.0, 2.5), (2.5, 5.0)], [(2.1, 2.4)], [(0.0, 2.1), (2.4, 2.5), (2.5, 5.0)]),
 ])
 def test_snap_to_pauses(parts, pauses, want):
-    from models.asr import snap_to_pauses
+    from models.asr_segments import snap_to_pauses
 
     got = snap_to_pauses([Segment(a, b, f"s{i}.") for i, (a, b) in enumerate(parts)], pauses)
     assert [(s.t0, s.t1) for s in got] == want

@@ -209,16 +209,16 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
     total = len(secs) + (1 if llm is not None and use_llm_overview else 0)  # the reduce (overview) is one unit
     mn = Minutes(title, mems[0].t0, max(m.t1 for m in mems))
     all_timed = [_timed_sentences(items) for _, items in secs]
-    info = _Informative([s for tl in all_timed for s, _, _ in tl] or ["."])
+    said = [s for tl in all_timed for s, _, _ in tl]
+    info = _Informative(said or ["."])
     sec_df = Counter()
     for tl in all_timed:
         sec_df.update({stem([w])[0] for s, _, _ in tl for w in content(s)})
     names = _names(secs)
-    things = owners.things_in([s for tl in all_timed for s, _, _ in tl] + [ln for _, items in secs for it in items
-                                                                         for ln in it.ocr])
+    texts = said + [ln for _, items in secs for it in items for ln in it.ocr]  # every sentence and screen line
+    things = owners.things_in(texts)
     if embedder is not None:
-        acts.prepare([s for tl in all_timed for s, _, _ in tl] + [ln for _, items in secs for it in items
-                                                                  for ln in it.ocr], embedder)
+        acts.prepare(texts, embedder)
     rejected = 0
     seen_actions: set[tuple] = set()
     seen_dec: set[str] = set()

@@ -126,7 +126,8 @@ _RULES: list[tuple[str, Callable]] = [
     (r"\b(?:at|in|near|toward|towards|by)\s+the\s+(?:very\s+)?(?:end|close|finish)\b|\bat the last moment\b|"
      r"\blate in the\b|\bin the closing\b", lambda m, d: (max(0.0, d - max(60.0, 0.15 * d)), d)),
     (r"\b(?:in|around)\s+the\s+middle\b|\bhalfway\b", lambda m, d: (0.35 * d, 0.65 * d)),
-    (r"\b(?:just now|a moment ago|recently|right now|just happened)\b",
+    (r"\b(?:just now|a moment ago|recently|right now|just happened)\b|"
+     r"^\s*what(?:'s|\s+is|\s+are)\s+(?:happening|going on)(?:\s+(?:now|here|there))?\s*[?.!]*\s*$",
      lambda m, d: (max(0.0, d - 60.0), d)),
 ]
 

@@ -194,6 +194,7 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     Raises AskError when the bank cannot be searched this way."""
     from memory.retrieval import retrieve
 
+    from .answer.recap import pick_moments, recap_kind
     from .assistant import evidence_rerank
 
     if not question and image is None:
@@ -220,6 +221,7 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
                        f"ingested with{hint}")
     windows = ({None: t_range} if t_range is not None else
                (time_windows(question, bank, streams, now=until) if question else {}))
+    phrased = bool(windows)  # a window the caller or the question named (not only `until`)
     # a pool of candidates for the evidence rerank, only where there is text evidence to rerank by
     pool = max(4 * k, 32) if question and any(sp.startswith("text:") for sp in spaces) else k
     if until is not None:
@@ -228,6 +230,16 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
         until = float(until)
         windows = {s: (w[0], min(w[1], until)) for s, w in windows.items()} or {None: (float("-inf"), until)}
         pool += sum(1 for m in bank.list(t_range=(until, until)) if not streams or m.stream in streams)
+    kind = recap_kind(question) if phrased and image is None else None
+    if kind:
+        # an open question about a window ("what happened in the last minute?"): the window's moments, spread
+        # over it in time order, not the k most similar to words that name nothing
+        memories = [m for s, w in windows.items() for m in bank.list(stream=s, t_range=w)
+                    if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
+        memories = pick_moments(memories, k, kind)
+        for i, m in enumerate(memories):
+            m.rank = i
+        return memories
     if not windows:
         memories = retrieve(bank, usable, text=question or None, k=pool, streams=streams)
     elif None in windows:

@@ -26,6 +26,7 @@ from models.text.words import align_names, stand_in, words, write_in
 
 from .check import check_llm_sentence
 from .llm import default_llm
+from .recap import recap_kind, recap_text
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +304,10 @@ class LiteAnswerer:
                usage: Optional[Usage] = None) -> Iterator[str]:
         tr = self.last = AnswerTrace()
         usage = usage if usage is not None else Usage()
+        kind = recap_kind(question)
+        if kind:  # "what happened in the last minute?": the window moment by moment, not one extracted line
+            yield recap_text(memories, kind)
+            return
         ranked = self.rank(question, memories)
         tr.ranked = ranked
         best = ranked[0] if ranked else None

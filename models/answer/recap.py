@@ -4,8 +4,8 @@ line "answers" them; extracting one would refuse or pick a random sentence.
 
     recap_kind("What was said in the last minute?")        -> "said"
     recap_kind("What did Maria say in the last minute?")   -> None   (a fact about Maria: the normal path)
-    pick_moments(memories, k=8)                            -> up to k memories of the window, time order, one per
-                                                              stretch of the same evidence, spread over the window
+    pick_moments(memories, k=5, kind="said")               -> the memories of the window that tell the most of it,
+                                                              in time order
     recap_text(views, "said")                              -> "[00:01:02–00:01:10] Said: “…”\n…"
 
 Pure functions over memories / MemoryViews (t0, t1, evidence {"asr", "ocr", "tags"}); the ask path decides when to
@@ -50,34 +50,65 @@ def recap_kind(question: str) -> Optional[str]:
     return kinds[0] if len(kinds) == 1 else "all"
 
 
-def _signature(memory) -> tuple:
+def _units(memory, kind: str) -> set:
+    """What a memory tells of the asked kind: its sentences, its screen's first line, its tags."""
     ev = getattr(memory, "evidence", None) or {}
-    return (tuple(sentences(ev.get("asr", ""))), tuple(ocr_lines(ev.get("ocr", ""))[:1]), ev.get("tags", ""))
+    out: set = set()
+    if kind in ("said", "all"):
+        out |= {("said", s.lower()) for s in _said(ev)}
+    if kind in ("shown", "all"):
+        out |= {("shown", x) for x in _screen(ev)[:1]}
+    if ev.get("tags") and (kind == "seen" or (kind == "all" and not out)):
+        out.add(("seen", ev["tags"]))
+    return out
 
 
-def pick_moments(memories: Sequence, k: int = 8) -> list:
-    """Memories of one window (any order) -> up to k of them in time order: the first of each run of memories
-    whose evidence says the same, spread evenly over the window when there are more runs than k (memories with
-    any evidence first)."""
+_BULLET = re.compile(r"^[\s·•*-]+")
+
+
+def _screen(ev: dict) -> list[str]:
+    """The screen's lines without bullets (first line: its title)."""
+    return [_BULLET.sub("", x) for x in ocr_lines(ev.get("ocr", "")) if re.search(r"[A-Za-z0-9]", x)]
+
+
+def _said(ev: dict) -> list[str]:
+    return [_BULLET.sub("", s) for s in sentences(ev.get("asr", "")) if re.search(r"[A-Za-z0-9]", s)]
+
+
+def pick_moments(memories: Sequence, k: int = 5, kind: str = "all") -> list:
+    """Memories of one window (any order) -> the few that tell the most of it, in time order: greedily the one
+    adding the most sentences / screens / tags (of the asked kind) not yet told, the farthest from those already
+    chosen on a tie, up to max(k, 12); when fewer
+    than k tell anything new, the rest are spread evenly over the window (a model reading the clips themselves
+    still sees the whole stretch)."""
     ms = sorted(memories, key=lambda m: (m.stream, m.t0))
-    runs, last = [], None
-    for m in ms:
-        sig = (m.stream, _signature(m))
-        if sig != last:
-            runs.append(m)
-        last = sig
-    if len(runs) <= k:
-        return runs
-    told = [m for m in runs if any(getattr(m, "evidence", None) or {})] or runs
-    if len(told) < k:
-        keep = set(map(id, told))
-        told += _spread([m for m in runs if id(m) not in keep], k - len(told))
-        return sorted(told, key=lambda m: (m.stream, m.t0))
-    return _spread(told, k)
+    units = [_units(m, kind) for m in ms]
+    mid = [(m.t0 + m.t1) / 2 for m in ms]
+    centre = (min(mid) + max(mid)) / 2 if ms else 0.0
+    told: set = set()
+    chosen: list[int] = []
+
+    def key(i: int) -> tuple:  # most new things told; then farthest from the moments chosen (first: the centre)
+        away = min(abs(mid[i] - mid[j]) for j in chosen) if chosen else -abs(mid[i] - centre)
+        return len(units[i] - told), away, -i
+
+    while len(chosen) < max(k, 12):
+        left = [i for i in range(len(ms)) if i not in chosen]
+        best = max(left, key=key, default=None)
+        if best is None or not units[best] - told:
+            break
+        chosen.append(best)
+        told |= units[best]
+    if len(chosen) < k:
+        rest = [i for i in range(len(ms)) if i not in chosen]
+        chosen += _spread(rest, min(k - len(chosen), len(rest)))
+    return [ms[i] for i in sorted(chosen)]
 
 
 def _spread(items: Sequence, k: int) -> list:
     """k of the items, evenly spaced, each the middle of its share (k=1 of a window: its middle)."""
+    if k <= 0:
+        return []
     step = len(items) / k
     return [items[int((i + 0.5) * step)] for i in range(k)]
 
@@ -92,12 +123,12 @@ def recap_lines(views: Sequence, kind: str = "all") -> list[str]:
         ev = v.evidence or {}
         parts = []
         if kind in ("said", "all"):
-            new = [s for s in sentences(ev.get("asr", "")) if s.lower() not in said_before]
+            new = [s for s in _said(ev) if s.lower() not in said_before]
             said_before.update(s.lower() for s in new)
             if new:
                 parts.append("Said: “" + " ".join(new) + "”")
         if kind in ("shown", "all"):
-            lines = ocr_lines(ev.get("ocr", ""))
+            lines = _screen(ev)
             if lines and lines[0] != screen_before:
                 screen_before = lines[0]
                 parts.append("On screen: “" + " · ".join(lines[:4]) + "”")

@@ -35,22 +35,27 @@ def _m(t0, asr="", ocr="", tags="", stream="cam"):
     return SimpleNamespace(stream=stream, t0=float(t0), t1=float(t0) + 2.0, evidence=ev)
 
 
-def test_pick_moments_keeps_one_per_run_of_the_same_evidence_in_time_order():
+def test_pick_moments_keeps_the_moments_that_tell_something_new_in_time_order():
     ms = [_m(4, "We moved the launch."), _m(0, "Hello all."), _m(2, "Hello all."), _m(6, "We moved the launch."),
           _m(8, ocr="Budget Review\nTotal: 4 million")]
-    got = pick_moments(ms, k=8)
-    assert [m.t0 for m in got] == [0.0, 4.0, 8.0]
+    assert [m.t0 for m in pick_moments(ms, k=3)] == [0.0, 4.0, 8.0]
+    # "said" leaves the screen out: two moments tell everything said
+    assert [m.t0 for m in pick_moments(ms, k=1, kind="said")] in ([0.0, 4.0], [2.0, 4.0], [0.0, 6.0], [2.0, 6.0])
 
 
-def test_pick_moments_spreads_over_the_window_and_k1_is_its_middle():
-    ms = [_m(t, f"sentence number {t}.") for t in range(0, 40, 2)]
-    got = pick_moments(ms, k=4)
-    assert [m.t0 for m in got] == sorted(m.t0 for m in got) and len(got) == 4
-    assert got[0].t0 < 10 and got[-1].t0 >= 30
-    assert [m.t0 for m in pick_moments(ms[:3], k=1)] == [2.0]
+def test_pick_moments_spreads_over_the_window():
+    ms = [_m(t, f"Sentence number {t}.") for t in range(0, 60, 2)]
+    got = pick_moments(ms, k=5)
+    ts = [m.t0 for m in got]
+    assert ts == sorted(ts) and len(got) == 12  # at most max(k, 12) moments
+    assert ts[0] <= 6 and ts[-1] >= 52 and max(b - a for a, b in zip(ts, ts[1:])) <= 8
+    # clips that tell nothing (a silent camera): spread evenly for a model that reads the clips, k=1 the middle
+    quiet = [_m(t) for t in range(0, 60, 2)]
+    assert [m.t0 for m in pick_moments(quiet, k=1)] == [30.0]
+    assert len(pick_moments(quiet, k=4)) == 4
     # memories with evidence come before empty ones
     mixed = [_m(0), _m(2, "The door opened."), _m(4), _m(6)]
-    assert pick_moments(mixed, k=1)[0].t0 == 2.0
+    assert [m.t0 for m in pick_moments(mixed, k=1)] == [2.0]
 
 
 def test_recap_text_says_each_sentence_once_and_each_screen_change():
@@ -71,3 +76,71 @@ def test_recap_text_says_each_sentence_once_and_each_screen_change():
     assert [x.split("]")[0] + "]" for x in shown] == ["[00:01:02–00:01:04]", "[00:01:06–00:01:08]"]
     assert "website" in recap_text(views, "seen")
     assert recap_text([_m(0)], "said") == "In that stretch nothing was said that I recorded."
+
+
+# ---------------------------------------------------------------- through the one ask path (real FAISS + SQLite)
+@pytest.fixture(scope="module")
+def meeting_bank(tmp_path_factory):
+    """A 3-minute meeting: one sentence per 20-s clip, a slide every minute, in a real bank with MiniLM keys."""
+    from memory.bank import MemoryBank
+    from models.text_embed import TextEmbedder
+
+    emb = TextEmbedder()
+    bank = MemoryBank(str(tmp_path_factory.mktemp("recap") / "bank"))
+    said = ["Welcome everyone to the review.", "The Osprey budget is twelve million.", "Maria will call the vendor.",
+            "We moved the Osprey launch to June.", "The warehouse in Leeds is full.", "Tom asked about the audit.",
+            "The audit starts on Monday.", "Priya owns the hiring plan.", "That is all for today."]
+    slides = {0: "Osprey Budget\nTotal: 12 million", 3: "Warehouse Capacity\nLeeds: full", 6: "Audit Plan\nStart: Monday"}
+    for i, text in enumerate(said):
+        ev = {"asr": text, **({"ocr": slides[i]} if i in slides else {})}
+        bank.add(stream="meeting", t0=20.0 * i, t1=20.0 * i + 20, wall=0.0, carrier=None,
+                 keys={f"text:{emb.space}": emb.encode([text + " " + ev.get("ocr", "")])[0]}, evidence=ev)
+    yield bank, emb, said
+    bank.close()
+
+
+def _lite(emb):
+    from models.answer.lite import LiteAnswerer
+    from models.registry import Profile
+
+    return Profile(name="lite", encoder=None, answerer=LiteAnswerer(llm=None, embedder=emb), text_embedder=emb)
+
+
+def test_what_happened_in_the_last_minute_recaps_exactly_that_minute(meeting_bank):
+    from models.ask import ask
+
+    bank, emb, said = meeting_bank
+    answer, cites = ask(bank, _lite(emb), "What happened in the last minute?", k=5)
+    text = "".join(answer)
+    assert answer.answered and text.startswith("Between 00:02:00 and 00:03:00:"), text
+    for s in said[6:]:
+        assert s in text, (s, text)
+    assert not any(s in text for s in said[:6]), text
+    assert "Audit Plan" in text  # the slide shown in that minute
+    assert [c["start"] for c in cites] == [120.0, 140.0, 160.0]
+
+
+def test_what_was_on_screen_and_what_was_said_between_two_times(meeting_bank):
+    from models.ask import ask
+
+    bank, emb, said = meeting_bank
+    answer, cites = ask(bank, _lite(emb), "What was on the screen between 0:50 and 2:10?", k=5)
+    text = "".join(answer)
+    assert "Warehouse Capacity" in text and "Audit Plan" in text and "Osprey Budget" not in text, text
+    assert not any(s in text for s in said), text  # the screen only
+    answer, cites = ask(bank, _lite(emb), "What was discussed between 1:00 and 1:40?", k=5)
+    text = "".join(answer)
+    assert said[3] in text and said[4] in text and said[2] not in text and said[5] not in text, text
+    assert all(60.0 <= c["start"] < 100.0 for c in cites), cites
+
+
+def test_a_question_about_something_keeps_the_extractive_path(meeting_bank):
+    from models.ask import ask
+
+    bank, emb, _ = meeting_bank
+    answer, _ = ask(bank, _lite(emb), "When is the Osprey launch?", k=5)
+    text = "".join(answer)
+    assert "June" in text and not text.startswith("Between"), text
+    answer, _ = ask(bank, _lite(emb), "Who will call the vendor in the first minute?", k=5)
+    text = "".join(answer)
+    assert "Maria" in text and not text.startswith("Between"), text

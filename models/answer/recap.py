@@ -6,7 +6,7 @@ line "answers" them; extracting one would refuse or pick a random sentence.
     recap_kind("What did Maria say in the last minute?")   -> None   (a fact about Maria: the normal path)
     pick_moments(memories, k=5, kind="said")               -> the memories of the window that tell the most of it,
                                                               in time order
-    recap_text(views, "said")                              -> "[00:01:02–00:01:10] Said: “…”\n…"
+    recap_text(views, "said")                              -> "Between 00:01:00 and 00:02:00:\n- [00:01:02–00:01:10] Said: “…”\n…"
 
 Pure functions over memories / MemoryViews (t0, t1, evidence {"asr", "ocr", "tags"}); the ask path decides when to
 use them (models/ask.py: a time window and an open question).
@@ -147,4 +147,4 @@ def recap_text(views: Sequence, kind: str = "all") -> str:
                 "seen": "nothing was recognised"}.get(kind, "nothing was said, shown or recognised")
         return f"In that stretch {what} that I recorded."
     t0, t1 = min(v.t0 for v in views), max(v.t1 for v in views)
-    return f"Between {fmt_ts(t0)} and {fmt_ts(t1)}:\n" + "\n".join(lines)
+    return f"Between {fmt_ts(t0)} and {fmt_ts(t1)}:\n" + "\n".join("- " + x for x in lines)  # a Markdown list

@@ -194,7 +194,7 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     Raises AskError when the bank cannot be searched this way."""
     from memory.retrieval import retrieve
 
-    from .answer.recap import pick_moments, recap_kind
+    from .answer.recap import pick_moments, recap_kind, recap_topic
     from .assistant import evidence_rerank
 
     if not question and image is None:
@@ -219,6 +219,8 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
         raise AskError(f"this bank cannot be searched with this query (the bank's key spaces: {', '.join(spaces)}; "
                        f"this query's: {mine}); query by an example image, or use the model the bank was "
                        f"ingested with{hint}")
+    if question and image is None and recap_topic(question):
+        k = max(k, 12)  # "what did they say about X?": every moment that names X, not only the best five
     windows = ({None: t_range} if t_range is not None else
                (time_windows(question, bank, streams, now=until) if question else {}))
     phrased = bool(windows)  # a window the caller or the question named (not only `until`)

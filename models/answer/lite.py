@@ -26,7 +26,7 @@ from models.text.words import align_names, stand_in, words, write_in
 
 from .check import check_llm_sentence
 from .llm import default_llm
-from .recap import recap_kind, recap_text
+from .recap import recap_kind, recap_text, recap_topic
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,9 @@ class LiteAnswerer:
         ctx = [align_names(c, names) for c in contexts(snips, memories)]
         for s in snips:
             s.heard = align_names(s.text, names)
-        forms = (self.stand_ins(names, [s.heard for s in snips] + ctx, [s.heard for s in snips if s.kind == "said"])
-                 if self.use_stand_ins else {})
+        shown = [s.text for s in snips if s.kind == "slide"] + [(m.evidence or {}).get("screen") or "" for m in memories]
+        forms = (self.stand_ins(names, [s.heard for s in snips] + ctx, [s.heard for s in snips if s.kind == "said"],
+                                shown) if self.use_stand_ins else {})
         if forms:
             ctx = [write_in(c, forms) for c in ctx]
             for s in snips:
@@ -212,17 +213,19 @@ class LiteAnswerer:
         return fit >= 1.0 if fully else fit > 0
 
     @staticmethod
-    def stand_ins(names, texts: Sequence[str], said: Sequence[str]) -> dict[str, str]:
+    def stand_ins(names, texts: Sequence[str], said: Sequence[str], shown: Sequence[str] = ()) -> dict[str, str]:
         """{heard word: name} for each name of the question that no evidence (`texts`) holds, even misspelt, but
         that a capitalized word of the transcript (`said`) may stand for (`models.text.words.stand_in`: "Emery"
         for "Everest"; a slide's title capitalizes every word, a transcript only what the recognizer took for a
-        name); the answer is still checked for what it says (`predicate`, `answers`) as for any line."""
+        name), is the topic of its line and is not on screen (`shown`: slide text is read, not heard); the answer
+        is still checked for what it says (`predicate`, `answers`) as for any line."""
         have = set(words(" ".join(texts)))
+        on_screen = set(words(" ".join(shown)))
         text = "\n".join(said)
         forms = {}
         for n in sorted(names):
             if n not in have:
-                w = stand_in(n, text, taken=names)
+                w = stand_in(n, text, taken=names, shown=on_screen)
                 if w and w not in forms:
                     forms[w] = n
         return forms
@@ -304,9 +307,13 @@ class LiteAnswerer:
                usage: Optional[Usage] = None) -> Iterator[str]:
         tr = self.last = AnswerTrace()
         usage = usage if usage is not None else Usage()
+        topic = recap_topic(question)
+        recap = recap_text(memories, *topic) if topic else ""  # "what did they say about X?": what names X
         kind = recap_kind(question)
-        if kind:  # "what happened in the last minute?": the window moment by moment, not one extracted line
-            yield recap_text(memories, kind)
+        if kind and not recap:  # "what happened in the last minute?": the window moment by moment
+            recap = recap_text(memories, kind)
+        if recap:
+            yield recap
             return
         ranked = self.rank(question, memories)
         tr.ranked = ranked

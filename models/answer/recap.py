@@ -17,7 +17,7 @@ import re
 from typing import Optional, Sequence
 
 from models.text.timephrase import fmt_span, fmt_ts, split_time_filter
-from models.text.words import content, ocr_lines, sentences, words
+from models.text.words import content, ocr_lines, sentences, sounds_like, stems, words
 
 # what a question may hold besides its time phrase and still ask for "everything in that window"
 _SAID = {"say", "said", "saying", "says", "talk", "talked", "talking", "discuss", "discussed", "discussing",
@@ -32,7 +32,12 @@ _ANY = {"happen", "happened", "happening", "happens", "going", "go", "goes", "we
         "something", "stuff", "notable", "important", "main", "key", "points", "topics", "topic", "covered",
         "cover", "new", "change", "changed", "changes", "meeting", "video", "recording", "stream", "clip", "moment",
         "moments", "time", "people", "person", "someone", "anyone", "did", "do", "does", "doing", "done", "just",
-        "now", "recently", "update", "updates", "status", "events", "event", "activity"}
+        "now", "recently", "update", "updates", "status", "events", "event", "activity", "know", "known", "learn",
+        "learned", "everything", "all"}
+
+# "... about the Osprey launch?": an open question about one subject
+_ABOUT = re.compile(r"\b(?:about|regarding|concerning|on the subject of|with regard to)\s+(?:the\s+)?(.+?)\s*[?.!]*\s*$",
+                    re.I)
 
 
 def recap_kind(question: str) -> Optional[str]:
@@ -48,6 +53,28 @@ def recap_kind(question: str) -> Optional[str]:
         return None
     kinds = [k for k, vocab in (("said", _SAID), ("shown", _SHOWN), ("seen", _SEEN)) if terms & vocab]
     return kinds[0] if len(kinds) == 1 else "all"
+
+
+def recap_topic(question: str) -> Optional[tuple[str, str]]:
+    """(kind, subject) for "What did they say about the Osprey launch?", "Tell me everything about Bluebell",
+    "What was shown regarding the budget?": a recap of what was said / shown about one subject, not one fact.
+    None for other questions ("What is the Osprey budget?", "What did Maria say about the budget?": Maria is a
+    subject of her own, so that one is a question about her)."""
+    rest, _ = split_time_filter(question or "", 1e9)
+    m = _ABOUT.search(rest)
+    if not m or not content(m.group(1)):
+        return None
+    kind = recap_kind(rest[:m.start()].strip() + "?")
+    return (kind, m.group(1)) if kind else None
+
+
+def _mentions(text: str, subject: set, names: set) -> bool:
+    """Does text name the subject: one of its content stems, or a word that sounds like one of its names (a
+    recognizer's spelling of a name it did not know)?"""
+    if subject & stems(text):
+        return True
+    ws = words(text)
+    return any(sounds_like(n, w) for n in names for w in ws)
 
 
 def _units(memory, kind: str) -> set:
@@ -113,9 +140,12 @@ def _spread(items: Sequence, k: int) -> list:
     return [items[int((i + 0.5) * step)] for i in range(k)]
 
 
-def recap_lines(views: Sequence, kind: str = "all") -> list[str]:
+def recap_lines(views: Sequence, kind: str = "all", subject: str = "") -> list[str]:
     """One line per moment that adds something: the sentences not said in an earlier moment, a slide or screen
-    whose first line changed, tags when the question asks what was seen (or nothing else is known)."""
+    whose first line changed, tags when the question asks what was seen (or nothing else is known). With a
+    subject, only the sentences and screen lines that name it (a screen whose title names it: its first lines)."""
+    keys = stems(subject) if subject else set()
+    names = {w.lower() for w in re.findall(r"\b[A-Z][a-z]{3,}\b", subject)}
     said_before: set = set()
     screen_before = None
     out = []
@@ -123,28 +153,36 @@ def recap_lines(views: Sequence, kind: str = "all") -> list[str]:
         ev = v.evidence or {}
         parts = []
         if kind in ("said", "all"):
-            new = [s for s in _said(ev) if s.lower() not in said_before]
+            new = [s for s in _said(ev) if s.lower() not in said_before
+                   and (not subject or _mentions(s, keys, names))]
             said_before.update(s.lower() for s in new)
             if new:
                 parts.append("Said: “" + " ".join(new) + "”")
         if kind in ("shown", "all"):
             lines = _screen(ev)
+            if lines and subject and not _mentions(lines[0], keys, names):
+                lines = [x for x in lines[1:] if _mentions(x, keys, names)]
             if lines and lines[0] != screen_before:
                 screen_before = lines[0]
                 parts.append("On screen: “" + " · ".join(lines[:4]) + "”")
-        if ev.get("tags") and (kind == "seen" or (kind == "all" and not parts)):
+        if ev.get("tags") and not subject and (kind == "seen" or (kind == "all" and not parts)):
             parts.append(f"Looks like: {ev['tags']}")
         if parts:
             out.append(f"{fmt_span(v.t0, v.t1)} " + " ".join(parts))
     return out
 
 
-def recap_text(views: Sequence, kind: str = "all") -> str:
-    """The answer to an open question about a window: what was said / shown / seen, moment by moment."""
-    lines = recap_lines(views, kind)
+def recap_text(views: Sequence, kind: str = "all", subject: str = "") -> str:
+    """The answer to an open question about a window or a subject: what was said / shown / seen, moment by
+    moment. "" when a subject is named nowhere in the views (the caller answers as for any question: a refusal)."""
+    lines = recap_lines(views, kind, subject)
+    if not lines and subject:
+        return ""
     if not lines:
         what = {"said": "nothing was said", "shown": "no screen text was read",
                 "seen": "nothing was recognised"}.get(kind, "nothing was said, shown or recognised")
         return f"In that stretch {what} that I recorded."
+    if subject:
+        return f"About {subject.rstrip('?.! ')}:\n" + "\n".join("- " + x for x in lines)
     t0, t1 = min(v.t0 for v in views), max(v.t1 for v in views)
     return f"Between {fmt_ts(t0)} and {fmt_ts(t1)}:\n" + "\n".join("- " + x for x in lines)  # a Markdown list

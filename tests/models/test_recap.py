@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from models.answer.recap import pick_moments, recap_kind, recap_lines, recap_text
+from models.answer.recap import pick_moments, recap_kind, recap_lines, recap_text, recap_topic
 
 
 @pytest.mark.parametrize("question,kind", [
@@ -28,6 +28,19 @@ from models.answer.recap import pick_moments, recap_kind, recap_lines, recap_tex
 ])
 def test_recap_kind(question, kind):
     assert recap_kind(question) == kind
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("What did they say about Rampart?", ("said", "Rampart")),
+    ("Tell me everything about Bluebell.", ("all", "Bluebell")),
+    ("What was shown regarding the budget?", ("shown", "budget")),
+    ("What do we know about the Osprey launch?", ("all", "Osprey launch")),
+    ("What did Maria say about the budget?", None),  # a question about Maria
+    ("What is the Osprey budget?", None),
+    ("How do you feel about Rampart?", None),
+])
+def test_recap_topic(question, expected):
+    assert recap_topic(question) == expected
 
 
 def _m(t0, asr="", ocr="", tags="", stream="cam"):
@@ -144,3 +157,20 @@ def test_a_question_about_something_keeps_the_extractive_path(meeting_bank):
     answer, _ = ask(bank, _lite(emb), "Who will call the vendor in the first minute?", k=5)
     text = "".join(answer)
     assert "Maria" in text and not text.startswith("Between"), text
+
+
+def test_what_was_said_about_a_subject_lists_every_line_that_names_it(meeting_bank):
+    from models.answer.lite import NOT_FOUND
+    from models.ask import ask
+
+    bank, emb, said = meeting_bank
+    answer, cites = ask(bank, _lite(emb), "What was said about the audit?", k=5)
+    text = "".join(answer)
+    assert text.startswith("About audit:") and said[5] in text and said[6] in text, text
+    assert not any(s in text for i, s in enumerate(said) if i not in (5, 6)), text
+    answer, _ = ask(bank, _lite(emb), "What do we know about the Osprey launch?", k=5)
+    text = "".join(answer)
+    assert said[1] in text and said[3] in text and "Osprey Budget" in text, text
+    # a subject nobody named is refused as any absent topic is
+    answer, _ = ask(bank, _lite(emb), "What did they say about the wedding band?", k=5)
+    assert "".join(answer).startswith(NOT_FOUND)

@@ -20,6 +20,19 @@ def support(sentence: str, source: str) -> float:
     return len(bw & set(stem(content(digits(source))))) / len(bw)
 
 
+# words an answer may use to report evidence without stating anything new
+_REPORTING = set(stem(["according", "note", "notes", "mention", "mentioned", "state", "stated", "discuss", "discussed",
+                       "said", "say", "says", "meeting", "speaker", "moment", "recording", "video", "screen", "slide",
+                       "shown", "answer", "asked", "question", "correct", "person", "people", "responsible"]))
+
+
+def invented(sentence: str, source: str) -> list[str]:
+    """The sentence's content words (stems) that the source does not hold, reporting words aside: a small model
+    padding a faithful answer with "during a recent hackathon event" invents three."""
+    have = set(stem(content(digits(source))))
+    return [w for w in dict.fromkeys(stem(content(digits(sentence)))) if w not in have and w not in _REPORTING]
+
+
 def key_terms(question: str, sentence: str) -> list[str]:
     """Tokens of a sentence that would answer the question: numbers, months/days and capitalized words that are
     not already in the question."""
@@ -77,6 +90,9 @@ def check_llm_sentence(sentence: str, question: str, best: Snippet, notes_text: 
         return "the LLM said it does not know although the evidence answers it"
     if support(sentence, notes_text + " " + question) < 0.6:
         return "the LLM's sentence is mostly words that no evidence says"
+    extra = invented(sentence, notes_text + " " + question)
+    if len(extra) > 1:
+        return f"the LLM added {', '.join(extra[:3])!r}, which no evidence says"
     loose = unsupported_terms(sentence, notes_text, question)
     if loose:
         return f"the LLM stated {', '.join(loose[:3])!r}, which no evidence says"

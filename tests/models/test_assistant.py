@@ -156,6 +156,8 @@ NOTES = [MemoryView(1, "s", 60, 62, 0.9, evidence={"ocr": "Tiger Operations\nEng
     ("The team lead for the Tiger project is the Tiger Operations lead.", None, True),
     # a small model looping
     ("The team lead for the Tiger project is Maria, the team lead for the team lead for the Tiger.", None, True),
+    # the right fact padded with lower-case words no evidence says (names and numbers alone were checked before)
+    ("The team lead for the Tiger project is Maria after a recent hackathon event.", None, True),
 ])
 def test_llm_sentences_are_checked_against_the_evidence(reply, kept, fallback):
     fake = FakeLLM(reply)

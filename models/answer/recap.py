@@ -55,16 +55,35 @@ def recap_kind(question: str) -> Optional[str]:
     return kinds[0] if len(kinds) == 1 else "all"
 
 
+# "When was Rampart discussed?": the moments that name it are the answer
+_WHEN_NAMED = re.compile(r"^\s*when\s+(?:was|were|is|are|did|has|have)\s+(?:the\s+)?(.+?)\s+(?:first\s+|last\s+)?"
+                         r"(discussed|mentioned|shown|brought up|talked about|raised|covered|presented|named|"
+                         r"said|displayed|on screen)\s*[?.!]*\s*$", re.I)
+
+
+def _head_kind(head: str) -> Optional[str]:
+    """The record a question's head asks for: "What did they say" -> said; "When did they talk" -> said."""
+    if re.match(r"\s*when\b", head, re.I):
+        ws = set(words(head))
+        if set(content(head)) - (_SAID | _SHOWN | _SEEN | _ANY | {"when"}):
+            return None  # "When did Maria talk about ...": a question about Maria
+        return "said" if ws & _SAID else "shown" if ws & _SHOWN else "all"
+    return recap_kind(head.strip() + "?")
+
+
 def recap_topic(question: str) -> Optional[tuple[str, str]]:
     """(kind, subject) for "What did they say about the Osprey launch?", "Tell me everything about Bluebell",
-    "What was shown regarding the budget?": a recap of what was said / shown about one subject, not one fact.
+    "What was shown regarding the budget?", "When was Rampart discussed?", "When did they talk about Rampart?": a recap of what was said / shown about one subject, not one fact.
     None for other questions ("What is the Osprey budget?", "What did Maria say about the budget?": Maria is a
     subject of her own, so that one is a question about her)."""
     rest, _ = split_time_filter(question or "", 1e9)
+    m = _WHEN_NAMED.match(rest)
+    if m and content(m.group(1)):
+        return _head_kind("when " + m.group(2)), m.group(1)
     m = _ABOUT.search(rest)
     if not m or not content(m.group(1)):
         return None
-    kind = recap_kind(rest[:m.start()].strip() + "?")
+    kind = _head_kind(rest[:m.start()])
     return (kind, m.group(1)) if kind else None
 
 

@@ -38,6 +38,12 @@ def test_recap_kind(question, kind):
     ("What did Maria say about the budget?", None),  # a question about Maria
     ("What is the Osprey budget?", None),
     ("How do you feel about Rampart?", None),
+    ("When did the meeting talk about Rampart?", ("said", "Rampart")),
+    ("When was Bluebell discussed?", ("said", "Bluebell")),
+    ("When was the budget shown?", ("shown", "budget")),
+    ("When did Maria talk about the budget?", None),
+    ("When is the Snowdrop deadline?", None),
+    ("When was the Osprey launch moved?", None),
 ])
 def test_recap_topic(question, expected):
     assert recap_topic(question) == expected
@@ -171,6 +177,9 @@ def test_what_was_said_about_a_subject_lists_every_line_that_names_it(meeting_ba
     answer, _ = ask(bank, _lite(emb), "What do we know about the Osprey launch?", k=5)
     text = "".join(answer)
     assert said[1] in text and said[3] in text and "Osprey Budget" in text, text
+    answer, _ = ask(bank, _lite(emb), "When was the audit discussed?", k=5)
+    text = "".join(answer)
+    assert "[00:01:40–00:02:00]" in text and "[00:02:00–00:02:20]" in text and said[6] in text, text
     # a subject nobody named is refused as any absent topic is
     answer, _ = ask(bank, _lite(emb), "What did they say about the wedding band?", k=5)
     assert "".join(answer).startswith(NOT_FOUND)

@@ -194,6 +194,7 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     Raises AskError when the bank cannot be searched this way."""
     from memory.retrieval import retrieve
 
+    from .answer.deck import deck_moments, deck_question
     from .answer.recap import pick_moments, recap_kind, recap_topic
     from .assistant import evidence_rerank
 
@@ -232,6 +233,16 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
         until = float(until)
         windows = {s: (w[0], min(w[1], until)) for s, w in windows.items()} or {None: (float("-inf"), until)}
         pool += sum(1 for m in bank.list(t_range=(until, until)) if not streams or m.stream in streams)
+    deck = deck_question(question) if question and image is None else None
+    if deck:
+        # "what was the last slide?": the first memory of each slide (of the window, if one was named)
+        memories = [m for s, w in (windows or {None: None}).items() for m in bank.list(stream=s, t_range=w)
+                    if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
+        memories = deck_moments(memories)
+        if memories:
+            for i, m in enumerate(memories):
+                m.rank = i
+            return memories
     kind = recap_kind(question) if phrased and image is None else None
     if kind:
         # an open question about a window ("what happened in the last minute?"): the window's moments, spread

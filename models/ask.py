@@ -233,26 +233,18 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
         until = float(until)
         windows = {s: (w[0], min(w[1], until)) for s, w in windows.items()} or {None: (float("-inf"), until)}
         pool += sum(1 for m in bank.list(t_range=(until, until)) if not streams or m.stream in streams)
+    # questions that a whole stretch answers, not its k most similar memories: the slide sequence ("what was the
+    # last slide?") and an open question about a named window ("what happened in the last minute?")
     deck = deck_question(question) if question and image is None else None
-    if deck:
-        # "what was the last slide?": the first memory of each slide (of the window, if one was named)
-        memories = [m for s, w in (windows or {None: None}).items() for m in bank.list(stream=s, t_range=w)
-                    if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
-        memories = deck_moments(memories)
-        if memories:
+    kind = recap_kind(question) if phrased and image is None and not deck else None
+    if deck or kind:
+        listed = [m for s, w in (windows or {None: None}).items() for m in bank.list(stream=s, t_range=w)
+                  if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
+        memories = deck_moments(listed) if deck else pick_moments(listed, k, kind)
+        if memories or kind:
             for i, m in enumerate(memories):
                 m.rank = i
             return memories
-    kind = recap_kind(question) if phrased and image is None else None
-    if kind:
-        # an open question about a window ("what happened in the last minute?"): the window's moments, spread
-        # over it in time order, not the k most similar to words that name nothing
-        memories = [m for s, w in windows.items() for m in bank.list(stream=s, t_range=w)
-                    if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
-        memories = pick_moments(memories, k, kind)
-        for i, m in enumerate(memories):
-            m.rank = i
-        return memories
     if not windows:
         memories = retrieve(bank, usable, text=question or None, k=pool, streams=streams)
     elif None in windows:

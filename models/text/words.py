@@ -233,30 +233,37 @@ def _same_onset(a: str, b: str) -> bool:
 _MID_CAPS = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
 
 
-def stand_in(name: str, text: str, taken=(), min_likeness: float = 0.4) -> str:
+def stand_in(name: str, text: str, taken=(), min_likeness: float = 0.4, shown=(),
+             min_sound_onset: float = 0.7) -> str:
     """The word a speech recognizer may have written for a name it did not know at all, for use where nothing in
     text `sounds_like` the name: the capitalized word past a sentence's start that is most alike to it (`likeness`
     >= min_likeness): Whisper capitalizes what it takes for a name and writes a name it never saw as one it knows
-    ("Emery" for "Everest", "Fiore" for "Fjord"). It must begin as the name does (same first letter or first
-    Metaphone sound: a recognizer keeps a word's onset far more often than the rest). Stop words, months, days and
-    `taken` (the names the question itself asks about) are no stand-ins. "" when there is none. Without jellyfish
-    there is none."""
+    ("Emery" for "Everest", "Fiore" for "Fjord"). It must begin as the name does (same first letter, or the same
+    first Metaphone sound with likeness >= min_sound_onset: a recognizer keeps a word's onset far more often than
+    the rest), and it must be the topic of a line of text: its first such capitalized word. A talk names what a
+    sentence is about before what it says of it ("Everyone agreed to move Gunnell to Adelaide" is about Gunnell;
+    Adelaide is where it goes), and a question's name stands for what is talked about. Stop words, months, days,
+    `taken` (the names the question itself asks about) and `shown` (words on screen: a slide spells a name as it
+    is, so a word it shows is that word, not a mishearing) are no stand-ins. "" when there is none. Without jellyfish there is none."""
     try:
         import jellyfish  # noqa: F401
     except ImportError:  # pragma: no cover - requirements.txt installs it
         return ""
     from .relevance import DAYS, MONTHS
 
-    skip = stop_words() | set(MONTHS) | set(DAYS) | set(taken)
+    common = stop_words() | set(MONTHS) | set(DAYS)
+    skip = common | set(taken) | set(shown)
     best, best_like = "", min_likeness
     for line in (text or "").splitlines():
-        for m in _MID_CAPS.finditer(line.strip()):
-            w = m.group(0).lower()
-            if w in skip or w == name or not _same_onset(name, w):
-                continue
-            like = likeness(name, w)
-            if like >= best_like and (like > best_like or not best):
-                best, best_like = w, like
+        w = next((m.group(0).lower() for m in _MID_CAPS.finditer(line.strip())
+                  if m.group(0).lower() not in common), "")  # the line's topic
+        if not w or w in skip or w == name or not _same_onset(name, w):
+            continue
+        like = likeness(name, w)
+        if w[:1] != name[:1] and like < min_sound_onset:
+            continue  # an onset alike only in sound ("Sanfran" for "Zephyr") is a weaker sign: more must be alike
+        if like >= best_like and (like > best_like or not best):
+            best, best_like = w, like
     return best
 
 

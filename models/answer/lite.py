@@ -27,6 +27,7 @@ from models.text.words import align_names, stand_in, words, write_in
 from .check import check_llm_sentence
 from .llm import default_llm
 from .deck import deck_question, deck_text
+from .outcomes import outcome_lines, outcome_question, outcome_text
 from .recap import recap_kind, recap_text, recap_topic
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,10 @@ class LiteAnswerer:
         deck = deck_question(question)
         if deck:  # "what was the last slide?", "how many slides were shown?": the slide sequence answers
             yield deck_text(memories, deck)
+            return
+        outcome = outcome_question(question)
+        if outcome:  # "what are the action items?": the minutes' extraction over these moments
+            yield outcome_text(outcome_lines(memories, self.embedder, outcome), outcome)
             return
         topic = recap_topic(question)
         recap = recap_text(memories, *topic) if topic else ""  # "what did they say about X?": what names X

@@ -29,6 +29,11 @@ from .acts_data import ACTION, DECISION, OTHER
 LABELS = ("other", "decision", "action")
 DECISION_MIN = 0.5  # class probabilities a sentence needs besides being the likeliest class (precision first)
 ACTION_MIN = 0.4  # with a named owner, which the grammar must find
+# a commitment (decision and action item together this likely, decision at least COMMIT_DEC) that nobody named is
+# to carry out, said by "we" or of the plan, or of a thing in the passive future, is the group's decision (the cuts
+# chosen on the training sentences' out-of-fold probabilities, tests/models/test_minutes_acts.py and seen meetings)
+COMMIT_MIN = 0.6
+COMMIT_DEC = 0.3
 SECOND_MIN = 0.2  # a decision said of one named person is that person's action item when this likely one
 
 _lock = threading.Lock()

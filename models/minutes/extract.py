@@ -117,7 +117,10 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
                     rest = [u for u in group if u != c]  # ("The decision is to launch, Harbor in Athens first")
                     short = whole and whole != c and all(len(u.split()) <= 4 for u in rest)
                     pw = acts.probabilities([whole], embedder)[0] if short else None
-                    decisions.append(whole if pw is not None and _label(whole, pw, names, things) == "decision" else c)
+                    lw = _label(whole, pw, names, things) if pw is not None else None
+                    # an opening phrase ("After some discussion, ...", "In the end, ...") belongs to the decision
+                    opening = lw == "other" and whole.endswith(c) and len(group) == 2
+                    decisions.append(whole if lw == "decision" or opening else c)
                 elif label == "action":
                     who = owners.owner_of(c, names, things)
                     task = owners.task_of(c, who[1], who[0]) if who else ""
@@ -144,12 +147,29 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = ()) -> 
     label = acts.LABELS[int(p.argmax())]
     question = bool(_QUESTION.search(clause.strip()))
     who = owners.owner_of(clause, names, things)
+    if owners.handed(clause):  # a task given to someone the recognizer did not name ("it falls to ... to call")
+        return "action" if who is not None and p[2] >= acts.ACTION_MIN and owners.requested(clause, who[0]) else "other"
     if label == "decision" and p[1] >= acts.DECISION_MIN and not question:
         subject = who is not None and who[1] > 0 and not clause[: who[1]].strip(" ,:").count(" ")
         return "action" if subject and p[2] >= acts.SECOND_MIN else "decision"
-    if label == "action" and p[2] >= acts.ACTION_MIN and who is not None:
+    # an action item: the likeliest class, or a plain request to a named person ("Tom, please ...") about as likely
+    if who is not None and p[2] >= acts.ACTION_MIN and (label == "action" or
+                                                        (p[2] >= p[1] and owners.requested(clause, who[0]))):
         return "action" if not question or owners.asks(clause, who[0]) else "other"
+    if who is None and not question and p[1] + p[2] >= acts.COMMIT_MIN and p[1] >= acts.COMMIT_DEC \
+            and (_GROUP_SUBJECT.match(clause) or _PASSIVE_TO_DO.search(clause)):
+        return "decision"
     return "other"
+
+
+# what the group commits to with nobody named to do it is the group's decision: said of the plan or the group's
+# call ("The plan is to move the depot", "our call is to drop the beta"), or a thing's fate in the passive future
+# ("the depot will be moved to Leeds"); "we are trying to ..." or a task whose owner was misheard is not
+_FILLER = r"(?:(?i:so|and|okay|ok|right|then|well|um|uh|also|alright|good|fine|great)\W+)*"
+_GROUP_SUBJECT = re.compile(r"^\W*" + _FILLER + r"(?i:(?:the|our)\s+(?:\w+\s+)?(?:plan|"
+                            r"decision|call|choice|consensus|conclusion|outcome|verdict|resolution|agreement|way forward))\b")
+_PASSIVE_TO_DO = re.compile(r"\b(?i:will|'ll|shall|is to|are to|is going to|are going to)\s+(?i:be|get)\s+(?:\w+ly\s+)?"
+                            r"\w+(?:ed|en|wn|t)\b")
 
 
 def extract_numbers(text: str, t0: float, t1: float) -> list[Line]:

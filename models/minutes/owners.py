@@ -45,9 +45,12 @@ _VERB_AFTER = re.compile(r"(?:will|shall|is|was|has|had|must|should|can|could|wo
 # capitalized words that are not people: a verb's -ing form starting a sentence ("Moving on to ..."), abstract
 # nouns ("Management decided ...")
 _NOT_A_NAME = re.compile(r"(?:ing|ment|tion|sion|ity|ness|ship|ance|ence)$", re.I)
-# the subject of a passive receives the action: "Comet is advised by ...", "the van was booked by ..."
-_PASSIVE_AFTER = re.compile(r"\s+(?:is|are|was|were|will be|'ll be|gets|got|has been|have been|had been|is being)"
-                            r"\s+(?:\w+\s+)?\w+(?:ed|en|wn|t)\s+by\b", re.I)
+# the subject of a passive receives the action: "Comet is advised by ...", "the van was booked by ...", "Comet will
+# be moved to Oslo" (with or without its agent); but a person is the one "asked / expected / tasked to ..."
+_PASSIVE_AFTER = re.compile(r"\s+(?:(?:is|are|was|were|will|'ll|shall|must|should|needs to|has to|is going to|is to|"
+                            r"gets|got|has|have|had)\s+)?(?:be|been|being|is|are|was|were|gets|got)"
+                            r"\s+(?:\w+ly\s+)?(?!(?:asked|expected|tasked|supposed|assigned|required|charged|meant|"
+                            r"due|set|slated|scheduled|booked in|responsible|going|getting)\b)\w+(?:ed|en|wn|t)\b", re.I)
 # what may follow "Name," when Name is addressed with a task: a request or an order, not a statement of the
 # speaker's ("First, I will ...", "Tom, the numbers look fine")
 _NOT_A_REQUEST = re.compile(r"(?i:i|i'm|i'll|i've|we|we're|we'll|they|he|she|it|it's|this|that|the|a|an|there|"
@@ -69,8 +72,17 @@ _CAUSATIVE = r"(?:have|has|had|having)"
 # forms tell what happened ("I gave the keys to Ivan"), not a task
 _HANDED = (r"(?:assign|assigned|assigning|give|given|giving|hand|handing|pass|passing|delegate|leave|leaving|allocate|"
            r"allocated)")
+# a task that falls to a person: "it falls to Ivan to ...", "it's up to Ivan to ...", "that's on Ivan to ..."
+_FALLS = r"(?:(?:falls|fell|will fall|comes down|left|leave it|leaving it)\s+(?:to|on|with)|(?:is|'s)\s+(?:up to|down to|on|with))"
 _LABEL = r"(?:action(?:\s+items?|\s+points?)?|tasks?|to-?dos?|jobs?|homework|follow-?ups?)"
 _POSSESSED = r"(?:action|task|job|homework|to-?do|assignment|responsibility|item)s?"
+# words that label a line of minutes ("Owner: Ivan", "Task: ...", "Next step: ..."), never the person addressed
+_LABEL_WORD = re.compile(r"(?:owner|assignee|responsible|action|task|todo|to-do|job|follow-up|followup|next|step|"
+                         r"decision|note|item|deadline|due|status|update)s?", re.I)
+# a present-tense verb that, followed by "to", promises or takes on a task ("Zoe needs to renew ...", "Ana offers
+# to ..."), unlike one that states a role ("Ana manages the Oslo office")
+_TAKES_ON = re.compile(r"(?:needs|plans|intends|promises|offers|agrees|volunteers|wants|gets|has|is|was)\s+to\b|"
+                       r"takes\s+(?:care\s+of|on|over|charge|the\s+(?:lead|action|task))\b", re.I)
 
 
 def things_in(texts: Iterable[str]) -> set[str]:
@@ -100,7 +112,7 @@ def owner_of(clause: str, names: Sequence[str] = (), things: Iterable[str] = ())
     def named(w: str) -> bool:
         w = re.sub(r"['’](?:s|ll|d)$", "", w)
         ok = is_name(w) or (w.lower() in low_names and w.lower() not in stop_words())
-        return ok and not _NOT_A_NAME.search(w) and w.lower() not in not_people
+        return ok and not _NOT_A_NAME.search(w) and w.lower() not in not_people and not _LABEL_WORD.fullmatch(w)
 
     def person(i: int) -> bool:
         if not named(toks[i].group(0)):
@@ -140,7 +152,7 @@ def _labelled(clause, toks, person, named):
                      (r"\b(?i:" + _LABEL + r")\s*:?\s+(?i:for)\s+" + _NAME + r"\b\s*:?", True),
                      (r"\b(?i:for)\s+" + _NAME + r"\s*:", True),
                      (r"\b(?i:" + _HANDED + r")\b[^,.;:?!]*?\b(?i:to|with)\s+" + _NAME + r"\b(?!['’]s)", False),
-                     (r"\b(?i:over to)\s+" + _NAME + r"\s+(?i:to)\s+(?=[a-z])", True)):
+                     (r"\b(?i:over to|" + _FALLS + r")\s+" + _NAME + r"\s+(?i:to)\s+(?=[a-z])", True)):
         m = re.search(rx, clause)
         if m and named(m.group(1)) and not re.match(r"\s+[A-Z][a-z]", clause[m.end(1):]):
             return m.group(1), m.end() if rest else 0
@@ -193,11 +205,35 @@ def _subject(clause, toks, person):
                 continue  # a verb follows a minutes-style owner's "to" (not "Welcome to Harbor", "... to your desk")
         if _PASSIVE_AFTER.match(clause[t.end():]):
             continue
-        if re.fullmatch(r"[a-z]+s", after) and after not in ("is", "has", "was", "does") and not _WHEN.search(clause):
+        if re.match(r"\s+(?i:is|was|are|were)\s+(?:(?i:the|a|an|our|my|his|her|their|its|this|that|one)\b|[A-Z])",
+                    clause[t.end():]):
+            continue  # "Ana is the treasurer", "Ana is Head of Sales": a copula before a noun describes, gives no task
+        if re.fullmatch(r"[a-z]+s", after) and after not in ("is", "has", "was", "does") and not _WHEN.search(clause) \
+                and not _TAKES_ON.match(clause[toks[i + 1].start():]):
             continue  # "Ana manages the Oslo office": the present states a role; a task is promised or has a date
         if person(i) and (_VERB_AFTER.fullmatch(after) or re.search(r"['’](?:ll|s|d)$", t.group(0))):
             return re.sub(r"['’](?:s|ll|d)$", "", t.group(0)), t.end()
     return None
+
+
+def handed(clause: str) -> bool:
+    """Whether the clause hands a task to someone, named or not: "it falls to ... to <verb>", "it's up to ... to
+    <verb>", "over to ... to <verb>"; such a line is an action item (or, its owner misheard, nothing), never a
+    decision."""
+    return bool(re.search(r"\b(?i:over to|" + _FALLS + r")\s+(?:\w+\s+){1,2}?(?i:to)\s+[a-z]+", clause))
+
+
+def requested(clause: str, owner: str) -> bool:
+    """Whether the clause is plainly a request to the owner, by its form alone: addressed with "please" or "can
+    you" ("Tom, please ..."), asked or had ("let's have Tom ...", "I'd like Tom to ..."), labelled ("owner: Tom") or
+    handed the task ("it falls to Tom to ...")."""
+    o = re.escape(owner)
+    return bool(re.match(r"\W*(?:(?i:please)\W+)?" + o + r"\s*,\s*(?i:please|can you|could you|would you|will you)\b",
+                         clause)
+                or re.search(r"\b(?i:" + _CONTROL + r")\s+" + o + r"\s+(?i:to)\s+[a-z]", clause)
+                or re.search(r"\b(?i:" + _CAUSATIVE + r")\s+" + o + r"\s+[a-z]", clause)
+                or re.search(r"\b(?i:owner|assignee|assigned to)\s*:?\s+" + o + r"\b", clause)
+                or re.search(r"\b(?i:over to|" + _FALLS + r")\s+" + o + r"\s+(?i:to)\s+[a-z]", clause))
 
 
 def asks(clause: str, owner: str) -> bool:
@@ -226,6 +262,7 @@ def task_of(clause: str, start: int, owner: str = "") -> str:
                       r"\s+)+\w+\s*[.?!]?\s*$", "", task)  # the passive's verb: "the slides will be prepared"
     task = re.sub(r"^(?:['’](?:s|ll|d)\b|[\s,:;.-])+", "", task)
     task = re.sub(r"^(?:" + _AUX + r"\s+)+", "", task, flags=re.I)
+    task = re.sub(r"^(?i:(?:asked|expected|tasked|supposed|meant|required)\s+(?:to|with)|takes\s+the\s+(?:action|task|job)\s+to|(?:task|action|to-?do)\s*:)\s*", "", task)
     return task.strip(" ,:;.?!-—–")
 
 

@@ -194,9 +194,8 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     Raises AskError when the bank cannot be searched this way."""
     from memory.retrieval import retrieve
 
-    from .answer.deck import deck_moments, deck_question
-    from .answer.outcomes import outcome_lines, outcome_moments, outcome_question
-    from .answer.recap import pick_moments, recap_kind, recap_topic
+    from .answer import overview
+    from .answer.recap import recap_topic
     from .assistant import evidence_rerank
 
     if not question and image is None:
@@ -237,20 +236,12 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     # questions that a whole stretch answers, not its k most similar memories: the slide sequence ("what was the
     # last slide?"), the meeting's outcomes ("what decisions were made?") and an open question about a named
     # window ("what happened in the last minute?")
-    deck = deck_question(question) if question and image is None else None
-    outcome = outcome_question(question) if question and image is None and not deck else None
-    kind = recap_kind(question) if phrased and image is None and not (deck or outcome) else None
-    if deck or outcome or kind:
+    whole = overview.kind_of(question, phrased) if image is None else None
+    if whole:
         listed = [m for s, w in (windows or {None: None}).items() for m in bank.list(stream=s, t_range=w)
                   if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
-        if deck:
-            memories = deck_moments(listed)
-        elif outcome:  # "what decisions were made?": where the minutes' decisions / action items were said
-            memories = (outcome_moments(listed, outcome_lines(listed, profile.text_embedder, outcome))
-                        or pick_moments(listed, k, "said"))
-        else:
-            memories = pick_moments(listed, k, kind)
-        if memories or kind or outcome:
+        memories = overview.moments(whole, listed, k, profile.text_embedder)
+        if memories or whole[0] != "deck":  # no slides read: the usual retrieval, and the answer says so
             for i, m in enumerate(memories):
                 m.rank = i
             return memories

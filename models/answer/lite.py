@@ -26,9 +26,7 @@ from models.text.words import align_names, stand_in, words, write_in
 
 from .check import check_llm_sentence
 from .llm import default_llm
-from .deck import deck_question, deck_text
-from .outcomes import outcome_lines, outcome_question, outcome_text
-from .recap import recap_kind, recap_text, recap_topic
+from .overview import answer_text
 
 log = logging.getLogger(__name__)
 
@@ -311,21 +309,9 @@ class LiteAnswerer:
                usage: Optional[Usage] = None) -> Iterator[str]:
         tr = self.last = AnswerTrace()
         usage = usage if usage is not None else Usage()
-        deck = deck_question(question)
-        if deck:  # "what was the last slide?", "how many slides were shown?": the slide sequence answers
-            yield deck_text(memories, deck)
-            return
-        outcome = outcome_question(question)
-        if outcome:  # "what are the action items?": the minutes' extraction over these moments
-            yield outcome_text(outcome_lines(memories, self.embedder, outcome), outcome)
-            return
-        topic = recap_topic(question)
-        recap = recap_text(memories, *topic) if topic else ""  # "what did they say about X?": what names X
-        kind = recap_kind(question)
-        if kind and not recap:  # "what happened in the last minute?": the window moment by moment
-            recap = recap_text(memories, kind)
-        if recap:
-            yield recap
+        whole = answer_text(question, memories, self.embedder)  # the last slide, the decisions, a recap
+        if whole:
+            yield whole
             return
         ranked = self.rank(question, memories)
         tr.ranked = ranked

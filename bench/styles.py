@@ -197,6 +197,56 @@ def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5,
     return res
 
 
+# questions a whole stretch answers (models/answer/overview.py), asked as a user would
+WHOLE = {"slides": "List the slide titles.", "decisions": "What decisions were made?",
+         "actions": "What are the action items?", "last_minute": "What was said in the last minute?"}
+
+
+def _share(want: list[str], text: str, min_share: float = 0.6) -> float:
+    """Share of `want` lines with most of their words (normalized) on one line of text."""
+    from tests.fixtures.meeting import normalize
+
+    lines = [set(normalize(ln).split()) for ln in text.splitlines()]
+    hit = [any(len(set(normalize(w).split()) & ln) >= min_share * len(set(normalize(w).split())) for ln in lines)
+           for w in want]
+    return sum(hit) / len(hit)
+
+
+def style_whole(bank_dir: Path, profile, truth, k: int = 5) -> dict:
+    """The WHOLE questions through models.ask.ask with the extractive lite answerer: the share of the true slide
+    titles, decisions, action items (owner and most task words on one line) and sentences said in the last minute
+    that the answer lists, and each answer's seconds. None where the meeting has none."""
+    from memory.bank import MemoryBank
+    from models.answer.lite import LiteAnswerer
+    from models.ask import ask
+
+    bank = MemoryBank(str(bank_dir), readonly=True)
+    profile.answerer = LiteAnswerer(llm=None, embedder=profile.text_embedder)
+    last = [u.text for u in truth.utterances if u.t0 >= truth.duration - 60.0]
+    want = {"slides": [sl.title for sl in truth.slides], "decisions": [d.text for d in truth.decisions],
+            "actions": [f"{a.owner} {a.task}" for a in truth.action_items], "last_minute": last}
+    out: dict = {}
+    for key, q in WHOLE.items():
+        t = time.perf_counter()
+        text = "".join(ask(bank, profile, q, k=k)[0])
+        out[key] = _share(want[key], text) if want[key] else None
+        out[key + "_s"] = time.perf_counter() - t
+    bank.close()
+    return out
+
+
+def whole_table(rows: list[dict]) -> list[str]:
+    out = ["| style | slide titles listed | decisions listed | action items listed | last minute's sentences recapped "
+           "| seconds per answer (max) |", "|---|---|---|---|---|---|"]
+    for x in rows:
+        w = x.get("whole") or {}
+        cell = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
+        secs = max((v for kk, v in w.items() if kk.endswith("_s")), default=float("nan"))
+        out.append(f"| {x['style']} | {cell(w.get('slides'))} | {cell(w.get('decisions'))} | "
+                   f"{cell(w.get('actions'))} | {cell(w.get('last_minute'))} | {secs:.1f} |")
+    return out
+
+
 def run_styles(args) -> dict:
     from tests.fixtures.styles import cached_style
 
@@ -215,9 +265,11 @@ def run_styles(args) -> dict:
             asks = style_asks(tmp / f"bank-{style}-{split}", profile, truth,
                               ["extractive"] + ([llm] if llm and args.llm_asks else []))
             minutes = style_minutes(tmp / f"bank-{style}-{split}", profile, truth, llm)
+            whole = style_whole(tmp / f"bank-{style}-{split}", profile, truth)
+            print(split, style, "whole", whole, flush=True)
             res["runs"].append(dict(split=split, style=style, generate_s=gen, duration_s=truth.duration,
                                     facts=len(truth.facts), slides=len(truth.slides), ingest=ing, asks=asks,
-                                    minutes=minutes, load=loadavg()))
+                                    minutes=minutes, whole=whole, load=loadavg()))
             if args.json:  # after every run: a long evaluation stopped half way keeps what it measured
                 Path(args.json).write_text(json.dumps(res, indent=1, default=str))
             del profile
@@ -250,6 +302,9 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]
+            if any(x.get("whole") for x in rows):
+                out += [f"Questions about the whole ({', '.join(repr(q) for q in WHOLE.values())}) through "
+                        "`models.ask.ask`:", ""] + whole_table(rows) + [""]
     return "\n".join(out) + "\n"
 
 

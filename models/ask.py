@@ -201,6 +201,27 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     if not question and image is None:
         raise AskError("ask needs a question or an example image")
     streams = list(streams) if streams else None
+    if question and image is None and recap_topic(question):
+        k = max(k, 12)  # "what did they say about X?": every moment that names X, not only the best five
+    windows = ({None: t_range} if t_range is not None else
+               (time_windows(question, bank, streams, now=until) if question else {}))
+    phrased = bool(windows)  # a window the caller or the question named (not only `until`)
+    if until is not None:
+        # windows overlap-match (t1 > lo and t0 < hi): cap them at `until`, then drop the clips running past it
+        until = float(until)
+        windows = {s: (w[0], min(w[1], until)) for s, w in windows.items()} or {None: (float("-inf"), until)}
+    # questions that a whole stretch answers, not its k most similar memories (no search, so they work on any
+    # bank, a camera's without words too): the slide sequence ("what was the last slide?"), the meeting's outcomes
+    # ("what decisions were made?") and an open question about a named window ("what happened in the last minute?")
+    whole = overview.kind_of(question, phrased) if image is None else None
+    if whole:
+        listed = [m for s, w in (windows or {None: None}).items() for m in bank.list(stream=s, t_range=w)
+                  if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
+        memories = overview.moments(whole, listed, k, profile.text_embedder)
+        if memories or whole[0] != "deck":  # no slides read: the usual retrieval, and the answer says so
+            for i, m in enumerate(memories):
+                m.rank = i
+            return memories
     keys = profile.query_keys(question or None, image)
     spaces = bank.key_spaces()
     usable = {s: v for s, v in keys.items() if s in spaces}
@@ -220,31 +241,10 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
         raise AskError(f"this bank cannot be searched with this query (the bank's key spaces: {', '.join(spaces)}; "
                        f"this query's: {mine}); query by an example image, or use the model the bank was "
                        f"ingested with{hint}")
-    if question and image is None and recap_topic(question):
-        k = max(k, 12)  # "what did they say about X?": every moment that names X, not only the best five
-    windows = ({None: t_range} if t_range is not None else
-               (time_windows(question, bank, streams, now=until) if question else {}))
-    phrased = bool(windows)  # a window the caller or the question named (not only `until`)
     # a pool of candidates for the evidence rerank, only where there is text evidence to rerank by
     pool = max(4 * k, 32) if question and any(sp.startswith("text:") for sp in spaces) else k
-    if until is not None:
-        # windows overlap-match (t1 > lo and t0 < hi): cap them at `until`, then drop the clips running past it;
-        # those are the ones straddling `until` (at most one per stream), so ask for that many more
-        until = float(until)
-        windows = {s: (w[0], min(w[1], until)) for s, w in windows.items()} or {None: (float("-inf"), until)}
+    if until is not None:  # the clips straddling `until` (at most one per stream) are dropped: ask for that many more
         pool += sum(1 for m in bank.list(t_range=(until, until)) if not streams or m.stream in streams)
-    # questions that a whole stretch answers, not its k most similar memories: the slide sequence ("what was the
-    # last slide?"), the meeting's outcomes ("what decisions were made?") and an open question about a named
-    # window ("what happened in the last minute?")
-    whole = overview.kind_of(question, phrased) if image is None else None
-    if whole:
-        listed = [m for s, w in (windows or {None: None}).items() for m in bank.list(stream=s, t_range=w)
-                  if (not streams or m.stream in streams) and (until is None or m.t1 <= until)]
-        memories = overview.moments(whole, listed, k, profile.text_embedder)
-        if memories or whole[0] != "deck":  # no slides read: the usual retrieval, and the answer says so
-            for i, m in enumerate(memories):
-                m.rank = i
-            return memories
     if not windows:
         memories = retrieve(bank, usable, text=question or None, k=pool, streams=streams)
     elif None in windows:

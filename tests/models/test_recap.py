@@ -183,3 +183,37 @@ def test_what_was_said_about_a_subject_lists_every_line_that_names_it(meeting_ba
     # a subject nobody named is refused as any absent topic is
     answer, _ = ask(bank, _lite(emb), "What did they say about the wedding band?", k=5)
     assert "".join(answer).startswith(NOT_FOUND)
+
+
+def test_a_camera_bank_without_words_still_recaps_a_window(tmp_path):
+    """No speech, no screen text, no tags: nothing to search by words, but "the last minute" is a stretch of time:
+    its moments go to the answerer (a VLM reads their pictures) instead of an error."""
+    import numpy as np
+
+    from memory.bank import MemoryBank
+    from models.ask import ask
+    from models.base import Consumes
+    from models.registry import Profile
+
+    class Recorder:
+        consumes = Consumes(carriers=False, evidence=True)
+        seen: list = []
+
+        def answer(self, question, memories, history=(), usage=None):
+            Recorder.seen = list(memories)
+            yield "ok"
+
+    bank = MemoryBank(str(tmp_path / "cam"))
+    try:
+        rng = np.random.default_rng(0)
+        for t in range(0, 300, 10):
+            v = rng.standard_normal(8).astype(np.float32)
+            bank.add(stream="cam", t0=t, t1=t + 10, wall=0.0, carrier=None, keys={"img:test": v / np.linalg.norm(v)},
+                     evidence={})
+        prof = Profile(name="cam", encoder=None, answerer=Recorder())
+        answer, cites = ask(bank, prof, "What happened in the last minute?", k=4)
+        assert "".join(answer) == "ok"
+        assert len(cites) == 4 and all(c["start"] >= 240.0 for c in cites), cites
+        assert [v.t0 for v in Recorder.seen] == sorted(v.t0 for v in Recorder.seen)
+    finally:
+        bank.close()

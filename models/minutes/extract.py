@@ -124,7 +124,7 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
                 elif label == "action":
                     who = owners.owner_of(c, names, things)
                     task = owners.task_of(c, who[1], who[0]) if who else ""
-                    if who and len(task.split()) >= 2:
+                    if who and len(re.findall(r"\w+", task)) >= 2:  # a task of two words or more (a bullet mark is none)
                         actions.append((c, who[0], task))
     return decisions, actions
 

@@ -205,9 +205,9 @@ def _subject(clause, toks, person):
                 continue  # a verb follows a minutes-style owner's "to" (not "Welcome to Harbor", "... to your desk")
         if _PASSIVE_AFTER.match(clause[t.end():]):
             continue
-        if re.match(r"\s+(?i:is|was|are|were)\s+(?:(?i:the|a|an|our|my|his|her|their|its|this|that|one)\b|[A-Z])",
-                    clause[t.end():]):
-            continue  # "Ana is the treasurer", "Ana is Head of Sales": a copula before a noun describes, gives no task
+        if re.match(r"\s+(?i:is|was|are|were)\s+(?:(?i:the|a|an|our|my|his|her|their|its|this|that|one)\b|[A-Z]|"
+                    r"(?i:going)\s+(?!(?i:to)\s+[a-z]))", clause[t.end():]):
+            continue  # "Ana is the treasurer", "Ana is Head of Sales", "Ana is going through the list": it describes
         if re.fullmatch(r"[a-z]+s", after) and after not in ("is", "has", "was", "does") and not _WHEN.search(clause) \
                 and not _TAKES_ON.match(clause[toks[i + 1].start():]):
             continue  # "Ana manages the Oslo office": the present states a role; a task is promised or has a date
@@ -260,7 +260,7 @@ def task_of(clause: str, start: int, owner: str = "") -> str:
                       task)
         task = re.sub(r"\s+(?:(?i:is|are|was|were|been|will|'ll|shall|should|must|needs?|has|have|going|to|be|being)"
                       r"\s+)+\w+\s*[.?!]?\s*$", "", task)  # the passive's verb: "the slides will be prepared"
-    task = re.sub(r"^(?:['’](?:s|ll|d)\b|[\s,:;.-])+", "", task)
+    task = re.sub(r"^(?:['’](?:s|ll|d)\b|[^\w'’])+", "", task)
     task = re.sub(r"^(?:" + _AUX + r"\s+)+", "", task, flags=re.I)
     task = re.sub(r"^(?i:(?:asked|expected|tasked|supposed|meant|required)\s+(?:to|with)|takes\s+the\s+(?:action|task|job)\s+to|(?:task|action|to-?do)\s*:)\s*", "", task)
     return task.strip(" ,:;.?!-—–")

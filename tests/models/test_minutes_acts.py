@@ -113,6 +113,7 @@ LABELLED = [
     ("It's up to you really.", "other", None),
     ("The garden was redesigned by volunteers last year.", "other", None),
     ("We'll see how the numbers look in June.", "other", None),
+    ("· Budget owner: Ottilie", "other", None),  # a slide's attribute label names an owner but gives no task
 ]
 
 

@@ -4,7 +4,9 @@ Streaming, whisper_streaming-style but cut at silences: audio arrives with `inse
 runs Silero VAD (bundled with faster-whisper) over the uncommitted buffer, transcribes everything up to the
 last pause once, commits those segments with absolute media timestamps and drops that audio, so no segment
 is emitted twice and each sample is decoded about once. A buffer that grows past `max_window_s` without a
-pause is cut there. `finish()` flushes the rest.
+pause is cut there. `finish()` flushes the rest. A window where Whisper stopped early (far fewer words than its
+speech holds: `cut_short`) keeps what it gave and has the speech after that decoded again (`_decode_rest`).
+Whisper is prompted with the screen's words and names read earlier (models.asr_prompt).
 
 Nothing here raises on bad audio: silent, empty, corrupt (NaN/inf, wrong shape) or non-English audio gives
 an empty list, and `reason` says why (one line, for the user). Only a model that cannot load raises ModelError.
@@ -22,7 +24,8 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.asr_segments import Segment, sentence_segments, snap_to_pauses  # noqa: E402
+from models.asr_prompt import hotword_text, prompt_text  # noqa: E402
+from models.asr_segments import Segment, cut_short, rest_start, sentence_segments, snap_to_pauses  # noqa: E402
 from models.asr_weights import default_model_path  # noqa: E402
 from models.base import ModelError, stage_threads  # noqa: E402
 
@@ -74,11 +77,14 @@ class Transcriber:
                  max_window_s: float = 20.0, min_silence_s: float = 0.5, min_logprob: float = -1.1,
                  max_compression: float = 2.4, model=None,
                  context: Optional[Callable[[float, float], str]] = None, prompt_words: int = 60,
-                 word_times: bool = True, window_s: float = 0.0, lang_check_logprob: float = -0.5):
+                 word_times: bool = True, window_s: float = 0.0, lang_check_logprob: float = -0.5,
+                 vocabulary: Optional[Callable[[], list[str]]] = None, hotword_count: int = 20):
         """model: an already loaded WhisperModel to share (one per process; each Transcriber keeps only its own
         stream's buffer). context(t0, t1): text known to be on screen while [t0, t1] was said (the slide's words),
         given to Whisper as its initial prompt (at most prompt_words words), so names and numbers shown are spelt
-        as shown. Beam 5 (Whisper's own default): on the dev meetings it costs 2-20% more ASR time than greedy
+        as shown. vocabulary(): names read on screen earlier in the stream (the latest last); the hotword_count latest
+        that are not in the prompt are given to Whisper as hotwords (a name on the agenda slide said later).
+        Beam 5 (Whisper's own default): on the dev meetings it costs 2-20% more ASR time than greedy
         decoding and, with the slide words as prompt, took the word error rate of a slide deck from 0.068 to 0.045.
         word_times: each segment is cut into its sentences, each stamped with its share of the segment's time
         (`sentence_segments`): a long segment no longer spans clips where its sentence was not said. (Whisper's own
@@ -119,6 +125,8 @@ class Transcriber:
         self.lang_check_logprob = lang_check_logprob
         self.context = context
         self.prompt_words = prompt_words
+        self.vocabulary = vocabulary
+        self.hotword_count = hotword_count
         self.word_times = word_times
         self.window_s = window_s
         self.reason = ""
@@ -139,7 +147,8 @@ class Transcriber:
         return Transcriber(language=self.language, beam_size=self.beam_size, min_chunk_s=self.min_chunk_s,
                            max_window_s=self._max_window0, min_silence_s=self.min_silence_s,
                            min_logprob=self.min_logprob, max_compression=self.max_compression, model=self.model,
-                           word_times=self.word_times, lang_check_logprob=self.lang_check_logprob)
+                           word_times=self.word_times, lang_check_logprob=self.lang_check_logprob,
+                           hotword_count=self.hotword_count)
 
     FILE_WINDOW_S = 22.0
     MAX_QUEUED = 2   # windows waiting for the background recognizer before process() waits (bounds memory)
@@ -235,7 +244,8 @@ class Transcriber:
         if why:
             self.reason = why
             return []
-        return self._transcribe(a, float(t0), self._prompt(float(t0), float(t0) + a.size / SR))
+        prompt = self._prompt(float(t0), float(t0) + a.size / SR)
+        return self._transcribe(a, float(t0), prompt, self._hotwords(prompt))
 
     def transcribe_file_audio(self, audio, t0: float = 0.0, window_s: float = 30.0) -> list[Segment]:
         """Long audio through the streaming path in window_s pieces (what a live stream would see)."""
@@ -262,11 +272,12 @@ class Transcriber:
         piece, t0 = self._buf[:cut], self._buf_t0 or 0.0
         self._drop(cut)
         prompt = self._prompt(t0, t0 + piece.size / SR)
+        hot = self._hotwords(prompt)
         if not self.background:
-            return self._transcribe(piece, t0, prompt)
+            return self._transcribe(piece, t0, prompt, hot)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-asr")
-        self._queued.append(self._pool.submit(self._transcribe, piece, t0, prompt))
+        self._queued.append(self._pool.submit(self._transcribe, piece, t0, prompt, hot))
         return self._done(keep=self.MAX_QUEUED)
 
     def _done(self, keep: Optional[int] = None) -> list[Segment]:
@@ -282,7 +293,8 @@ class Transcriber:
             self._pool.shutdown(wait=False)
             self._pool = None
 
-    def _transcribe(self, a: np.ndarray, t0: float, prompt: Optional[str] = None) -> list[Segment]:
+    def _transcribe(self, a: np.ndarray, t0: float, prompt: Optional[str] = None,
+                    hotwords: Optional[str] = None) -> list[Segment]:
         import time
 
         if a.size < int(0.1 * SR):
@@ -293,12 +305,10 @@ class Transcriber:
             return []
         start = time.perf_counter()
         try:
-            segs, _info = self.model.transcribe(
-                a, language=self.language, beam_size=self.beam_size, vad_filter=True,
-                vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
-                condition_on_previous_text=False, without_timestamps=False, temperature=0.0,
-                initial_prompt=prompt)
-            segs = list(segs)
+            segs = self._decode(a, prompt, hotwords)
+            speech = self._speech(a)
+            if cut_short(sum(len(x.text.split()) for x in segs), sum(e - b for b, e in speech) / SR):
+                segs = self._decode_rest(a, speech, prompt, hotwords, segs)
         except Exception as e:  # noqa: BLE001 - corrupt input must never escape
             self.reason = f"speech recognition failed: {e}".splitlines()[0]
             log.warning("asr failed: %s", e)
@@ -322,7 +332,7 @@ class Transcriber:
             kept.append(s)
         if self.word_times:
             out = snap_to_pauses([x for s in kept for x in sentence_segments(s.text, t0 + s.start, t0 + s.end)],
-                                 self._pauses(a, t0) if kept else [])
+                                 [(t0 + x / SR, t0 + y / SR) for (_, x), (y, _) in zip(speech, speech[1:])])
         else:
             out = [Segment(round(t0 + s.start, 3), round(t0 + s.end, 3), s.text.strip()) for s in kept]
         if out:
@@ -348,36 +358,61 @@ class Transcriber:
             return True
         return dict(probs).get("en", 0.0) >= 0.25
 
-    def _pauses(self, a: np.ndarray, t0: float) -> list[tuple[float, float]]:
-        """Media times (start, end) of the pauses the voice activity detector finds in a (sentences end there),
-        without the padding the recognizer's speech chunks get."""
+    def _decode(self, a: np.ndarray, prompt: Optional[str], hotwords: Optional[str]) -> list:
+        """Whisper's segments for a (times relative to a's start)."""
+        segs, _info = self.model.transcribe(
+            a, language=self.language, beam_size=self.beam_size, vad_filter=True,
+            vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
+            condition_on_previous_text=False, without_timestamps=False, temperature=0.0,
+            initial_prompt=prompt, hotwords=hotwords)
+        return list(segs)
+
+    def _decode_rest(self, a: np.ndarray, speech: list[tuple[int, int]], prompt: Optional[str],
+                     hotwords: Optional[str], first: list) -> list:
+        """A window Whisper cut short (`cut_short`): its segments kept up to where their words end at a usual pace
+        (`rest_start`, a pause), and the speech after that decoded again on its own, shifted to the window's time."""
+        from dataclasses import replace
+
+        cut = rest_start(speech, sum(len(x.text.split()) for x in first))
+        if cut is None:
+            return first
+        c = cut / SR
+        rest = [replace(x, start=x.start + c, end=x.end + c) for x in self._decode(a[cut:], prompt, hotwords)]
+        log.info("asr: speech after %.1f s of a window cut short decoded again (%d segments)", c, len(rest))
+        return [replace(x, end=min(x.end, c)) for x in first if x.start < c] + rest if rest else first
+
+    def _speech(self, a: np.ndarray) -> list[tuple[int, int]]:
+        """The voice activity chunks (start, end samples) of a, without the padding the recognizer's chunks get: the
+        pauses between them are where sentences end."""
         try:
-            speech = self._get_speech(a, self._pause_opts)
+            return [(x["start"], x["end"]) for x in self._get_speech(a, self._pause_opts)]
         except Exception:  # noqa: BLE001 - timing refinement only
             return []
-        return [(t0 + x["end"] / SR, t0 + y["start"] / SR) for x, y in zip(speech, speech[1:])]
 
     def _prompt(self, t0: float, t1: float) -> Optional[str]:
-        """The last prompt_words words of what was on screen during [t0, t1] (None without a context), each line
-        ended as a sentence: Whisper writes in its prompt's style, and slide lines without full stops made Whisper
-        base write whole windows without punctuation (one 'sentence' of 25 words, stamped over 10 s)."""
+        """The last prompt_words words of what was on screen during [t0, t1], as sentences (`prompt_text`; None
+        without a context)."""
         if self.context is None:
             return None
         try:
-            lines = str(self.context(t0, t1) or "").splitlines()
+            return prompt_text(str(self.context(t0, t1) or "").splitlines(), self.prompt_words)
         except Exception as e:  # noqa: BLE001 - a prompt is a hint, never a reason to lose speech
             log.warning("asr prompt failed: %s", e)
             return None
-        ws = " ".join(_as_sentence(x) for x in lines if x.strip()).split()
-        return " ".join(ws[-self.prompt_words:]) or None
+
+    def _hotwords(self, prompt: Optional[str]) -> Optional[str]:
+        """The latest hotword_count names read on screen earlier (vocabulary()) that the prompt does not hold
+        (`hotword_text`; None without any)."""
+        if self.vocabulary is None or self.hotword_count <= 0:
+            return None
+        try:
+            return hotword_text(self.vocabulary() or [], prompt, self.hotword_count)
+        except Exception as e:  # noqa: BLE001 - a hint, never a reason to lose speech
+            log.warning("asr vocabulary failed: %s", e)
+            return None
 
     @property
     def realtime_factor(self) -> float:
         """Compute seconds per audio second so far (lower is faster)."""
         return self.compute_seconds / self.audio_seconds if self.audio_seconds else 0.0
 
-
-def _as_sentence(line: str) -> str:
-    """A line of screen text as a sentence: a full stop added unless it ends in punctuation already."""
-    line = line.strip()
-    return line if not line or line[-1] in ".!?:;," else line + "."

@@ -102,6 +102,7 @@ class OcrEvidence:
         self._seen_clips: list[tuple[float, float]] = []   # (t0, t1) of recent clips, stored or not yet
         self._last_lines: list[tuple[str, float]] = []     # (text, top row) of the lines the last read found
         self._title_rows: tuple[float, float] = (0.0, -1.0)  # rows of the screen's title at the last whole read
+        self.names: list[str] = []                         # names read on screen so far, the latest last (bounded)
 
     def fresh(self) -> "OcrEvidence":
         """The extractor for another stream: the same OCR reader, a new gate and deduper."""
@@ -109,6 +110,7 @@ class OcrEvidence:
 
     def _read(self, frame) -> list[tuple[float, list[str]]]:
         """The lines a frame brings that were not read before, in groups stamped with when they came into view."""
+        from .ocr import screen_names
         from .screen import Read, read_region
 
         read = self.gate.decide(frame.image, frame.t)
@@ -124,6 +126,8 @@ class OcrEvidence:
         last, self._last_lines = self._last_lines, [(ln.text, ln.box[1]) for ln in found or []]
         if lines:
             self.screens = (self.screens + [(since, lines)])[-32:]
+            new = screen_names(lines)
+            self.names = ([n for n in self.names if n not in new] + new)[-64:]
         if read.kind != "screen":
             return self._scrolled(frame, read, since, lines, found, last)
         if found:
@@ -173,6 +177,10 @@ class OcrEvidence:
                 self.heading = ln
         title = self.dedup.title
         return [(t, ([title] if title and title not in g else []) + g) for t, g in groups]
+
+    def names_seen(self) -> list[str]:
+        """The names read on screen in this stream so far, the most recent last (at most 64)."""
+        return list(self.names)
 
     def screen_text(self, t0: float, t1: float) -> str:
         """The text on screen during [t0, t1]: the last read at or before t0 and every read after it up to t1."""
@@ -259,11 +267,13 @@ class TagEvidence:
 
 
 def link(extractors: list) -> list:
-    """Connect one stream's extractors: the speech model is prompted with the OCR's words on screen."""
+    """Connect one stream's extractors: the speech model is prompted with the OCR's words on screen and the
+    names read on screen earlier in the stream."""
     ocr = next((e for e in extractors if isinstance(e, OcrEvidence)), None)
     for e in extractors:
         if isinstance(e, AsrEvidence) and ocr is not None:
             e.asr.context = ocr.screen_text
+            e.asr.vocabulary = ocr.names_seen
     return extractors
 
 

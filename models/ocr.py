@@ -294,3 +294,18 @@ class OcrDeduper:
 
     def reset(self) -> None:
         self.prev, self.title, self.title_changed = [], "", False
+
+
+_NAME = re.compile(r"(?<=[a-z0-9,:;)] )[A-Z][A-Za-z]{2,}\b")
+
+
+def screen_names(lines: Sequence[str]) -> list[str]:
+    """The capitalized words of screen lines that do not start a line: the names a slide or document shows
+    ("Carrier: Crestway", "Dalia owns Polaris"), in reading order, each once. A line's first word is left out
+    (a sentence or a label starts with a capital whatever it is)."""
+    out: list[str] = []
+    for line in lines:
+        for w in _NAME.findall(line):
+            if w not in out:
+                out.append(w)
+    return out

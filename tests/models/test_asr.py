@@ -166,6 +166,23 @@ def test_words_on_screen_spell_the_names(asr):
     assert asr._prompt(0.0, 5.0) is None
 
 
+def test_names_read_earlier_are_spelt_as_shown(asr):
+    """Names read on screen earlier in the stream (not on the screen now) go to Whisper as hotwords, the latest
+    first, without those the prompt holds already; made-up names tiny.en cannot spell unaided."""
+    a = pad(tts("We will meet Halcyon in Tbilisi on Monday. The audit will be done by Pellucid.", "en-us", 155))
+    plain = " ".join(s.text for s in asr.transcribe_clip(a, 0))
+    assert "Halcyon" not in plain and "Pellucid" not in plain, plain  # the test means something
+    asr.vocabulary = lambda: ["Pellucid", "Geneva", "Tbilisi", "Halcyon", "Utrecht"]
+    asr.context = lambda t0, t1: "Vendors\nCity: Utrecht"
+    try:
+        assert asr._hotwords(asr._prompt(0.0, 5.0)) == "Halcyon Tbilisi Geneva Pellucid"
+        text = " ".join(s.text for s in asr.transcribe_clip(a, 0))
+    finally:
+        asr.vocabulary = asr.context = None
+    assert "Halcyon" in text and "Tbilisi" in text and "Pellucid" in text, text
+    assert asr._hotwords(None) is None
+
+
 def test_sentences_stamped_from_their_words(asr):
     """Two sentences with a short pause (shorter than the streaming cut's) come back as two segments, each stamped
     from its own words: the second starts after the first ends, each lies where it was said (±0.8 s)."""
@@ -297,3 +314,51 @@ def test_snap_to_pauses(parts, pauses, want):
     got = snap_to_pauses([Segment(a, b, f"s{i}.") for i, (a, b) in enumerate(parts)], pauses)
     assert [(s.t0, s.t1) for s in got] == want
     assert [s.text for s in got] == [f"s{i}." for i in range(len(parts))]
+
+
+def test_cut_short_and_rest_start():
+    from models.asr_segments import cut_short, rest_start
+
+    assert cut_short(11, 16.5)                              # held-out 4's window: 0.67 words a second
+    assert not cut_short(34, 16.5) and not cut_short(2, 3.0)  # a normal window; too little speech to judge
+    sr = 16000
+    chunks = [(1 * sr, 4 * sr), (5 * sr, 8 * sr), (8 * sr + sr // 2, 11 * sr), (12 * sr, 15 * sr)]
+    # 11 words take 4.4 s at 2.5 a second: the first two chunks (6 s); the rest starts mid-pause after them
+    assert rest_start(chunks, 11) == 8 * sr + sr // 4
+    assert rest_start(chunks, 5) == 4 * sr + sr // 2
+    assert rest_start(chunks, 40) is None and rest_start([], 3) is None  # nothing left to decode again
+
+
+def test_window_cut_short_is_decoded_again(asr):
+    """Whisper sometimes stops after the first sentence of a window and stamps it to the window's end; the rest
+    of the speech would be lost. Such a window (few words for its speech) keeps that sentence and has the speech
+    after it decoded again. The early stop is forced on the whole window here; the second decoding is real."""
+    said = ["The Quillon project will hire 47 engineers.", "Our new vendor is in Lisbon.",
+            "Maria will send the report on Friday.", "The budget is 9 million dollars.",
+            "We decided to move the team to Madrid."]
+    a = np.concatenate([pad(tts(s, "en-us", 155), 0.4) for s in said])
+    real, calls = asr.model.transcribe, []
+
+    def stops_early(x, *args, **kw):
+        segs, info = real(x, *args, **kw)
+        segs = list(segs)
+        calls.append(x.size)
+        if x.size == a.size:  # the whole window: only its first sentence, stamped to the end
+            from dataclasses import replace
+            segs = [replace(segs[0], text=segs[0].text.split(".")[0] + ".", end=x.size / SR)]
+        return segs, info
+
+    asr.model.transcribe = stops_early
+    try:
+        text = " ".join(s.text for s in asr.transcribe_clip(a, 10.0)).lower()
+    finally:
+        del asr.model.transcribe
+    assert len(calls) == 2 and calls[0] == a.size > calls[1], calls   # the window, then what it left out
+    assert "madrid" in text and "friday" in text and "47" in text and text.count("47") == 1, text
+    decoded = []
+    asr.model.transcribe = lambda x, *args, **kw: (decoded.append(x.size), real(x, *args, **kw))[1]
+    try:
+        text = " ".join(s.text for s in asr.transcribe_clip(a, 10.0)).lower()
+    finally:
+        del asr.model.transcribe
+    assert decoded == [a.size] and "madrid" in text, (decoded, text)  # a window decoded whole: once

@@ -155,8 +155,8 @@ def test_words_on_screen_prompt_the_speech_model():
         def read(self, image):
             return next(self.pages)
 
-    class Asr:  # stands in for the Transcriber: only its `context` hook matters here
-        context = None
+    class Asr:  # stands in for the Transcriber: only its `context` and `vocabulary` hooks matter here
+        context = vocabulary = None
 
         def fresh(self):
             return Asr()
@@ -173,9 +173,21 @@ def test_words_on_screen_prompt_the_speech_model():
     assert prompt(4.0, 9.0) == "Quillon Hiring\nEngineers: 47"  # the slide up since 0 s
     assert prompt(18.0, 24.0) == "Quillon Hiring\nEngineers: 47\nBrightwater Vendors\nVendor: Zellmark"
     assert prompt(30.0, 32.0) == "Brightwater Vendors\nVendor: Zellmark"
+    assert asr.asr.vocabulary() == ["Hiring", "Vendors", "Zellmark"]  # names read so far, the latest last
     fresh = fresh_evidence([ocr, asr])
     assert fresh[1].asr.context.__self__ is fresh[0] and fresh[0] is not ocr  # each stream its own screen
-    assert fresh[1].asr.context(0.0, 1.0) == ""
+    assert fresh[1].asr.context(0.0, 1.0) == "" and fresh[1].asr.vocabulary() == []
+
+
+def test_screen_names():
+    """The capitalized words that do not start a line, each once in reading order: a label's value, a name in a
+    sentence; not a line's first word, nor a word after a full stop."""
+    from models.ocr import screen_names
+
+    lines = ["Fjord Cloud Migration", "Carrier: Crestway", "Good. That is fine.", "Dalia owns Polaris, with Acme",
+             "Owner: Dalia", "budget 3 Million", "Hi X"]
+    assert screen_names(lines) == ["Cloud", "Migration", "Crestway", "Polaris", "Acme", "Dalia", "Million"]
+    assert screen_names([]) == []
 
 
 def test_batched_clips_keep_their_own_slide_text():

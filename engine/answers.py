@@ -70,10 +70,14 @@ def has_text_evidence(memory) -> bool:
     return bool(str(ev.get("asr") or "").strip() or str(ev.get("ocr") or "").strip())
 
 
-def visual_answer(memories_best_first, by_example: bool = False) -> str:
-    """The answer when only the picture matched: what was found, said as what it is."""
+def visual_answer(memories_best_first, by_example: bool = False, stretch: bool = False) -> str:
+    """The answer when only the picture matched: what was found, said as what it is. stretch: the moments are
+    those of an asked window ("what happened in the last minute?"), in time order, not the best matches."""
     what = "the example picture" if by_example else "what you asked"
     lines = [f"No speech or on-screen text answers this, but these moments look most like {what} (best first):"]
+    if stretch:
+        memories_best_first = sorted(memories_best_first, key=lambda m: (m.stream, m.t0))
+        lines = ["Nothing was said or shown as text in that stretch; these are its moments, in time order:"]
     for i, m in enumerate(memories_best_first, 1):
         tags = tags_of(m)
         lines.append(f"{i}. {span(m.t0, m.t1)} {m.stream}" + (f" — looks like {tags}" if tags else ""))

@@ -27,6 +27,16 @@ from . import media as media_rules
 from . import profiles
 from .watch_api import WatchesMixin
 from .answers import Answer, Summary, has_text_evidence, visual_answer
+
+
+def _asks_a_stretch(question: str, t_range) -> bool:
+    """An open question about a named window ("what happened in the last minute?"): retrieval listed that
+    window's moments in time order (models/answer/overview.py) rather than searching."""
+    from models.answer.overview import kind_of
+    from models.text.timephrase import parse_time_filter
+
+    windowed = t_range is not None or parse_time_filter(question, 1e9) is not None
+    return bool(windowed and (kind_of(question, True) or ("", ""))[0] == "recap")
 from .errors import EngineError, as_engine_errors
 from .ingest import StreamsMixin
 from .profiles import ModelSpec
@@ -249,7 +259,9 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
 
             pieces.close()
             best = sorted(pieces.memories, key=lambda m: getattr(m, "rank", 0))
-            pieces = AnswerStream(iter([visual_answer(best, by_example=image is not None)]), pieces.memories,
+            stretch = image is None and _asks_a_stretch(question, t_range)
+            pieces = AnswerStream(iter([visual_answer(best, by_example=image is not None, stretch=stretch)]),
+                                  pieces.memories,
                                   pieces.retrieve_ms, False,
                                   citations, pieces.usage)
             kind = "visual"

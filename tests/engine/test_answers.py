@@ -115,3 +115,16 @@ def test_an_answer_without_times_calls_nothing_a_source():
 def test_resume_plan(spans, start, end, want):
     assert resume_plan(spans, start, end, gap=1.05) == want
     assert covered_runs([(0, 2), (2.5, 4), (9, 10)], 1.05) == [(0, 4), (9, 10)]
+
+
+def test_a_stretch_without_words_is_listed_in_time_order():
+    from engine.core import _asks_a_stretch
+
+    ms = [mem(2, 2.0, 4.0, 0, "cup, coffee mug"), mem(1, 0.0, 2.0, 1)]
+    text = visual_answer(ms, stretch=True)
+    assert text.startswith("Nothing was said or shown as text in that stretch; these are its moments, in time order:")
+    assert text.index("[00:00:00–00:00:02]") < text.index("[00:00:02–00:00:04]")
+    assert _asks_a_stretch("What happened in the last minute?", None)
+    assert _asks_a_stretch("What happened?", (0.0, 60.0))
+    assert not _asks_a_stretch("What happened?", None)
+    assert not _asks_a_stretch("When did someone hold a cup in the last minute?", None)

@@ -85,7 +85,23 @@ ABSENT_HELDOUT6 = (
      "What sports are played on the beach?"])
 
 
+# held-out 7's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT7 = (
+    ["Which choir sang at the carol service?", "How long is the ferry ride to the lighthouse?",
+     "Who knitted the red scarf?", "What flavour was the birthday cake?", "Which horse won the derby?"],
+    ["How many keys does a piano have?", "What is the capital of Peru?", "Who discovered penicillin?",
+     "Which florist delivered the roses?", "How high is the ski jump?", "What did the weather forecast say?",
+     "Which train stops at the airport?", "How much does a museum membership cost?",
+     "Who refereed the tennis final?", "What is the recipe for lemonade?", "Which moon orbits Jupiter?",
+     "How old is the stone bridge?", "Who built the old windmill?", "What colour are penguin chicks?",
+     "Which clown visited the hospital?", "How many seats are in the opera house?",
+     "What time does the flea market open?", "Who illustrated the comic book?", "Which vegetables grow in winter?",
+     "How hot is the surface of Venus?", "What is engraved on the trophy?",
+     "Which explorer reached the pole first?", "How long do parrots live?", "Who repainted the fence?",
+     "What games do children play at recess?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3, 4, 5 and 6 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 7 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
-            "heldout6": ABSENT_HELDOUT6}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7}.get(split, (ABSENT, ABSENT_MORE))

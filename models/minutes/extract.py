@@ -153,8 +153,10 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = ()) -> 
         subject = who is not None and who[1] > 0 and not clause[: who[1]].strip(" ,:").count(" ")
         return "action" if subject and p[2] >= acts.SECOND_MIN else "decision"
     # an action item: the likeliest class, or a plain request to a named person ("Tom, please ...") about as likely
+    # or a dated commitment of a named person ("Helen will share the results before Thursday")
     if who is not None and p[2] >= acts.ACTION_MIN and (label == "action" or
-                                                        (p[2] >= p[1] and owners.requested(clause, who[0]))):
+                                                        (p[2] >= p[1] and (owners.requested(clause, who[0]) or
+                                                                           owners.committed(clause, who[0])))):
         return "action" if not question or owners.asks(clause, who[0]) else "other"
     if who is None and not question and p[1] + p[2] >= acts.COMMIT_MIN and p[1] >= acts.COMMIT_DEC \
             and (_GROUP_SUBJECT.match(clause) or _PASSIVE_TO_DO.search(clause)):

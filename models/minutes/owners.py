@@ -223,6 +223,21 @@ def handed(clause: str) -> bool:
     return bool(re.search(r"\b(?i:over to|" + _FALLS + r")\s+(?:\w+\s+){1,2}?(?i:to)\s+[a-z]+", clause))
 
 
+# a time a task is due ("by Friday", "before the end of the month", "until May 3")
+_DEADLINE = re.compile(r"\b(?:by|before|until|no later than|ahead of)\s+(?:the\s+)?(?:end\s+of\s+)?(?:next\s+|this\s+)?"
+                       r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight|week|month|"
+                       r"quarter|year|january|february|march|april|may|june|july|august|september|october|november|"
+                       r"december|\d)", re.I)
+
+
+def committed(clause: str, owner: str) -> bool:
+    """Whether the owner, as the subject, commits to a task with a time it is due: "Helen will share the results
+    before Thursday", "Ana is going to call them by Friday", "by May 3, Tom has to ..."."""
+    o = re.escape(owner)
+    return bool(re.search(r"(?:^\W*|[,;:]\s*|\b(?i:and|so|then)\s+)" + o + r"\s+(?i:will|'ll|is going to|is gonna|"
+                          r"has to|needs to|must|is to|shall)\s+[a-z]", clause) and _DEADLINE.search(clause))
+
+
 def requested(clause: str, owner: str) -> bool:
     """Whether the clause is plainly a request to the owner, by its form alone: addressed with "please" or "can
     you" ("Tom, please ..."), asked or had ("let's have Tom ...", "I'd like Tom to ..."), labelled ("owner: Tom") or

@@ -20,7 +20,8 @@ _DECISIONS = re.compile(r"\b(?:decisions?|decided?|agreed|agreements?|resolution
 _ACTIONS = re.compile(r"\b(?:action items?|actions|to-?dos?|next steps?|follow[- ]?ups?|tasks?|assignments?|assigned|"
                       r"who (?:has|have|needs?|is going) to do what|owners?)\b", re.I)
 # what such a question may hold besides its outcome words ("What did they decide about Kite?" is about Kite)
-_ALLOWED = {"decisions", "decision", "decided", "decide", "dos", "we", "agreed", "agreement", "agreements", "resolutions", "resolved",
+_ALLOWED = {"decisions", "decision", "decided", "decide", "dos", "we", "agreed", "agreement", "agreements",
+            "resolutions", "resolved",
             "conclusions", "concluded", "action", "actions", "items", "item", "todo", "todos", "tasks", "task",
             "steps", "step", "follow", "ups", "assignments", "assigned", "owners", "owner", "list", "made", "make",
             "taken", "reached", "meeting", "recording", "call", "video", "today", "key", "main", "final", "agree",

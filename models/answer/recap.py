@@ -6,7 +6,8 @@ line "answers" them; extracting one would refuse or pick a random sentence.
     recap_kind("What did Maria say in the last minute?")   -> None   (a fact about Maria: the normal path)
     pick_moments(memories, k=5, kind="said")               -> the memories of the window that tell the most of it,
                                                               in time order
-    recap_text(views, "said")                              -> "Between 00:01:00 and 00:02:00:\n- [00:01:02–00:01:10] Said: “…”\n…"
+    recap_text(views, "said")                              -> "Between 00:01:00 and 00:02:00:\n
+                                                              - [00:01:02–00:01:10] Said: “…”\n…"
 
 Pure functions over memories / MemoryViews (t0, t1, evidence {"asr", "ocr", "tags"}); the ask path decides when to
 use them (models/ask.py: a time window and an open question).
@@ -33,11 +34,11 @@ _ANY = {"happen", "happened", "happening", "happens", "going", "go", "goes", "we
         "cover", "new", "change", "changed", "changes", "meeting", "video", "recording", "stream", "clip", "moment",
         "moments", "time", "people", "person", "someone", "anyone", "did", "do", "does", "doing", "done", "just",
         "now", "recently", "update", "updates", "status", "events", "event", "activity", "know", "known", "learn",
-        "learned", "everything", "all"}
+        "learned", "all"}
 
 # "... about the Osprey launch?": an open question about one subject
-_ABOUT = re.compile(r"\b(?:about|regarding|concerning|on the subject of|with regard to)\s+(?:the\s+)?(.+?)\s*[?.!]*\s*$",
-                    re.I)
+_ABOUT = re.compile(r"\b(?:about|regarding|concerning|on the subject of|with regard to)\s+(?:the\s+)?"
+                    r"(.+?)\s*[?.!]*\s*$", re.I)
 
 
 def recap_kind(question: str) -> Optional[str]:
@@ -73,7 +74,8 @@ def _head_kind(head: str) -> Optional[str]:
 
 def recap_topic(question: str) -> Optional[tuple[str, str]]:
     """(kind, subject) for "What did they say about the Osprey launch?", "Tell me everything about Bluebell",
-    "What was shown regarding the budget?", "When was Rampart discussed?", "When did they talk about Rampart?": a recap of what was said / shown about one subject, not one fact.
+    "What was shown regarding the budget?", "When was Rampart discussed?", "When did they talk about Rampart?": a
+    recap of what was said / shown about one subject, not one fact.
     None for other questions ("What is the Osprey budget?", "What did Maria say about the budget?": Maria is a
     subject of her own, so that one is a question about her)."""
     rest, _ = split_time_filter(question or "", 1e9)

@@ -195,14 +195,12 @@ def retrieve_for(bank, profile, question: str = "", k: int = 5, image: Optional[
     from memory.retrieval import retrieve
 
     from .answer import overview
-    from .answer.recap import recap_topic
     from .assistant import evidence_rerank
 
     if not question and image is None:
         raise AskError("ask needs a question or an example image")
     streams = list(streams) if streams else None
-    if question and image is None and recap_topic(question):
-        k = max(k, 12)  # "what did they say about X?": every moment that names X, not only the best five
+    k = overview.pool(question, k) if image is None else k  # "what did they say about X?": every moment naming X
     windows = ({None: t_range} if t_range is not None else
                (time_windows(question, bank, streams, now=until) if question else {}))
     phrased = bool(windows)  # a window the caller or the question named (not only `until`)

@@ -76,11 +76,9 @@ def deck_moments(memories: Sequence, limit: int = 60) -> list:
 
 
 def _body(view, title: str) -> str:
-    from models.text.words import ocr_lines
+    from .recap import screen_lines
 
-    lines = [x.strip(" ·•*-") for x in ocr_lines((view.evidence or {}).get("ocr", ""))]
-    lines = [x for x in lines if x and x != title and re.search(r"[A-Za-z0-9]", x)]
-    return " · ".join(lines[:5])
+    return " · ".join([x for x in screen_lines(view.evidence or {}) if x != title][:5])
 
 
 def deck_text(views: Sequence, kind: str) -> str:

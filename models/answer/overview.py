@@ -36,6 +36,12 @@ def kind_of(question: str, windowed: bool) -> Optional[tuple[str, str]]:
     return ("recap", kind) if kind else None
 
 
+def pool(question: str, k: int) -> int:
+    """How many memories the usual retrieval should return: every moment that names the subject of "what did
+    they say about X?" (up to max(k, 12)), not only the best k."""
+    return max(k, 12) if question and recap_topic(question) else k
+
+
 def moments(kind: tuple[str, str], listed: Sequence, k: int, embedder=None) -> list:
     """The memories (of `listed`, every memory of the asked stretch) that answer a kind_of question."""
     what, sub = kind

@@ -105,7 +105,7 @@ def _units(memory, kind: str) -> set:
     if kind in ("said", "all"):
         out |= {("said", s.lower()) for s in _said(ev)}
     if kind in ("shown", "all"):
-        out |= {("shown", x) for x in _screen(ev)[:1]}
+        out |= {("shown", x) for x in screen_lines(ev)[:1]}
     if ev.get("tags") and (kind == "seen" or (kind == "all" and not out)):
         out.add(("seen", ev["tags"]))
     return out
@@ -114,7 +114,7 @@ def _units(memory, kind: str) -> set:
 _BULLET = re.compile(r"^[\s·•*-]+")
 
 
-def _screen(ev: dict) -> list[str]:
+def screen_lines(ev: dict) -> list[str]:
     """The screen's lines without bullets (first line: its title)."""
     return [_BULLET.sub("", x) for x in ocr_lines(ev.get("ocr", "")) if re.search(r"[A-Za-z0-9]", x)]
 
@@ -180,7 +180,7 @@ def recap_lines(views: Sequence, kind: str = "all", subject: str = "") -> list[s
             if new:
                 parts.append("Said: “" + " ".join(new) + "”")
         if kind in ("shown", "all"):
-            lines = _screen(ev)
+            lines = screen_lines(ev)
             if lines and subject and not _mentions(lines[0], keys, names):
                 lines = [x for x in lines[1:] if _mentions(x, keys, names)]
             if lines and lines[0] != screen_before:

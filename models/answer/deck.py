@@ -22,7 +22,7 @@ _RULES = [
     ("count", re.compile(rf"\bhow many\s+(?:\w+\s+)?{_SLIDE}", re.I)),
     ("first", re.compile(rf"\b(?:first|opening|initial)\s+{_SLIDE}", re.I)),
     ("last", re.compile(rf"\b(?:last|final|closing)\s+{_SLIDE}", re.I)),
-    ("list", re.compile(rf"\b(?:list|which|what|name|all)\b.*\b(?:slides|slide titles|titles of the slides)\b", re.I)),
+    ("list", re.compile(r"\b(?:list|which|what|name|all)\b.*\b(?:slides|slide titles|titles of the slides)\b", re.I)),
 ]
 
 
@@ -32,7 +32,7 @@ _ALLOWED = {"list", "slide", "slides", "title", "titles", "shown", "show", "show
             "names", "deck", "presentation", "pages", "page", "meeting", "recording", "video", "used", "displayed",
             "display", "first", "last", "final", "opening", "closing", "initial", "many", "number", "total", "say",
             "said", "says", "text", "contain", "contained", "read", "written", "screen", "tell", "did", "does",
-            "went", "came", "went", "saw", "seen", "order", "sequence", "giving", "given"}
+            "went", "came", "saw", "seen", "order", "sequence", "giving", "given"}
 
 
 def deck_question(question: str) -> Optional[str]:

@@ -516,6 +516,8 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", default="dev,heldout")
     ap.add_argument("--style-list", default="template,dense,scroll,speaker,human")
     ap.add_argument("--llm", default="smollm2-135m", help="LLM for --styles minutes (none: rules only)")
+    ap.add_argument("--reuse-banks", action="store_true",
+                    help="--styles: ask the banks an earlier run left in --workdir (no ingest, no ingest figures)")
     ap.add_argument("--llm-asks", action="store_true", help="--styles: also answer every question with the LLM")
     args = ap.parse_args(argv)
     if args.styles:

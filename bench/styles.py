@@ -183,7 +183,8 @@ def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5,
                 cause = ("not_heard" if not h else "not_retrieved" if not inret else
                          "refused" if refused else "wrong_line")
                 why[cause] += 1
-                misses.append(dict(q=f.question, gold=f.answer, answer=text[:140], heard=h, cause=cause))
+                misses.append(dict(q=f.question, gold=f.answer, answer=text[:140], heard=h, cause=cause,
+                                   why=getattr(profile.answerer.last, "why_weak", "")))
         absent, absent_more = absent_questions(getattr(truth, "split", ""))
         refusals = sum("".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND) for q in absent)
         more = [q for q in absent_more if not "".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND)]
@@ -259,7 +260,12 @@ def run_styles(args) -> dict:
             t = time.perf_counter()
             truth = cached_style(style, split, seed=args.seed, root=str(tmp))
             gen = time.perf_counter() - t
-            ing, profile = ingest_bank(truth, tmp / f"bank-{style}-{split}")
+            bank_dir = tmp / f"bank-{style}-{split}"
+            if getattr(args, "reuse_banks", False) and (bank_dir / "bank.sqlite").exists():
+                from models.registry import load_profile  # the answer side only: the bank from an earlier run
+                ing, profile = dict(reused=str(bank_dir)), load_profile(None)
+            else:
+                ing, profile = ingest_bank(truth, bank_dir)
             print(split, style, "ingest", {k: round(v, 3) if isinstance(v, float) else v for k, v in ing.items()},
                   flush=True)
             asks = style_asks(tmp / f"bank-{style}-{split}", profile, truth,
@@ -337,5 +343,6 @@ def style_table(rows: list[dict], llm: Optional[str]) -> list[str]:
             f"{ex.get('absent_refused', 0):.0%} / {ex.get('absent_more_refused', float('nan')):.0%} | {a['wer']:.3f} | {titles} | "
             f"{rl.get('decision_recall', 0):.0%} / {rl.get('action_recall', 0):.0%} "
             f"({rl.get('false_decisions', '?')} / {rl.get('false_actions', '?')} false) | {uns} | "
-            f"{1 / g['rtf']:.1f}× ({g.get('cpu_per_media_s', float('nan')):.2f}) | {g['ocr_calls']} |")
+            + (f"{1 / g['rtf']:.1f}× ({g.get('cpu_per_media_s', float('nan')):.2f}) | {g['ocr_calls']} |" if "rtf" in g
+               else "(bank reused) | — |"))
     return out

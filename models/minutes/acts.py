@@ -34,7 +34,10 @@ ACTION_MIN = 0.4  # with a named owner, which the grammar must find
 # chosen on the training sentences' out-of-fold probabilities, tests/models/test_minutes_acts.py and seen meetings)
 COMMIT_MIN = 0.6
 COMMIT_DEC = 0.3
-SECOND_MIN = 0.2  # a decision said of one named person is that person's action item when this likely one
+SECOND_MIN = 0.2
+# a clause with an assignment's structure (`models.minutes.assign`: a person, a task, a time due) is an action item
+# unless the classifier is this sure it is none
+STRUCTURE_VETO = 0.9  # a decision said of one named person is that person's action item when this likely one
 
 _lock = threading.Lock()
 _models: dict[int, tuple[object, object]] = {}

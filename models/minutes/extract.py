@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 from models.text.relevance import MONTHS
 from models.text.words import digits, sentences
 
-from . import acts, owners
+from . import acts, assign, owners
 from .data import ActionItem, Line
 
 _MODAL = (r"will|'ll|is going to|are going to|needs to|need to|has to|have to|should|shall|must|agreed to|"
@@ -106,27 +106,46 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
     decisions, actions = [], []
     things = set(things)
     for s in sentences(text):
+        cased = bool(re.search(r"[A-Z]", s))  # a line all in lower case: a first name may be too
         units = acts.clauses(s)
         group = [u for u in units if u != s.strip()] or units  # a run-on line: its clauses, never the whole as one
         whole = s.strip() if s.strip() in units and len(s.split()) <= 20 else None
+        n_actions = len(actions)
         if group:
             probs = acts.probabilities(group, embedder)
             for c, p in zip(group, probs):
-                label = _label(c, p, names, things)
+                label = _label(c, p, names, things, cased)
                 if label == "decision":  # the whole sentence when the rest is a few words that complete it
                     rest = [u for u in group if u != c]  # ("The decision is to launch, Harbor in Athens first")
                     short = whole and whole != c and all(len(u.split()) <= 4 for u in rest)
                     pw = acts.probabilities([whole], embedder)[0] if short else None
-                    lw = _label(whole, pw, names, things) if pw is not None else None
+                    lw = _label(whole, pw, names, things, cased) if pw is not None else None
                     # an opening phrase ("After some discussion, ...", "In the end, ...") belongs to the decision
                     opening = lw == "other" and whole.endswith(c) and len(group) == 2
                     decisions.append(whole if lw == "decision" or opening else c)
                 elif label == "action":
-                    who = owners.owner_of(c, names, things)
-                    task = owners.task_of(c, who[1], who[0]) if who else ""
-                    if who and len(re.findall(r"\w+", task)) >= 2:  # a task of two words or more (a bullet mark is none)
-                        actions.append((c, who[0], task))
+                    actions += _action(c, names, things, cased)
+        # an assignment whose parts the clauses cut apart ("Over to Nora for the deck, end of week")
+        if len(actions) == n_actions and whole and whole not in group \
+                and _structured(whole, acts.probabilities([whole], embedder)[0], things, cased):
+            actions += _action(whole, names, things, cased)
     return decisions, actions
+
+
+def _action(c: str, names: Sequence[str], things: Iterable[str], cased: bool) -> list[tuple[str, str, str]]:
+    """[(clause, owner, task)] for a clause taken for an action item: its owner by the assignment's structure or
+    by grammar, and a task of two words or more (a bullet mark is none); [] without both."""
+    who = assign.assignment(c, things, cased) or owners.owner_of(c, names, things)
+    task = owners.task_of(c, who[1], who[0]) if who else ""
+    return [(c, who[0], task)] if who and len(re.findall(r"\w+", task)) >= 2 else []
+
+
+def _structured(clause: str, p, things: Iterable[str], cased: bool) -> bool:
+    """Whether the clause has an assignment's structure (a named person, a task, a time due), is no option read
+    out from a menu and the classifier is not sure it is none: the structure decides, the classifier only
+    vetoes."""
+    return not _OPTION.search(clause) and p[0] < acts.STRUCTURE_VETO and \
+        assign.assignment(clause, things, cased) is not None
 
 
 # an option read out in a list, as a phone menu does ("2 to lock the room", "or 8 to exit", "press 1 for sales"):
@@ -137,13 +156,15 @@ _OPTION = re.compile(r"^\W*(?:(?:or|and|then)\s+)?(?:(?:press|dial|enter|say|key
                      + r"\b", re.I)
 
 
-def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = ()) -> str:
+def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = (), cased: bool = True) -> str:
     """decision, action or other: the classifier's likeliest class when sure enough, then grammar. A question is
     never a decision, and an action item only when it asks a person by name ("Tom, can you ...?", "could Tom
     ...?"). A commitment whose subject is one named person ("Ana will ...", "Ana agreed to ...") is that person's
     action item, not the group's decision. An option read out from a menu is neither."""
     if _OPTION.search(clause):
         return "other"
+    if _structured(clause, p, things, cased):
+        return "action"
     label = acts.LABELS[int(p.argmax())]
     question = bool(_QUESTION.search(clause.strip()))
     who = owners.owner_of(clause, names, things)

@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from typing import Iterable, Optional, Sequence
 
+from models.text.gazetteer import kind_of
 from models.text.relevance import DAYS, MONTHS
 from models.text.words import sounds_like, stop_words
 
@@ -283,9 +284,12 @@ def task_of(clause: str, start: int, owner: str = "") -> str:
 
 def canonical(owner: str, names: Sequence[str]) -> str:
     """A heard owner written as the name it most likely is: a name read on screen or said more often that it
-    sounds like (the recognizer spells an unfamiliar name differently from one sentence to the next)."""
+    sounds like (the recognizer spells an unfamiliar name differently from one sentence to the next), or a first
+    name the recognizer wrote with the "'s" that followed it joined on."""
     low = owner.lower()
     for n in names:
         if n.lower() != low and sounds_like(n.lower(), low):
             return n
+    if low.endswith("s") and not kind_of(low) and "person" in kind_of(low[:-1]):
+        owner = owner[:-1]  # "Samuels is going to ...": the recognizer joined "Samuel's"
     return owner.title() if owner.islower() else owner

@@ -37,7 +37,10 @@ COMMIT_DEC = 0.3
 SECOND_MIN = 0.2
 # a clause with an assignment's structure (`models.minutes.assign`: a person, a task, a time due) is an action item
 # unless the classifier is this sure it is none
-STRUCTURE_VETO = 0.9  # a decision said of one named person is that person's action item when this likely one
+STRUCTURE_VETO = 0.9
+# a clause with the structure of something settled with nobody named to do it (`extract._settled`: "we'll put the
+# audit on hold", "the launch moves to May") is a decision unless the classifier takes it for other this likely
+SETTLED_VETO = 0.5  # a decision said of one named person is that person's action item when this likely one
 
 _lock = threading.Lock()
 _models: dict[int, tuple[object, object]] = {}

@@ -27,7 +27,7 @@ from models.text.relevance import DAYS, MONTHS
 from models.text.words import stop_words
 
 from .due import due
-from .owners import _LABEL_WORD, asks
+from .owners import _LABEL_WORD, _NOT_A_REQUEST, asks
 
 _TOK = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _ARTICLE = re.compile(r"\b(?i:the|a|an|this|that|these|those|our|their|its|his|her|my|your)\s+$")
@@ -75,7 +75,8 @@ _TIME_WORDS = set(MONTHS) | set(DAYS)
 def _person(w: str, lower_ok: bool, things: set[str]) -> bool:
     low = w.lower()
     return ((w[:1].isupper() or lower_ok) and len(low) > 1 and low not in stop_words() and low not in _TIME_WORDS
-            and low not in things and not _LABEL_WORD.fullmatch(w) and "person" in kind_of(low))
+            and low not in things and not _LABEL_WORD.fullmatch(w) and not _NOT_A_REQUEST.fullmatch(w)
+            and "person" in kind_of(low))  # the name lists hold some interjections ("Okay")
 
 
 def _owner_at(clause: str, toks: list[re.Match], i: int, end: int) -> bool:

@@ -1,8 +1,11 @@
 """Decisions, action items and figures from one sentence or slide line.
 
 With a sentence embedder (the product path: `summarize` passes the profile's), decisions and action items are found
-by what a sentence does (`models.minutes.acts`: a classifier over sentence embeddings trained on general meeting
-language, clause by clause, with the owner taken from the grammar). Without one, by the usual forms of English
+first by their structure, whatever the wording: a named person, a task and a time it is due make an action item
+(`models.minutes.assign`); the group committing itself, an outcome labelled, a rule from a time on or a thing's plan
+changed, with nobody named, make a decision (`_settled`). The classifier (`models.minutes.acts`: sentence embeddings
+and words, trained on general meeting language, clause by clause) only vetoes those, and finds the rest, with the
+owner taken from the grammar. Without one, by the usual forms of English
 meeting language:
 
 - decision: "we decided / agreed / chose / opted / resolved / settled on / approved ...", "decision: ...",
@@ -18,10 +21,12 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
+from models.text.gazetteer import kind_of
 from models.text.relevance import MONTHS
-from models.text.words import digits, sentences
+from models.text.words import digits, sentences, stop_words
 
 from . import acts, assign, owners
+from .due import due
 from .data import ActionItem, Line
 
 _MODAL = (r"will|'ll|is going to|are going to|needs to|need to|has to|have to|should|shall|must|agreed to|"
@@ -110,7 +115,7 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
         units = acts.clauses(s)
         group = [u for u in units if u != s.strip()] or units  # a run-on line: its clauses, never the whole as one
         whole = s.strip() if s.strip() in units and len(s.split()) <= 20 else None
-        n_actions = len(actions)
+        n_actions, n_decisions = len(actions), len(decisions)
         if group:
             probs = acts.probabilities(group, embedder)
             for c, p in zip(group, probs):
@@ -125,10 +130,15 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
                     decisions.append(whole if lw == "decision" or opening else c)
                 elif label == "action":
                     actions += _action(c, names, things, cased)
-        # an assignment whose parts the clauses cut apart ("Over to Nora for the deck, end of week")
-        if len(actions) == n_actions and whole and whole not in group \
-                and _structured(whole, acts.probabilities([whole], embedder)[0], things, cased):
-            actions += _action(whole, names, things, cased)
+        # an assignment, or something settled, whose parts the clauses cut apart ("Over to Nora for the deck, end
+        # of week", "From next month, claims need a receipt")
+        if whole and whole not in group:
+            pw = acts.probabilities([whole], embedder)[0]
+            if len(actions) == n_actions and _structured(whole, pw, things, cased):
+                actions += _action(whole, names, things, cased)
+            elif len(decisions) == n_decisions and _label(whole, pw, names, things, cased) == "decision" \
+                    and _settled(whole, things):
+                decisions.append(whole)
     return decisions, actions
 
 
@@ -170,7 +180,9 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = (), cas
     who = owners.owner_of(clause, names, things)
     if owners.handed(clause):  # a task given to someone the recognizer did not name ("it falls to ... to call")
         return "action" if who is not None and p[2] >= acts.ACTION_MIN and owners.requested(clause, who[0]) else "other"
-    if label == "decision" and p[1] >= acts.DECISION_MIN and not question:
+    # a question, or a line said to the listener ("you will be given the option to ..."), is no decision
+    no_decision = question or bool(_TO_LISTENER.match(clause))
+    if label == "decision" and p[1] >= acts.DECISION_MIN and not no_decision:
         subject = who is not None and who[1] > 0 and not clause[: who[1]].strip(" ,:").count(" ")
         return "action" if subject and p[2] >= acts.SECOND_MIN else "decision"
     # an action item: the likeliest class, or a plain request to a named person ("Tom, please ...") about as likely
@@ -179,9 +191,11 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = (), cas
                                                         (p[2] >= p[1] and (owners.requested(clause, who[0]) or
                                                                            owners.committed(clause, who[0])))):
         return "action" if not question or owners.asks(clause, who[0]) else "other"
-    if who is None and not question and p[1] + p[2] >= acts.COMMIT_MIN and p[1] >= acts.COMMIT_DEC \
+    if who is None and not no_decision and p[1] + p[2] >= acts.COMMIT_MIN and p[1] >= acts.COMMIT_DEC \
             and (_GROUP_SUBJECT.match(clause) or _PASSIVE_TO_DO.search(clause)):
         return "decision"
+    if not no_decision and p[0] < acts.SETTLED_VETO and _settled(clause, things):
+        return "decision"  # the group's commitment or a plan changed: the structure decides, the classifier vetoes
     return "other"
 
 
@@ -193,6 +207,52 @@ _GROUP_SUBJECT = re.compile(r"^\W*" + _FILLER + r"(?i:(?:the|our)\s+(?:\w+\s+)?(
                             r"decision|call|choice|consensus|conclusion|outcome|verdict|resolution|agreement|way forward))\b")
 _PASSIVE_TO_DO = re.compile(r"\b(?i:will|'ll|shall|is to|are to|is going to|are going to)\s+(?i:be|get)\s+(?:\w+ly\s+)?"
                             r"\w+(?:ed|en|wn|t)\b")
+
+
+# the group commits itself ("we'll put the audit on hold until June", "we are cancelling the trial", "let's keep
+# the old logo"): "we" or "let's" and a verb of doing, not one of running the meeting ("we'll hear from ...", "we
+# will see how ...", "let's move on") or of a state, wish or need ("we are behind", "we need to ...")
+_PROCESS = (r"(?:hear|see|talk|discuss|look|come|cover|start|begin|continue|wrap|take|get|try|trying|need|have|be|"
+            r"think|know|want|like|find|move\s+on|go\s+(?:through|over|on|back|around|round)|circle|touch|run\s+"
+            r"through|break|hand|turn|talk|ask|check|let|hope|wish|expect|say|tell|share|show|walk|meet|catch|"
+            r"pick\s+up|follow|decide|figure|consider|revisit|learn|review|keep\s+going|finish|end\s+(?:here|there)|"
+            r"stop\s+(?:here|there)|come\s+back|get\s+back|leave\s+it|do\s+that|do\s+this|remind|inform|update|"
+            r"email|send|call|phone|write|let\s+\w+\s+know|circulate|report)")
+_WE_COMMIT = re.compile(r"^\W*" + _FILLER + r"(?:(?i:where|so)\s+)?(?i:we\s*(?:(?:will|'ll|’ll|shall|are going to|"
+                        r"'re going to|’re going to)\s+(?!(?i:" + _PROCESS + r")\b)[a-z]+|(?:are|'re|’re)\s+"
+                        r"(?!(?i:" + _PROCESS + r"|going)\b)[a-z]+ing)|let(?:'s|’s| us)\s+(?!(?i:" + _PROCESS +
+                        r")\b)[a-z]+)\b")
+# a plan changed, said of the thing: "the launch moves to May", "Kodiak waits until June", "the trial is off"
+_CHANGE = (r"(?:moves|shifts|switches|slips|waits|pauses|resumes|goes ahead|proceeds|is\s+(?:now\s+)?(?:postponed|"
+           r"cancell?ed|scrapped|dropped|delayed|paused|shelved|moved|pushed back|brought forward|off|on hold|"
+           r"approved|confirmed|a go))")
+_PLAN_CHANGE = re.compile(r"(?:^\W*" + _FILLER + r"|\b(?i:so|then|therefore)\s+)((?:(?i:the|our)\s+)?(?:[\w-]+\s+){0,2}?"
+                          r"[\w-]+)\s+" + _CHANGE + r"\b")
+_PRONOUN = re.compile(r"\b(?i:i|we|you|he|she|they|it|this|that|there|which|who|what|nothing|everything)\b")
+
+
+_TO_LISTENER = re.compile(r"^\W*" + _FILLER + r"(?i:you|you'll|you’ll|you're|you’re)\b")
+# an outcome labelled ("Approved: the overtime budget", "Agreed - no new hires"), or a rule from a time on ("From
+# next month, claims need a receipt", "As of Monday, the door code changes")
+_OUTCOME = re.compile(r"^\W*" + _FILLER + r"(?i:(?:approved|agreed|decided|settled|resolved|confirmed|final decision|"
+                      r"decision)\s*[:\-–—]|(?:from|starting(?:\s+from)?|as\s+of|effective|beginning)\s+(?=\S))")
+
+
+def _settled(clause: str, things: Iterable[str]) -> bool:
+    """Whether the clause has the structure of something settled with nobody named to do it: the group committing
+    itself, an outcome labelled or a rule from a time on, or a thing's plan changed (its subject no pronoun and no
+    person)."""
+    if _WE_COMMIT.search(clause):
+        return True
+    m = _OUTCOME.search(clause)
+    if m and (m.group(0).rstrip()[-1:] in ":-–—" or due(clause[m.end():].split(",")[0]) is not None):
+        return True
+    m = _PLAN_CHANGE.search(clause)
+    if not m or _PRONOUN.search(m.group(1)):
+        return False
+    things = {t.lower() for t in things}
+    return not any("person" in kind_of(w) and w.lower() not in things | stop_words()
+                   for w in re.findall(r"[A-Z][a-z]+", m.group(1)))
 
 
 def extract_numbers(text: str, t0: float, t1: float) -> list[Line]:

@@ -116,6 +116,32 @@ def test_a_phone_menu_naming_a_person_and_a_time_is_no_action_item(embedder):
     assert [a.owner for a in extract_actions("Yolanda, the keys, by tomorrow.", 0, 1, embedder=embedder)] == ["Yolanda"]
 
 
+@pytest.mark.parametrize("sentence", [
+    "Okay, we'll put the canteen refit on hold until April.",
+    "So the depot move slips to the autumn.",
+    "Approved: two extra cleaners for the summer.",
+    "we are scrapping the paper timesheets",
+])
+def test_something_settled_with_nobody_named_is_a_decision(embedder, sentence):
+    from models.minutes.extract import extract_actions, extract_decisions
+
+    assert [d.text for d in extract_decisions(sentence, 0, 1, embedder=embedder)] == [sentence]
+    assert extract_actions(sentence, 0, 1, embedder=embedder) == []
+
+
+@pytest.mark.parametrize("sentence", [
+    "We'll hear from the treasurer after the break.",  # running the meeting
+    "We'll remind everyone about the fire drill.",  # a task of the group, nothing settled
+    "You will be given a reference number at the end of the call.",  # said to the listener
+    "So Yolanda moves to the Leeds office next month.",  # a person named: hers to do, no plan of a thing
+    "We are behind on the audit.",  # a state
+])
+def test_no_decision_without_something_settled(embedder, sentence):
+    from models.minutes.extract import extract_decisions
+
+    assert extract_decisions(sentence, 0, 1, embedder=embedder) == []
+
+
 @pytest.mark.parametrize("half", ["tune", "check"])
 def test_the_challenge_set_through_the_product_path(embedder, half):
     """Both halves separately: the check half was never looked at while the code was written (session 24: actions

@@ -67,6 +67,35 @@ _HABIT = re.compile(r"\b(?i:usually|always|normally|often|generally|typically|so
 _REPORT = re.compile(r"\b(?i:says|said|mentioned|mentions|thinks|thought|reckons|reported|reports|noted|notes|"
                      r"explained|explains|feels|felt|believes|believed|heard|hears|told us|tells us|confirmed|"
                      r"confirms)\b")
+# said of the person right after the name, with or without an auxiliary: a negation ("Nora can't ..."), or a verb
+# of being somewhere, coming, going, knowing or having that is no task ("Nora will join us", "Nora leaves for
+# Lisbon", "Nora has a dentist appointment"; but "Nora has to ...", "Nora starts the audit")
+_AUX = r"(?:\s+(?i:will|'ll|’ll|is|'s|’s|are|can|could|may|might|should|would|'d|’d|is going to|'s going to|going to|"\
+       r"gets to|also|then|just))*"
+
+
+def _forms(verbs: str) -> str:
+    """A regex for the verbs' base, third-person and -ing forms ("come|comes|coming")."""
+    out = []
+    for v in verbs.split():
+        ing = (v[:-1] if v.endswith("e") and not v.endswith("ee") else v) + "ing"
+        out += [v, v + ("es" if v.endswith(("o", "s", "sh", "ch")) else "s"), ing]
+    return "|".join(sorted(set(out), key=len, reverse=True))
+
+
+_NOT_DOING = re.compile(_AUX + r"\s+(?i:can't|can’t|cannot|won't|won’t|will not|isn't|isn’t|doesn't|doesn’t|don't|"
+                        r"don’t|not|never|wouldn't|shouldn't|couldn't|"
+                        r"(?:" + _forms("join come arrive return fly travel be know think hear see attend stay sit "
+                                        "land love like enjoy prefer hope wish feel") + r"|make it|get back|come back|"
+                        r"going|goes|go)\b(?!\s+to\s+(?!the\b|a\b|an\b|our\b)(?-i:[a-z]))|"
+                        r"(?:" + _forms("start leave begin") + r")\b(?!\s+(?:the|a|an|our|their|his|her|this|that|"
+                        r"those|these)\b)|"
+                        r"(?:" + _forms("need have want get") + r"|has|got)\b(?!\s+(?:to|the|this|that|these|"
+                        r"those|our|your|their|his|her)\b)|"
+                        r"(?:need|needs|want|wants)\s+to\s+(?:be|know|see|hear|leave|go|come)\b)")
+# a name thanked, welcomed or congratulated is no one given a task ("Congratulations to Nora, who starts in May")
+_COURTESY = re.compile(r"\b(?i:thanks|thank you|congratulations|congrats|welcome|well done|kudos|cheers|"
+                       r"good morning|good afternoon|hi|hello|hey|bye|goodbye)\W+(?:(?i:to|back|again)\s+)?$")
 _QUESTION = re.compile(r"\?\s*$|^\W*(?i:do|does|did|is|are|was|were|has|have|had|should|shall|can|could|will|would|"
                        r"who|whom|whose|what|when|where|why|how|which|may|might|must)\b")
 _TIME_WORDS = set(MONTHS) | set(DAYS)
@@ -84,7 +113,7 @@ def _owner_at(clause: str, toks: list[re.Match], i: int, end: int) -> bool:
     module's doc)."""
     t = toks[i]
     before, after = clause[: t.start()], clause[end:]
-    if _ARTICLE.search(before) or _SELF.search(before):
+    if _ARTICLE.search(before) or _SELF.search(before) or _COURTESY.search(before) or _NOT_DOING.match(after):
         return False
     cap = lambda j: (0 <= j < len(toks) and toks[j].group(0)[:1].isupper()  # noqa: E731
                      and toks[j].group(0).lower() not in stop_words() and toks[j].group(0).lower() not in _TIME_WORDS)

@@ -61,6 +61,8 @@ def test_a_time_past_is_told_apart():
     ("Ruben said he'd fix the gate tonight.", "Ruben"),
     ("could Ruben print the tickets by the 3rd?", "Ruben"),
     ("agnieszka you'll collect the donations on saturday", "Agnieszka"),
+    ("Ruben starts the stock count on Monday.", "Ruben"),
+    ("Ruben is going to call the caterer by Friday.", "Ruben"),
 ])
 def test_a_person_a_task_and_a_time_due_make_an_action_item(sentence, owner):
     got = assignment(sentence)
@@ -79,6 +81,12 @@ def test_a_person_a_task_and_a_time_due_make_an_action_item(sentence, owner):
     "The deadline for Yolanda is March 3.",  # a date stated
     "I'm Ruben, I'll chair the meeting today.",  # the speaker introducing themselves
     "The Florence office opens in June.",  # a name after an article is a thing's
+    "Ruben can't make it on Friday.",  # a negation
+    "Ruben will join us next week.",  # coming, going, knowing, having: no task
+    "Ruben is going to Madrid on Friday.",
+    "Ruben has a dentist appointment tomorrow.",
+    "Ruben starts on Monday.",
+    "Congratulations to Ruben, who starts as manager in May.",  # a name thanked or congratulated
 ])
 def test_no_action_item_without_a_task_still_to_do(sentence):
     assert assignment(sentence) is None

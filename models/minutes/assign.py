@@ -55,11 +55,15 @@ _PAST_VERB = re.compile(r"\b(?:(?:" + _IRREGULAR + r")|(?!(?:need|feed|speed|pro
 # and a modal ("said he'd", "told us she will")
 _PROMISE_AFTER = re.compile(r"\s+(?:(?:us|me|them|everyone|the team)\s+)?(?:that\s+)?(?:(?:to|for)\s+(?!the\b|a\b|an\b)"
                             r"[a-z]+|(?:he|she|they|i|we)\s*(?:'d|’d|'ll|’ll|would|will|could|can|is going to|"
-                            r"was going to|might)\b)", re.I)
-_PROMISE_VERB = re.compile(r"(?i:agreed|offered|promised|volunteered|said|told|asked|tasked|expected|supposed|"
+                            r"was going to|might)\b)|"
+                            # a few words on, "to" and a verb: "has taken it upon herself to ...", "agreed with
+                            # the landlord to ..."
+                            r"(?:\s+[\w'’-]+){1,4}?\s+to\s+(?!the\b|a\b|an\b|his\b|her\b|their\b|our\b|my\b|"
+                            r"your\b|its?\b|them\b|us\b|me\b)(?-i:[a-z])", re.I)
+_PROMISE_VERB = re.compile(r"(?i:agreed|offered|promised|volunteered|said|told|asked|tasked|expected|supposed|decided|"
                            r"committed|undertook|signed up|meant|was|were|has|have|had|got)$")
 # being somewhere, away or free is no task ("Rosa will be out until Tuesday", "Chloe is on holiday")
-_STATE = re.compile(r"\b(?i:is|are|am|'s|’s|be|being)\s+(?i:out|off|away|back|here|there|around|free|busy|"
+_STATE = re.compile(r"\b(?i:is|are|am|was|were|'s|’s|be|being|been)\s+(?i:out|off|away|back|here|there|around|free|busy|"
                     r"available|unavailable|sick|ill|late|in\s+(?!charge)\w+|at\s+\w+|on\s+(?:holiday|leave|"
                     r"vacation|annual leave|sick leave|a course|a break|a trip|the road|site|call)|with us|joining)\b")
 _HABIT = re.compile(r"\b(?i:usually|always|normally|often|generally|typically|sometimes|never|tends? to|used to)\b")
@@ -91,7 +95,7 @@ _NOT_DOING = re.compile(_AUX + r"\s+(?i:can't|can’t|cannot|won't|won’t|will 
                         r"(?:" + _forms("start leave begin") + r")\b(?!\s+(?:the|a|an|our|their|his|her|this|that|"
                         r"those|these)\b)|"
                         r"(?:" + _forms("need have want get") + r"|has|got)\b(?!\s+(?:to|the|this|that|these|"
-                        r"those|our|your|their|his|her)\b)|"
+                        r"those|our|your|their|his|her|(?:already\s+|just\s+)?\w+(?:ed|en|wn|ne|t))\b)|"
                         r"(?:need|needs|want|wants)\s+to\s+(?:be|know|see|hear|leave|go|come)\b)")
 # a name thanked, welcomed or congratulated is no one given a task ("Congratulations to Nora, who starts in May")
 _COURTESY = re.compile(r"\b(?i:thanks|thank you|congratulations|congrats|welcome|well done|kudos|cheers|"

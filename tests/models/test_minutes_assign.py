@@ -63,6 +63,7 @@ def test_a_time_past_is_told_apart():
     ("agnieszka you'll collect the donations on saturday", "Agnieszka"),
     ("Ruben starts the stock count on Monday.", "Ruben"),
     ("Ruben is going to call the caterer by Friday.", "Ruben"),
+    ("Ruben has taken it on himself to repaint the fence before June.", "Ruben"),  # "to" and a verb, words on
 ])
 def test_a_person_a_task_and_a_time_due_make_an_action_item(sentence, owner):
     got = assignment(sentence)
@@ -87,6 +88,8 @@ def test_a_person_a_task_and_a_time_due_make_an_action_item(sentence, owner):
     "Ruben has a dentist appointment tomorrow.",
     "Ruben starts on Monday.",
     "Congratulations to Ruben, who starts as manager in May.",  # a name thanked or congratulated
+    "Ruben has joined the sales team this week.",  # done
+    "Yolanda was in Porto to meet the client on Friday.",  # a state past
 ])
 def test_no_action_item_without_a_task_still_to_do(sentence):
     assert assignment(sentence) is None

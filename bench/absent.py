@@ -105,3 +105,20 @@ def absent_questions(split: str) -> tuple[list[str], list[str]]:
     """(5 absent-topic questions, 25 more) for a split: held-out 3 to 7 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7}.get(split, (ABSENT, ABSENT_MORE))
+
+
+def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:
+    """n questions of other splits' attribute kinds (ones this split does not have) about subjects this meeting
+    names ("Who teaches the people working on Geyser?" of a meeting that never says who does): a right answer is
+    a refusal, a line about the subject that says something else is a wrong one. Fixed per split and style."""
+    import random
+
+    from tests.fixtures.styles import VOCAB
+
+    subjects = sorted({p for p in VOCAB[split]["projects"] for f in truth.facts if p in f.question})
+    if not subjects:
+        return []
+    rnd = random.Random(f"{split}/{getattr(truth, 'style', '')}")
+    other = [v[3] for sp, vv in VOCAB.items() if sp != split for k, v in vv["attrs"].items()
+             if k not in VOCAB[split]["attrs"]]
+    return [t.format(p=rnd.choice(subjects)) for t in rnd.sample(other, min(n, len(other)))]

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from bench.absent import absent_questions
+from bench.absent import absent_questions, other_attribute_questions
 from bench.meeting import ingest_bank, loadavg, overlaps, pct
 from tests.fixtures.meeting import contains_answer
 
@@ -188,8 +188,11 @@ def style_asks(bank_dir: Path, profile, truth, answerers: list[str], k: int = 5,
         absent, absent_more = absent_questions(getattr(truth, "split", ""))
         refusals = sum("".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND) for q in absent)
         more = [q for q in absent_more if not "".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND)]
+        other = other_attribute_questions(getattr(truth, "split", ""), truth)
+        wrong = [q for q in other if not "".join(ask(bank, profile, q, k=k)[0]).startswith(NOT_FOUND)]
         n = max(1, len(facts))
         res["answerers"][name] = dict(recall_at_1=r1 / n, recall_at_5=r5 / n, em=em / n, retrieved_ceiling=got / n,
+                                      other_attribute_answered=f"{len(wrong)}/{len(other)}",
                                       absent_refused=refusals / len(absent), causes=why, ask_p50=pct(lat, 50),
                                       absent_more_refused=1 - len(more) / len(absent_more), absent_more_answered=more,
                                       misses=misses)
@@ -320,8 +323,9 @@ def style_table(rows: list[dict], llm: Optional[str]) -> list[str]:
     """One markdown table row per style run (see style_asks and style_minutes for the measures)."""
     out = ["| style | media | facts | recall@1 / @5 | EM extractive" + (f" / {llm}" if llm else "") +
            " | ceiling heard / retrieved | misses: not heard, not retrieved, refused, wrong line | absent refused (5 / 25 more) "
+           "| other attribute answered (wrong) "
            "| WER | slide titles in minutes | decisions / action items found (listed false) | unsupported lines | ingest × realtime "
-           "(CPU s per media s) | OCR reads |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "(CPU s per media s) | OCR reads |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in rows:
         a, m, g = x["asks"], x["minutes"], x["ingest"]
         ex = a["answerers"].get("extractive", {})
@@ -340,7 +344,8 @@ def style_table(rows: list[dict], llm: Optional[str]) -> list[str]:
             f"| {x['style']} | {x['duration_s']:.0f} s | {x['facts']} | {ex.get('recall_at_1', 0):.0%} / "
             f"{ex.get('recall_at_5', 0):.0%} | {em} | {a['ceiling']:.0%} / {ex.get('retrieved_ceiling', 0):.0%} | "
             f"{c.get('not_heard', 0)}, {c.get('not_retrieved', 0)}, {c.get('refused', 0)}, {c.get('wrong_line', 0)} | "
-            f"{ex.get('absent_refused', 0):.0%} / {ex.get('absent_more_refused', float('nan')):.0%} | {a['wer']:.3f} | {titles} | "
+            f"{ex.get('absent_refused', 0):.0%} / {ex.get('absent_more_refused', float('nan')):.0%} | "
+            f"{ex.get('other_attribute_answered', '—')} | {a['wer']:.3f} | {titles} | "
             f"{rl.get('decision_recall', 0):.0%} / {rl.get('action_recall', 0):.0%} "
             f"({rl.get('false_decisions', '?')} / {rl.get('false_actions', '?')} false) | {uns} | "
             + (f"{1 / g['rtf']:.1f}× ({g.get('cpu_per_media_s', float('nan')):.2f}) | {g['ocr_calls']} |" if "rtf" in g

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from typing import Optional, Sequence
 
 import numpy as np
@@ -55,13 +56,35 @@ class TextEmbedder:
         self.max_length = max_length
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        # the same lines are encoded again and again (each question reranks the retrieved memories' lines): the
+        # last `cache_size` texts' vectors are kept
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.cache_size = 8192
 
     def encode(self, texts: Sequence[str] | str) -> np.ndarray:
-        import torch
-
         if isinstance(texts, str):
             texts = [texts]
         texts = [t if isinstance(t, str) else "" for t in texts]
+        out = np.zeros((len(texts), self.dim), np.float32)
+        with self._lock:
+            hit = [(i, self._cache.get(t)) for i, t in enumerate(texts)]
+        todo = [i for i, v in hit if v is None]
+        for i, v in hit:
+            if v is not None:
+                out[i] = v
+        if todo:
+            new = self._encode([texts[i] for i in todo])
+            out[todo] = new
+            with self._lock:
+                for i, v in zip(todo, new):
+                    self._cache[texts[i]] = v
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
         out = np.zeros((len(texts), self.dim), np.float32)
         idx = [i for i, t in enumerate(texts) if t.strip()]
         with self._lock, torch.inference_mode():

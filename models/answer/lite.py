@@ -18,13 +18,16 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Optional, Sequence
 
+import numpy as np
+
 from models.base import Consumes, MemoryView, Usage
 from models.text.relevance import (Relevance, Snippet, asked_unit, contexts, names_in, predicate_text, qtype, snippets,
                                    type_bonus, word_coverage)
 from models.text.timephrase import fmt_span
-from models.text.words import align_names, stand_in, words, write_in
+from models.text.words import align_names, misheard, stand_in, words, write_in
 
 from .check import check_llm_sentence
+from .linepick import MIN_SURE, line_odds, sure
 from .llm import default_llm
 from .overview import answer_text
 
@@ -55,6 +58,7 @@ class AnswerTrace:
     ranked: list[Snippet] = field(default_factory=list)
     covered: float = 0.0        # share of the question's asked terms in the best line or its clip's evidence
     why_weak: str = ""          # which test found the evidence too weak ("" when answered; see weak_reason)
+    sure: float = 1.0           # probability that the first line answers (`models.answer.linepick.sure`)
 
 
 def record_answer(best: Snippet) -> str:
@@ -88,7 +92,8 @@ class LiteAnswerer:
                  min_semantic: float = 0.75, min_meaning: float = 0.42, min_meaning_worded: float = 0.28,
                  min_words: float = 0.6, type_ratio: float = 0.5, min_predicate: float = 0.12,
                  close_ratio: float = 0.8, predicate_margin: float = 0.1,
-                 tie_ratio: float = 0.95, stand_ins: bool = True):
+                 tie_ratio: float = 0.95, stand_ins: bool = True, min_predicate_named: float = 0.25,
+                 min_sure: float = MIN_SURE):
         self._llm = llm
         self.rel = Relevance(embedder)
         self.mode = mode if llm is not None else "extractive"
@@ -109,6 +114,12 @@ class LiteAnswerer:
         self.min_meaning = min_meaning
         self.min_meaning_worded = min_meaning_worded
         self.min_words = min_words
+        # or the line names the question's subject, holds a value of the asked kind (`typed`, fully) and its
+        # predicate reaches min_predicate_named
+        self.min_predicate_named = min_predicate_named
+        # the first line must answer with probability >= min_sure (`models.answer.linepick.sure`), else the answer
+        # is a refusal quoting it: a line about the subject that says something else of it is no answer
+        self.min_sure = min_sure
         # a question that asks for a number, a date or a name is answered by the best line holding one, if it
         # scores at least type_ratio of the best line's score (`typed_first`)
         self.type_ratio = type_ratio
@@ -167,7 +178,36 @@ class LiteAnswerer:
         sc = self.rel.score(question, [replace(s, text=self.heard(s)) for s in snips], context=ctx)
         for s, v, a, e, q in zip(snips, sc, self.rel.attribute, self.rel.semantic, self.rel.asked):
             s.score, s.attribute, s.semantic, s.asked = float(v), float(a), float(e), float(q)
-        return self.predicate_first(question, self.typed_first(question, sorted(snips, key=lambda s: -s.score)))
+        ranked = self.predicate_first(question, self.typed_first(question, sorted(snips, key=lambda s: -s.score)))
+        return self.line_first(question, ranked)
+
+    def line_first(self, question: str, ranked: list[Snippet], n: int = 10) -> list[Snippet]:
+        """With an embedder: the first `n` lines reordered by how likely each holds the answer
+        (`models.answer.linepick`, a logistic regression over features every line has: relevance, meaning,
+        predicate, asked type, names)."""
+        cands = ranked[:n]
+        if self.embedder is None or len(cands) < 2:
+            return ranked
+        names = names_in(question)
+        try:
+            v = self.embedder.encode([predicate_text(question, names)] +
+                                     [predicate_text(self.heard(s), names) for s in cands])
+        except Exception as e:  # noqa: BLE001
+            log.warning("embedder failed: %s", e)
+            return ranked
+        top = max(s.score for s in cands)
+        for s, p in zip(cands, v[1:] @ v[0]):
+            s.predicate = float(p)
+        x = np.array([[s.score / top if top > 0 else 0.0, s.semantic, s.predicate, s.asked, s.attribute,
+                       float(self.typed(question, s)), float(self.typed(question, s, fully=True)),
+                       float(bool(names) and names <= set(words(self.heard(s)))), float(s.kind == "slide")]
+                      for s in cands], np.float32)
+        odds = line_odds(x)
+        order = np.argsort(-odds, kind="stable")
+        first = cands[order[0]]
+        lead = float(odds[order[0]] - odds[order[1]])
+        self.last.sure = sure([odds[order[0]], first.predicate, first.asked, first.semantic, first.score, lead])
+        return [cands[i] for i in order] + ranked[n:]
 
     def predicate_first(self, question: str, ranked: list[Snippet]) -> list[Snippet]:
         """With an embedder: the lines that score at least `type_ratio` of the first one get their `predicate`
@@ -219,8 +259,9 @@ class LiteAnswerer:
         """{heard word: name} for each name of the question that no evidence (`texts`) holds, even misspelt, but
         that a capitalized word of the transcript (`said`) may stand for (`models.text.words.stand_in`: "Emery"
         for "Everest"; a slide's title capitalizes every word, a transcript only what the recognizer took for a
-        name), is the topic of its line and is not on screen (`shown`: slide text is read, not heard); the answer
-        is still checked for what it says (`predicate`, `answers`) as for any line."""
+        name), is the topic of its line and is not on screen (`shown`: slide text is read, not heard); else the
+        word or two of the transcript most alike to it that are no common word (`models.text.words.misheard`:
+        "murder cup" for "Buttercup"); the answer is still checked for what it says (`predicate`, `answers`) as for any line."""
         have = set(words(" ".join(texts)))
         on_screen = set(words(" ".join(shown)))
         text = "\n".join(said)
@@ -228,8 +269,8 @@ class LiteAnswerer:
         for n in sorted(names):
             if n not in have:
                 w = stand_in(n, text, taken=names, shown=on_screen)
-                if w and w not in forms:
-                    forms[w] = n
+                heard = [w] if w else misheard(n, text, taken=names, shown=on_screen)
+                forms.update({h: n for h in heard if h not in forms})
         return forms
 
     def heard(self, s: Snippet) -> str:
@@ -258,7 +299,14 @@ class LiteAnswerer:
         self.last.covered = word_coverage(question, f"{self.heard(best)} {self._context.get(best.memory_id, '')}")
         if best.semantic >= self.min_meaning:
             return True
-        return best.semantic >= self.min_meaning_worded and self.last.covered >= self.min_words
+        if best.semantic >= self.min_meaning_worded and self.last.covered >= self.min_words:
+            return True
+        # a line about the asked subject that holds a value of the asked kind, and says of it something close to
+        # what is asked, answers in other words ("When does the Mistral effort begin?" / "Mistral ... Kickoff:
+        # December 4"): the whole question and the line are far apart in meaning only for the words around them
+        names = names_in(question)
+        return (bool(names) and names <= set(words(self.heard(best))) and self.typed(question, best, fully=True)
+                and best.predicate >= self.min_predicate_named)
 
     def weak(self, question: str, ranked: Sequence[Snippet]) -> bool:
         """Is the best evidence too weak to answer from? (`weak_reason` says why; `last.why_weak` keeps it.)"""
@@ -284,6 +332,8 @@ class LiteAnswerer:
             return "meaning"
         if self.embedder is not None and best.predicate < self.min_predicate and not self.typed(question, best, True):
             return "predicate"  # a value of the asked type and unit may answer in words no model relates
+        if self.last.sure < self.min_sure:
+            return "unsure"  # a line about the asked subject that says something else of it
         if not (self.rel.lexical.max() > 0 or self.rel.semantic.max() >= self.min_semantic):
             return "no match"
         names = names_in(question)

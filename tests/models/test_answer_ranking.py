@@ -46,9 +46,10 @@ def test_a_clearly_better_line_is_not_displaced_by_a_barely_higher_predicate(emb
     q = "Where do the Osprey servers live?"
     text = "".join(LiteAnswerer(llm=None, embedder=embedder).answer(q, mems))
     assert "Lima" in text and "Oslo" not in text and not text.startswith(NOT_FOUND)
-    # with every higher predicate winning (no margin, no tie: the rule before), the plan line was quoted
+    # with every higher predicate winning (no margin, no tie: the rule before), the plan line was quoted; the line
+    # model (models/answer/linepick.py), which has the last word on the first ten lines, still picks the host
     old = LiteAnswerer(llm=None, embedder=embedder, predicate_margin=0.0, tie_ratio=0.0).rank(q, mems)
-    assert "Oslo" in old[0].text
+    assert "Lima" in old[0].text
 
 
 def test_an_absent_topic_is_still_refused(embedder):

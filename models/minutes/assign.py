@@ -27,9 +27,8 @@ from models.text.relevance import DAYS, MONTHS
 from models.text.words import stop_words
 
 from .due import due
-from .owners import _LABEL_WORD, _NOT_A_REQUEST, asks
+from .owners import _LABEL_WORD, _TOK, _NOT_A_REQUEST, QUESTION, asks
 
-_TOK = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _ARTICLE = re.compile(r"\b(?i:the|a|an|this|that|these|those|our|their|its|his|her|my|your)\s+$")
 _PREP = re.compile(r"\b(?i:to|for|with|on|at|from|by|about|of|in|into|onto|over|under|than|like)\s+$")
 # a name that ends its phrase: a clause boundary, or the task's own start ("over to Nora for the deck", "action
@@ -100,8 +99,6 @@ _NOT_DOING = re.compile(_AUX + r"\s+(?i:can't|can’t|cannot|won't|won’t|will 
 # a name thanked, welcomed or congratulated is no one given a task ("Congratulations to Nora, who starts in May")
 _COURTESY = re.compile(r"\b(?i:thanks|thank you|congratulations|congrats|welcome|well done|kudos|cheers|"
                        r"good morning|good afternoon|hi|hello|hey|bye|goodbye)\W+(?:(?i:to|back|again)\s+)?$")
-_QUESTION = re.compile(r"\?\s*$|^\W*(?i:do|does|did|is|are|was|were|has|have|had|should|shall|can|could|will|would|"
-                       r"who|whom|whose|what|when|where|why|how|which|may|might|must)\b")
 _TIME_WORDS = set(MONTHS) | set(DAYS)
 
 
@@ -170,7 +167,7 @@ def assignment(clause: str, things: Iterable[str] = (), cased: Optional[bool] = 
             continue
         if w.lower() in when.lower().split():
             continue
-        if _QUESTION.search(clause.strip()) and not asks(clause, w) and not re.search(
+        if QUESTION.search(clause.strip()) and not asks(clause, w) and not re.search(
                 r"\b(?i:can|could|would|will)\s+" + re.escape(w) + r"\b", clause):
             return None  # a question about the person ("Is Gabriel joining us next week?")
         if _no_task(clause):

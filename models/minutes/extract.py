@@ -99,8 +99,7 @@ def extract_decisions(text: str, t0: float, t1: float, embedder=None) -> list[Li
     return [Line(s, t0, t1) for s in sentences(text) if _DECISION_RE.search(s)]
 
 
-_QUESTION = re.compile(r"\?\s*$|^(?i:do|does|did|is|are|was|were|has|have|had|should|shall|can|could|will|would|"
-                       r"who|whom|whose|what|when|where|why|how|which|may|might|must)\b")
+_QUESTION = owners.QUESTION
 
 
 def _classified(text: str, embedder, names: Sequence[str] = (),

@@ -57,6 +57,9 @@ _PASSIVE_AFTER = re.compile(r"\s+(?:(?:is|are|was|were|will|'ll|shall|must|shoul
 _NOT_A_REQUEST = re.compile(r"(?i:i|i'm|i'll|i've|we|we're|we'll|they|he|she|it|it's|this|that|the|a|an|there|"
                             r"here|our|my|his|her|their|its|so|and|but|um|uh|well|yes|no|ok|okay|thanks|thank|"
                             r"sorry|hi|hello|welcome|good|great|right)\b")
+# a question: it ends in a question mark or opens with an auxiliary or a question word
+QUESTION = re.compile(r"\?\s*$|^\W*(?i:do|does|did|is|are|was|were|has|have|had|should|shall|can|could|will|would|"
+                      r"who|whom|whose|what|when|where|why|how|which|may|might|must)\b")
 _MODAL_Q = r"(?:can|could|would|will)"
 # a date or deadline: a task said in the present ("Ana sends the figures by Friday") has one, a role ("Ana manages
 # the Oslo office") does not

@@ -10,7 +10,10 @@ with the time of the sentence it came from); retrieval by similarity to "decisio
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections import OrderedDict
 from typing import Optional, Sequence
 
 from models.text.timephrase import fmt_span, split_time_filter
@@ -43,11 +46,23 @@ def outcome_question(question: str) -> Optional[str]:
     return None
 
 
+_MINUTES: "OrderedDict[tuple, object]" = OrderedDict()  # the last few extractions, by the memories they read
+
+
 def outcome_lines(memories: Sequence, embedder, kind: str) -> list:
-    """The minutes' decisions (Line) or action items (ActionItem) of these memories, in time order."""
+    """The minutes' decisions (Line) or action items (ActionItem) of these memories, in time order. The extraction
+    of the same memories (the same times and evidence) is kept: retrieval and the answer read it, and a user asks
+    for the decisions, then the action items, of the same stretch."""
     from models.minutes.summarize import summarize
 
-    mn = summarize(memories, llm=None, embedder=embedder, use_llm_overview=False, use_llm_bullets=False)
+    key = tuple((m.stream, m.t0, m.t1, json.dumps(m.evidence or {}, sort_keys=True, default=str)) for m in memories)
+    key = (id(embedder), hashlib.sha1(repr(key).encode()).hexdigest())
+    mn = _MINUTES.get(key)
+    if mn is None:
+        mn = summarize(memories, llm=None, embedder=embedder, use_llm_overview=False, use_llm_bullets=False)
+        _MINUTES[key] = mn
+        while len(_MINUTES) > 16:
+            _MINUTES.popitem(last=False)
     lines = mn.decisions if kind == "decisions" else mn.action_items
     return sorted(lines, key=lambda x: x.t0)
 

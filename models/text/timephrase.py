@@ -112,6 +112,8 @@ _RULES: list[tuple[str, Callable]] = [
      lambda m, d: (max(0.0, d - _dur("1", m.group(1))), d)),
     (r"\b(?:in|during|within)?\s*the\s+first\s+" + _NUM + r"\s*" + _UNIT,
      lambda m, d: (0.0, min(d, _dur(m.group(1), m.group(2))))),
+    (r"\b(?:in|during|within)?\s*the\s+first\s+(hour|minute|second)\b",  # "the first minute": one unit
+     lambda m, d: (0.0, min(d, _dur("1", m.group(1))))),
     (r"\b(?:after|since|past)\s+(?:the\s+first\s+)?" + _PT + r"(?:\s+mark)?",
      lambda m, d: (min(d, _point(m.group(1)) or 0.0), d)),
     (r"\b(?:before|until|up to|by)\s+" + _PT + r"(?:\s+mark)?",

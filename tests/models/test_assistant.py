@@ -32,6 +32,7 @@ D = 3600.0
     ("from 10:00 to 12:00 what did Maria say", (600, 720)),
     ("at 20:00 what was shown", (1170, 1230)),
     ("in the first 2 minutes", (0, 120)),
+    ("in the first minute", (0, 60)),
     ("in the first half", (0, 1800)),
     ("in the second half", (1800, 3600)),
     ("in the middle", (1260, 2340)),

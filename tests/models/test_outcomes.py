@@ -72,3 +72,19 @@ def test_outcomes_of_a_window_only(bank):
     text, cites = _ask(b, emb, "What did we decide in the first 40 seconds?")
     assert "launch to June" in text and "Leeds" not in text, text
     assert all(c["start"] < 40.0 for c in cites)
+
+
+def test_the_extraction_of_the_same_moments_is_made_once(bank, monkeypatch):
+    import importlib
+    import sys
+
+    importlib.import_module("models.minutes.summarize")
+    summarize_mod = sys.modules["models.minutes.summarize"]  # the package re-exports the function by that name
+    b, emb = bank
+    calls = []
+    real = summarize_mod.summarize
+    monkeypatch.setattr(summarize_mod, "summarize", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    first, _ = _ask(b, emb, "What were the action items in the first minute?")
+    n = len(calls)
+    again, _ = _ask(b, emb, "What were the action items in the first minute?")
+    assert again == first and "Maria" in first and n >= 1 and len(calls) == n, (first, calls)

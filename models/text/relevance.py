@@ -263,13 +263,21 @@ def type_bonus(qt: str, text: str, names=(), unit: str = "") -> float:
         return _unit_fit(unit, number_units(text))
     if qt == "date":
         return 1.0 if (any(re.search(rf"\b{m}\b", tl) for m in MONTHS + DAYS) or
-                       re.search(r"\b\d{1,2}[/.-]\d{1,2}\b|\b(19|20)\d\d\b|\bq[1-4]\b", tl)) else 0.0
+                       re.search(r"\b\d{1,2}[/.-]\d{1,2}\b|\b(19|20)\d\d\b|\bq[1-4]\b", tl) or
+                       _RELATIVE_TIME.search(tl)) else 0.0
     if qt in ("person", "place", "name"):
         found = _proper(text, names)
         if qt != "name" and found and all(_other_kind(w, qt) for w in found):
             return 0.0  # "Test lab: Uppsala" names no one; "Coach: Cordelia" no place
         return 1.0 if found else 0.0
     return 0.0
+
+
+# "when" is also answered by a time relative to an event ("after the tone", "as soon as it is signed", "at the end
+# of the call") or a clock time
+_RELATIVE_TIME = re.compile(r"\b(?:after|before|until|till|once|as soon as|at the (?:end|start|beginning) of)\s+"
+                            r"(?:the|a|an|it|this|that|your|we|they|you)\b|\b\d{1,2}(?::\d\d)?\s*(?:am|pm|o'clock)\b|"
+                            r"\b(?:tomorrow|tonight|today|yesterday|next week|next month|next year)\b")
 
 
 def _other_kind(word: str, qt: str) -> bool:

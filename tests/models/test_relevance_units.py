@@ -40,3 +40,12 @@ def test_the_rerank_puts_the_line_in_the_asked_unit_first():
     assert frac[1] > frac[0], frac
     price = evidence_rerank("How much does a customer pay for one Heron?", mems)
     assert price[0] > price[1], price
+
+
+@pytest.mark.parametrize("line,typed", [
+    ("After the tone, say your busy message and then press the pound key.", 1.0),
+    ("We meet again tomorrow.", 1.0), ("The review is on June 3.", 1.0), ("Press 1 to accept this recording.", 0.0)])
+def test_when_is_answered_by_a_date_or_a_time_relative_to_an_event(line, typed):
+    from models.text.relevance import type_bonus
+
+    assert type_bonus("date", line) == typed

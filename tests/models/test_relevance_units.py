@@ -1,5 +1,7 @@
 """The unit a number question asks for (a share, money, any amount) and the unit of each number in a line: the
 rerank of retrieval and the answerer's typed line prefer a line whose number is in the unit asked."""
+import pytest
+
 from models.base import MemoryView
 from models.text.relevance import asked_unit, evidence_rerank, number_units, type_bonus
 
@@ -46,6 +48,4 @@ def test_the_rerank_puts_the_line_in_the_asked_unit_first():
     ("After the tone, say your busy message and then press the pound key.", 1.0),
     ("We meet again tomorrow.", 1.0), ("The review is on June 3.", 1.0), ("Press 1 to accept this recording.", 0.0)])
 def test_when_is_answered_by_a_date_or_a_time_relative_to_an_event(line, typed):
-    from models.text.relevance import type_bonus
-
     assert type_bonus("date", line) == typed

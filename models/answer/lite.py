@@ -24,7 +24,7 @@ from models.base import Consumes, MemoryView, Usage
 from models.text.relevance import (Relevance, Snippet, asked_unit, contexts, names_in, predicate_text, qtype, snippets,
                                    type_bonus, word_coverage)
 from models.text.timephrase import fmt_span
-from models.text.words import align_names, misheard, stand_in, words, write_in
+from models.text.words import align_names, heard_forms, words, write_in
 
 from .check import check_llm_sentence
 from .linepick import MIN_SURE, line_odds, sure
@@ -256,22 +256,8 @@ class LiteAnswerer:
 
     @staticmethod
     def stand_ins(names, texts: Sequence[str], said: Sequence[str], shown: Sequence[str] = ()) -> dict[str, str]:
-        """{heard word: name} for each name of the question that no evidence (`texts`) holds, even misspelt, but
-        that a capitalized word of the transcript (`said`) may stand for (`models.text.words.stand_in`: "Emery"
-        for "Everest"; a slide's title capitalizes every word, a transcript only what the recognizer took for a
-        name), is the topic of its line and is not on screen (`shown`: slide text is read, not heard); else the
-        word or two of the transcript most alike to it that are no common word (`models.text.words.misheard`:
-        "murder cup" for "Buttercup"); the answer is still checked for what it says (`predicate`, `answers`) as for any line."""
-        have = set(words(" ".join(texts)))
-        on_screen = set(words(" ".join(shown)))
-        text = "\n".join(said)
-        forms = {}
-        for n in sorted(names):
-            if n not in have:
-                w = stand_in(n, text, taken=names, shown=on_screen)
-                heard = [w] if w else misheard(n, text, taken=names, shown=on_screen)
-                forms.update({h: n for h in heard if h not in forms})
-        return forms
+        """`models.text.words.heard_forms`: {heard word: name} for the names no evidence holds."""
+        return heard_forms(names, texts, said, shown)
 
     def heard(self, s: Snippet) -> str:
         """A ranked sentence with the question's names written in where the recognizer misspelt them."""

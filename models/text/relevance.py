@@ -25,7 +25,8 @@ import numpy as np
 from models.base import MemoryView
 
 from .timephrase import fmt_span
-from .words import align_names, content, digits, is_heading, ocr_lines, sentences, stem, stop_words, unjoin, words
+from .words import (align_names, content, digits, heard_forms, is_heading, ocr_lines, sentences, stem, stop_words, unjoin,
+                    words, write_in)
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +415,13 @@ def evidence_rerank(question: str, memories) -> list[float]:
         names = names_in(question)
         ctx = [align_names(c, names) for c in contexts(snips, views)]
         snips = [replace(s, text=align_names(s.text, names)) for s in snips]
+        # a name heard as another word ("murder cup" for "Buttercup") too, when no line holds it
+        shown = [s.text for s in snips if s.kind == "slide"]
+        forms = heard_forms(names, [s.text for s in snips] + ctx, [s.text for s in snips if s.kind == "said"], shown,
+                            capitalized=False)
+        if forms:
+            ctx = [write_in(c, forms) for c in ctx]
+            snips = [replace(s, text=write_in(s.text, forms)) for s in snips]
         lex = Relevance(None).score(question, snips, context=ctx)
         for s, v in zip(snips, lex):
             best[s.memory_id] = max(best.get(s.memory_id, 0.0), float(v))

@@ -316,6 +316,27 @@ def misheard(name: str, text: str, taken=(), shown=(), min_likeness: float = 0.6
     return sorted(found[best]) if best and alike[best] >= min_likeness else []
 
 
+def heard_forms(names, texts, said, shown=(), capitalized: bool = True) -> dict[str, str]:
+    """{heard word: name} for each name of a question (lower-case `names`) that no evidence (`texts`) holds, even
+    misspelt, but that a capitalized word of the transcript (`said`) may stand for (`stand_in`: "Emery" for
+    "Everest"; a slide's title capitalizes every word, a transcript only what the recognizer took for a name), is
+    the topic of its line and is not on screen (`shown`: slide text is read, not heard); else the word or two of
+    the transcript most alike to it that are no common word (`misheard`: "murder cup" for "Buttercup"); only the
+    latter when not `capitalized` (retrieval: a capitalized stand-in, alike by its onset only, would pull a line
+    about another name to the top, "Marydoll's" for "Mongolia"). Lines so found must still say what is asked: the
+    answerer checks them as any line."""
+    have = set(words(" ".join(texts)))
+    on_screen = set(words(" ".join(shown)))
+    text = "\n".join(said)
+    forms: dict[str, str] = {}
+    for n in sorted(names):
+        if n not in have:
+            w = stand_in(n, text, taken=names, shown=on_screen) if capitalized else ""
+            heard = [w] if w else misheard(n, text, taken=names, shown=on_screen)
+            forms.update({h: n for h in heard if h not in forms})
+    return forms
+
+
 def write_in(text: str, forms: dict) -> str:
     """text with each heard word of `forms` ({heard: name}, lower-case) written as its name, capitalized."""
     for heard, name in forms.items():  # "drift one" also matches "drift-one", "Drift One" and "marydoll's"

@@ -101,10 +101,26 @@ ABSENT_HELDOUT7 = (
      "What games do children play at recess?"])
 
 
+# held-out 8's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT8 = (
+    ["Which band played at the wedding?", "How deep is the swimming pool?", "Who painted the mural downstairs?",
+     "What breed is the neighbour's dog?", "Which team won the rowing race?"],
+    ["How many moons does Mars have?", "What is the capital of Kenya?", "Who invented the telephone?",
+     "Which bakery made the bread rolls?", "How tall is the clock tower?", "What did the fortune teller predict?",
+     "Which bus goes to the zoo?", "How much does a gym pass cost?", "Who sang the national anthem?",
+     "What is the recipe for pancakes?", "Which planet has the most rings?", "How old is the oak tree?",
+     "Who designed the fountain?", "What colour is a flamingo?", "Which magician performed at the fair?",
+     "How many lanes does the bowling alley have?", "What time does the library close?",
+     "Who wrote the detective novel?", "Which fruits grow in the orchard?", "How cold is the South Pole?",
+     "What is printed on the souvenir mug?", "Which pilot flew the first glider?", "How long do tortoises live?",
+     "Who mowed the lawn?", "What songs do sailors sing?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 7 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 8 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
-            "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
+            "heldout8": ABSENT_HELDOUT8}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

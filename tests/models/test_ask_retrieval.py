@@ -108,3 +108,39 @@ def test_time_windows_reads_the_bank_only_for_a_time_phrase(question):
     else:
         assert bank.calls == 1
         assert wins == ({None: next(iter(full.values()))} if len(set(full.values())) == 1 and len(full) == 4 else full)
+
+
+PAGES = [["Lynx Fleet Review", "Lynx vans recently serviced", "Lynx drivers on holiday", "Lynx is unavailable for comment"],
+         ["Lynx Fleet Review", "Lynx recently hired two people", "Lynx team lunch on Friday"],
+         ["Lynx Fleet Review", "Lynx budget: 3 million", "Lynx office recently moved to Leeds"],
+         ["Lynx Fleet Review", "Lynx customers: 520", "Lynx app recently updated"],
+         ["Lynx Fleet Review", "Downtime last month: 84 hours", "Next steering meeting: May 14"]]
+
+
+def test_the_page_whose_one_line_answers_is_retrieved(tmp_path, embedder):
+    """A shared document scrolled by: each page is one memory, and pages that share words with the question
+    ("Lynx", "recently", "unavailable") outrank the one whose single line says what is asked in other words
+    ("Downtime last month: 84 hours"); the line model, run over the whole candidate pool, puts that page first
+    (models.ask._line_first)."""
+    import models.ask as ask_mod
+    from models.answer.lite import LiteAnswerer
+
+    bank = MemoryBank(str(tmp_path / "doc"))
+    try:
+        for i, page in enumerate(PAGES):
+            text = "\n".join(page)
+            bank.add(stream="share", t0=10.0 * i, t1=10.0 * i + 10, wall=0.0, carrier=None,
+                     keys={f"text:{embedder.space}": embedder.encode([text])[0]}, evidence={"ocr": text})
+        prof = Profile(name="lite", encoder=None, answerer=LiteAnswerer(llm=None, embedder=embedder),
+                       text_embedder=embedder)
+        q = "How long was Lynx unavailable recently?"
+        pieces, cites = ask(bank, prof, q, k=1)
+        assert [c["start"] for c in cites] == [40.0] and "84 hours" in "".join(pieces)
+        ask_mod.LINE_PICK = 0  # without it: a page that shares more words
+        try:
+            _, cites = ask(bank, prof, q, k=1)
+            assert [c["start"] for c in cites] != [40.0]
+        finally:
+            ask_mod.LINE_PICK = 2
+    finally:
+        bank.close()

@@ -1,8 +1,8 @@
 """Which of the ranked evidence lines answers the question: a logistic regression over nine features every line
-has, whatever its wording. It replaces a fixed order of tie-breaking rules (score first, then the asked type, then
-the predicate within 80 % of the best score), which let a line that merely shares a word with the question ("Churn
-rate: 58%" for "How much of the revenue depends on exchange rates?") beat the one that says what is asked
-("Currency exposure: 64%", scored 0.58 of it).
+has, whatever its wording. It has the last word over the ten lines the tie-breaking rules put first (score, then
+the asked type, then the predicate within 80 % of the best score), which let a line that merely shares a word with
+the question ("Churn rate: 58%" for "How much of the revenue depends on exchange rates?") beat the one that says
+what is asked ("Currency exposure: 64%", scored 0.58 of it). Retrieval uses it too (`models.ask._line_first`).
 
 Features of a line (`FEATURES`), from `models.text.relevance` and the lite answerer:
     ratio      its relevance score / the best score among the candidates

@@ -39,25 +39,15 @@ def banks(workdirs: list[str], splits: set[str]):
 
 
 def line_rows(answerer, question: str, gold: str) -> list[dict]:
-    """The features of the answerer's ten best lines for its last answer, with their labels."""
+    """The features of the answerer's ten best lines for its last answer (`LiteAnswerer.line_features`, the ones
+    it ranks by), with their labels."""
     from models.answer.linepick import FEATURES
-    from models.text.relevance import names_in
-    from models.text.words import words
     from tests.fixtures.meeting import contains_answer
 
     cands = answerer.last.ranked[:10]
-    if not cands:
-        return []
-    names = names_in(question)
-    top = max(s.score for s in cands)
-    out = []
-    for s in cands:
-        f = [s.score / top if top > 0 else 0.0, s.semantic, s.predicate, s.asked, s.attribute,
-             float(answerer.typed(question, s)), float(answerer.typed(question, s, fully=True)),
-             float(bool(names) and names <= set(words(answerer.heard(s)))), float(s.kind == "slide")]
-        out.append(dict(zip(FEATURES, f), score=s.score, label=int(bool(gold) and contains_answer(s.text, gold)),
-                        text=s.text[:90]))
-    return out
+    x = answerer.line_features(question, cands)
+    return [dict(zip(FEATURES, map(float, f)), score=s.score,
+                 label=int(bool(gold) and contains_answer(s.text, gold)), text=s.text[:90]) for s, f in zip(cands, x)]
 
 
 def dump(workdirs: list[str], splits: set[str], out: str) -> None:

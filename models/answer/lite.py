@@ -168,8 +168,8 @@ class LiteAnswerer:
         for s in snips:
             s.heard = align_names(s.text, names)
         shown = [s.text for s in snips if s.kind == "slide"] + [(m.evidence or {}).get("screen") or "" for m in memories]
-        forms = (self.stand_ins(names, [s.heard for s in snips] + ctx, [s.heard for s in snips if s.kind == "said"],
-                                shown) if self.use_stand_ins else {})
+        forms = (heard_forms(names, [s.heard for s in snips] + ctx, [s.heard for s in snips if s.kind == "said"],
+                             shown) if self.use_stand_ins else {})
         if forms:
             ctx = [write_in(c, forms) for c in ctx]
             for s in snips:
@@ -195,19 +195,27 @@ class LiteAnswerer:
         except Exception as e:  # noqa: BLE001
             log.warning("embedder failed: %s", e)
             return ranked
-        top = max(s.score for s in cands)
         for s, p in zip(cands, v[1:] @ v[0]):
             s.predicate = float(p)
-        x = np.array([[s.score / top if top > 0 else 0.0, s.semantic, s.predicate, s.asked, s.attribute,
-                       float(self.typed(question, s)), float(self.typed(question, s, fully=True)),
-                       float(bool(names) and names <= set(words(self.heard(s)))), float(s.kind == "slide")]
-                      for s in cands], np.float32)
-        odds = line_odds(x)
+        odds = line_odds(self.line_features(question, cands))
         order = np.argsort(-odds, kind="stable")
         first = cands[order[0]]
         lead = float(odds[order[0]] - odds[order[1]])
         self.last.sure = sure([odds[order[0]], first.predicate, first.asked, first.semantic, first.score, lead])
         return [cands[i] for i in order] + ranked[n:]
+
+    def line_features(self, question: str, cands: Sequence[Snippet]) -> np.ndarray:
+        """(len(cands), len(linepick.FEATURES)) features of lines whose `predicate` is set (`line_first`)."""
+        top = max((s.score for s in cands), default=0.0)
+        return np.array([[s.score / top if top > 0 else 0.0, s.semantic, s.predicate, s.asked, s.attribute,
+                          float(self.typed(question, s)), float(self.typed(question, s, fully=True)),
+                          float(self.names_subject(question, s)), float(s.kind == "slide")] for s in cands],
+                        np.float32).reshape(len(cands), -1)
+
+    def names_subject(self, question: str, s: Snippet) -> bool:
+        """Does the line name every name of the question (as heard: misspelt names count)?"""
+        names = names_in(question)
+        return bool(names) and names <= set(words(self.heard(s)))
 
     def predicate_first(self, question: str, ranked: list[Snippet]) -> list[Snippet]:
         """With an embedder: the lines that score at least `type_ratio` of the first one get their `predicate`
@@ -254,11 +262,6 @@ class LiteAnswerer:
         fit = type_bonus(qt, replace(s, text=self.heard(s)).value, names_in(question), unit)
         return fit >= 1.0 if fully else fit > 0
 
-    @staticmethod
-    def stand_ins(names, texts: Sequence[str], said: Sequence[str], shown: Sequence[str] = ()) -> dict[str, str]:
-        """`models.text.words.heard_forms`: {heard word: name} for the names no evidence holds."""
-        return heard_forms(names, texts, said, shown)
-
     def heard(self, s: Snippet) -> str:
         """A ranked sentence with the question's names written in where the recognizer misspelt them."""
         return s.heard or s.text
@@ -290,8 +293,7 @@ class LiteAnswerer:
         # a line about the asked subject that holds a value of the asked kind, and says of it something close to
         # what is asked, answers in other words ("When does the Mistral effort begin?" / "Mistral ... Kickoff:
         # December 4"): the whole question and the line are far apart in meaning only for the words around them
-        names = names_in(question)
-        return (bool(names) and names <= set(words(self.heard(best))) and self.typed(question, best, fully=True)
+        return (self.names_subject(question, best) and self.typed(question, best, fully=True)
                 and best.predicate >= self.min_predicate_named)
 
     def weak(self, question: str, ranked: Sequence[Snippet]) -> bool:

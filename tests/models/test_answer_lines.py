@@ -1,6 +1,6 @@
 """Which line answers, and whether any does: the lite answerer's line model and answer gate
 (models/answer/linepick.py), who/where typing by first names and places (models/text/gazetteer.py) and names the
-recognizer wrote as no common word (models.text.words.misheard), with the bundled MiniLM on hand-made memories (no
+recognizer wrote as another word (models.text.words.misheard, models.text.phonetic), with the bundled MiniLM on hand-made memories (no
 media). Each case is one the rules before it got wrong on a seen split."""
 import os
 
@@ -76,9 +76,23 @@ def test_a_line_about_the_subject_that_says_something_else_is_refused(answerer):
     ("pelican", "The Falcon Usprint migration finishes on October 9.", []),  # "the falcon": alike only in sound
     ("pebble", "The panel all holds 32 people.", []),  # a common word is itself
     ("peru", "I was paid by the bureau in Lima.", []),
+    # common words that sound like the name (pronunciation dictionary)
+    ("granite", "planet is headquartered in Manila.", ["planet"]),
+    ("lynx", "The links launch on August 2.", ["links"]),
+    ("thistle", "The fissile app has been installed 86,000 times.", ["fissile"]),
+    ("cedar", "Each see the unit sells for 91 euros.", ["see the"]),
+    ("aurora", "Laura is the new lead.", []),  # a first name is someone, not a mishearing
+    ("pebble", "Most people liked it.", []),  # among the commonest words: said for itself
 ])
-def test_a_name_heard_as_no_common_word(name, text, heard):
+def test_a_name_heard_as_another_word(name, text, heard):
     assert misheard(name, text) == heard
+
+
+def test_a_name_heard_as_a_common_word_answers(answerer):
+    mems = [MemoryView(0, "m", 0.0, 4.0, 0.5, evidence={"asr": "Trident is headquartered in Athens."}),
+            MemoryView(1, "m", 4.0, 8.0, 0.5, evidence={"asr": "planet is headquartered in Manila."})]
+    out = "".join(answerer.answer("In which city is the Granite head office?", mems))
+    assert not answerer.last.weak and "Manila" in out and "Athens" not in out, out
 
 
 def test_a_misheard_name_is_written_in_and_answered(answerer):

@@ -40,6 +40,10 @@ SECOND_MIN = 0.2
 STRUCTURE_VETO = 0.9
 # a clause with the structure of something settled with nobody named to do it (`extract._settled`: "we'll put the
 # audit on hold", "the launch moves to May") is a decision unless the classifier takes it for other this likely
+# a clause with a verdict's structure (`models.minutes.verdict`: the group or an authority, or nobody named in the
+# passive, and a verb of deciding, approving, rejecting, cancelling ...) is a decision unless the classifier takes it
+# for other this likely
+VERDICT_VETO = 0.8
 SETTLED_VETO = 0.5  # a decision said of one named person is that person's action item when this likely one
 
 _lock = threading.Lock()

@@ -27,7 +27,7 @@ from models.text.relevance import DAYS, MONTHS
 from models.text.words import stop_words
 
 from .due import due
-from .owners import _LABEL_WORD, _TOK, _NOT_A_REQUEST, QUESTION, asks
+from .owners import _CAUSATIVE, _CONTROL, _LABEL_WORD, _TOK, _NOT_A_REQUEST, QUESTION, asks
 
 _ARTICLE = re.compile(r"\b(?i:the|a|an|this|that|these|those|our|their|its|his|her|my|your)\s+$")
 _PREP = re.compile(r"\b(?i:to|for|with|on|at|from|by|about|of|in|into|onto|over|under|than|like)\s+$")
@@ -125,7 +125,15 @@ def _owner_at(clause: str, toks: list[re.Match], i: int, end: int) -> bool:
         return False  # "Simon's flight", "Leo's birthday": the thing is the subject
     if _PREP.search(before) and not _PHRASE_END.match(after):
         return False
+    m = _GROUP_VERB.search(before)
+    if m and not re.fullmatch(r"(?i:" + _CONTROL + "|" + _CAUSATIVE + r"|ask)", m.group(1)):
+        return False  # the object of what the group does ("we'll put Nora's project on hold"), not who does it
     return True
+
+
+# right before a name: the group as the subject and its verb ("we will put <name>", "let's move <name>")
+_GROUP_VERB = re.compile(r"\b(?i:we|we'll|we’ll|we're|we’re|let's|let’s|let us)\s+(?:(?i:will|shall|are going to|are|"
+                         r"have to|need to|must|should|can|could|would|just|then|also|now)\s+)*(?i:([a-z]+))\s+$")
 
 
 def _no_task(clause: str) -> bool:

@@ -26,6 +26,7 @@ from models.text.relevance import MONTHS
 from models.text.words import digits, sentences, stop_words
 
 from . import acts, assign, owners
+from .verdict import unsettled, verdict
 from .due import due
 from .data import ActionItem, Line
 
@@ -180,7 +181,9 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = (), cas
     if owners.handed(clause):  # a task given to someone the recognizer did not name ("it falls to ... to call")
         return "action" if who is not None and p[2] >= acts.ACTION_MIN and owners.requested(clause, who[0]) else "other"
     # a question, or a line said to the listener ("you will be given the option to ..."), is no decision
-    no_decision = question or bool(_TO_LISTENER.match(clause))
+    no_decision = question or bool(_TO_LISTENER.match(clause)) or unsettled(clause)
+    if not no_decision and p[0] < acts.VERDICT_VETO and _verdict(clause):
+        return "decision"  # the group or an authority settling something: the structure decides, the classifier vetoes
     if label == "decision" and p[1] >= acts.DECISION_MIN and not no_decision:
         subject = who is not None and who[1] > 0 and not clause[: who[1]].strip(" ,:").count(" ")
         return "action" if subject and p[2] >= acts.SECOND_MIN else "decision"
@@ -202,9 +205,14 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = (), cas
 # call ("The plan is to move the depot", "our call is to drop the beta"), or a thing's fate in the passive future
 # ("the depot will be moved to Leeds"); "we are trying to ..." or a task whose owner was misheard is not
 _FILLER = r"(?:(?i:so|and|okay|ok|right|then|well|um|uh|also|alright|good|fine|great)\W+)*"
-_GROUP_SUBJECT = re.compile(r"^\W*" + _FILLER + r"(?i:(?:the|our)\s+(?:\w+\s+)?(?:plan|"
-                            r"decision|call|choice|consensus|conclusion|outcome|verdict|resolution|agreement|way forward))\b")
-_PASSIVE_TO_DO = re.compile(r"\b(?i:will|'ll|shall|is to|are to|is going to|are going to)\s+(?i:be|get)\s+(?:\w+ly\s+)?"
+# the nouns that name what a group settles ("the decision", "our call", "the verdict")
+_VERDICT_NOUN = (r"(?:decision|call|choice|consensus|conclusion|outcome|verdict|ruling|resolution|agreement|"
+                 r"way forward)")
+_GROUP_SUBJECT = re.compile(r"^\W*" + _FILLER + r"(?i:(?:the|our)\s+(?:\w+\s+)?(?:plan|" + _VERDICT_NOUN[3:] + r")\b")
+# the verdict said with its noun as the subject: "our final call is to drop the beta", "the consensus is that ..."
+_VERDICT_IS = re.compile(r"^\W*" + _FILLER + r"(?i:(?:the|our)\s+(?:\w+\s+)?" + _VERDICT_NOUN + r"\s+(?:is|was|has been)\s+"
+                         r"(?:to\s+[a-z]+|that\b))")
+_PASSIVE_TO_DO = re.compile(r"\b(?i:will|'ll|shall|is to|are to|is going to|are going to)\s+(?i:not\s+)?(?i:be|get)\s+(?:\w+ly\s+)?"
                             r"\w+(?:ed|en|wn|t)\b")
 
 
@@ -222,7 +230,7 @@ _WE_COMMIT = re.compile(r"^\W*" + _FILLER + r"(?:(?i:where|so)\s+)?(?i:we\s*(?:(
                         r"(?!(?i:" + _PROCESS + r"|going)\b)[a-z]+ing)|let(?:'s|’s| us)\s+(?!(?i:" + _PROCESS +
                         r")\b)[a-z]+)\b")
 # a plan changed, said of the thing: "the launch moves to May", "Kodiak waits until June", "the trial is off"
-_CHANGE = (r"(?:moves|shifts|switches|slips|waits|pauses|resumes|goes ahead|proceeds|is\s+(?:now\s+)?(?:postponed|"
+_CHANGE = (r"(?:moves?|shifts?|switch(?:es)?|slips?|waits?|pauses?|resumes?|goes ahead|is going ahead|proceeds?|is\s+(?:now\s+)?(?:postponed|"
            r"cancell?ed|scrapped|dropped|delayed|paused|shelved|moved|pushed back|brought forward|off|on hold|"
            r"approved|confirmed|a go))")
 _PLAN_CHANGE = re.compile(r"(?:^\W*" + _FILLER + r"|\b(?i:so|then|therefore)\s+)((?:(?i:the|our)\s+)?(?:[\w-]+\s+){0,2}?"
@@ -230,11 +238,48 @@ _PLAN_CHANGE = re.compile(r"(?:^\W*" + _FILLER + r"|\b(?i:so|then|therefore)\s+)
 _PRONOUN = re.compile(r"\b(?i:i|we|you|he|she|they|it|this|that|there|which|who|what|nothing|everything)\b")
 
 
-_TO_LISTENER = re.compile(r"^\W*" + _FILLER + r"(?i:you|you'll|you’ll|you're|you’re)\b")
+_TO_LISTENER = re.compile(r"^\W*" + _FILLER + r"(?i:you|you'll|you’ll|you're|you’re|your)\b")
 # an outcome labelled ("Approved: the overtime budget", "Agreed - no new hires"), or a rule from a time on ("From
 # next month, claims need a receipt", "As of Monday, the door code changes")
-_OUTCOME = re.compile(r"^\W*" + _FILLER + r"(?i:(?:approved|agreed|decided|settled|resolved|confirmed|final decision|"
-                      r"decision)\s*[:\-–—]|(?:from|starting(?:\s+from)?|as\s+of|effective|beginning)\s+(?=\S))")
+_LABEL = r"(?i:(?:approved|agreed|decided|settled|resolved|confirmed|(?:(?:the|our)\s+)?(?:final\s+)?" + _VERDICT_NOUN + r"))"
+_OUTCOME = re.compile(r"^\W*" + _FILLER + r"(?:" + _LABEL + r"\s*[:\-–—]|(?i:(?:from|starting(?:\s+from)?|as\s+of|"
+                      r"effective|beginning)\s+(?=\S)))")
+
+
+def _verdict(clause: str) -> bool:
+    """Whether the clause says a verdict: the group or an authority, or nobody named in the passive, with a verb of
+    deciding (`models.minutes.verdict`), the verdict's noun as the subject ("our final call is to drop the beta"),
+    an outcome labelled ("Final call: the launch waits until May") or a rule from a time on."""
+    return verdict(clause) or bool(_VERDICT_IS.match(clause)) or _outcome(clause)
+
+
+def _outcome(clause: str) -> bool:
+    """An outcome labelled ("Approved: ...", "Final call: ...") or a rule from a time on ("From next month, ...",
+    "From now on, ...")."""
+    m = _OUTCOME.search(clause)
+    return bool(m) and (m.group(0).rstrip()[-1:] in ":-–—" or due(clause[m.end():].split(",")[0]) is not None
+                        or bool(re.match(r"(?i:now\s+on|today|here\s+on)\b", clause[m.end():])))
+
+
+_BARE_LABEL = re.compile(r"^\W*" + _FILLER + _LABEL + r"\W*$")
+
+
+def labelled_runs(timed: Sequence[tuple[str, float, float]], gap: float = 5.0) -> list[tuple[str, float, float]]:
+    """The sentences in time order, a bare outcome label ("Final call.", "The verdict.", "Agreed.") joined to the
+    sentence said right after it, which it labels ("Final call: the launch waits until May"): a recognizer often
+    ends a sentence at the speaker's pause after the label."""
+    out: list[tuple[str, float, float]] = []
+    i = 0
+    while i < len(timed):
+        s, a, b = timed[i]
+        if i + 1 < len(timed) and _BARE_LABEL.match(s) and timed[i + 1][1] - b <= gap:
+            nxt = timed[i + 1]
+            out.append((f"{s.strip().rstrip('.:;,!')}: {nxt[0].strip()}", a, max(b, nxt[2])))
+            i += 2
+            continue
+        out.append((s, a, b))
+        i += 1
+    return out
 
 
 def _settled(clause: str, things: Iterable[str]) -> bool:
@@ -243,8 +288,7 @@ def _settled(clause: str, things: Iterable[str]) -> bool:
     person)."""
     if _WE_COMMIT.search(clause):
         return True
-    m = _OUTCOME.search(clause)
-    if m and (m.group(0).rstrip()[-1:] in ":-–—" or due(clause[m.end():].split(",")[0]) is not None):
+    if _outcome(clause):
         return True
     m = _PLAN_CHANGE.search(clause)
     if not m or _PRONOUN.search(m.group(1)):

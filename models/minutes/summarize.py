@@ -30,7 +30,7 @@ from models.text.words import content, digits, sentences, stem, stop_words, word
 
 from . import acts, owners
 from .data import Line, Minutes, Section
-from .extract import extract_actions, extract_decisions, extract_numbers, is_name
+from .extract import extract_actions, extract_decisions, extract_numbers, is_name, labelled_runs
 from .segment import _same_title, segment_sections
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
                 if k not in seen_actions:
                     seen_actions.add(k)
                     mn.action_items.append(ai)
-        for s, a, b in timed:
+        for s, a, b in labelled_runs(timed):
             for d in extract_decisions(s, a, b, embedder=embedder):
                 k = " ".join(words(d.text))
                 if k not in seen_dec:

@@ -242,7 +242,7 @@ _TO_LISTENER = re.compile(r"^\W*" + _FILLER + r"(?i:you|you'll|you’ll|you're|y
 # an outcome labelled ("Approved: the overtime budget", "Agreed - no new hires"), or a rule from a time on ("From
 # next month, claims need a receipt", "As of Monday, the door code changes")
 _LABEL = r"(?i:(?:approved|agreed|decided|settled|resolved|confirmed|(?:(?:the|our)\s+)?(?:final\s+)?" + _VERDICT_NOUN + r"))"
-_OUTCOME = re.compile(r"^\W*" + _FILLER + r"(?:" + _LABEL + r"\s*[:\-–—]|(?i:(?:from|starting(?:\s+from)?|as\s+of|"
+_OUTCOME = re.compile(r"^\W*" + _FILLER + r"(?:" + _LABEL + r"\s*[:\-–—,]|(?i:(?:from|starting(?:\s+from)?|as\s+of|"
                       r"effective|beginning)\s+(?=\S)))")
 
 
@@ -253,11 +253,12 @@ def _verdict(clause: str) -> bool:
     return verdict(clause) or bool(_VERDICT_IS.match(clause)) or _outcome(clause)
 
 
+
 def _outcome(clause: str) -> bool:
     """An outcome labelled ("Approved: ...", "Final call: ...") or a rule from a time on ("From next month, ...",
     "From now on, ...")."""
     m = _OUTCOME.search(clause)
-    return bool(m) and (m.group(0).rstrip()[-1:] in ":-–—" or due(clause[m.end():].split(",")[0]) is not None
+    return bool(m) and (m.group(0).rstrip()[-1:] in ":-–—," or due(clause[m.end():].split(",")[0]) is not None
                         or bool(re.match(r"(?i:now\s+on|today|here\s+on)\b", clause[m.end():])))
 
 

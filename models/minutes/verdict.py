@@ -7,7 +7,7 @@ nobody named, in an agentless passive: "the extension has been approved", "the p
 VERDICT verb, and WHAT it is about (the object, or the passive's subject). The verb is recognised by its class in
 WordNet (`models.minutes.wordnet`), not by a list of phrasings: a verb is a verdict when one of its commonest senses
 is, or falls under, one of the senses in `SEEDS` (decide, choose, approve, reject, veto, cancel, postpone,
-discontinue, abandon, adopt, appoint ...), so "nixed", "shelved", "vetoed", "ditched", "scrapped", "turned down",
+discontinue, abandon, adopt, appoint, relocate ...), so "nixed", "shelved", "vetoed", "ditched", "scrapped", "turned down",
 "ruled out", "called off" and "voted down" are verdicts without being written anywhere, and "discussed",
 "reviewed" or "sent" are not. The collective subject is a noun whose commonest senses include a social group
 (WordNet's noun.group: board, committee, panel, council, team, staff, management, leadership, jury ...) or the
@@ -32,7 +32,8 @@ from .due import past
 SEEDS = (("decide", 1), ("decide", 2), ("choose", 1), ("choose", 2), ("approve", 1), ("authorize", 1),
          ("reject", 1), ("reject", 2), ("reject", 4), ("veto", 1), ("forbid", 1), ("cancel", 1), ("cancel", 3),
          ("postpone", 1), ("discontinue", 1), ("discontinue", 2), ("abandon", 2), ("discard", 1), ("adopt", 1),
-         ("accept", 3), ("appoint", 1), ("phase_out", 1), ("pull_the_plug", 1), ("revoke", 1))
+         ("accept", 3), ("appoint", 1), ("phase_out", 1), ("pull_the_plug", 1), ("revoke", 1), ("relocate", 1),
+         ("relocate", 2))
 SENSES = 3
 DEPTH = 3
 
@@ -126,7 +127,12 @@ def _active(words: list[str], i: int, subj: list[str]) -> bool:
         form = w.endswith(("ed", "s")) or w in _IRREGULAR_PAST
     else:  # only the group's own future commits it ("the board will approve it" is an event to come)
         form = we and (w.endswith("ing") if aux.split()[0] == "are" and "going" not in aux else True)
-    return form and _verb_at(words, j) is not None
+    if form and _verb_at(words, j) is not None:
+        return True
+    # "the group voted to retire ...", or the verb before "to" misheard as no English verb ("the group voggin to
+    # retire the prototype"): the group's verb, then the verdict
+    return not aux and j + 2 < len(words) and words[j + 1] == "to" and _verb_at(words, j + 2) is not None and (
+        verdict_verb(w) or not wordnet.base_forms(w, "v"))
 
 
 def _passive(words: list[str], i: int, subj: list[str]) -> bool:

@@ -2,10 +2,14 @@
 
 With a sentence embedder (the product path: `summarize` passes the profile's), decisions and action items are found
 first by their structure, whatever the wording: a named person, a task and a time it is due make an action item
-(`models.minutes.assign`); the group committing itself, an outcome labelled, a rule from a time on or a thing's plan
-changed, with nobody named, make a decision (`_settled`). The classifier (`models.minutes.acts`: sentence embeddings
-and words, trained on general meeting language, clause by clause) only vetoes those, and finds the rest, with the
-owner taken from the grammar. Without one, by the usual forms of English
+(`models.minutes.assign`); a verdict (`models.minutes.verdict`: the group or an authority, or nobody named in the
+passive, with a verb of deciding by its WordNet class: "the panel turned down ...", "the relocation has been
+shelved"), the verdict's noun as the subject ("our final call is to ..."), an outcome labelled ("Final call: ...",
+a bare label joined to the sentence after it: `labelled_runs`) or a rule from a time on make a decision (`_verdict`);
+so do, less surely, the group committing itself or a thing's plan changed, with nobody named (`_settled`). A
+proposal still open, a condition, a question or a time past is none. The classifier (`models.minutes.acts`: sentence
+embeddings and words, trained on general meeting language, clause by clause) only vetoes those, and finds the rest,
+with the owner taken from the grammar. Without one, by the usual forms of English
 meeting language:
 
 - decision: "we decided / agreed / chose / opted / resolved / settled on / approved ...", "decision: ...",
@@ -26,7 +30,7 @@ from models.text.relevance import MONTHS
 from models.text.words import digits, sentences, stop_words
 
 from . import acts, assign, owners
-from .verdict import unsettled, verdict
+from .verdict import FILLER, unsettled, verdict
 from .due import due
 from .data import ActionItem, Line
 
@@ -204,7 +208,7 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = (), cas
 # what the group commits to with nobody named to do it is the group's decision: said of the plan or the group's
 # call ("The plan is to move the depot", "our call is to drop the beta"), or a thing's fate in the passive future
 # ("the depot will be moved to Leeds"); "we are trying to ..." or a task whose owner was misheard is not
-_FILLER = r"(?:(?i:so|and|okay|ok|right|then|well|um|uh|also|alright|good|fine|great)\W+)*"
+_FILLER = FILLER
 # the nouns that name what a group settles ("the decision", "our call", "the verdict")
 _VERDICT_NOUN = (r"(?:decision|call|choice|consensus|conclusion|outcome|verdict|ruling|resolution|agreement|"
                  r"way forward)")

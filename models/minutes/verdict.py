@@ -68,7 +68,9 @@ def collective(noun: str) -> bool:
 
 
 _GROUP, _PERSON = 14, 18  # WordNet's lexicographer files noun.group and noun.person
-_FILLER = r"(?:(?:so|and|okay|ok|right|then|well|um|uh|also|alright|good|fine|great|yes|yeah|now)\W+)*"
+# words that open a clause and say nothing ("So, ...", "Okay then, ...")
+FILLER = r"(?:(?i:so|and|okay|ok|right|then|well|um|uh|also|alright|good|fine|great|yes|yeah|now)\W+)*"
+_FILLER = FILLER
 # an opening phrase before the subject: "After some discussion, ...", "In the end, ...", "As of today, ..."
 _OPENING = r"(?:(?:after|in|following|at|as|with|on|by)\b[^,;:]{0,40},\s*)?"
 _DETS = frozenset("the our this that these those a an its their".split())

@@ -21,6 +21,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from models.base import Consumes, MemoryView, Usage
+from models.text.gazetteer import heard_places
 from models.text.relevance import (Relevance, Snippet, asked_unit, contexts, names_in, predicate_text, qtype, snippets,
                                    type_bonus, word_coverage)
 from models.text.timephrase import fmt_span
@@ -61,9 +62,19 @@ class AnswerTrace:
     sure: float = 1.0           # probability that the first line answers (`models.answer.linepick.sure`)
 
 
-def record_answer(best: Snippet) -> str:
+def record_answer(best: Snippet, question: str = "") -> str:
     where = {"slide": "On screen", "said": "Said", "seen": "Seen"}.get(best.kind, "In the record")
-    return f"{where} at {fmt_span(best.t0, best.t1)}: “{best.text}”"
+    return f"{where} at {fmt_span(best.t0, best.t1)}: “{best.text}”" + place_note(question, best)
+
+
+def place_note(question: str, best: Snippet) -> str:
+    """For a question asking where, of a transcript line that names no place: which place the words in its
+    place's slot sound like (`gazetteer.heard_places`: a recognizer writes a city it does not know as the words it
+    knows, "stock home" for Stockholm), as a note the user can weigh; "" otherwise."""
+    if best.kind != "said" or qtype(question) != "place":
+        return ""
+    found = heard_places(best.text)
+    return "".join(f" (“{heard}” sounds like {place.title()})" for heard, place in found[:1])
 
 
 class _Rejected(Exception):
@@ -174,6 +185,10 @@ class LiteAnswerer:
             ctx = [write_in(c, forms) for c in ctx]
             for s in snips:
                 s.heard = write_in(s.heard, forms)
+        if qtype(question) == "place":  # a city the recognizer wrote as other words is scored as that city
+            for s in snips:
+                if s.kind == "said":
+                    s.heard = write_in(s.heard, {h.lower(): p for h, p in heard_places(s.heard)})
         self._context = {s.memory_id: c for s, c in zip(snips, ctx)}
         sc = self.rel.score(question, [replace(s, text=self.heard(s)) for s in snips], context=ctx)
         for s, v, a, e, q in zip(snips, sc, self.rel.attribute, self.rel.semantic, self.rel.asked):
@@ -366,7 +381,7 @@ class LiteAnswerer:
             return
         llm = self.llm if self.mode != "extractive" else None
         if llm is None:
-            yield record_answer(best)
+            yield record_answer(best, question)
             return
         # a small model answers best from few notes: the best one and those nearly as relevant
         notes = [s for s in ranked if s.score >= self.note_ratio * best.score][: self.max_notes] or ranked[:1]
@@ -427,6 +442,8 @@ class LiteAnswerer:
             gen.close()  # stops the generation early when a sentence was rejected
         if not said:
             tr.fallback_used = True
-            yield record_answer(best)
+            yield record_answer(best, question)
         elif not re.search(r"\[\d\d:\d\d:\d\d", " ".join(said)):
             yield f" {fmt_span(best.t0, best.t1)}"
+        if said:
+            yield place_note(question, best)

@@ -286,6 +286,11 @@ def known_words() -> frozenset:
 FREQUENT_BEFORE = 3000
 
 
+def common_word(word: str) -> bool:
+    """Is the lower-case word among the ~1,000 commonest English words (`FREQUENT_BEFORE`)?"""
+    return _vocabulary().get(word, FREQUENT_BEFORE) < FREQUENT_BEFORE
+
+
 @lru_cache(maxsize=1)
 def _vocabulary() -> dict[str, int]:
     """{word: its entry number} of the whole words of the bundled MiniLM's WordPiece vocabulary."""
@@ -358,8 +363,7 @@ def _sayings(text: str, skip) -> list[tuple[str, str]]:
     for line in (text or "").splitlines():
         toks = [t.group(0).lower().replace("'", "") for t in _TOKEN.finditer(line)]
         toks = [t if t not in skip and (t in stop or not kind_of(t)) else "" for t in toks]
-        rank = _vocabulary()
-        out |= {(t, t) for t in toks if len(t) >= 3 and t not in stop and rank.get(t, FREQUENT_BEFORE) >= FREQUENT_BEFORE}
+        out |= {(t, t) for t in toks if len(t) >= 3 and t not in stop and not common_word(t)}
         out |= {(f"{a} {b}", a + b) for a, b in zip(toks, toks[1:]) if a and b}
     return sorted(out)
 

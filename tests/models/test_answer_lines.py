@@ -95,6 +95,15 @@ def test_a_name_heard_as_a_common_word_answers(answerer):
     assert not answerer.last.weak and "Manila" in out and "Athens" not in out, out
 
 
+def test_a_city_heard_as_other_words_is_named(answerer):
+    mems = [MemoryView(0, "m", 0.0, 4.0, 0.5, evidence={"asr": "Samples for Mosaic are analyzed in to lose."}),
+            MemoryView(1, "m", 4.0, 8.0, 0.5, evidence={"asr": "Each month 65,000 people look at the Tortoise site."})]
+    out = "".join(answerer.answer("In which town does the Mosaic testing happen?", mems))
+    assert not answerer.last.weak and "in to lose" in out and "sounds like Toulouse" in out, out
+    out = "".join(answerer.answer("How many people look at the Tortoise site each month?", mems))
+    assert "65,000" in out and "sounds like" not in out, out
+
+
 def test_a_misheard_name_is_written_in_and_answered(answerer):
     assert write_in("Over to murder cup now.", {"murder cup": "buttercup"}) == "Over to Buttercup now."
     mems = [MemoryView(0, "m", 0.0, 4.0, 0.5, evidence={"asr": "Murdercup parcel must ship with crossway."}),

@@ -28,7 +28,9 @@ from . import wordnet
 from .due import past
 
 # (lemma, WordNet sense number): the verdict senses. A verb is a verdict when one of its first SENSES senses is one
-# of these or lies under one within DEPTH hypernym steps.
+# of these or lies under one within DEPTH hypernym steps, and that sense is the verb's commonest or one it names
+# first among its synonyms (a sense it only shares is another word's: "fix" names "specify" fourth, so "the bug has
+# been fixed" is no decision, while "the offer was accepted" is one).
 SEEDS = (("decide", 1), ("decide", 2), ("choose", 1), ("choose", 2), ("approve", 1), ("authorize", 1),
          ("reject", 1), ("reject", 2), ("reject", 4), ("veto", 1), ("forbid", 1), ("cancel", 1), ("cancel", 3),
          ("postpone", 1), ("discontinue", 1), ("discontinue", 2), ("abandon", 2), ("discard", 1), ("adopt", 1),
@@ -50,7 +52,8 @@ def verdict_verb(word: str) -> bool:
         return False
     seeds = _seeds()
     return any(wordnet.ancestors(o, "v", DEPTH) & seeds
-               for base in wordnet.base_forms(word, "v") for o in wordnet.senses(base, "v")[:SENSES])
+               for base in wordnet.base_forms(word, "v") for i, o in enumerate(wordnet.senses(base, "v")[:SENSES])
+               if i == 0 or wordnet.synset(o, "v")[0][0] == base)
 
 
 @functools.lru_cache(maxsize=20_000)

@@ -290,13 +290,22 @@ def _other_kind(word: str, qt: str) -> bool:
     return bool(k) and qt not in k
 
 
+# a slide's "label: value" line (a label of at most five words, a value of at most three)
+_LABELLED = re.compile(r"[\W_]*((?:[^\W\d_][\w'&/-]*\s+){0,4}[^\W\d_][\w'&/-]*):\s*((?:\S+\s+){0,2}\S+)")
+
+
 def predicate_text(text: str, names=()) -> str:
     """What a question asks, or a line says, about its subject: its words without the subject's names (`names`,
     lower-case) and the lower-case noun after "the" and one ("the Nova project"), and without numbers ("How much
     income did Dune generate?" -> "How much income did generate?";
     "Dune Compliance Update — Retail stores: 58" -> "Retail stores:"). A line that shares only its subject with the
-    question then no longer looks like its answer; a slide line is taken without the title it carries."""
+    question then no longer looks like its answer; a slide line is taken without the title it carries, and a
+    "label: value" line as its label ("· Legal counsel: Copperfield" -> "Legal counsel:": the value's words carry
+    no meaning, the label is what the question paraphrases)."""
     value = text.split(" — ", 1)[-1]
+    label = _LABELLED.fullmatch(value.strip())
+    if label:  # "Legal counsel: Copperfield" says "Legal counsel" of its subject; the value carries no meaning
+        value = label.group(1) + ":"
     value = _NUMBER.sub(" ", digits(value))
     kept, after_name = [], False
     for w in re.findall(r"\S+", value):

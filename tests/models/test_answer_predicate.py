@@ -39,6 +39,16 @@ def test_predicate_text_leaves_out_the_subject_and_the_numbers():
     assert predicate_text("Kestrel earned 31 million dollars in sales.", {"kestrel"}) == "earned in sales."
 
 
+@pytest.mark.parametrize("line,pred", [
+    ("Solstice Parking Permits — · Legal counsel: Copperfield", "Legal counsel:"),  # a label: its value's words
+    ("Pilot region: Accra", "Pilot region:"),                                       # carry no meaning
+    ("Final call: Lynx waits until May next year.", "Final call: waits until May next year."),  # a sentence
+    ("Note 1: Does anyone disagree?", "Note : Does anyone disagree?"),
+])
+def test_predicate_text_of_a_label(line, pred):
+    assert predicate_text(line, {"lynx"}) == pred
+
+
 def test_another_attribute_of_the_subject_is_refused(answerer):
     out = "".join(answerer.answer("How much income did Kestrel generate?", _slide_only()))
     assert out.startswith(NOT_FOUND) and answerer.last.why_weak == "predicate", (out, answerer.last.why_weak)

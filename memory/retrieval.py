@@ -6,6 +6,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .bank import Memory, MemoryBank
+from .textkeys import is_part_space
 
 RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
 
@@ -25,8 +26,9 @@ def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
     """Top-k memories for query keys in one or more spaces (spaces the bank lacks are skipped), and for `text`
     by the bank's full-text index (FTS5 bm25 over transcript, on-screen text and tags), fused by RRF.
 
-    Each memory's `score` is its best cosine over the spaces (what a user can read as confidence; 0 for a memory
-    found by its words alone); the order comes from RRF when there are several rankings.
+    Each memory's `score` is its best cosine over the spaces of whole memories (what a user can read as confidence;
+    0 for a memory found by its words alone); the keys of parts of a memory's text (memory.textkeys) only rank.
+    The order comes from RRF when there are several rankings.
     """
     streams = list(streams) if streams else None
     spaces = [s for s in query_keys if s in set(bank.key_spaces())]
@@ -35,19 +37,33 @@ def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
     # words refine a dense search; they never stand in for a missing key space
     lexical = bank.text_search(text, k=k * pool, t_range=t_range, streams=streams) if text else []
     deep = k * pool if len(spaces) + bool(lexical) > 1 else k  # fusion needs candidates beyond each list's top k
-    rankings, best = [], {}
+    whole = [s for s in spaces if not is_part_space(s)] or spaces
+    rankings, best, by_part = [], {}, set()
     for space in spaces:
         hits = bank.search(query_keys[space], k=deep, space=space, t_range=t_range, streams=streams)
         rankings.append(hits)
+        if space not in whole:
+            by_part.update(mid for mid, _ in hits)
+            continue
         for mid, s in hits:
             best[mid] = max(best.get(mid, -1.0), s)
-    if lexical:
-        rankings.append(lexical)
-        for mid, _ in lexical:
-            best.setdefault(mid, 0.0)
-    order = rrf(rankings) if len(rankings) > 1 else rankings[0]
+    order = rrf(rankings + [lexical]) if len(rankings) + bool(lexical) > 1 else rankings[0]
     ids = [mid for mid, _ in order[:k]]
+    best.update(whole_scores(bank, query_keys, whole, [mid for mid in ids if mid not in best and mid in by_part]))
     out = bank.get(ids)
     for m in out:
-        m.score = best[m.id]
+        m.score = best.get(m.id, 0.0)
+    return out
+
+
+def whole_scores(bank: MemoryBank, query_keys: dict[str, np.ndarray], spaces: list[str],
+                 ids: list[int]) -> dict[int, float]:
+    """The best cosine over `spaces` of memories a part's key found beyond those spaces' own top hits."""
+    out: dict[int, float] = {}
+    for space in spaces if ids else []:
+        q = np.asarray(query_keys[space], np.float32).reshape(-1)
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        for mid, vec in bank._exact_keys(space, ids).items():
+            if vec.size == q.size:
+                out[mid] = max(out.get(mid, -1.0), float(vec @ q))
     return out

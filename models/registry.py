@@ -36,8 +36,11 @@ class Profile:
             enc = self.key_encoder or self.encoder
             keys[getattr(enc, "key_space", enc.space)] = np.asarray(enc.encode_images([image])[0], np.float32)
         if question:
-            if self.text_embedder is not None:
-                keys[f"text:{self.text_embedder.space}"] = self.text_embedder.encode([question])[0]
+            if self.text_embedder is not None:  # the whole memory's text key and each part's (memory.textkeys)
+                from memory.textkeys import text_spaces
+
+                q = self.text_embedder.encode([question])[0]
+                keys.update({space: q for space in text_spaces(self.text_embedder.space)})
             if self.key_encoder is not None and hasattr(self.key_encoder, "encode_text"):
                 keys[self.key_encoder.key_space] = np.asarray(self.key_encoder.encode_text([question])[0], np.float32)
         return keys

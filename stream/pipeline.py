@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from memory.bank import MemoryBank, encode_jpeg
 from memory.carriers import to_record
+from memory.textkeys import key_texts
 from reducers import get_reducer
 
 from .batcher import EncoderWorker, worker_for
@@ -35,9 +36,15 @@ _END = object()   # the reader's last item for the store thread
 _THUMBS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2), thread_name_prefix="vigil-thumb")
 
 
-def evidence_text(evidence: dict) -> str:
-    """The text a memory's text key is made of: its speech, on-screen text and tags."""
-    return " ".join(evidence.get(k, "") for k in ("asr", "ocr", "tags")).strip()
+def text_keys(embedder, evidences: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Each evidence dict's text keys (memory.textkeys: the whole and each part), embedded in one call."""
+    texts = [key_texts(ev) for ev in evidences]
+    flat = [(i, f"{prefix}:{embedder.space}", t) for i, kt in enumerate(texts) for prefix, t in kt.items()]
+    out: list[dict[str, np.ndarray]] = [{} for _ in evidences]
+    if flat:
+        for (i, space, _), v in zip(flat, embedder.encode([t for *_, t in flat])):
+            out[i][space] = v
+    return out
 
 
 class Inflight:
@@ -349,15 +356,11 @@ class IngestPipeline:
         return []
 
     def _text_keys(self, records: list[dict]) -> None:
-        """The text key of every record with text evidence, embedded in one call."""
+        """The text keys of every record with text evidence, embedded in one call."""
         if self.text_embedder is None:
             return
-        texts = {i: evidence_text(r["evidence"]) for i, r in enumerate(records)}
-        texts = {i: t for i, t in texts.items() if t}
-        if texts:
-            vecs = self.text_embedder.encode(list(texts.values()))
-            for (i, _), v in zip(texts.items(), vecs):
-                records[i]["keys"][f"text:{self.text_embedder.space}"] = v
+        for r, keys in zip(records, text_keys(self.text_embedder, [r["evidence"] for r in records])):
+            r["keys"].update(keys)
 
     # speech recognition lags the clips: "no speech" is only said of a running stream after this much audio
     SPEECH_NOTE_AFTER_S = 60.0
@@ -395,18 +398,16 @@ class IngestPipeline:
 
     def _attach(self, late: list[tuple[int, dict]]) -> None:
         """Evidence that came after its memories were stored (speech recognized later, a slide read late), with
-        the memories' new text keys embedded in one call."""
+        the memories' new text keys (the whole and each part) embedded in one call."""
         merged: dict[int, dict] = {}
         for mid, ev in late:
             merged.setdefault(mid, {}).update(ev)
         keys: dict[int, dict] = {}
         if self.text_embedder is not None and merged:
             have = {m.id: m.evidence for m in self.bank.get(list(merged))}
-            texts = {mid: evidence_text({**have[mid], **ev}) for mid, ev in merged.items() if mid in have}
-            texts = {mid: t for mid, t in texts.items() if t}
-            if texts:
-                vecs = self.text_embedder.encode(list(texts.values()))
-                keys = {mid: {f"text:{self.text_embedder.space}": v} for mid, v in zip(texts, vecs)}
+            mids = [mid for mid in merged if mid in have]
+            new = text_keys(self.text_embedder, [{**have[mid], **merged[mid]} for mid in mids])
+            keys = {mid: k for mid, k in zip(mids, new) if k}
         for mid, ev in merged.items():
             self.bank.set_evidence(mid, ev, keys.get(mid))
             if self.on_evidence is not None:

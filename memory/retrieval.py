@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from .bank import Memory, MemoryBank
-from .textkeys import is_part_space
+from .textkeys import TEXT_PARTS, is_part_space
 
 RRF_K = 60  # the usual constant from Cormack et al.; damps the weight of top ranks
 
@@ -27,7 +27,8 @@ def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
     by the bank's full-text index (FTS5 bm25 over transcript, on-screen text and tags), fused by RRF.
 
     Each memory's `score` is its best cosine over the spaces of whole memories (what a user can read as confidence;
-    0 for a memory found by its words alone); the keys of parts of a memory's text (memory.textkeys) only rank.
+    0 for a memory found by its words alone); the keys of parts of a memory's text (memory.textkeys) only rank:
+    each part's space is one ranking, and every memory by its best text key (whole or part) one more.
     The order comes from RRF when there are several rankings.
     """
     streams = list(streams) if streams else None
@@ -47,6 +48,8 @@ def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
             continue
         for mid, s in hits:
             best[mid] = max(best.get(mid, -1.0), s)
+    if len(whole) < len(spaces):  # each memory by its best text key too: the one part that answers
+        rankings.append(best_text(rankings, spaces))
     order = rrf(rankings + [lexical]) if len(rankings) + bool(lexical) > 1 else rankings[0]
     ids = [mid for mid, _ in order[:k]]
     best.update(whole_scores(bank, query_keys, whole, [mid for mid in ids if mid not in best and mid in by_part]))
@@ -54,6 +57,16 @@ def retrieve(bank: MemoryBank, query_keys: dict[str, np.ndarray], k: int = 5,
     for m in out:
         m.score = best.get(m.id, 0.0)
     return out
+
+
+def best_text(rankings: list[list[tuple[int, float]]], spaces: list[str]) -> list[tuple[int, float]]:
+    """One ranking of the memories by their best cosine over the text key spaces (the whole and its parts)."""
+    best: dict[int, float] = {}
+    for hits, space in zip(rankings, spaces):
+        if space.split(":", 1)[0] in TEXT_PARTS:
+            for mid, s in hits:
+                best[mid] = max(best.get(mid, -1.0), s)
+    return sorted(best.items(), key=lambda x: (-x[1], x[0]))
 
 
 def whole_scores(bank: MemoryBank, query_keys: dict[str, np.ndarray], spaces: list[str],

@@ -86,6 +86,39 @@ def test_the_said_line_buried_under_a_page_is_first_by_its_own_key(tmp_path, emb
         bank.close()
 
 
+DOCS = [["Mandolin product brief", "Mandolin launch date: May 3", "Mandolin budget: 40 thousand euros",
+         "Mandolin team: design, firmware, sales", "Mandolin pilot customers: 12", "Mandolin risks: chip supply"],
+        ["Mandolin marketing plan", "Mandolin ads run in spring", "Mandolin website refresh in April",
+         "Mandolin price: 199 euros"]]
+
+
+def test_the_answer_reaches_the_ask_path_among_many_pages_naming_the_subject(tmp_path, embedder):
+    """240 clips, 40 of them showing pages about the same project (its name on every line): with the whole
+    evidence's key only, the clip whose speaker says the answer over an unrelated page ranks 41st in the first
+    search, outside the pool the ask path reranks, and is never seen; with the part keys it enters the pool and
+    the ask path returns it."""
+    from models.ask import retrieve_for
+
+    evs = [{"asr": CHAT[i % 4], "ocr": "\n".join(DOCS[i % 2] if i % 6 == 0 else PAGE[i % 14:] + PAGE[:i % 14])}
+           for i in range(240)]
+    evs[123] = {"asr": SAID, "ocr": "\n".join(PAGE)}
+    prof = Profile(name="t", encoder=None, text_embedder=embedder)
+    found = {}
+    for parts in (False, True):
+        bank = MemoryBank(str(tmp_path / f"b{parts}"))
+        try:
+            for i, (ev, keys) in enumerate(zip(evs, text_keys(embedder, evs))):
+                keys = keys if parts else {s: v for s, v in keys.items() if not is_part_space(s)}
+                bank.add(stream="m", t0=2.0 * i, t1=2.0 * i + 2, wall=0.0, carrier=None, keys=keys, evidence=ev)
+            first = [m.id for m in retrieve(bank, prof.query_keys(QUESTION), k=240, text=QUESTION)]
+            got = retrieve_for(bank, prof, QUESTION, k=5)
+            found[parts] = (first.index(124), [m.id for m in got])
+        finally:
+            bank.close()
+    assert found[False][0] >= 32 and 124 not in found[False][1], found  # outside the pool of max(4k, 32)
+    assert found[True][0] < 32 and 124 in found[True][1], found
+
+
 def test_an_old_layout_bank_still_answers(tmp_path, embedder):
     """A bank with only whole-evidence keys: the query's part spaces are skipped and the memory is still found."""
     bank = _bank(str(tmp_path / "old"), embedder, parts=False)

@@ -116,11 +116,26 @@ ABSENT_HELDOUT8 = (
      "Who mowed the lawn?", "What songs do sailors sing?"])
 
 
+# held-out 9's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT9 = (
+    ["Which orchestra played the overture?", "How many steps lead to the cathedral?", "Who carved the wooden bear?",
+     "What flavour was the wedding cake?", "Which yacht won the regatta?"],
+    ["How far away is the Moon?", "What is the capital of Laos?", "Who discovered the planet Neptune?",
+     "Which gardener pruned the roses?", "How heavy is an elephant?", "What did the tide table show?",
+     "Which ferry crosses the channel?", "How much does a haircut cost?", "Who scored the winning goal?",
+     "What is the recipe for lasagne?", "Which comet passes every 76 years?", "How old is the castle?",
+     "Who knitted the scarf?", "What colour is a canary?", "Which clown juggled at the circus?",
+     "How many keys does an accordion have?", "What time does the pharmacy open?",
+     "Who illustrated the picture book?", "Which vegetables grow in the allotment?", "How hot is the Sahara?",
+     "What is engraved on the pocket watch?", "Which astronaut walked on the Moon first?", "How long do lobsters live?",
+     "Who trimmed the hedge?", "What songs do miners sing?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 8 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 9 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
-            "heldout8": ABSENT_HELDOUT8}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

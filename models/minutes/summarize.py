@@ -23,7 +23,7 @@ from collections import Counter
 from typing import Callable, Optional, Sequence
 
 
-from models.answer.check import support, unsupported_terms
+from models.answer.check import invented, support, unsupported_terms
 from models.base import MemoryView
 from models.text.timephrase import fmt_span
 from models.text.words import content, digits, sentences, stem, stop_words, words
@@ -43,9 +43,10 @@ GROUP_PROMPT = ("Summarize these notes from one part of a meeting in at most two
                 "dates exactly as written. Use only the facts given.")
 
 
-def trace(text: str, units: Sequence[tuple[str, float, float]], min_support: float = 0.8):
+def trace(text: str, units: Sequence[tuple[str, float, float]], min_support: float = 0.8, whole: bool = False):
     """The span of the evidence that supports text: one unit, or two adjacent ones, holding ≥ min_support of its
-    content words and every number and name it states. None when no evidence supports it."""
+    content words and every number and name it states (`whole`: every content word but words that only report,
+    "discussed", "noted": `check.invented`). None when no evidence supports it."""
     best = None
     for i in range(len(units)):
         for j in (i, i + 1):
@@ -53,7 +54,8 @@ def trace(text: str, units: Sequence[tuple[str, float, float]], min_support: flo
                 continue
             src = units[i][0] if i == j else f"{units[i][0]} {units[j][0]}"
             s = support(text, src)
-            if s >= min_support and not unsupported_terms(text, src) and (best is None or s > best[0] + 1e-9):
+            if s >= min_support and not unsupported_terms(text, src) and not (whole and invented(text, src)) and \
+                    (best is None or s > best[0] + 1e-9):
                 best = (s, units[i][1], max(units[i][2], units[j][2]))
     return None if best is None else (best[1], best[2])
 
@@ -263,7 +265,8 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
                     log.warning("LLM failed in summarize: %s", e)
                     out = ""
                 for b in _parse_bullets(out):
-                    span = trace(b, units) if len(content(b)) >= 4 else None
+                    # an LLM bullet is shown only when the sentences at its time stamp hold every word it states
+                    span = trace(b, units, whole=True) if len(content(b)) >= 4 else None
                     if span is not None and not any(support(b, x.text) > 0.9 for x in bullets):
                         bullets.append(Line(b, *span))
                     else:

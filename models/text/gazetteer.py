@@ -93,8 +93,10 @@ def place_heard_as(heard: str) -> str:
     heard = heard.strip()
     ws = heard.split()
     said = phonemes(heard)
-    if not said or len(said) < 4 or kind_of(heard) or any(kind_of(w) - {"person"} or (kind_of(w) and w not in stop_words())
-                                          for w in ws) or all(w in stop_words() for w in ws) or \
+    stop = stop_words()
+    # a word that is a place, or a person's name that is no stop word ("the" is also a first name), is itself
+    named = any("place" in kind_of(w) or (kind_of(w) and w not in stop) for w in ws)
+    if not said or len(said) < 4 or kind_of(heard) or named or all(w in stop for w in ws) or \
             (len(ws) == 1 and common_word(heard)):
         return ""
     best, best_sound = "", PLACE_SOUND

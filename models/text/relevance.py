@@ -394,13 +394,7 @@ class Relevance:
         asked = np.zeros(n, np.float32)
         if self.embedder is not None:
             try:
-                # what is asked, in meaning: the question without its names against the line's value (a
-                # paraphrase such as "money set aside" shares no word with "Budget: 35 million dollars")
-                bare = re.sub(r"\s+", " ", " ".join(w for w in re.findall(r"\S+", question)
-                                                    if re.sub(r"\W", "", w).lower() not in names)).strip()
-                v = self.embedder.encode([question, bare or question] + texts + [s.value for s in snips])
-                sem = (v[2:2 + n] @ v[0]).astype(np.float32)
-                asked = (v[2 + n:] @ v[1]).astype(np.float32)
+                sem, asked = meanings(self.embedder, question, snips)
             except Exception as e:  # noqa: BLE001
                 log.warning("embedder failed: %s", e)
         self.lexical, self.semantic, self.attribute, self.asked = lexical, sem, att, asked
@@ -408,6 +402,24 @@ class Relevance:
         hit = (lexical > 0) | (sem > 0.3)
         return factor * (0.5 * att + 0.5 * lexical + self.sem_weight * sem + self.asked_weight * asked
                          + 0.25 * bonus * hit)
+
+
+def meanings(embedder, question: str, snips: Sequence[Snippet]) -> tuple[np.ndarray, np.ndarray]:
+    """([n] semantic, [n] asked): each line's cosine with the whole question, and what is asked in meaning: the
+    question without its names against the line's value (a paraphrase such as "money set aside" shares no word
+    with "Budget: 35 million dollars")."""
+    names = names_in(question)
+    bare = re.sub(r"\s+", " ", " ".join(w for w in re.findall(r"\S+", question)
+                                        if re.sub(r"\W", "", w).lower() not in names)).strip()
+    n = len(snips)
+    v = embedder.encode([question, bare or question] + [s.text for s in snips] + [s.value for s in snips])
+    return cosines(embedder, v[2:2 + n], v[0]), cosines(embedder, v[2 + n:], v[1])
+
+
+def cosines(embedder, vs: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """[n] cosines of `vs` [n, d] with `v` [d] on the scale the thresholds were set on (`TextEmbedder.similarity`)."""
+    sim = getattr(embedder, "similarity", None)
+    return sim(vs, v) if sim is not None else (vs @ v).astype(np.float32)
 
 
 def evidence_rerank(question: str, memories) -> list[float]:

@@ -33,3 +33,43 @@ def test_paraphrase_ranks_first(emb):
     assert int(np.argmax(sims)) == 1
     q2 = emb.encode(["Who has to send the hiring plan?"])[0]
     assert int(np.argmax(emb.encode(docs) @ q2)) == 2
+
+
+def test_mpnet_from_its_packages_equals_sentence_transformers(tmp_path, monkeypatch):
+    """all-mpnet-base-v2 joined from its five PyPI packages into the cache (a fresh cache here) gives what
+    sentence-transformers gives for the same directory, and judges a paraphrase closest."""
+    from models.text_embed import mpnet_model_dir
+
+    monkeypatch.setenv("VIGIL_CACHE", str(tmp_path))
+    path = mpnet_model_dir()
+    if path is None:
+        pytest.skip("all-mpnet-base-v2 packages not installed")
+    assert path.startswith(str(tmp_path)) and mpnet_model_dir() == path
+    assert not list(tmp_path.rglob("*.zip")) and not list(tmp_path.rglob("desktop.ini"))
+    from sentence_transformers import SentenceTransformer
+
+    mine = TextEmbedder(path, space="mpnet-base")
+    texts = ["How many vehicles does Kettle operate?", "Kettle runs 41 vans on its delivery rounds.",
+             "Can you hear the echo?"]
+    want = SentenceTransformer(path, device="cpu").encode(texts, normalize_embeddings=True)
+    v = mine.encode(texts)
+    assert mine.dim == 768 and mine.space == "mpnet-base" and v.shape == (3, 768)
+    np.testing.assert_allclose(v, want, atol=2e-5)
+    assert v[1] @ v[0] > v[2] @ v[0] + 0.3
+
+
+def test_similarity_is_the_cosine_on_minilm_scale(emb):
+    """MiniLM's similarity is the plain cosine; a calibrated model's is its cosine mapped monotonically."""
+    v = emb.encode(["a cat sat on the mat", "a cat is on the mat", "stock prices fell"])
+    np.testing.assert_allclose(emb.similarity(v[1:], v[0]), v[1:] @ v[0], atol=1e-6)
+    cal = TextEmbedder.__new__(TextEmbedder)
+    cal.calibration = (np.array([-1.0, 0.0, 0.5, 1.0], np.float32), np.array([-1.0, 0.1, 0.3, 1.0], np.float32))
+    got = cal.similarity(np.array([[0.25], [0.75], [0.0]], np.float32), np.array([1.0], np.float32))
+    np.testing.assert_allclose(got, [0.2, 0.65, 0.1], atol=1e-6)
+
+
+def test_meaning_embedder_falls_back_to_minilm(emb, monkeypatch):
+    from models.text_embed import meaning_embedder
+
+    monkeypatch.setenv("VIGIL_MEANING", "minilm")
+    assert meaning_embedder(emb) is emb

@@ -4,10 +4,10 @@ sentence is checked against the evidence, or by quoting the best sentence with i
 LiteAnswerer.answer(question, memories, history) ranks the snippets (`models.answer.ranker.LineRanker`: relevance,
 the meaning model, the line model; a name the recognizer misspelt counts), says so when the evidence is weak or the
 best line does not answer the question (`LineRanker.weak_reason`), else gives the small LLM the best notes in time
-order with [hh:mm:ss–hh:mm:ss] stamps and streams its answer sentence by sentence, each checked (`models.answer.check.check_llm_sentence`); when the LLM
-misses the fact or states anything the notes do not, it is stopped and the best evidence sentence is quoted with
-its stamp instead. Small LLMs are unreliable, so the extractive answer is always at hand (mode="extractive", or
-llm=None).
+order with [hh:mm:ss–hh:mm:ss] stamps and streams its answer sentence by sentence, each checked
+(`models.answer.check.check_llm_sentence`); when the LLM misses the fact or states anything the notes do not, it
+is stopped and the best evidence sentence is quoted with its stamp instead. Small LLMs are unreliable, so the
+extractive answer is always at hand (mode="extractive", or llm=None).
 """
 from __future__ import annotations
 

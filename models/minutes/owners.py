@@ -231,7 +231,9 @@ def handed(clause: str) -> bool:
 _DEADLINE = re.compile(r"\b(?:by|before|until|no later than|ahead of)\s+(?:the\s+)?(?:end\s+of\s+)?(?:next\s+|this\s+)?"
                        r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight|week|month|"
                        r"quarter|year|january|february|march|april|may|june|july|august|september|october|november|"
-                       r"december|\d)", re.I)
+                       r"december|\d)"
+                       # or an event to come: "before the open day", "ahead of the audit", "in time for our launch"
+                       r"|\b(?:before|ahead of|in time for)\s+(?:the|our|next|this)\s+[a-z]", re.I)
 
 
 def committed(clause: str, owner: str) -> bool:

@@ -186,8 +186,8 @@ def verdict(clause: str) -> bool:
 
 # what leaves a matter open, whatever verb follows: a proposal or an opinion ("I suggest we ...", "maybe we could
 # ...", "we should ...", "I'd rather we ..."), a condition ("if the bid is turned down"), a choice still to make
-# ("whether to close the depot")
-_OPEN = re.compile(r"^\W*" + _FILLER + r"(?:(?:i|we)\s+(?:would\s+|'d\s+|’d\s+)?(?:suggest|propose|recommend|think|feel|"
+# ("whether to close the depot"); "I'd" and "we'd" as one word too
+_OPEN = re.compile(r"^\W*" + _FILLER + r"(?:(?:i|we)(?:\s+would|['’]d)?\s+(?:suggest|propose|recommend|think|feel|"
                    r"believe|reckon|guess|wonder|rather|prefer|like)|maybe|perhaps|possibly|how about|what about|"
                    r"what if|why don't|ideally|if|unless|in case|provided|supposing)\b|\bwe\s+(?:could|might|"
                    r"should|may|would|ought)\b|\bwhether\b")

@@ -234,19 +234,35 @@ def test_a_misheard_owner_is_written_as_the_name_shown_in_the_meeting(embedder):
     assert [(a.owner, a.task) for a in acts] == [("Mateus", "stack the chairs by Tuesday")]
 
 
-def test_the_shipped_classifier_is_the_fit_of_todays_training_sentences(embedder):
-    """acts_minilm.npz spares each process encoding the training set; it must be what a fit gives now (rewrite it
-    with `python -m models.minutes.acts` after changing acts_data.py)."""
+@pytest.mark.parametrize("space", ["minilm-l6", "mpnet-base"])
+def test_the_shipped_classifier_is_the_fit_of_todays_training_sentences(embedder, space):
+    """acts_minilm.npz and acts_mpnet.npz spare each process encoding the training set; each must be what a fit
+    gives now (rewrite them with `python -m models.minutes.acts` after changing acts_data.py)."""
     import numpy as np
 
     from models.minutes import acts
 
-    z = np.load(acts.SHIPPED)
+    model = embedder if space == "minilm-l6" else acts.classifier_embedder(embedder)
+    if getattr(model, "space", None) != space:
+        pytest.skip("all-mpnet-base-v2 is not installed")
+    z = np.load(acts.SHIPPED[space])
     assert str(z["digest"]) == acts.training_digest()
-    coef, intercept = acts.fit_embedding_classifier(embedder)
-    x = embedder.encode([s for s, _, _ in LABELLED])
+    coef, intercept = acts.fit_embedding_classifier(model)
+    x = model.encode([s for s, _, _ in LABELLED])
     assert np.allclose(acts._softmax(x @ z["coef"].T + z["intercept"]), acts._softmax(x @ coef.T + intercept),
                        atol=1e-3)
+
+
+def test_the_minutes_read_sentences_with_mpnet_where_installed_else_minilm(embedder, monkeypatch):
+    from models.minutes import acts
+
+    model = acts.classifier_embedder(embedder)
+    assert getattr(model, "space", None) in ("minilm-l6", "mpnet-base")
+    monkeypatch.setenv("VIGIL_ACTS", "minilm")
+    assert acts.classifier_embedder(embedder) is embedder
+    other = type("Stub", (), {"space": "stub"})()
+    monkeypatch.delenv("VIGIL_ACTS")
+    assert acts.classifier_embedder(other) is other  # an embedder not the bundled MiniLM is used as given
 
 
 @pytest.mark.parametrize("sentence,owner", [

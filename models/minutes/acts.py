@@ -87,6 +87,11 @@ def classifier_embedder(embedder):
     if getattr(embedder, "space", None) != "minilm-l6" or \
             os.environ.get("VIGIL_ACTS", "").strip().lower() in ("minilm", "minilm-l6"):
         return embedder
+    from models.text_embed import meaning_embedder
+
+    shared = meaning_embedder(embedder)  # the answerer's, when it reads with mpnet too: one copy in memory
+    if getattr(shared, "space", None) == "mpnet-base":
+        return shared
     with _lock:
         if "mpnet" not in _MPNET:
             from models.text_embed import LazyEmbedder, TextEmbedder, mpnet_model_dir

@@ -198,7 +198,7 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
 
     def warm_up(self) -> threading.Thread:
         """Load the profile in the background so the first action does not wait for it: the encoder (for ingest)
-        and the answerer's LLM (for questions) too, which are otherwise loaded on first use."""
+        and the answerer's LLM and meaning model (for questions) too, which are otherwise loaded on first use."""
         def run():
             try:
                 prof = self.profile()
@@ -206,6 +206,8 @@ class Engine(StreamsMixin, BankViewsMixin, WatchesMixin):
                     getattr(prof.encoder, "loaded", None)
                 if "ask" in self.parts and isinstance(getattr(type(prof.answerer), "llm", None), property):
                     prof.answerer.llm
+                if "ask" in self.parts:  # the answerer's meaning model (all-mpnet-base-v2), loaded on first use
+                    getattr(getattr(prof.answerer, "meaning", None), "loaded", None)
             except EngineError as e:
                 import logging
 

@@ -131,11 +131,27 @@ ABSENT_HELDOUT9 = (
      "Who trimmed the hedge?", "What songs do miners sing?"])
 
 
+# held-out 10's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT10 = (
+    ["Which lullaby did the grandmother hum?", "Which surfer caught the biggest wave?",
+     "How many pearls are on the necklace?", "Who baked the sourdough?", "Who refurbished the carousel?"],
+    ["How wide is the Amazon river?", "What currency does Iceland use?", "Who designed the postage stamp?",
+     "Which beekeeper sold the honey?", "How many feathers does a peacock have?", "What did the fortune cookie say?",
+     "Who climbed the volcano?", "Which island has the tallest waterfall?", "What colour is the submarine?",
+     "Which poet wrote about daffodils?", "How heavy is a bowling ball?", "Which dinosaur had three horns?",
+     "How long is the Great Wall?", "What did the graffiti on the bridge say?", "Which saint is the patron of sailors?",
+     "How many tiles cover the bathroom floor?", "Which cheese goes into fondue?", "How salty is the Dead Sea?",
+     "Who feeds the pigeons in the square?", "Which goalkeeper saved the penalty?",
+     "Which comedian hosted the quiz night?", "What is the plot of the opera?", "Who rescued the stranded whale?",
+     "Which vineyard makes the rosé?", "How many candles were on the cake?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 9 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 10 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
-            "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
+            "heldout10": ABSENT_HELDOUT10}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

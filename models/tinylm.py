@@ -174,17 +174,25 @@ class MiniBert:
              + w["embeddings.position_embeddings.weight"][:L][None]
              + w["embeddings.token_type_embeddings.weight"][0][None, None])
         x = self._ln(x, "embeddings.LayerNorm")
-        D = x.shape[-1]
-        hd = D // self.heads
         bias = torch.zeros(B, 1, 1, L, dtype=x.dtype, device=x.device)
         bias.masked_fill_(mask[:, None, None, :] == 0, torch.finfo(x.dtype).min)
+        return self._encoder(x, bias)
+
+    # the attention's weight names: query, key, value, output projection, the LayerNorm after attention
+    ATTENTION = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                 "attention.output.LayerNorm")
+
+    def _encoder(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The post-LayerNorm transformer layers: x [B, L, D], bias added to the attention scores [B, H|1, L, L]."""
+        B, L, D = x.shape
+        hd = D // self.heads
+        qn, kn, vn, on, ln = self.ATTENTION
         for i in range(self.layers):
             n = f"encoder.layer.{i}."
-            q, k, v = (self._lin(x, n + f"attention.self.{t}").view(B, L, self.heads, hd).transpose(1, 2)
-                       for t in ("query", "key", "value"))
+            q, k, v = (self._lin(x, n + t).view(B, L, self.heads, hd).transpose(1, 2) for t in (qn, kn, vn))
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
             att = att.transpose(1, 2).reshape(B, L, D)
-            x = self._ln(self._lin(att, n + "attention.output.dense") + x, n + "attention.output.LayerNorm")
+            x = self._ln(self._lin(att, n + on) + x, n + ln)
             h = F.gelu(self._lin(x, n + "intermediate.dense"))
             x = self._ln(self._lin(h, n + "output.dense") + x, n + "output.LayerNorm")
         return x
@@ -194,6 +202,8 @@ class MiniMPNet(MiniBert):
     """MPNetModel's last hidden state (transformers' modeling_mpnet): positions counted from the padding id + 1,
     no token types, and a relative position bias (T5's buckets, one table shared by all layers) added to every
     layer's attention scores."""
+
+    ATTENTION = ("attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o", "attention.LayerNorm")
 
     @staticmethod
     def supports(path) -> bool:
@@ -230,23 +240,12 @@ class MiniMPNet(MiniBert):
         x = F.embedding(ids, w["embeddings.word_embeddings.weight"]) + F.embedding(
             pos, w["embeddings.position_embeddings.weight"])
         x = self._ln(x, "embeddings.LayerNorm")
-        D = x.shape[-1]
-        hd = D // self.heads
         ar = torch.arange(L, device=x.device)
         rel = F.embedding(self.bucket(ar[None, :] - ar[:, None], self.buckets),
                           w["encoder.relative_attention_bias.weight"]).permute(2, 0, 1)[None]  # [1, H, L, L]
         bias = rel.expand(B, -1, -1, -1).clone()
         bias.masked_fill_(mask[:, None, None, :] == 0, torch.finfo(x.dtype).min)
-        for i in range(self.layers):
-            n = f"encoder.layer.{i}."
-            q, k, v = (self._lin(x, n + f"attention.attn.{t}").view(B, L, self.heads, hd).transpose(1, 2)
-                       for t in ("q", "k", "v"))
-            att = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-            att = att.transpose(1, 2).reshape(B, L, D)
-            x = self._ln(self._lin(att, n + "attention.attn.o") + x, n + "attention.LayerNorm")
-            h = F.gelu(self._lin(x, n + "intermediate.dense"))
-            x = self._ln(self._lin(h, n + "output.dense") + x, n + "output.LayerNorm")
-        return x
+        return self._encoder(x, bias)
 
 
 # ============================================================================ Llama (SmolLM2)

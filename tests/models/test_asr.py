@@ -79,7 +79,8 @@ def test_accented_english_is_kept(base):
 
 
 def test_bundled_models(tmp_path, monkeypatch):
-    """Whisper base is joined from its two packages once, checked by sha256; tiny.en is the default."""
+    """Whisper base is joined from its two packages once, checked by sha256, and is the default; tiny.en is picked by
+    name."""
     import hashlib
 
     monkeypatch.setenv("VIGIL_CACHE", str(tmp_path))
@@ -92,8 +93,10 @@ def test_bundled_models(tmp_path, monkeypatch):
     stamp = model.stat().st_mtime_ns
     assert default_model_path("base") == d and model.stat().st_mtime_ns == stamp  # joined once
     monkeypatch.delenv("VIGIL_ASR_MODEL")
+    assert default_model_path() == d  # the default
+    monkeypatch.setenv("VIGIL_ASR_MODEL", "tiny.en")
     tiny = Transcriber(model_path=default_model_path())
-    assert not tiny.model.model.is_multilingual
+    assert not tiny.model.model.is_multilingual and default_model_path("base") == d
     text = " ".join(s.text for s in tiny.transcribe_clip(pad(tts("Laura will share the survey results.")), 0))
     assert "laura" in text.lower()
     with pytest.raises(ModelError, match="unknown speech model"):

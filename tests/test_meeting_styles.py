@@ -5,6 +5,7 @@ the minutes hold every slide title, and every minutes line is backed by the evid
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -126,6 +127,13 @@ def test_every_screen_is_read_answered_and_in_the_minutes(style, profile, root):
     bank.close()
 
 
+def _names_as_heard(name: str, title: str) -> bool:
+    """Does the title name `name`, spelt right or as a word that sounds like it?"""
+    from models.text.phonetic import sound_alike
+
+    return name.lower() in title.lower() or any(sound_alike(name, w) >= 0.6 for w in re.findall(r"[A-Za-z]+", title))
+
+
 def test_speaker_only_answers_and_minutes(profile, root):
     truth = cached_style("speaker", "dev", seed=1, root=str(root), n_topics=3)
     bank = _ingest(profile, truth, root / "bank-speaker")
@@ -150,7 +158,8 @@ def test_speaker_only_answers_and_minutes(profile, root):
     for sec in mn.sections:
         spoken = normalize(" ".join(m.evidence.get("asr", "") for m in mems if m.t1 > sec.t0 and m.t0 < sec.t1))
         assert ":" not in sec.title and normalize(sec.title) in spoken, (sec.title, spoken)
-    named = [sec for sec in mn.sections if any(f.project and f.project.lower() in sec.title.lower()
+    # ... as heard: Whisper base writes espeak's American "Comet" as "Commit", a word that sounds like it
+    named = [sec for sec in mn.sections if any(f.project and _names_as_heard(f.project, sec.title)
                                                for f in truth.facts if sec.t0 <= f.t0 < sec.t1)]
     assert len(named) >= len(mn.sections) - 1, [sec.title for sec in mn.sections]
     _check_traced(mn, mems)

@@ -151,6 +151,11 @@ class Transcriber:
                            hotword_count=self.hotword_count)
 
     FILE_WINDOW_S = 22.0
+    # Whisper's own fallback: a window decoded into a repetition loop (compression ratio above max_compression) or
+    # at a log-probability under -1 is decoded again at these temperatures, the best of them kept. Greedy alone
+    # sometimes loops over 20 s of clear speech ("Switching over to an avalanche to an avalanche ...", Whisper base,
+    # a seen speaker meeting), and the loop was dropped with all the speech in it.
+    TEMPERATURES = (0.0, 0.2, 0.4)
     MAX_QUEUED = 2   # windows waiting for the background recognizer before process() waits (bounds memory)
 
     def for_files(self, window_s: float = FILE_WINDOW_S) -> None:
@@ -363,8 +368,8 @@ class Transcriber:
         segs, _info = self.model.transcribe(
             a, language=self.language, beam_size=self.beam_size, vad_filter=True,
             vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
-            condition_on_previous_text=False, without_timestamps=False, temperature=0.0,
-            initial_prompt=prompt, hotwords=hotwords)
+            condition_on_previous_text=False, without_timestamps=False, temperature=list(self.TEMPERATURES),
+            compression_ratio_threshold=self.max_compression, initial_prompt=prompt, hotwords=hotwords)
         return list(segs)
 
     def _decode_rest(self, a: np.ndarray, speech: list[tuple[int, int]], prompt: Optional[str],

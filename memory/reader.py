@@ -6,7 +6,7 @@ import os
 import time
 from typing import Iterable, Optional, Sequence
 
-from .records import BankError, CarrierRecord, Memory
+from .records import EVIDENCE_COLS, BankError, CarrierRecord, Memory
 
 
 class ReaderMixin:
@@ -26,10 +26,19 @@ class ReaderMixin:
             args += [float(t_range[0]), float(t_range[1])]
         return ("WHERE " + " AND ".join(cond)) if cond else "", args
 
-    _COLS = "id, stream, t0, t1, wall, reducer, budget, space, m, d, thumb, novelty, asr, ocr, tags, steps"
+    _BASE_COLS = "id, stream, t0, t1, wall, reducer, budget, space, m, d, thumb, novelty, asr, ocr, tags, steps"
+
+    @property
+    def _COLS(self) -> str:
+        """The memory columns read, "screen" as NULL in a bank written before it (opened read-only, unmigrated)."""
+        cols = getattr(self, "_cols_cache", None)
+        if cols is None:
+            have = {r[1] for r in self._rd().execute("PRAGMA table_info(memories)")}
+            cols = self._cols_cache = self._BASE_COLS + (", screen" if "screen" in have else ", NULL")
+        return cols
 
     def _row(self, r) -> Memory:
-        ev = {k: v for k, v in zip(("asr", "ocr", "tags"), r[12:15]) if v}
+        ev = {k: v for k, v in zip(EVIDENCE_COLS, r[12:15] + r[16:17]) if v}
         return Memory(*r[:12], evidence=ev, steps=r[15])
 
     def get(self, ids: Sequence[int]) -> list[Memory]:

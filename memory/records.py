@@ -72,14 +72,18 @@ class Memory:
 
 
 # what each kind of text evidence is, in the words the faces show it with
-EVIDENCE_LABELS = {"asr": "Said", "ocr": "On screen", "tags": "Looks like"}
+EVIDENCE_LABELS = {"asr": "Said", "ocr": "On screen", "tags": "Looks like", "screen": "Screen headings"}
+# evidence that says what a clip is about, not what it said or showed anew: not quoted in citations
+CONTEXT_ONLY = frozenset({"screen"})
+# the memories table's evidence columns, in the order reads give them
+EVIDENCE_COLS = ("asr", "ocr", "tags", "screen")
 
 
 def evidence_text(ev: dict, limit: int = 300) -> str:
     """A memory's text evidence on one line, in plain words: `Said: … | On screen: … | Looks like: cup, mug`."""
     parts = []
     for k, v in (ev or {}).items():
-        if not v:
+        if not v or k in CONTEXT_ONLY:
             continue
         v = " ".join(str(v).split())  # slide lines and transcript breaks on one line
         parts.append(f"{EVIDENCE_LABELS.get(k, k.replace('_', ' ').capitalize())}: {v}")

@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS streams (id TEXT PRIMARY KEY, source TEXT, created RE
 CREATE TABLE IF NOT EXISTS memories (
   id INTEGER PRIMARY KEY, stream TEXT NOT NULL, t0 REAL NOT NULL, t1 REAL NOT NULL, wall REAL,
   reducer TEXT, budget INTEGER, space TEXT, shard INTEGER, offset INTEGER, nbytes INTEGER, m INTEGER, d INTEGER,
-  thumb TEXT, novelty REAL, asr TEXT, ocr TEXT, tags TEXT, created REAL, steps INTEGER);
+  thumb TEXT, novelty REAL, asr TEXT, ocr TEXT, tags TEXT, created REAL, steps INTEGER, screen TEXT);
 CREATE INDEX IF NOT EXISTS memories_stream_t ON memories(stream, t0);
 CREATE INDEX IF NOT EXISTS memories_t ON memories(t0);
 CREATE INDEX IF NOT EXISTS memories_stream_wall ON memories(stream, wall);
@@ -50,8 +50,11 @@ def migrate(db: sqlite3.Connection, path: str) -> list[str]:
     cols = {r[1] for r in db.execute("PRAGMA table_info(keys)")}
     if "seg" not in cols:  # a bank from before segments: every key starts in its stream's tail
         db.execute("ALTER TABLE keys ADD COLUMN seg INTEGER")
-    if "steps" not in {r[1] for r in db.execute("PRAGMA table_info(memories)")}:
+    mem_cols = {r[1] for r in db.execute("PRAGMA table_info(memories)")}
+    if "steps" not in mem_cols:
         db.execute("ALTER TABLE memories ADD COLUMN steps INTEGER")
+    if "screen" not in mem_cols:  # what the screen showed (its title and headings), context for a clip's speech
+        db.execute("ALTER TABLE memories ADD COLUMN screen TEXT")
     db.executescript(POST_SCHEMA)
     if not had_fts and db.execute("SELECT 1 FROM memories LIMIT 1").fetchone():
         db.execute("INSERT INTO memories_fts(memories_fts) VALUES ('rebuild')")

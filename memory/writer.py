@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .records import BankError, CarrierRecord, _safe_name, normalize, redact
+from .records import EVIDENCE_COLS, BankError, CarrierRecord, _safe_name, normalize, redact
 
 SHARD_BYTES = 64 * 1024 * 1024
 RETENTION_EVERY = 256  # adds between retention passes
@@ -106,10 +106,11 @@ class WriterMixin:
                                     (stream, "", time.time(), "{}"))
                     self.db.execute(
                         "INSERT INTO memories(id, stream, t0, t1, wall, reducer, budget, space, shard, offset, nbytes, m,"
-                        " d, thumb, novelty, asr, ocr, tags, created, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        " d, thumb, novelty, asr, ocr, tags, created, steps, screen)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (mid, stream, it["t0"], it["t1"], it.get("wall"), it.get("reducer", ""), it.get("budget", 0),
                          it.get("space", ""), shard, offset, nbytes, m, d, thumb_rel, it.get("novelty"), ev.get("asr"),
-                         ev.get("ocr"), ev.get("tags"), time.time(), it.get("steps")))
+                         ev.get("ocr"), ev.get("tags"), time.time(), it.get("steps"), ev.get("screen")))
                     for s, v in vecs.items():
                         self.db.execute("INSERT INTO keys(memory_id, space, vec) VALUES (?,?,?)", (mid, s, v.tobytes()))
                 span = max(float(it["t1"]) - float(it["t0"]) for _, _, it, *_ in rows)
@@ -144,7 +145,7 @@ class WriterMixin:
                 return
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for col in ("asr", "ocr", "tags"):
+                for col in EVIDENCE_COLS:
                     if col in evidence:
                         self.db.execute(f"UPDATE memories SET {col}=? WHERE id=?", (evidence[col], memory_id))
                 for s, v in vecs.items():

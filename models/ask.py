@@ -39,7 +39,8 @@ def moments_answer(memories) -> str:
         return "No matching moments in the bank."
     lines = [f"Retrieved {len(memories)} moment(s):"]
     for i, m in enumerate(memories, 1):
-        ev = f" — {m.citation()['evidence']}" if m.evidence else ""
+        said = m.citation()["evidence"]
+        ev = f" — {said}" if said else ""
         lines.append(f"{i}. [{hms(m.t0)}–{hms(m.t1)}] {m.stream} (score {m.score:.2f}){ev}")
     return "\n".join(lines)
 
@@ -115,9 +116,14 @@ def check_carriers(bank, profile, streams: Optional[Sequence[str]] = None) -> No
 
 
 def screen_title(bank, memory, window_s: float = 900.0) -> str:
-    """The title (first OCR line) of the slide last read in memory's stream at or before it, within window_s."""
+    """What the screen showed during memory: the headings ingest stored with it (evidence["screen"]: the title,
+    the document section in view, also one whose heading scrolled out), else (a bank stored without them) the
+    title (first OCR line) of the slide last read in memory's stream at or before it, within window_s."""
     from .assistant import ocr_lines
 
+    own = str((memory.evidence or {}).get("screen") or "")
+    if own.strip():
+        return own
     for m in reversed(bank.list(stream=memory.stream, t_range=(memory.t0 - window_s, memory.t0 + 1e-3))):
         if m.t0 <= memory.t0 + 1e-6:
             lines = ocr_lines((m.evidence or {}).get("ocr") or "")

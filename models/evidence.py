@@ -83,11 +83,17 @@ class OcrEvidence:
     template; a scrolled document, of which only the revealed strip is read) at a bounded number of reads; repeated
     lines are kept once (OcrDeduper). Evidence is one line per text row, the screen's title (its first row) first,
     newline-separated, on the memory of the clip where the text first appeared (a read that had to wait for the
-    rate limit hands its text to that earlier memory through `late()`)."""
+    rate limit hands its text to that earlier memory through `late()`).
+
+    What the whole screen shows is kept across the strip reads (models.screenview.ScreenView): a scrolled line is
+    stored under the heading above it on screen, the speech recognizer's context is the whole view, and every clip
+    gets "screen" evidence: the title, the section the view starts in (its heading may have scrolled out) and the
+    headings in view while the clip was shown (what the speech then is about; the ask path's evidence["screen"])."""
 
     def __init__(self, reader, gate=None, deduper=None):
         from .ocr import OcrDeduper
         from .screen import ScreenWatcher
+        from .screenview import ScreenView
 
         self.reader = reader
         self.gate = gate or ScreenWatcher()
@@ -97,7 +103,8 @@ class OcrEvidence:
         self._text: dict[int, list[str]] = {}              # what this extractor gave each recent memory
         self._late: list[tuple[float, list[str]]] = []     # (first seen, lines) for a memory already stored
         self.heading = ""                                  # the last section heading read (documents)
-        self.screens: list[tuple[float, list[str]]] = []   # (since, lines) of recent reads: what was on screen
+        self.view = ScreenView()                           # the lines on screen now, with their sections
+        self.screens: list[tuple] = []                     # (since, body, headings, sectioned) of the view at reads
         self._given: dict[float, list[str]] = {}           # clip t0 -> lines given to it, until it is stored
         self._seen_clips: list[tuple[float, float]] = []   # (t0, t1) of recent clips, stored or not yet
         self._last_lines: list[tuple[str, float]] = []     # (text, top row) of the lines the last read found
@@ -124,12 +131,22 @@ class OcrEvidence:
         lines = [ln.text for ln in found] if boxed else _plain_read(self.reader, frame.image, read)
         self.calls += 1
         last, self._last_lines = self._last_lines, [(ln.text, ln.box[1]) for ln in found or []]
+        placed = found if found is not None else _rows_of(lines, read)
+        sections: list[str] = []
+        if read.kind == "screen":
+            self.view.whole(placed)
+        elif read.kind == "scroll":
+            sections = self.view.scrolled(read, placed)
+        else:
+            sections = self.view.edited(read, placed)
+        if self.view.lines:  # also a strip that found nothing new: the rest of the view moved
+            self.screens = (self.screens + [(since, self.view.body(), self.view.headings(),
+                                             self.view.sectioned())])[-32:]
         if lines:
-            self.screens = (self.screens + [(since, lines)])[-32:]
             new = screen_names(lines)
             self.names = ([n for n in self.names if n not in new] + new)[-64:]
         if read.kind != "screen":
-            return self._scrolled(frame, read, since, lines, found, last)
+            return self._scrolled(frame, read, since, lines, found, last, dict(zip(lines, sections)))
         if found:
             self._title_rows = (found[0].box[1], found[0].box[3])
         fresh = self.dedup.update(lines)
@@ -149,11 +166,13 @@ class OcrEvidence:
                 return True
         return not n
 
-    def _scrolled(self, frame, read, since: float, lines: list[str], found, last) -> list[tuple[float, list[str]]]:
+    def _scrolled(self, frame, read, since: float, lines: list[str], found, last,
+                  sections: dict[str, str]) -> list[tuple[float, list[str]]]:
         """A scroll strip: a line is new unless the last read had it where the scroll took it, so a line whose
         words stand elsewhere in the document too ("Status: done" under two headings) is read again there; each
         line is stamped when it came into view. A band (an edit in place): the lines not on screen before, from
-        when the change was seen. Each group keeps the screen's title and the document section it is in first."""
+        when the change was seen. Each group keeps the screen's title and the document section it is in first
+        (`sections`: each line's, from the view: the heading above it on screen, also one that scrolled out)."""
         from .screen import came_into_view
 
         self.gate.done(frame.image, frame.t, read, bool(lines))
@@ -168,10 +187,11 @@ class OcrEvidence:
         self.dedup.prev = (self.dedup.prev + lines)[-40:]  # about a screenful, for a whole-screen read to come
         groups: list[tuple[float, list[str]]] = []
         for ln, t in zip(lines, stamps):
-            if groups and groups[-1][0] == t:
+            section = sections.get(ln, self.heading)
+            if groups and groups[-1][0] == t and (is_heading(ln) or section in groups[-1][1]):
                 groups[-1][1].append(ln)
             else:
-                head = [] if is_heading(ln) or not self.heading else [self.heading]
+                head = [] if is_heading(ln) or not section else [section]
                 groups.append((t, head + [ln]))
             if is_heading(ln):
                 self.heading = ln
@@ -183,24 +203,33 @@ class OcrEvidence:
         return list(self.names)
 
     def screen_text(self, t0: float, t1: float) -> str:
-        """The text on screen during [t0, t1]: the last read at or before t0 and every read after it up to t1."""
+        """The text on screen during [t0, t1] (the view at the last read at or before t0 and at every read after it
+        up to t1): a slide's title then its lines; of a document, its title and the headings of the sections in
+        view (the section the view starts in first, though its heading scrolled out), each once: they name what
+        is talked about, while a screenful of lines would make a long prompt that costs the recognizer time (the
+        names in the lines reach it as hotwords, `names_seen`)."""
         reads = list(self.screens)
-        before = [lines for t, lines in reads if t <= t0][-1:]
-        during = [lines for t, lines in reads if t0 < t <= t1]
-        return "\n".join(ln for lines in before + during for ln in lines)
+        views = [v for t, *v in reads if t <= t0][-1:] + [v for t, *v in reads if t0 < t <= t1]
+        if any(doc for _, _, doc in views):
+            return "\n".join(dict.fromkeys(h for _, hs, _ in views for h in hs))
+        return "\n".join(ln for b, hs, _ in views for ln in hs + b)
 
     def __call__(self, clip, grid) -> dict:
         new: list[str] = []
         self._seen_clips = (self._seen_clips + [(clip.t0, clip.t1)])[-64:]
+        shown: list[str] = [] if clip.frames else self.view.headings()  # the view at each frame, once read
         for frame in clip.frames:
             for since, fresh in self._read(frame):
                 if since < clip.t0 - 1e-6 and any(t0 <= since < t1 for t0, t1 in self._seen_clips):
                     self._late.append((since, fresh))  # appeared in an earlier clip: stamp it from there
                     continue
                 new += [x for x in fresh if x not in new]
+            shown += [h for h in self.view.headings() if h not in shown]
+        out = {"screen": "\n".join(shown)} if shown else {}
         if new:  # per clip: the pipeline extracts a whole batch of clips before it stores them
             self._given[clip.t0] = new
-        return {"ocr": "\n".join(new)} if new else {}
+            out["ocr"] = "\n".join(new)
+        return out
 
     def stored(self, memory_id: int, clip) -> None:
         self._clips = (self._clips + [(memory_id, clip.t0, clip.t1)])[-64:]
@@ -236,6 +265,14 @@ def _plain_read(reader, image, read) -> list[str]:
 
     a = np.asarray(image)
     return reader.read(a[read.y0:read.y1] if (read.y0, read.y1) != (0, a.shape[0]) else a)
+
+
+def _rows_of(lines: list[str], read) -> list:
+    """A reader's lines without boxes, placed one under another over the rows read (for the screen view)."""
+    from .ocr import OcrLine
+
+    step = (read.y1 - read.y0) / max(1, len(lines))
+    return [OcrLine(x, (0.0, read.y0 + i * step, 1.0, read.y0 + (i + 0.8) * step), 1.0) for i, x in enumerate(lines)]
 
 
 def _norm(s: str) -> str:

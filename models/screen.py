@@ -47,7 +47,8 @@ def ink_rows(g: np.ndarray) -> np.ndarray:
 class Read:
     """What to OCR in a frame: rows y0:y1 in full resolution (the whole frame for a new screen), why, and for a
     scroll the rows the content moved (dy > 0: up, new text enters at the bottom) since the last read at `since`,
-    with the times of the frames seen in between (when each new line came into view)."""
+    with the times of the frames seen in between (when each new line came into view) and the rows that moved
+    (`moving`: lo, hi; a fixed title bar or footer outside them did not)."""
 
     y0: int
     y1: int
@@ -55,6 +56,7 @@ class Read:
     dy: int = 0
     since: Optional[float] = None
     frames: tuple = ()
+    moving: Optional[tuple[int, int]] = None
 
 
 class ScreenWatcher:
@@ -185,8 +187,9 @@ class ScreenWatcher:
         frames = tuple(self.seen)
         if dy > 0:  # content moved up: new text at the bottom of the moving part, from the first line not read
             y0 = self._blank_above(gf, hi - dy - line, line)  # a line above the old edge: read twice, kept once
-            return Read(max(lo, y0), hi, "scroll", dy, self.last_t, frames)
-        return Read(lo, min(hi, self._blank_below(gf, lo - dy + line, line)), "scroll", dy, self.last_t, frames)
+            return Read(max(lo, y0), hi, "scroll", dy, self.last_t, frames, (lo, hi))
+        return Read(lo, min(hi, self._blank_below(gf, lo - dy + line, line)), "scroll", dy, self.last_t, frames,
+                    (lo, hi))
 
     def done(self, image: np.ndarray, t: float, read: Read, found_text: bool, new_lines: int = 99) -> None:
         """After a read: found_text, whether it found any; new_lines, how many lines were not on screen before.

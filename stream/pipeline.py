@@ -70,7 +70,8 @@ class Inflight:
 
 
 class EvidenceExtractor(Protocol):
-    """Text evidence for a clip: returns any of {"asr", "ocr", "tags"}. May keep state across clips."""
+    """Text evidence for a clip: returns any of {"asr", "ocr", "tags"} and "screen" (what the screen showed: its
+    title and headings; context for the clip's speech, not quoted). May keep state across clips."""
 
     def __call__(self, clip: Clip, grid: Any) -> dict: ...
 

@@ -375,3 +375,33 @@ def test_read_connections_of_ended_threads_are_closed(tmp_path):
         assert bank.count() == 3  # this thread's connection: the ended threads' ones are closed on the way
         assert len(bank._readers) <= 9
         assert all(t.is_alive() for t, _ in bank._readers)
+
+
+def test_what_the_screen_showed_is_kept_apart_from_what_was_said_or_shown(tmp_path):
+    """evidence["screen"] (a clip's screen title and headings: context for its speech) is stored and read back,
+    set late like other evidence, never quoted in citations nor full-text searched; a bank written before the
+    column existed reads without it, read-only too, and gains it when a writer opens it."""
+    with MemoryBank(str(tmp_path / "b")) as bank:
+        mid = bank.add(stream="doc", t0=0.0, t1=2.0, wall=time.time(), carrier=carrier(),
+                       keys={"vis": np.ones(D, np.float32)},
+                       evidence={"asr": "the budget is fine", "screen": "Shared document\nMarlin Budget"})
+        other = bank.add(stream="doc", t0=2.0, t1=4.0, wall=time.time(), carrier=carrier(seed=1),
+                         keys={"vis": np.ones(D, np.float32)})
+        bank.set_evidence(other, {"screen": "Shared document\nTern Rollout"})
+        got = {m.id: m for m in bank.get([mid, other])}
+        assert got[mid].evidence == {"asr": "the budget is fine", "screen": "Shared document\nMarlin Budget"}
+        assert got[other].evidence == {"screen": "Shared document\nTern Rollout"}
+        assert got[mid].citation()["evidence"] == "Said: the budget is fine"
+        assert bank.text_search("Marlin", k=3) == [] and bank.text_search("Tern Rollout", k=3) == []
+    old = tmp_path / "old"
+    with MemoryBank(str(old)) as bank:
+        fill(bank, n=2)
+    db = sqlite3.connect(str(old / "bank.sqlite"))
+    db.execute("ALTER TABLE memories DROP COLUMN screen")  # as written before the column
+    db.commit()
+    db.close()
+    with MemoryBank(str(old), readonly=True) as bank:
+        assert [m.evidence for m in bank.list()] == [{"ocr": "slide 0"}, {"ocr": "slide 1"}]
+    with MemoryBank(str(old)) as bank:
+        bank.set_evidence(bank.list()[0].id, {"screen": "Title"})
+        assert bank.list()[0].evidence == {"ocr": "slide 0", "screen": "Title"}

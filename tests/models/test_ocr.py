@@ -87,10 +87,11 @@ def test_ocr_evidence_keeps_the_title_first():
     b = template_slide("Falcon Budget", ["Budget: 35 million", "Lead: Maria"], "footer")
     ev = OcrEvidence(Reader([["Falcon Budget", "Budget: 35 million"], ["Falcon Budget", "Budget: 35 million",
                                                                        "Lead: Maria"]]))
-    assert ev(_clip(a, 0.0), None) == {"ocr": "Falcon Budget\nBudget: 35 million"}
+    # every clip also says what the screen shows (its title: what the speech then is about)
+    assert ev(_clip(a, 0.0), None) == {"ocr": "Falcon Budget\nBudget: 35 million", "screen": "Falcon Budget"}
     ev.stored(1, SimpleNamespace(t0=0.0, t1=2.0))
     # a bullet added to the same slide: the new line, under its slide's title (the topic), one per line
-    assert ev(_clip(b, 4.0), None) == {"ocr": "Falcon Budget\nLead: Maria"}
+    assert ev(_clip(b, 4.0), None) == {"ocr": "Falcon Budget\nLead: Maria", "screen": "Falcon Budget"}
 
 
 def test_same_template_slides_are_each_read_when_they_appear(reader):
@@ -110,7 +111,7 @@ def test_same_template_slides_are_each_read_when_they_appear(reader):
         for _ in range(3):  # each slide shown for 3 clips
             out = ev(_clip(img, t), None)
             ev.stored(int(t), SimpleNamespace(t0=t, t1=t + 2))
-            if out:
+            if out.get("ocr"):
                 got[t] = out["ocr"]
             t += 2.0
     assert sorted(got) == [0.0, 6.0, 12.0], got  # read when each appeared, not again while it stayed
@@ -213,8 +214,9 @@ def test_batched_clips_keep_their_own_slide_text():
     outs = [ev(c, None) for c in clips]  # one batch
     for mid, c in enumerate(clips):
         ev.stored(mid, SimpleNamespace(t0=c.t0, t1=c.t1))
-    assert outs[0] == {"ocr": "Quillon Hiring\nEngineers: 47"} and outs[1] == {}
-    assert outs[2] == {"ocr": "Brightwater Vendors\nVendor: Zellmark"}
+    assert outs[0] == {"ocr": "Quillon Hiring\nEngineers: 47", "screen": "Quillon Hiring"}
+    assert outs[1] == {"screen": "Quillon Hiring"}  # nothing new: only what the screen shows
+    assert outs[2] == {"ocr": "Brightwater Vendors\nVendor: Zellmark", "screen": "Brightwater Vendors"}
     assert ev._text == {0: ["Quillon Hiring", "Engineers: 47"], 2: ["Brightwater Vendors", "Vendor: Zellmark"]}
     ev._late.append((0.5, ["Headcount: 12"]))  # a line read later that had appeared in the first clip
     assert ev.late() == [(0, {"ocr": "Quillon Hiring\nEngineers: 47\nHeadcount: 12"})]

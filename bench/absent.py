@@ -146,12 +146,29 @@ ABSENT_HELDOUT10 = (
      "Which vineyard makes the rosé?", "How many candles were on the cake?"])
 
 
+# held-out 11's own absent topics (written with that split, never used for calibration)
+ABSENT_HELDOUT11 = (
+    ["Which violinist won the competition?", "Who sculpted the marble lion?",
+     "What toppings were on the pizza?", "Which kite flew highest at the festival?",
+     "How many arches does the aqueduct have?"],
+    ["How deep is the Mariana Trench?", "What is the national dish of Peru?",
+     "Who drove the first steam locomotive?", "Which tailor altered the wedding dress?",
+     "How long can a camel go without water?", "Which constellation looks like a hunter?",
+     "Who rowed across the Atlantic?", "Which glacier is the largest in the Alps?", "What colour is the ambulance?",
+     "Which novelist lived on the houseboat?", "How heavy is a grand piano?", "Which bird cannot fly?",
+     "How high is Mount Kilimanjaro?", "What did the sign at the zoo say?", "Which pope lived in Avignon?",
+     "How many bricks are in the chimney?", "Which herb goes into pesto?", "How many rings does Saturn have?",
+     "Who polished the brass doorknob?", "Which referee showed the red card?",
+     "Which acrobat fell off the trapeze?", "What is the storyline of the ballet?",
+     "Who built the treehouse?", "Which brewery makes the stout?", "How many balloons were released?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 10 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 11 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
-            "heldout10": ABSENT_HELDOUT10}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

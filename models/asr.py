@@ -78,7 +78,8 @@ class Transcriber:
                  max_compression: float = 2.4, model=None,
                  context: Optional[Callable[[float, float], str]] = None, prompt_words: int = 60,
                  word_times: bool = True, window_s: float = 0.0, lang_check_logprob: float = -0.5,
-                 vocabulary: Optional[Callable[[], list[str]]] = None, hotword_count: int = 20):
+                 vocabulary: Optional[Callable[[], list[str]]] = None, hotword_count: int = 20,
+                 workers: int = 2):
         """model: an already loaded WhisperModel to share (one per process; each Transcriber keeps only its own
         stream's buffer). context(t0, t1): text known to be on screen while [t0, t1] was said (the slide's words),
         given to Whisper as its initial prompt (at most prompt_words words), so names and numbers shown are spelt
@@ -97,7 +98,10 @@ class Transcriber:
         lang_check_logprob: a window whose mean log-probability is below this is checked to be English (`_english`);
         one below min_logprob + 0.1 is dropped outright.
         cpu_threads: CTranslate2's threads (0: `stage_threads()`, this model's share of the cores: a file's windows
-        are recognized beside the frame encoder and OCR, and two stages each on every core spin at barriers)."""
+        are recognized beside the frame encoder and OCR, and two stages each on every core spin at barriers).
+        workers: windows of a file recognized at once (CTranslate2 workers, each on cpu_threads threads; a file's
+        windows are independent, each prompted by its own screen). With one, the cores the video side leaves idle
+        (between slides, and once the last frame is read while speech is still queued) stayed idle."""
         try:
             from faster_whisper import WhisperModel
             from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -112,7 +116,8 @@ class Transcriber:
             path = model_path or default_model_path()
             threads = cpu_threads or min(4, stage_threads())
             try:
-                self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads)
+                self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads,
+                                          num_workers=max(1, workers))
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"could not load the speech model at {path}: {e}".splitlines()[0]) from e
         self.language = language
@@ -129,10 +134,12 @@ class Transcriber:
         self.hotword_count = hotword_count
         self.word_times = word_times
         self.window_s = window_s
+        self.workers = max(1, workers)
         self.reason = ""
         self.audio_seconds = 0.0      # audio decoded so far (for realtime-factor stats)
         self.compute_seconds = 0.0
         self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
         self._buf = np.zeros(0, np.float32)
         self._buf_t0: Optional[float] = None
         self._since_process = 0.0
@@ -148,7 +155,7 @@ class Transcriber:
                            max_window_s=self._max_window0, min_silence_s=self.min_silence_s,
                            min_logprob=self.min_logprob, max_compression=self.max_compression, model=self.model,
                            word_times=self.word_times, lang_check_logprob=self.lang_check_logprob,
-                           hotword_count=self.hotword_count)
+                           hotword_count=self.hotword_count, workers=self.workers)
 
     FILE_WINDOW_S = 22.0
     # Whisper's own fallback: a window decoded into a repetition loop (compression ratio above max_compression) or
@@ -281,7 +288,7 @@ class Transcriber:
         if not self.background:
             return self._transcribe(piece, t0, prompt, hot)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-asr")
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-asr")
         self._queued.append(self._pool.submit(self._transcribe, piece, t0, prompt, hot))
         return self._done(keep=self.MAX_QUEUED)
 
@@ -319,8 +326,9 @@ class Transcriber:
             log.warning("asr failed: %s", e)
             return []
         finally:
-            self.compute_seconds += time.perf_counter() - start
-            self.audio_seconds += a.size / SR
+            with self._stats_lock:  # windows of a file are recognized on several threads
+                self.compute_seconds += time.perf_counter() - start
+                self.audio_seconds += a.size / SR
         out, dropped = [], 0
         # a whole window that the English model barely understands is foreign (or unintelligible) speech
         dur = sum(max(0.01, s.end - s.start) for s in segs)

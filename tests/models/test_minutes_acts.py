@@ -203,6 +203,7 @@ def test_owner_grammar_takes_the_person_given_the_task_not_a_thing_or_a_greeting
     ("Philippa signed up to print the badges before Monday.", "Philippa", "print the badges before Monday"),
     ("Jurgen is happy to drive the van on Thursday.", "Jurgen", "drive the van on Thursday"),
     ("Magnus, please tidy the stock room by noon.", "Magnus", "tidy the stock room by noon"),
+    ("By Friday, Philippa ought to water the plants.", "Philippa", "water the plants"),  # "ought to": a modal
     # no promise: the task is left as said
     ("Philippa takes care of the catering.", "Philippa", "takes care of the catering"),
     ("Jurgen will send the offer to Magnus by Friday.", "Jurgen", "send the offer to Magnus by Friday"),

@@ -101,8 +101,9 @@ class Transcriber:
         are recognized beside the frame encoder and OCR, and two stages each on every core spin at barriers).
         workers: windows of a file recognized at once (CTranslate2 workers, each on cpu_threads threads; a file's
         windows are independent, each prompted by its own screen). With one, the cores the video side leaves idle
-        (between slides, and once the last frame is read while speech is still queued) stayed idle; the workers
-        run at a lower priority (`asr_weights.YIELD_NICE`), so they do not take the cores the video side needs either."""
+        (between slides, and once the last frame is read while speech is still queued) stayed idle. The workers
+        run at a lower priority (`asr_weights.YIELD_NICE`), so they do not take the cores the video side needs
+        either (a live stream's too: its clips come at their own pace, which the encoder keeps well ahead of)."""
         try:
             from faster_whisper.vad import VadOptions, get_speech_timestamps
         except ImportError as e:  # pragma: no cover

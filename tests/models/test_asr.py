@@ -1,5 +1,6 @@
 """faster-whisper with the bundled Whisper base (and tiny.en) on espeak speech and on the generated meeting."""
 import os
+import re
 import resource
 import threading
 import time
@@ -429,6 +430,9 @@ def test_a_window_decoded_into_a_loop_is_decoded_again(tmp_path):
         segs += asr.process()
     segs += asr.finish()
     assert len(reasons) >= 5 and all(r == "" for _, r in reasons), reasons  # no window lost
-    text = " ".join(s.text for s in segs).lower()
-    said = [u for u in truth.utterances if 60 <= u.t0 <= 80]
-    assert said and "avalanche staff" in text and "signed up for avalanche" in text, text
+    # the window's speech is kept: the fallback samples (at temperature 0.2-0.4, so its wording varies from run to
+    # run) about half of the window's words (0.44-0.48 in four runs); the greedy loop dropped it (0.15: the words
+    # of the windows around it)
+    heard = set(re.findall(r"[a-z0-9]+", " ".join(s.text for s in segs if s.t1 > 58 and s.t0 < 82).lower()))
+    said = set(re.findall(r"[a-z0-9]+", " ".join(u.text for u in truth.utterances if 60 <= u.t0 <= 80).lower()))
+    assert said and len(said & heard) >= 0.35 * len(said) and {"avalanche", "software"} <= heard, (heard, said)

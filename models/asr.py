@@ -147,6 +147,7 @@ class Transcriber:
         self.background = False     # recognize committed windows on a thread of their own (`for_files`)
         self._queued: deque[Future] = deque()
         self._pool: Optional[ThreadPoolExecutor] = None
+        self._gate: Optional[threading.Semaphore] = None
 
     def fresh(self) -> "Transcriber":
         """A Transcriber for another stream: the same loaded model and settings, an empty buffer, latency first
@@ -163,7 +164,10 @@ class Transcriber:
     # sometimes loops over 20 s of clear speech ("Switching over to an avalanche to an avalanche ...", Whisper base,
     # a seen speaker meeting), and the loop was dropped with all the speech in it.
     TEMPERATURES = (0.0, 0.2, 0.4)
-    MAX_QUEUED = 2   # windows waiting for the background recognizer before process() waits (bounds memory)
+    # windows waiting for the background recognizer before process() waits (bounds memory: 32 windows of 22 s are
+    # 45 MB). Deep enough that the video side is not held back by speech: while it runs, one window is recognized at
+    # a time (two busy threads on two cores); once the last clip is in (finish), the rest on every worker.
+    MAX_QUEUED = 32
 
     def for_files(self, window_s: float = FILE_WINDOW_S) -> None:
         """Throughput over latency (a recorded file: nobody waits on each sentence): gather window_s of audio, cut
@@ -234,11 +238,15 @@ class Transcriber:
         return self._commit(cut)
 
     def finish(self) -> list[Segment]:
-        """Transcribe whatever is left (waiting for the background recognizer) and reset the stream."""
+        """Transcribe whatever is left (waiting for the background recognizer: the windows still queued are
+        recognized on every worker now that nothing else runs beside them) and reset the stream."""
         with self._lock:
             out, self._pending = self._pending, []
             if self._buf.size:
                 out += self._commit(self._buf.size)
+            if self._gate is not None:
+                for _ in range(self.workers - 1):
+                    self._gate.release()
             out += self._done(keep=0)
             self._stop_pool()
             self._buf, self._buf_t0, self._since_process = np.zeros(0, np.float32), None, 0.0
@@ -290,8 +298,13 @@ class Transcriber:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-asr",
                                             initializer=yield_cpu)
-        self._queued.append(self._pool.submit(self._transcribe, piece, t0, prompt, hot))
+            self._gate = threading.Semaphore(1)  # one window at a time until finish()
+        self._queued.append(self._pool.submit(self._gated, self._gate, piece, t0, prompt, hot))
         return self._done(keep=self.MAX_QUEUED)
+
+    def _gated(self, gate: threading.Semaphore, *args) -> list[Segment]:
+        with gate:
+            return self._transcribe(*args)
 
     def _done(self, keep: Optional[int] = None) -> list[Segment]:
         """Segments of the queued windows in order: those finished, and (waiting) the oldest beyond `keep` still
@@ -304,7 +317,7 @@ class Transcriber:
     def _stop_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
-            self._pool = None
+            self._pool = self._gate = None
 
     def _transcribe(self, a: np.ndarray, t0: float, prompt: Optional[str] = None,
                     hotwords: Optional[str] = None) -> list[Segment]:

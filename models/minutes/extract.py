@@ -29,8 +29,8 @@ from models.text.gazetteer import kind_of
 from models.text.relevance import MONTHS
 from models.text.words import digits, sentences, stop_words
 
-from . import acts, assign, owners
-from .verdict import FILLER, unsettled, verdict
+from . import acts, assign, owners, wordnet
+from .verdict import FILLER, assent, unsettled, verdict
 from .due import due
 from .data import ActionItem, Line
 
@@ -98,6 +98,64 @@ def extract_actions(text: str, t0: float, t1: float, embedder=None, names: Seque
     return out
 
 
+# a person taking on, in a few words, the task said next ("Cecilia is on it. Update the emergency contacts by
+# Friday.", "Veronica owns this one. Restock the first aid kits before Tuesday."): the name, up to two words, and
+# "it", "this" or "that" for the task; a verb of saying, thinking, feeling or perceiving ("Maria said it") takes on
+# nothing (WordNet's verb.cognition, communication, emotion and perception)
+_CLAIM = re.compile(r"^\W*" + FILLER + r"(?P<owner>[A-Z][a-z]+)(?:['’]s)?\s+(?P<vp>(?:[a-z'’]+\s+){0,2}?)"
+                    r"(?:it|this|that)(?:\s+one)?\W*$")
+_NOT_TAKING_ON = frozenset((31, 32, 37, 39))
+_AUX_WORDS = frozenset("is are was has have had will shall can 'll got gotten on upon".split())
+_PLEASE = re.compile(r"^\W*(?:(?i:please|kindly)\s+)?")
+
+
+def _takes_on(vp: str) -> bool:
+    for w in vp.split():
+        if w in _AUX_WORDS:
+            continue
+        files = {wordnet.lexfile(o, "v") for b in wordnet.base_forms(w, "v") for o in wordnet.senses(b, "v")[:2]}
+        if files and files <= _NOT_TAKING_ON:
+            return False
+    return True
+
+
+# an order: a verb (and its particle), then its object ("Restock the first aid kits ...", "Clean up our drive ...")
+_IMPERATIVE = re.compile(r"^[A-Za-z][a-z-]+\s+(?:(?i:up|out|down|off|over|back|in|through|away)\s+)?(?i:the|a|an|our|their|his|her|my|your|this|that|these|those|all|"
+                         r"some|any|new|more|every)\s+\S")
+
+
+def _verb_first(task: str) -> bool:
+    """Whether the first word may be a verb in its base form: WordNet has it as one, or does not know it
+    ("recalibrate"); a word it knows only as another part of speech, or a function word, is none."""
+    w = task.split()[0].lower()
+    if w in stop_words():
+        return False
+    if w in wordnet.base_forms(w, "v"):
+        return True
+    return not any(wordnet.senses(w, pos) for pos in ("v", "n", "a", "r"))
+
+
+def claimed_tasks(timed: Sequence[tuple[str, float, float]], names: Sequence[str] = (), things: Iterable[str] = (),
+                  gap: float = 4.0) -> list[ActionItem]:
+    """Action items said in two sentences, a person taking it on and then the task (an imperative with a time
+    due and no one else named), said within `gap` seconds: the recognizer ends a sentence at the pause between
+    them, and neither is an action item alone."""
+    things = {t.lower() for t in things}
+    out = []
+    for (s, a, b), (nxt, a2, b2) in zip(timed, timed[1:]):
+        m = _CLAIM.match(s.strip())
+        if not m or a2 - b > gap or not is_name(m.group("owner")) or m.group("owner").lower() in things:
+            continue
+        task = _PLEASE.sub("", nxt.strip()).strip().rstrip(" .!")
+        if (not _IMPERATIVE.match(task) or _QUESTION.search(nxt.strip()) or not _verb_first(task)
+                or not _takes_on(m.group("vp")) or due(task) is None
+                or any(is_name(w) and w.lower() not in things for w in re.findall(r"[A-Z][a-z]+", task)[1:])):
+            continue
+        out.append(ActionItem(owners.canonical(m.group("owner"), names), task[:1].lower() + task[1:], a,
+                              max(b, b2), f"{s.strip()} {nxt.strip()}"))
+    return out
+
+
 def extract_decisions(text: str, t0: float, t1: float, embedder=None) -> list[Line]:
     if embedder is not None:
         return [Line(c, t0, t1) for c in _classified(text, embedder)[0]]
@@ -120,6 +178,9 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
         group = [u for u in units if u != s.strip()] or units  # a run-on line: its clauses, never the whole as one
         whole = s.strip() if s.strip() in units and len(s.split()) <= 20 else None
         n_actions, n_decisions = len(actions), len(decisions)
+        # what was said, then the group agreeing to it ("Kodiak moves to June, we all agreed"): one decision, the
+        # whole sentence, unless the classifier is sure it is none
+        agreed = len(group) > 1 and assent(group[-1]) and not _QUESTION.search(" ".join(group[:-1]))
         if group:
             probs = acts.probabilities(group, embedder)
             for c, p in zip(group, probs):
@@ -143,6 +204,10 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
             elif len(decisions) == n_decisions and _label(whole, pw, names, things, cased) == "decision" \
                     and _settled(whole, things):
                 decisions.append(whole)
+        if agreed:
+            del decisions[n_decisions:]
+            if acts.probabilities([s.strip()], embedder)[0][0] < acts.VERDICT_VETO:
+                decisions.append(s.strip())
     return decisions, actions
 
 
@@ -271,15 +336,22 @@ _BARE_LABEL = re.compile(r"^\W*" + _FILLER + _LABEL + r"\W*$")
 
 def labelled_runs(timed: Sequence[tuple[str, float, float]], gap: float = 5.0) -> list[tuple[str, float, float]]:
     """The sentences in time order, a bare outcome label ("Final call.", "The verdict.", "Agreed.") joined to the
-    sentence said right after it, which it labels ("Final call: the launch waits until May"): a recognizer often
-    ends a sentence at the speaker's pause after the label."""
+    sentence said right after it, which it labels ("Final call: the launch waits until May"), and the group's
+    assent (`verdict.assent`: "We all agreed.", "Nobody disagreed.") joined to the sentence said right before it,
+    which it agrees to ("Kodiak moves to June, we all agreed."): a recognizer often ends a sentence at the
+    speaker's pause after the label or before the assent."""
     out: list[tuple[str, float, float]] = []
     i = 0
     while i < len(timed):
         s, a, b = timed[i]
-        if i + 1 < len(timed) and _BARE_LABEL.match(s) and timed[i + 1][1] - b <= gap:
-            nxt = timed[i + 1]
+        nxt = timed[i + 1] if i + 1 < len(timed) and timed[i + 1][1] - b <= gap else None
+        if nxt and _BARE_LABEL.match(s):
             out.append((f"{s.strip().rstrip('.:;,!')}: {nxt[0].strip()}", a, max(b, nxt[2])))
+            i += 2
+            continue
+        if nxt and assent(nxt[0]) and not assent(s) and not _QUESTION.search(s.strip()):
+            said = nxt[0].strip()
+            out.append((f"{s.strip().rstrip('.:;,!')}, {said[:1].lower()}{said[1:]}", a, max(b, nxt[2])))
             i += 2
             continue
         out.append((s, a, b))

@@ -30,7 +30,7 @@ from models.text.words import content, digits, sentences, stem, stop_words, word
 
 from . import acts, owners
 from .data import Line, Minutes, Section
-from .extract import extract_actions, extract_decisions, extract_numbers, is_name, labelled_runs
+from .extract import claimed_tasks, extract_actions, extract_decisions, extract_numbers, is_name, labelled_runs
 from .segment import _same_title, segment_sections
 
 log = logging.getLogger(__name__)
@@ -233,12 +233,13 @@ def summarize(memories: Sequence[MemoryView], llm=None, progress_cb: Optional[Ca
         slide = [x[0] for x in slide_timed]
         body_slide = [x for x in slide_timed if not _same_title(x[0], stitle)]
         timed = all_timed[si]
-        for s, a, b in timed + body_slide:
-            for ai in extract_actions(s, a, b, embedder=embedder, names=names, things=things):
-                k = (ai.owner, " ".join(words(ai.task))[:40])
-                if k not in seen_actions:
-                    seen_actions.add(k)
-                    mn.action_items.append(ai)
+        found = [ai for s, a, b in timed + body_slide
+                 for ai in extract_actions(s, a, b, embedder=embedder, names=names, things=things)]
+        for ai in found + claimed_tasks(timed, names, things):
+            k = (ai.owner, " ".join(words(ai.task))[:40])
+            if k not in seen_actions:
+                seen_actions.add(k)
+                mn.action_items.append(ai)
         for s, a, b in labelled_runs(timed):
             for d in extract_decisions(s, a, b, embedder=embedder):
                 k = " ".join(words(d.text))

@@ -207,3 +207,44 @@ _NOT_SUBJECT_WORDS = frozenset("i you your he she they him her them his my me wh
 # the past tense of irregular verbs that may be verdicts (WordNet's exception list maps them to their base)
 _IRREGULAR_PAST = frozenset(("chose", "struck", "threw", "put", "cut", "shot", "gave", "took", "overrode", "withdrew",
                              "upheld", "forbade", "forbid", "broke", "let", "set", "quit", "shut", "kept"))
+
+
+# agreeing, and objecting, by their senses in WordNet: "we all agreed", "everyone concurred", "the board consented";
+# "nobody disagreed", "no one objected", "none of us dissented"
+_ASSENT_SEEDS = (("agree", 1), ("agree", 2), ("consent", 1), ("assent", 1), ("approve", 1))
+_DISSENT_SEEDS = (("disagree", 1), ("object", 1), ("dissent", 1), ("protest", 2), ("oppose", 1))
+_NOBODY = r"(?:nobody|no one|no-one|none of us|not one of us|not a single person|no one here)"
+_ASSENT_TAIL = r"(?:\s+(?:with|on|to)\s+(?:it|that|this|them))?(?:\s+(?:too|either|as well|unanimously))?"
+
+
+@functools.lru_cache(maxsize=4)
+def _senses_under(seeds: tuple) -> frozenset[int]:
+    return frozenset(o for lemma, n in seeds if (o := wordnet.sense_of(lemma, n)) is not None)
+
+
+def _verb_in(word: str, seeds: tuple) -> bool:
+    roots = _senses_under(seeds)
+    return any(o in roots or wordnet.ancestors(o, "v", 1) & roots
+               for base in wordnet.base_forms(word, "v") for o in wordnet.senses(base, "v")[:2])
+
+
+def assent(sentence: str) -> bool:
+    """Whether the sentence is only the group agreeing to what was said before it: the group (or nobody) as the
+    subject, a verb of agreeing (of objecting, after nobody) and nothing agreed on named ("We all agreed.",
+    "Everyone concurred.", "Nobody disagreed.", "No one objected to that."). Said right after a proposal, it
+    makes the proposal the group's decision (`models.minutes.extract.labelled_runs`)."""
+    c = sentence.strip()
+    if not c or c.endswith("?") or not wordnet.available():
+        return False
+    low = re.sub(r"\s+", " ", c.lower()).rstrip(" .!")
+    low = re.sub(r"^\W*" + _FILLER, "", low)
+    m = re.fullmatch(r"(?P<who>" + _WE + r"|" + _NOBODY + r"|(?:the\s+)?(?:whole\s+)?[a-z]+)(?:\s+all)?\s+" + _ADV
+                     + r"(?P<verb>[a-z]+)" + _ASSENT_TAIL, low)
+    if not m:
+        return False
+    who, verb = m.group("who"), m.group("verb")
+    if re.fullmatch(_NOBODY, who):
+        return _verb_in(verb, _DISSENT_SEEDS)
+    if not (re.fullmatch(_WE, who) or collective(who.split()[-1])):
+        return False
+    return not verb.endswith("ing") and _verb_in(verb, _ASSENT_SEEDS)

@@ -177,3 +177,22 @@ def test_the_challenge_set_through_the_product_path(embedder, half):
     assert n_act == 24 and n_other == 17
     assert found >= 21, f"{half}: {found}/{n_act} action items with their owner"
     assert clean >= 16 and false_dec == 0 and false_act <= 1
+
+
+@pytest.mark.parametrize("first,second,owner,task", [
+    ("Ingeborg is on it.", "Recalibrate the scales before Thursday.", "Ingeborg", "recalibrate the scales before Thursday"),
+    ("Okay, Tobias owns that one.", "Please rewire the stage lights by Saturday.", "Tobias",
+     "rewire the stage lights by Saturday"),
+    ("Marisol's got this.", "Tidy up the tool shed by Monday.", "Marisol", "tidy up the tool shed by Monday"),
+    ("Ingeborg said that.", "Recalibrate the scales before Thursday.", None, None),  # saying is no taking on
+    ("Ingeborg is on it.", "Recalibrate the scales.", None, None),  # no time it is due: no assignment
+    ("Ingeborg is on it.", "Ask Tobias to recalibrate the scales by Friday.", None, None),  # someone else named
+    ("Is Ingeborg on it?", "Recalibrate the scales before Thursday.", None, None),
+])
+def test_a_person_taking_on_the_task_said_next_is_its_owner(first, second, owner, task):
+    from models.minutes.extract import claimed_tasks
+
+    got = claimed_tasks([("We talked about the lab.", 0.0, 2.0), (first, 2.5, 3.5), (second, 4.0, 6.0)])
+    assert [(a.owner, a.task, a.t0, a.t1) for a in got] == ([(owner, task, 2.5, 6.0)] if owner else [])
+    far = claimed_tasks([(first, 2.5, 3.5), (second, 14.0, 16.0)])  # said apart: two separate things
+    assert far == []

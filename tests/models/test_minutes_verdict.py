@@ -11,7 +11,7 @@ import pytest
 
 from models.minutes import wordnet
 from models.minutes.extract import labelled_runs
-from models.minutes.verdict import collective, unsettled, verdict, verdict_verb
+from models.minutes.verdict import assent, collective, unsettled, verdict, verdict_verb
 
 
 def test_wordnet_reads_senses_synonyms_hypernyms_and_base_forms():
@@ -96,6 +96,27 @@ def test_a_bare_outcome_label_is_joined_to_the_sentence_it_labels():
         [("The verdict.", 0.0, 1.0), ("Later.", 20.0, 21.0)]  # too far apart: not one outcome
 
 
+@pytest.mark.parametrize("sentence,agreeing", [
+    ("Everybody agreed.", True), ("We all concurred.", True), ("The committee consented.", True),
+    ("So, the whole panel agreed with that.", True), ("No one objected.", True), ("Nobody dissented either.", True),
+    ("None of us disagreed.", True),
+    ("Agreed.", False),  # a bare label: it labels what is said next (labelled_runs)
+    ("Nobody agreed.", False), ("We disagreed.", False), ("Oskar agreed.", False), ("We all left early.", False),
+    ("Everyone agreed to repaint the lobby.", False),  # says what is agreed: a decision by itself
+    ("Did everyone agree?", False), ("We are agreeing.", False),
+])
+def test_the_group_agreeing_to_nothing_named_is_an_assent(sentence, agreeing):
+    assert assent(sentence) is agreeing
+
+
+def test_an_assent_is_joined_to_the_sentence_it_agrees_to():
+    timed = [("The kiln moves to the east wing.", 3.0, 5.0), ("Everybody agreed.", 5.5, 6.5),
+             ("Shall we break?", 20.0, 21.0), ("No one objected.", 21.5, 22.0), ("We all concurred.", 60.0, 61.0)]
+    assert labelled_runs(timed) == [("The kiln moves to the east wing, everybody agreed.", 3.0, 6.5),
+                                    ("Shall we break?", 20.0, 21.0), ("No one objected.", 21.5, 22.0),
+                                    ("We all concurred.", 60.0, 61.0)]
+
+
 @pytest.fixture(scope="module")
 def embedder():
     from models.text_embed import TextEmbedder
@@ -116,6 +137,14 @@ def test_verdicts_are_decisions_through_the_product_path(embedder, sentence):
 
     assert [d.text for d in extract_decisions(sentence, 0, 1, embedder=embedder)] == [sentence]
     assert extract_actions(sentence, 0, 1, embedder=embedder) == []
+
+
+@pytest.mark.parametrize("sentence", ["The kiln moves to the east wing, everybody agreed.",
+                                      "Close the rooftop bar in winter; nobody objected."])
+def test_a_proposal_and_its_assent_are_one_decision(embedder, sentence):
+    from models.minutes.extract import extract_decisions
+
+    assert [d.text for d in extract_decisions(sentence, 0, 1, embedder=embedder)] == [sentence]
 
 
 def test_a_group_asking_a_named_person_is_still_an_action_item(embedder):
@@ -150,3 +179,18 @@ def test_the_decision_challenge_set_through_the_product_path(embedder, half, min
         false_act += bool(owners - {owner.lower()}) if label == "action" else bool(owners)
     assert found >= min_decisions and false_dec <= max_false_dec, (half, found, false_dec)
     assert actions == 8 and false_act <= 2
+
+
+def test_minutes_hold_a_decision_and_an_action_item_said_across_two_sentences(embedder):
+    """Through `summarize` (the minutes' product path) on memories as the recognizer leaves them: the proposal and
+    the group's assent, the person taking it on and the task, each in a sentence of its own."""
+    from models.base import MemoryView
+    from models.minutes import summarize
+
+    said = ["Next, the pottery studio.", "The kiln moves to the east wing.", "Everybody agreed.",
+            "Ingeborg is on it.", "Recalibrate the scales before Thursday.", "That is all for today."]
+    mems = [MemoryView(i, "m", 2.0 * i, 2.0 * i + 2, 0.0, evidence={"asr": s}) for i, s in enumerate(said)]
+    mn = summarize(mems, embedder=embedder)
+    assert [d.text for d in mn.decisions] == ["The kiln moves to the east wing, everybody agreed."]
+    assert (mn.decisions[0].t0, mn.decisions[0].t1) == (2.0, 6.0)
+    assert [(a.owner, a.task) for a in mn.action_items] == [("Ingeborg", "recalibrate the scales before Thursday")]

@@ -167,7 +167,9 @@ class TextEmbedder:
         import torch
 
         out = np.zeros((len(texts), self.dim), np.float32)
-        idx = [i for i, t in enumerate(texts) if t.strip()]
+        # texts of about the same length batched together: a batch is padded to its longest text (a slide's page
+        # beside one-line captions cost 2.7x the time of the captions one by one)
+        idx = sorted((i for i, t in enumerate(texts) if t.strip()), key=lambda i: len(texts[i]))
         with self._lock, torch.inference_mode():
             for s in range(0, len(idx), self.batch_size):
                 part = idx[s:s + self.batch_size]

@@ -97,3 +97,20 @@ def _installed(name: str) -> bool:
         return True
     except md.PackageNotFoundError:
         return False
+
+
+def test_texts_of_a_length_are_batched_together_and_come_back_in_order():
+    """A batch is padded to its longest text: a page of slide text beside one-line captions is encoded in its own
+    batch, and each vector is the one the text gets alone, in the caller's order."""
+    e = TextEmbedder()
+    e.batch_size = 2
+    page = " ".join(f"Line {i}: the depot in Leeds holds {i * 7} pallets of spare parts." for i in range(12))
+    texts = [page, "Budget approved.", page.replace("Leeds", "Hull"), "Next slide."]
+    widths = []
+    forward = e.bert.forward
+    e.bert.forward = lambda ids, mask: (widths.append(int(mask.sum(1).max())), forward(ids, mask))[1]
+    v = e.encode(texts)
+    assert len(widths) == 2 and min(widths) <= 8 < max(widths)  # the two captions together, the two pages together
+    e.bert.forward = forward
+    alone = np.stack([TextEmbedder().encode([t])[0] for t in texts])
+    assert np.allclose(v, alone, atol=1e-5)

@@ -73,7 +73,7 @@ ABSENT_HELDOUT5 = (
 ABSENT_HELDOUT6 = (
     ["Which band played at the wedding?", "How deep is the village pond?", "Who painted the lighthouse mural?",
      "What is the opening time of the public library?", "Which dog breed won the show?"],
-    ["How many strings does a cello have?", "What is the capital of Mongolia?", "Who invented the bicycle bell?",
+    ["How many strings does a cello have?", "What is the capital of Mongolia?", "Who invented the typewriter?",
      "Which bakery sells the best rye bread?", "How tall is the cathedral spire?", "What did the fortune teller predict?",
      "Which ferry crosses to the island?", "How much does a season pass for skiing cost?",
      "Who sang the national anthem at the match?", "What is the recipe for pancakes?", "Which planet has rings?",
@@ -178,13 +178,28 @@ ABSENT_HELDOUT12 = (
      "Which vineyard produces the rose?", "How many fireworks were launched?"])
 
 
+ABSENT_HELDOUT13 = (
+    ["Which cellist opened the festival?", "Who designed the city's coat of arms?", "Which potter made the blue vase?",
+     "Which diver reached the deepest wreck?", "How many lanterns hung over the square?"],
+    ["How long is the river Danube?", "What is the capital of Kazakhstan?", "Who invented the lawnmower?",
+     "Which batsman scored the century?", "How long does a tortoise live?", "Which asteroid is the largest?",
+     "Who swam the English Channel first?", "Which geyser erupts most often?", "What colour is the school bus?",
+     "Which novelist set a story on the moon?", "How heavy is an elephant's brain?", "Which spider spins the largest web?",
+     "How wide is the Panama Canal?", "What was engraved on the silver locket?",
+     "Which sultan commissioned the mosque?", "How many pillars hold up the temple roof?",
+     "Which fruit is used in marmalade?", "How many arms does an octopus have?", "Who restored the stained glass window?",
+     "Which sprinter broke the world record?", "Which juggler dropped the flaming torches?",
+     "How does the opera end?", "Who sewed the patchwork quilt?", "Which distillery ages the whisky?",
+     "How many kites were flown on the beach?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 12 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 13 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
             "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11,
-            "heldout12": ABSENT_HELDOUT12}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

@@ -308,7 +308,10 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
            "vocabulary with dev (other projects, people, cities, slide labels, filler, action and decision "
            "phrasings, espeak-ng voice en-gb instead of en-us, other asterisk prompts); questions are paraphrases. "
            "Only dev was looked at while developing; held-out was run once the code was fixed.", ""]
-    names = {"heldout12": "Held-out split 12 (clean: written at the start of session 28 outside the shared tree "
+    names = {"heldout13": "Held-out split 13 (clean: written at the start of session 29 outside the shared tree "
+                          "before its changes, added when its work had finished; run once before and once after the "
+                          "changes)",
+             "heldout12": "Held-out split 12 (clean: written at the start of session 28 outside the shared tree "
                           "before its changes, added when its work had finished; run once before and once after the "
                           "changes)",
              "heldout11": "Held-out split 11 (clean: written at the start of session 27 outside the shared tree "
@@ -336,7 +339,7 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
                         "then made on dev; these figures are after them)",
              "dev": "Dev split (tuned on)",
              "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)"}
-    for split in ("heldout12", "heldout11", "heldout10", "heldout9", "heldout8", "heldout7", "heldout6", "heldout5", "heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2"):
+    for split in ("heldout13", "heldout12", "heldout11", "heldout10", "heldout9", "heldout8", "heldout7", "heldout6", "heldout5", "heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2"):
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]

@@ -338,8 +338,9 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
              "heldout": "Held-out split 1 (run once before the paraphrase and document-heading fixes, which were "
                         "then made on dev; these figures are after them)",
              "dev": "Dev split (tuned on)",
-             "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)"}
-    for split in ("heldout13", "heldout12", "heldout11", "heldout10", "heldout9", "heldout8", "heldout7", "heldout6", "heldout5", "heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2"):
+             "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)",
+             "dev3": "Dev split 3 (tuned on, session 29: far paraphrases of seven attribute kinds, no human style)"}
+    for split in ("heldout13", "heldout12", "heldout11", "heldout10", "heldout9", "heldout8", "heldout7", "heldout6", "heldout5", "heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2", "dev3"):
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]

@@ -120,8 +120,9 @@ def _takes_on(vp: str) -> bool:
 
 
 # an order: a verb (and its particle), then its object ("Restock the first aid kits ...", "Clean up our drive ...")
-_IMPERATIVE = re.compile(r"^[A-Za-z][a-z-]+\s+(?:(?i:up|out|down|off|over|back|in|through|away)\s+)?(?i:the|a|an|our|their|his|her|my|your|this|that|these|those|all|"
-                         r"some|any|new|more|every)\s+\S")
+_IMPERATIVE = re.compile(r"^[A-Za-z][a-z-]+\s+(?:(?i:up|out|down|off|over|back|in|through|away)\s+)?"
+                         r"(?i:the|a|an|our|their|his|her|my|your|this|that|these|those|all|some|any|new|more|every)"
+                         r"\s+\S")
 
 
 def _verb_first(task: str) -> bool:
@@ -140,6 +141,8 @@ def claimed_tasks(timed: Sequence[tuple[str, float, float]], names: Sequence[str
     """Action items said in two sentences, a person taking it on and then the task (an imperative with a time
     due and no one else named), said within `gap` seconds: the recognizer ends a sentence at the pause between
     them, and neither is an action item alone."""
+    if not wordnet.available():  # the order's verb and the claim's are told by WordNet (Debian's wordnet-base)
+        return []
     things = {t.lower() for t in things}
     out = []
     for (s, a, b), (nxt, a2, b2) in zip(timed, timed[1:]):

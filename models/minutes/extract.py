@@ -6,7 +6,9 @@ first by their structure, whatever the wording: a named person, a task and a tim
 passive, with a verb of deciding by its WordNet class: "the panel turned down ...", "the relocation has been
 shelved"), the verdict's noun as the subject ("our final call is to ..."), an outcome labelled ("Final call: ...",
 a bare label joined to the sentence after it: `labelled_runs`) or a rule from a time on make a decision (`_verdict`);
-so do, less surely, the group committing itself or a thing's plan changed, with nobody named (`_settled`). A
+so do, less surely, the group committing itself or a thing's plan changed, with nobody named (`_settled`), and a
+proposal the group agrees to in the next sentence ("We all agreed.": `verdict.assent`, joined by `labelled_runs`);
+a person taking something on ("Cecilia is on it.") and the order said next make an action item (`claimed_tasks`). A
 proposal still open, a condition, a question or a time past is none. The classifier (`models.minutes.acts`: sentence
 embeddings and words, trained on general meeting language, clause by clause) only vetoes those, and finds the rest,
 with the owner taken from the grammar. Without one, by the usual forms of English

@@ -193,13 +193,31 @@ ABSENT_HELDOUT13 = (
      "How many kites were flown on the beach?"])
 
 
+ABSENT_HELDOUT14 = (
+    ["Which tenor sang at the charity dinner?", "Who glazed the ceramic tiles in the lobby?",
+     "Which falconer trained the hawk?",
+     "Which climber reached the summit first this year?", "How many tents were pitched at the campsite?"],
+    ["How tall is the Matterhorn?", "What is the capital of Uruguay?", "Who invented the safety pin?",
+     "Which jockey won the steeplechase?", "How many quills does a hedgehog carry?",
+     "Which satellite photographed the storm?",
+     "Who first crossed the Sahara by car?", "Which glacier is retreating fastest?", "What colour is a flamingo's egg?",
+     "Which cartoonist drew the mayor?", "How many teeth does a shark grow?", "Which ant builds the tallest mound?",
+     "How cold does the Antarctic plateau get?", "What was scribbled on the napkin?",
+     "Which pharaoh ordered the obelisk?", "How many rivets hold the hull together?",
+     "Which spice turns rice yellow?", "How many hearts does a squid have?", "Who restored the grandfather clock?",
+     "Which rower stroked the winning crew?", "Which ventriloquist toured the seaside towns?",
+     "How does the ballet finish?", "Who stitched the leather saddle?", "Which winery makes the sparkling cider?",
+     "How many sandcastles were built at the contest?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 13 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 14 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
             "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11,
-            "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13,
+            "heldout14": ABSENT_HELDOUT14}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

@@ -1,0 +1,64 @@
+"""A line the answer gate vouches for is answered even when its wording is far from the question's.
+
+The memories are what the product kept of a dense-slide meeting (held-out split 13, dense style, now a seen split):
+the recognizer's words as heard ("try the scope" for Kaleidoscope), the slide's OCR lines and the screen title.
+The slide says "Depth: 84 metres" and "Tank: 78 litres" under a title on another topic ("Pest Control"), so the
+whole question and the whole line are far apart in meaning (0.30): the meaning test alone refused both, and the
+answer said it could not find them. Questions of an attribute the slide does not give stay refused.
+"""
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.answer.lite import NOT_FOUND, LiteAnswerer  # noqa: E402
+from models.base import MemoryView  # noqa: E402
+
+SLIDE = ("Kaleidoscope Pest Control\nTank: 78 litres\nCurator: Euphemia\nDepth: 84 metres\nChef: Lysander\n"
+         "Note 1: Could you share your screen again?\nNote 2: Let's try to wrap up on time\n"
+         "Note 3: Does anyone want a cup of tea?\nNote 4: Let's try to wrap up on time\n"
+         "Note 5: Could you share your screen again?\nQuillfeather team standup · 5")
+EVIDENCE = [
+    (8.0, {"asr": "The dumpling shaft is 41 metres deep.", "screen": "Dumpling Carpet Stains"}),
+    (10.0, {"asr": "The dumpling shaft is 41 metres deep. You see me again at work to touch up the wall.",
+            "screen": "Dumpling Carpet Stains"}),
+    (70.0, {"asr": "Periscope is delayed until March, and that is final.", "screen": "Periscope Postage Stamps"}),
+    (80.0, {"asr": "Let's look at try the scope pest control now.", "ocr": SLIDE, "screen": "Kaleidoscope Pest Control"}),
+    (86.0, {"asr": "The bread for try the scope is made in Tulsa.", "screen": "Kaleidoscope Pest Control"}),
+]
+
+
+@pytest.fixture(scope="module")
+def answerer():
+    from models.text_embed import TextEmbedder
+
+    return LiteAnswerer(llm=None, embedder=TextEmbedder())
+
+
+@pytest.fixture(scope="module")
+def memories():
+    return [MemoryView(i, "meeting", t, t + 2.0, 0.5, evidence=e) for i, (t, e) in enumerate(EVIDENCE)]
+
+
+@pytest.mark.parametrize("question,line", [
+    ("How far down does the Kaleidoscope shaft go?", "Depth: 84 metres"),  # not the other project's 41 m shaft
+    ("How much liquid fits in the Kaleidoscope container?", "Tank: 78 litres"),
+])
+def test_a_vouched_line_is_answered(answerer, memories, question, line):
+    out = "".join(answerer.answer(question, memories))
+    assert not out.startswith(NOT_FOUND), out
+    assert line in out and "[00:01:20–00:01:22]" in out, out
+    tr = answerer.last
+    assert tr.why_weak == "" and tr.sure >= answerer.min_sure_named
+    assert tr.best.semantic < answerer.min_meaning  # the meaning test alone would refuse it
+    assert answerer.vouched(question, tr.best)
+
+
+@pytest.mark.parametrize("question", ["Who coaches the Kaleidoscope team?", "How many people work on Kaleidoscope?",
+                                      "When does Kaleidoscope open?", "How tall is the Kaleidoscope tower?",
+                                      "Who sponsors Kaleidoscope?", "What is the Kaleidoscope budget?"])
+def test_an_attribute_the_slide_does_not_give_is_refused(answerer, memories, question):
+    out = "".join(answerer.answer(question, memories))
+    assert out.startswith(NOT_FOUND), out
+    assert answerer.last.sure < answerer.min_sure_named and not answerer.vouched(question, answerer.last.best)

@@ -5,8 +5,9 @@ with the bank's MiniLM), has the meaning model judge the best ones again (all-mp
 `refine`), puts a line holding the asked kind of value first (`typed_first`), then the one that says what is asked
 of the subject (`predicate_first`), and lets the line model (`models.answer.linepick`) have the last word over the
 ten best (`line_first`). `weak_reason` says why the best line is no answer (`answers`: it only shares a word with
-the question; its predicate; the answer gate `sure`). A name the recognizer misspelt, or (`stand_ins`) wrote as
-another name with the same onset, counts as that name (`heard`).
+the question; its predicate; the answer gate `sure`), unless the gate vouches for a line about the asked subject
+that holds the asked kind of value (`vouched`). A name the recognizer misspelt, or (`stand_ins`) wrote as another
+name with the same onset, counts as that name (`heard`).
 """
 from __future__ import annotations
 

@@ -45,6 +45,7 @@ class AnswerTrace:
     covered: float = 0.0        # share of the question's asked terms in the best line or its clip's evidence
     why_weak: str = ""          # which test found the evidence too weak ("" when answered; see weak_reason)
     sure: float = 1.0           # probability that the first line answers (`models.answer.linepick.sure`)
+    gated: bool = False         # `sure` was computed for this ranking (`line_first`; not when it could not run)
 
 
 class LineRanker:
@@ -201,6 +202,7 @@ class LineRanker:
         first = cands[order[0]]
         lead = float(odds[order[0]] - odds[order[1]])
         self.last.sure = sure([odds[order[0]], first.predicate, first.asked, first.semantic, first.score, lead])
+        self.last.gated = True
         return [cands[i] for i in order] + ranked[n:]
 
     def line_features(self, question: str, cands: Sequence[Snippet]) -> np.ndarray:
@@ -297,11 +299,11 @@ class LineRanker:
 
     def vouched(self, question: str, best: Snippet) -> bool:
         """Does the first line name the question's subject, hold a value of the asked kind and have the answer
-        gate (`last.sure`: the line model's odds, what is asked against the line's value) at `min_sure_named` or
-        more? Such a line answers in words the whole-question tests find far ("How far down does the Kaleidoscope
+        gate (`last.sure`: the line model's odds, what is asked against the line's value; computed for this ranking,
+        which needs two lines at least) at `min_sure_named` or more? Such a line answers in words the whole-question tests find far ("How far down does the Kaleidoscope
         shaft go?" / "Kaleidoscope Pest Control — Depth: 84 metres": the question and the line 0.30 apart in
         meaning, what is asked and the value 0.53, sure 0.78)."""
-        return (self.last.sure >= self.min_sure_named and self.names_subject(question, best)
+        return (self.last.gated and self.last.sure >= self.min_sure_named and self.names_subject(question, best)
                 and self.typed(question, best))
 
     def weak(self, question: str, ranked: Sequence[Snippet]) -> bool:
@@ -323,8 +325,7 @@ class LineRanker:
         best = ranked[0] if ranked else None
         if best is None:
             return "no evidence"
-        # the gate judged the first line against others (`line_first`: two lines at least)
-        vouched = self.meaning is not None and len(ranked) > 1 and self.vouched(question, best)
+        vouched = self.meaning is not None and self.vouched(question, best)
         if best.score < self.min_relevance and not vouched:
             return "relevance"
         if self.meaning is not None and not vouched and not self.answers(question, best):

@@ -50,7 +50,7 @@ def test_a_vouched_line_is_answered(answerer, memories, question, line):
     assert not out.startswith(NOT_FOUND), out
     assert line in out and "[00:01:20–00:01:22]" in out, out
     tr = answerer.last
-    assert tr.why_weak == "" and tr.sure >= answerer.min_sure_named
+    assert tr.why_weak == "" and tr.gated and tr.sure >= answerer.min_sure_named
     assert tr.best.semantic < answerer.min_meaning  # the meaning test alone would refuse it
     assert answerer.vouched(question, tr.best)
 
@@ -62,3 +62,12 @@ def test_an_attribute_the_slide_does_not_give_is_refused(answerer, memories, que
     out = "".join(answerer.answer(question, memories))
     assert out.startswith(NOT_FOUND), out
     assert answerer.last.sure < answerer.min_sure_named and not answerer.vouched(question, answerer.last.best)
+
+
+def test_one_line_is_never_vouched_for(answerer, memories):
+    """With one line the gate has nothing to weigh it against (`line_first` needs two): no exemption."""
+    one = [MemoryView(0, "meeting", 80.0, 82.0, 0.5, evidence={"ocr": "Kaleidoscope Pest Control\nDepth: 84 metres"})]
+    "".join(answerer.answer("How far down does the Kaleidoscope shaft go?", one))
+    assert len(answerer.last.ranked) == 1
+    assert not answerer.last.gated and not answerer.vouched("How far down does the Kaleidoscope shaft go?",
+                                                            answerer.last.best)

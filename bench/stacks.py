@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import threading
-import time
 from collections import Counter, defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

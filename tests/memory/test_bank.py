@@ -1,6 +1,5 @@
 """The bank on real FAISS, SQLite and files: search, windows, deletion, reopen, repair, crash safety."""
 import os
-import signal
 import sqlite3
 import subprocess
 import sys

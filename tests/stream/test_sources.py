@@ -8,7 +8,7 @@ import pytest
 from stream.clipper import Clipper
 from stream.queues import Closed, FrameQueue
 from stream.sources import FileSource, PushSource, Sampler, SourceError, open_source, webcam_url
-from stream.types import AudioChunk, Frame, StreamEvent
+from stream.types import AudioChunk, Frame
 
 
 def frames_of(src):

@@ -325,7 +325,7 @@ class LineRanker:
         best = ranked[0] if ranked else None
         if best is None:
             return "no evidence"
-        vouched = self.meaning is not None and self.vouched(question, best)
+        vouched = self.vouched(question, best)  # only where the gate ran, which needs the meaning model
         if best.score < self.min_relevance and not vouched:
             return "relevance"
         if self.meaning is not None and not vouched and not self.answers(question, best):

@@ -1,0 +1,120 @@
+"""Whisper's hints that mislead: a window written as its hotwords is decoded again without them, and one that
+fails Whisper's own tests at temperature 0 is decoded again with its temperature fallback (bundled Whisper base,
+espeak speech and a seen meeting's window)."""
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.asr import Transcriber
+from models.asr_prompt import copies_hints
+from tests.fixtures.meeting import have_espeak, load_audio, tts
+
+SR = 16000
+HOT = "May Fans Ceiling Cabinet Key"
+
+
+@pytest.mark.parametrize("texts, hot, want", [
+    ([" May Fans Ceiling Cabinet"], HOT, True),                         # held-out 14's window, as Whisper wrote it
+    ([" Next up is Bagatelle.", " May fans, ceiling, cabinet!"], HOT, True),  # any segment; case and commas aside
+    ([" Next up is Bagatelle Light Switches."], HOT, False),            # speech that uses no hint
+    ([" Ceiling fans."], HOT, False),                                    # a title said aloud: too short to tell
+    ([" The key cabinet and the ceiling fans."], HOT, False),            # 4 of 7 words: speech about them
+    ([" May Fans Ceiling Cabinet"], None, False),                        # no hotwords given
+    ([" May Fans Ceiling Cabinet"], "", False),
+    ([], HOT, False),
+])
+def test_copies_hints(texts, hot, want):
+    assert copies_hints(texts, hot) is want
+
+
+@pytest.fixture(scope="module")
+def asr():
+    return Transcriber()
+
+
+SAID = ["Fabian will refill the soap dispensers by Monday.", "The brewery is in Madrid.",
+        "The anniversary is on August 22."]
+
+
+def _speech():
+    z = np.zeros(int(0.4 * SR), np.float32)
+    return np.concatenate([np.concatenate([z, tts(s, "en-us", 155)]) for s in SAID] + [z])
+
+
+def _spy(asr, force):
+    """Record each faster-whisper call's hotwords and temperatures; `force(kw, segs, x)` may change what it
+    returns (the second decoding is real)."""
+    real, calls = asr.model.transcribe, []
+
+    def transcribe(x, *args, **kw):
+        segs, info = real(x, *args, **kw)
+        calls.append((kw.get("hotwords"), tuple(kw["temperature"])))
+        return force(kw, list(segs), x), info
+
+    asr.model.transcribe = transcribe
+    return calls
+
+
+@pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+def test_a_window_written_as_its_hotwords_is_decoded_again_without_them(asr):
+    """The first decoding (temperature 0, with hotwords) is forced to come out as the hotwords over the whole
+    window, as Whisper base did on a seen meeting; the window is decoded again without them and keeps its speech."""
+    a = _speech()
+
+    def copied(kw, segs, x):
+        return [replace(segs[0], text=" May Fans Ceiling Cabinet", end=x.size / SR)] if kw.get("hotwords") else segs
+
+    calls = _spy(asr, copied)
+    try:
+        text = " ".join(s.text for s in asr._transcribe(a, 30.0, None, HOT))
+    finally:
+        del asr.model.transcribe
+    assert calls == [(HOT, (0.0,)), (None, Transcriber.TEMPERATURES)], calls
+    low = text.lower()
+    assert "soap dispensers" in low and "madrid" in low and "22" in low and "ceiling" not in low, text
+
+
+@pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+def test_a_window_that_fails_at_temperature_0_falls_back(asr):
+    """A first decoding below Whisper's log-probability test is decoded again with the temperature fallback (and
+    the hotwords); one that passes is decoded once."""
+    a = _speech()
+    calls = _spy(asr, lambda kw, segs, x: [replace(s, avg_logprob=-1.5) for s in segs]
+                 if kw["temperature"] == [0.0] else segs)
+    try:
+        text = " ".join(s.text for s in asr._transcribe(a, 0.0, None, "Madrid"))
+    finally:
+        del asr.model.transcribe
+    assert calls == [("Madrid", (0.0,)), ("Madrid", Transcriber.TEMPERATURES)], calls
+    assert "madrid" in text.lower(), text
+    calls = _spy(asr, lambda kw, segs, x: segs)
+    try:
+        text = " ".join(s.text for s in asr._transcribe(a, 0.0, None, "Madrid"))
+    finally:
+        del asr.model.transcribe
+    assert calls == [("Madrid", (0.0,))] and "dispensers" in text, (calls, text)
+
+
+def test_a_seen_window_keeps_its_speech(asr, tmp_path):
+    """Held-out 14's template meeting (espeak en-gb-x-rp+f3), the 20-s window from 39.1 s with the prompt and the
+    hotwords the pipeline gave it: Whisper base wrote "May Fans Ceiling Cabinet" for its last 10 s, then sampled
+    the same at higher temperatures (7.7-19.4 s of CPU), and the speech was lost. Now the window keeps the
+    action item and the anniversary said in it."""
+    from tests.fixtures.styles import cached_style
+
+    truth = cached_style("template", "heldout14", seed=0, root=str(tmp_path))
+    a = load_audio(truth.path)[int(39.136 * SR):int((39.136 + 20.336) * SR)]
+    prompt = ("Galleon Shoe Shelves. Voltage:46volts. Gardener: Anastasia. Hollowmere crew check-in · 2. "
+              "Bagatelle Light Switches. Voltage: 96 volts. Ro0ms: 69. Hollowmere crew check-in · 3.")
+    calls = _spy(asr, lambda kw, segs, x: segs)
+    try:
+        text = " ".join(s.text for s in asr._transcribe(a, 39.136, prompt, HOT))
+    finally:
+        del asr.model.transcribe
+    assert "August 22" in text and "Fabian" in text and "soap dispensers" in text, text
+    assert "Ceiling Cabinet" not in text, text
+    assert len(calls) <= 2 and calls[0] == (HOT, (0.0,)), calls  # never the fallback's sampling of the hints

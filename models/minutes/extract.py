@@ -292,11 +292,13 @@ _PASSIVE_TO_DO = re.compile(r"\b(?i:will|'ll|shall|is to|are to|is going to|are 
 
 # the group commits itself ("we'll put the audit on hold until June", "we are cancelling the trial", "let's keep
 # the old logo"): "we" or "let's" and a verb of doing, not one of running the meeting ("we'll hear from ...", "we
-# will see how ...", "let's move on") or of a state, wish or need ("we are behind", "we need to ...")
+# will see how ...", "let's move on") or of a state, wish, need or reliance ("we are behind", "we need to ...", "we
+# are counting on Ana to ...": Ana's task, `owners`)
 _PROCESS = (r"(?:hear|see|talk|discuss|look|come|cover|start|begin|continue|wrap|take|get|try|trying|need|have|be|"
             r"think|know|want|like|find|move\s+on|go\s+(?:through|over|on|back|around|round)|circle|touch|run\s+"
             r"through|break|hand|turn|talk|ask|check|let|hope|wish|expect|say|tell|share|show|walk|meet|catch|"
             r"pick\s+up|follow|decide|figure|consider|revisit|learn|review|keep\s+going|finish|end\s+(?:here|there)|"
+            r"count|counting|rely|relying|depend|depending|"
             r"stop\s+(?:here|there)|come\s+back|get\s+back|leave\s+it|do\s+that|do\s+this|remind|inform|update|"
             r"email|send|call|phone|write|let\s+\w+\s+know|circulate|report)")
 _WE_COMMIT = re.compile(r"^\W*" + _FILLER + r"(?:(?i:where|so)\s+)?(?i:we\s*(?:(?:will|'ll|’ll|shall|are going to|"

@@ -69,8 +69,9 @@ _WHEN = re.compile(r"\b(?:by|before|until|till|tomorrow|today|tonight|next|this 
 _NOT_A_VERB = re.compile(r"(?i:the|a|an|your|my|our|their|his|her|its|this|that|these|those|me|us|them|you|him|it)")
 # verbs after "can Name ..." that ask about a person, not give a task ("Will Ana be there?", "Can Ana join?")
 _NOT_A_TASK = r"(?:be|have|has|know|think|remember|recall|join|attend|come|hear|see|make it)\b"
-_CONTROL = (r"(?:like|want|wants|need|needs|ask|asked|asking|get|getting|expect|expecting|trust|tell|told|remind|"
-            r"reminded|invite|nominate|nominated|appoint|appointed|encourage|count on|rely on|for)")
+_CONTROL = (r"(?:like|want|wants|need|needs|ask|asked|asking|get|getting|expect|expecting|trust|trusting|tell|told|"
+            r"remind|reminded|invite|nominate|nominated|appoint|appointed|encourage|count(?:s|ed|ing)? on|"
+            r"rel(?:y|ies|ied|ying) on|depend(?:s|ed|ing)? on|for)")
 _CAUSATIVE = r"(?:have|has|had|having)"
 # verbs that hand a task to someone ("assign the audit to Ivan", "the audit is allocated to Ivan"); their past
 # forms tell what happened ("I gave the keys to Ivan"), not a task

@@ -146,10 +146,27 @@ def test_something_settled_with_nobody_named_is_a_decision(embedder, sentence):
     "You will be given a reference number at the end of the call.",  # said to the listener
     "So Yolanda moves to the Leeds office next month.",  # a person named: hers to do, no plan of a thing
     "We are behind on the audit.",  # a state
+    # relying on someone hands them the task (theirs, the owner misheard or not): the group settles nothing
+    "We are counting on Rosalie to reveal the soap dispensers that use it.",
+    "We are counting only on order to shorten the blind calls by Monday.",
+    "We're depending on the caterer for the lunch.",
 ])
 def test_no_decision_without_something_settled(embedder, sentence):
     from models.minutes.extract import extract_decisions
 
+    assert extract_decisions(sentence, 0, 1, embedder=embedder) == []
+
+
+@pytest.mark.parametrize("sentence, owner", [
+    ("We are counting on Constance to replace the clock batteries by Monday.", "Constance"),
+    ("We're relying on Anna to book the hall before Friday.", "Anna"),
+    ("We are depending on Tomas to fix the heating by Thursday.", "Tomas"),
+    ("I'd like Ivan to send the minutes tomorrow.", "Ivan"),
+])
+def test_the_person_relied_on_owns_the_task(embedder, sentence, owner):
+    from models.minutes.extract import extract_actions, extract_decisions
+
+    assert [a.owner for a in extract_actions(sentence, 0, 1, embedder=embedder)] == [owner]
     assert extract_decisions(sentence, 0, 1, embedder=embedder) == []
 
 

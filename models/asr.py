@@ -4,9 +4,10 @@ Streaming, whisper_streaming-style but cut at silences: audio arrives with `inse
 runs Silero VAD (bundled with faster-whisper) over the uncommitted buffer, transcribes everything up to the
 last pause once, commits those segments with absolute media timestamps and drops that audio, so no segment
 is emitted twice and each sample is decoded about once. A buffer that grows past `max_window_s` without a
-pause is cut there. `finish()` flushes the rest. A window where Whisper stopped early (far fewer words than its
-speech holds: `cut_short`) keeps what it gave and has the speech after that decoded again (`_decode_rest`).
-Whisper is prompted with the screen's words and names read earlier (models.asr_prompt).
+pause is cut there. `finish()` flushes the rest. Each window is recognized by `models.asr_window.recognize`
+(temperature 0 first, Whisper's fallback where it fails, hotwords it copied dropped, the speech after an early stop
+decoded again, the unsure and the foreign dropped). Whisper is prompted with the screen's words and names read
+earlier (models.asr_prompt).
 
 Nothing here raises on bad audio: silent, empty, corrupt (NaN/inf, wrong shape) or non-English audio gives
 an empty list, and `reason` says why (one line, for the user). Only a model that cannot load raises ModelError.
@@ -16,16 +17,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.asr_prompt import copies_hints, hotword_text, prompt_text  # noqa: E402
-from models.asr_segments import Segment, cut_short, rest_start, sentence_segments, snap_to_pauses  # noqa: E402
+from models.asr_prompt import hotword_text, prompt_text  # noqa: E402
+from models.asr_segments import Segment  # noqa: E402
+from models.asr_window import WindowOptions, recognize  # noqa: E402
 from models.asr_weights import default_model_path, load_whisper, yield_cpu  # noqa: E402
 from models.base import ModelError, stage_threads  # noqa: E402
 
@@ -95,8 +98,8 @@ class Transcriber:
         stream needs). Whisper pads every call to a 30-s window, so a file cut at every pause (~4-s pieces) paid
         2.6x the Whisper CPU per second of speech (dev talk: 16.3 -> 6.2 s): `for_files()` sets 22 s, which also
         gives Whisper more context (dev word error rate 0.08-0.14 -> 0.03-0.06).
-        lang_check_logprob: a window whose mean log-probability is below this is checked to be English (`_english`);
-        one below min_logprob + 0.1 is dropped outright.
+        lang_check_logprob: a window whose mean log-probability is below this is checked to be English
+        (`asr_window.is_english`); one below min_logprob + 0.1 is dropped outright.
         cpu_threads: CTranslate2's threads (0: `stage_threads()`, this model's share of the cores: a file's windows
         are recognized beside the frame encoder and OCR, and two stages each on every core spin at barriers).
         workers: CTranslate2 workers, each on cpu_threads threads. A file's windows are independent (each prompted
@@ -109,7 +112,6 @@ class Transcriber:
         except ImportError as e:  # pragma: no cover
             raise ModelError("faster-whisper is not installed: pip install faster-whisper") from e
         self._vad_opts = VadOptions(min_silence_duration_ms=int(min_silence_s * 1000), speech_pad_ms=200)
-        self._pause_opts = VadOptions(min_silence_duration_ms=250, speech_pad_ms=0)
         self._get_speech = get_speech_timestamps
         if model is not None:
             self.model = model
@@ -159,11 +161,6 @@ class Transcriber:
                            hotword_count=self.hotword_count, workers=self.workers)
 
     FILE_WINDOW_S = 22.0
-    # Whisper's own fallback: a window decoded into a repetition loop (compression ratio above max_compression) or
-    # at a log-probability under -1 is decoded again at these temperatures, the best of them kept. Greedy alone
-    # sometimes loops over 20 s of clear speech ("Switching over to an avalanche to an avalanche ...", Whisper base,
-    # a seen speaker meeting), and the loop was dropped with all the speech in it.
-    TEMPERATURES = (0.0, 0.2, 0.4)
     # windows waiting for the background recognizer before process() waits (bounds memory: 32 windows of 22 s are
     # 45 MB). Deep enough that the video side is not held back by speech: while it runs, one window is recognized at
     # a time (two busy threads on two cores); once the last clip is in (finish), the rest on every worker.
@@ -321,123 +318,21 @@ class Transcriber:
 
     def _transcribe(self, a: np.ndarray, t0: float, prompt: Optional[str] = None,
                     hotwords: Optional[str] = None) -> list[Segment]:
-        import time
-
-        if a.size < int(0.1 * SR):
-            self.reason = "audio too short"
-            return []
-        if float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) < 1e-4:
-            self.reason = "silent audio"
-            return []
+        """One window (`asr_window.recognize`), timed for `realtime_factor`; `reason` says why it gave nothing."""
         start = time.perf_counter()
         try:
-            segs = self._decode(a, prompt, hotwords)
-            speech = self._speech(a)
-            if cut_short(sum(len(x.text.split()) for x in segs), sum(e - b for b, e in speech) / SR):
-                segs = self._decode_rest(a, speech, prompt, hotwords, segs)
-        except Exception as e:  # noqa: BLE001 - corrupt input must never escape
-            self.reason = f"speech recognition failed: {e}".splitlines()[0]
-            log.warning("asr failed: %s", e)
-            return []
+            out, self.reason = recognize(self.model, a, t0, prompt, hotwords, self.window_options())
         finally:
             with self._stats_lock:  # windows of a file are recognized on several threads
                 self.compute_seconds += time.perf_counter() - start
                 self.audio_seconds += a.size / SR
-        out, dropped = [], 0
-        # a whole window that the English model barely understands is foreign (or unintelligible) speech
-        dur = sum(max(0.01, s.end - s.start) for s in segs)
-        mean_lp = sum(s.avg_logprob * max(0.01, s.end - s.start) for s in segs) / dur if segs else 0.0
-        if segs and (mean_lp < self.min_logprob + 0.1 or (mean_lp < self.lang_check_logprob and not self._english(a))):
-            segs, dropped = [], len(segs)
-        kept = []
-        for s in segs:
-            if not s.text.strip():
-                continue
-            if s.avg_logprob < self.min_logprob or s.compression_ratio > self.max_compression:
-                dropped += 1
-                continue
-            kept.append(s)
-        if self.word_times:
-            out = snap_to_pauses([x for s in kept for x in sentence_segments(s.text, t0 + s.start, t0 + s.end)],
-                                 [(t0 + x / SR, t0 + y / SR) for (_, x), (y, _) in zip(speech, speech[1:])])
-        else:
-            out = [Segment(round(t0 + s.start, 3), round(t0 + s.end, 3), s.text.strip()) for s in kept]
-        if out:
-            self.reason = ""
-        elif dropped:
-            self.reason = "speech not understood (not English, or unclear): low-confidence transcript dropped"
-        else:
-            self.reason = "no speech detected"
         return out
 
-    def _english(self, a: np.ndarray) -> bool:
-        """Whether a window the recognizer was not sure of is English speech. A multilingual model told to write
-        English translates other languages fluently (Italian, German, Spanish at a mean log-probability of -0.58 to
-        -0.8; the dev and held-out voices' English windows score -0.15 to -0.52), so its own language detector
-        decides: English unless it gives English under a quarter of the probability (espeak's French, German,
-        Spanish, Italian, Polish: 0.00-0.14; the English windows: 0.37-0.99). An English-only model cannot tell."""
-        if not getattr(getattr(self.model, "model", None), "is_multilingual", False):
-            return True
-        try:
-            _lang, _p, probs = self.model.detect_language(a)
-        except Exception as e:  # noqa: BLE001 - a check, never a reason to lose speech
-            log.warning("language check failed: %s", e)
-            return True
-        return dict(probs).get("en", 0.0) >= 0.25
-
-    def _decode(self, a: np.ndarray, prompt: Optional[str], hotwords: Optional[str]) -> list:
-        """Whisper's segments for a (times relative to a's start). Decoded at temperature 0 first; a window whose
-        text is its hotwords (`copies_hints`) is decoded again without them, and one that fails Whisper's own tests
-        (`falls_back`) again with its temperature fallback. (Whisper's fallback on a window that copied the
-        hotwords sampled them again: 7.7-19.4 s of CPU for a 20-s window whose speech was then lost.)"""
-        segs = self._whisper(a, prompt, hotwords, self.TEMPERATURES[:1])
-        if hotwords and copies_hints([s.text for s in segs], hotwords):
-            log.info("asr: a window came out as its hotwords (%s): decoded again without them", hotwords)
-            return self._whisper(a, prompt, None, self.TEMPERATURES)
-        if len(self.TEMPERATURES) > 1 and any(self.falls_back(s) for s in segs):
-            return self._whisper(a, prompt, hotwords, self.TEMPERATURES)
-        return segs
-
-    # faster-whisper's default log-probability below which a decoding falls back to the next temperature
-    FALLBACK_LOGPROB = -1.0
-
-    def falls_back(self, seg) -> bool:
-        """Would Whisper decode this segment again at a higher temperature (a repetition loop, or a mean
-        log-probability under `FALLBACK_LOGPROB` that is not a silence it skips)?"""
-        return seg.compression_ratio > self.max_compression or seg.avg_logprob < self.FALLBACK_LOGPROB
-
-    def _whisper(self, a: np.ndarray, prompt: Optional[str], hotwords: Optional[str],
-                 temperatures: Sequence[float]) -> list:
-        """One faster-whisper call: segments of a at the given temperatures (the later ones its fallback)."""
-        segs, _info = self.model.transcribe(
-            a, language=self.language, beam_size=self.beam_size, vad_filter=True,
-            vad_parameters=dict(min_silence_duration_ms=int(self.min_silence_s * 1000), speech_pad_ms=200),
-            condition_on_previous_text=False, without_timestamps=False, temperature=list(temperatures),
-            compression_ratio_threshold=self.max_compression, log_prob_threshold=self.FALLBACK_LOGPROB,
-            initial_prompt=prompt, hotwords=hotwords)
-        return list(segs)
-
-    def _decode_rest(self, a: np.ndarray, speech: list[tuple[int, int]], prompt: Optional[str],
-                     hotwords: Optional[str], first: list) -> list:
-        """A window Whisper cut short (`cut_short`): its segments kept up to where their words end at a usual pace
-        (`rest_start`, a pause), and the speech after that decoded again on its own, shifted to the window's time."""
-        from dataclasses import replace
-
-        cut = rest_start(speech, sum(len(x.text.split()) for x in first))
-        if cut is None:
-            return first
-        c = cut / SR
-        rest = [replace(x, start=x.start + c, end=x.end + c) for x in self._decode(a[cut:], prompt, hotwords)]
-        log.info("asr: speech after %.1f s of a window cut short decoded again (%d segments)", c, len(rest))
-        return [replace(x, end=min(x.end, c)) for x in first if x.start < c] + rest if rest else first
-
-    def _speech(self, a: np.ndarray) -> list[tuple[int, int]]:
-        """The voice activity chunks (start, end samples) of a, without the padding the recognizer's chunks get: the
-        pauses between them are where sentences end."""
-        try:
-            return [(x["start"], x["end"]) for x in self._get_speech(a, self._pause_opts)]
-        except Exception:  # noqa: BLE001 - timing refinement only
-            return []
+    def window_options(self) -> WindowOptions:
+        """How this Transcriber's windows are decoded and kept (its settings now)."""
+        return WindowOptions(language=self.language, beam_size=self.beam_size, min_silence_s=self.min_silence_s,
+                             min_logprob=self.min_logprob, max_compression=self.max_compression,
+                             lang_check_logprob=self.lang_check_logprob, word_times=self.word_times)
 
     def _prompt(self, t0: float, t1: float) -> Optional[str]:
         """The last prompt_words words of what was on screen during [t0, t1], as sentences (`prompt_text`; None

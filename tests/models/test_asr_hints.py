@@ -10,6 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from models.asr import Transcriber
+from models.asr_window import TEMPERATURES
 from models.asr_prompt import copies_hints
 from tests.fixtures.meeting import have_espeak, load_audio, tts
 
@@ -73,7 +74,7 @@ def test_a_window_written_as_its_hotwords_is_decoded_again_without_them(asr):
         text = " ".join(s.text for s in asr._transcribe(a, 30.0, None, HOT))
     finally:
         del asr.model.transcribe
-    assert calls == [(HOT, (0.0,)), (None, Transcriber.TEMPERATURES)], calls
+    assert calls == [(HOT, (0.0,)), (None, TEMPERATURES)], calls
     low = text.lower()
     assert "soap dispensers" in low and "madrid" in low and "22" in low and "ceiling" not in low, text
 
@@ -89,7 +90,7 @@ def test_a_window_that_fails_at_temperature_0_falls_back(asr):
         text = " ".join(s.text for s in asr._transcribe(a, 0.0, None, "Madrid"))
     finally:
         del asr.model.transcribe
-    assert calls == [("Madrid", (0.0,)), ("Madrid", Transcriber.TEMPERATURES)], calls
+    assert calls == [("Madrid", (0.0,)), ("Madrid", TEMPERATURES)], calls
     assert "madrid" in text.lower(), text
     calls = _spy(asr, lambda kw, segs, x: segs)
     try:

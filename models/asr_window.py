@@ -1,0 +1,163 @@
+"""One window of speech through Whisper (faster-whisper), free of any stream's state: `recognize(model, audio,
+t0, prompt, hotwords, opts)` -> (segments in media seconds, reason). `models.asr.Transcriber` cuts a stream into
+windows, queues them and keeps the statistics; this decides what a window says.
+
+- Decoded at temperature 0 first (`decode`). A window whose text is its hotwords (`asr_prompt.copies_hints`) is
+  decoded again without them; one that fails Whisper's own tests (`falls_back`: a repetition loop, a low
+  log-probability) again with Whisper's temperature fallback.
+- A window where Whisper stopped early (far fewer words than its speech holds: `asr_segments.cut_short`) keeps
+  what it gave and has the speech after that decoded again (`decode_rest`).
+- A window the English model barely understands is checked to be English (`is_english`) and dropped if not; so
+  are segments below `min_logprob` or looping. What is kept is cut into sentences, each stamped at the pauses
+  (`asr_segments.sentence_segments`, `snap_to_pauses`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+import numpy as np
+
+from models.asr_prompt import copies_hints
+from models.asr_segments import Segment, cut_short, rest_start, sentence_segments, snap_to_pauses
+
+log = logging.getLogger(__name__)
+SR = 16000
+
+# Whisper's own fallback: a window decoded into a repetition loop (compression ratio above max_compression) or at a
+# log-probability under FALLBACK_LOGPROB is decoded again at these temperatures, the best of them kept. Greedy alone
+# sometimes loops over 20 s of clear speech ("Switching over to an avalanche to an avalanche ...", Whisper base, a
+# seen speaker meeting), and the loop was dropped with all the speech in it.
+TEMPERATURES = (0.0, 0.2, 0.4)
+# faster-whisper's default log-probability below which a decoding falls back to the next temperature
+FALLBACK_LOGPROB = -1.0
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """How a window is decoded and what of it is kept (the Transcriber's settings; see its docstring)."""
+
+    language: str = "en"
+    beam_size: int = 5
+    min_silence_s: float = 0.5       # Whisper's own VAD: a pause this long splits its speech chunks
+    min_logprob: float = -1.1        # a segment below this is dropped (a window below it + 0.1: all of it)
+    max_compression: float = 2.4     # a segment compressing better than this is a loop: dropped
+    lang_check_logprob: float = -0.5  # a window below this is checked to be English
+    word_times: bool = True          # segments cut into sentences, each stamped from its share of the time
+
+
+def recognize(model, a: np.ndarray, t0: float, prompt: Optional[str], hotwords: Optional[str],
+              opts: WindowOptions, get_speech=None) -> tuple[list[Segment], str]:
+    """The sentences said in the window `a` (16 kHz mono float32, first sample at media time t0), and why there
+    are none ("" when there are). `get_speech(a)`: voice activity chunks (start, end samples) without padding (the
+    pauses where sentences end); none given, faster-whisper's Silero VAD. Never raises on audio."""
+    if a.size < int(0.1 * SR):
+        return [], "audio too short"
+    if float(np.sqrt(np.mean(a.astype(np.float64) ** 2))) < 1e-4:
+        return [], "silent audio"
+    try:
+        segs = decode(model, a, prompt, hotwords, opts)
+        speech = (get_speech or speech_chunks)(a)
+        if cut_short(sum(len(x.text.split()) for x in segs), sum(e - b for b, e in speech) / SR):
+            segs = decode_rest(model, a, speech, prompt, hotwords, segs, opts)
+    except Exception as e:  # noqa: BLE001 - corrupt input must never escape
+        log.warning("asr failed: %s", e)
+        return [], f"speech recognition failed: {e}".splitlines()[0]
+    dropped = 0
+    # a whole window that the English model barely understands is foreign (or unintelligible) speech
+    dur = sum(max(0.01, s.end - s.start) for s in segs)
+    mean_lp = sum(s.avg_logprob * max(0.01, s.end - s.start) for s in segs) / dur if segs else 0.0
+    if segs and (mean_lp < opts.min_logprob + 0.1 or (mean_lp < opts.lang_check_logprob and not is_english(model, a))):
+        segs, dropped = [], len(segs)
+    kept = []
+    for s in segs:
+        if not s.text.strip():
+            continue
+        if s.avg_logprob < opts.min_logprob or s.compression_ratio > opts.max_compression:
+            dropped += 1
+            continue
+        kept.append(s)
+    if opts.word_times:
+        out = snap_to_pauses([x for s in kept for x in sentence_segments(s.text, t0 + s.start, t0 + s.end)],
+                             [(t0 + x / SR, t0 + y / SR) for (_, x), (y, _) in zip(speech, speech[1:])])
+    else:
+        out = [Segment(round(t0 + s.start, 3), round(t0 + s.end, 3), s.text.strip()) for s in kept]
+    if out:
+        return out, ""
+    if dropped:
+        return [], "speech not understood (not English, or unclear): low-confidence transcript dropped"
+    return [], "no speech detected"
+
+
+def decode(model, a: np.ndarray, prompt: Optional[str], hotwords: Optional[str], opts: WindowOptions) -> list:
+    """Whisper's segments for a (times relative to a's start). Decoded at temperature 0 first; a window whose text
+    is its hotwords (`copies_hints`) is decoded again without them, and one that fails Whisper's own tests
+    (`falls_back`) again with its temperature fallback. (Whisper's fallback on a window that copied the hotwords
+    sampled them again: 7.7-19.4 s of CPU for a 20-s window whose speech was then lost.)"""
+    segs = whisper(model, a, prompt, hotwords, TEMPERATURES[:1], opts)
+    if hotwords and copies_hints([s.text for s in segs], hotwords):
+        log.info("asr: a window came out as its hotwords (%s): decoded again without them", hotwords)
+        return whisper(model, a, prompt, None, TEMPERATURES, opts)
+    if len(TEMPERATURES) > 1 and any(falls_back(s, opts) for s in segs):
+        return whisper(model, a, prompt, hotwords, TEMPERATURES, opts)
+    return segs
+
+
+def falls_back(seg, opts: WindowOptions) -> bool:
+    """Would Whisper decode this segment again at a higher temperature (a repetition loop, or a mean
+    log-probability under `FALLBACK_LOGPROB` that is not a silence it skips)?"""
+    return seg.compression_ratio > opts.max_compression or seg.avg_logprob < FALLBACK_LOGPROB
+
+
+def whisper(model, a: np.ndarray, prompt: Optional[str], hotwords: Optional[str], temperatures: Sequence[float],
+            opts: WindowOptions) -> list:
+    """One faster-whisper call: segments of a at the given temperatures (the later ones its fallback)."""
+    segs, _info = model.transcribe(
+        a, language=opts.language, beam_size=opts.beam_size, vad_filter=True,
+        vad_parameters=dict(min_silence_duration_ms=int(opts.min_silence_s * 1000), speech_pad_ms=200),
+        condition_on_previous_text=False, without_timestamps=False, temperature=list(temperatures),
+        compression_ratio_threshold=opts.max_compression, log_prob_threshold=FALLBACK_LOGPROB,
+        initial_prompt=prompt, hotwords=hotwords)
+    return list(segs)
+
+
+def decode_rest(model, a: np.ndarray, speech: list[tuple[int, int]], prompt: Optional[str],
+                hotwords: Optional[str], first: list, opts: WindowOptions) -> list:
+    """A window Whisper cut short (`cut_short`): its segments kept up to where their words end at a usual pace
+    (`rest_start`, a pause), and the speech after that decoded again on its own, shifted to the window's time."""
+    cut = rest_start(speech, sum(len(x.text.split()) for x in first))
+    if cut is None:
+        return first
+    c = cut / SR
+    rest = [replace(x, start=x.start + c, end=x.end + c) for x in decode(model, a[cut:], prompt, hotwords, opts)]
+    log.info("asr: speech after %.1f s of a window cut short decoded again (%d segments)", c, len(rest))
+    return [replace(x, end=min(x.end, c)) for x in first if x.start < c] + rest if rest else first
+
+
+def is_english(model, a: np.ndarray) -> bool:
+    """Whether a window the recognizer was not sure of is English speech. A multilingual model told to write
+    English translates other languages fluently (Italian, German, Spanish at a mean log-probability of -0.58 to
+    -0.8; the dev and held-out voices' English windows score -0.15 to -0.52), so its own language detector
+    decides: English unless it gives English under a quarter of the probability (espeak's French, German,
+    Spanish, Italian, Polish: 0.00-0.14; the English windows: 0.37-0.99). An English-only model cannot tell."""
+    if not getattr(getattr(model, "model", None), "is_multilingual", False):
+        return True
+    try:
+        _lang, _p, probs = model.detect_language(a)
+    except Exception as e:  # noqa: BLE001 - a check, never a reason to lose speech
+        log.warning("language check failed: %s", e)
+        return True
+    return dict(probs).get("en", 0.0) >= 0.25
+
+
+def speech_chunks(a: np.ndarray) -> list[tuple[int, int]]:
+    """The voice activity chunks (start, end samples) of a by faster-whisper's Silero VAD (pauses of 250 ms),
+    without the padding the recognizer's chunks get: the pauses between them are where sentences end."""
+    try:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        return [(x["start"], x["end"]) for x in get_speech_timestamps(a, VadOptions(min_silence_duration_ms=250,
+                                                                                    speech_pad_ms=0))]
+    except Exception:  # noqa: BLE001 - timing refinement only
+        return []

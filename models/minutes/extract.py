@@ -272,6 +272,8 @@ def _label(clause: str, p, names: Sequence[str], things: Iterable[str] = (), cas
         return "decision"
     if not no_decision and p[0] < acts.SETTLED_VETO and _settled(clause, things):
         return "decision"  # the group's commitment or a plan changed: the structure decides, the classifier vetoes
+    if not no_decision and p[0] < acts.RESCHEDULED_VETO and _changed(clause, things) and due(clause):
+        return "decision"  # a plan changed to a time: a schedule, more surely than a state
     return "other"
 
 
@@ -306,10 +308,14 @@ _WE_COMMIT = re.compile(r"^\W*" + _FILLER + r"(?:(?i:where|so)\s+)?(?i:we\s*(?:(
                         r"(?!(?i:" + _PROCESS + r"|going)\b)[a-z]+ing)|let(?:'s|’s| us)\s+(?!(?i:" + _PROCESS +
                         r")\b)[a-z]+)\b")
 # a plan changed, said of the thing: "the launch moves to May", "Kodiak waits until June", "the trial is off"
-_CHANGE = (r"(?:moves?|shifts?|switch(?:es)?|slips?|waits?|pauses?|resumes?|goes ahead|is going ahead|proceeds?|is\s+(?:now\s+)?(?:postponed|"
+_CHANGE = (r"(?:moves?|shifts?|switch(?:es)?|slips?|waits?|pauses?|resumes?|goes ahead|is going ahead|proceeds?|"
+           r"(?:is|was|has been)\s+(?:now\s+)?(?:postponed|"
            r"cancell?ed|scrapped|dropped|delayed|paused|shelved|moved|pushed back|brought forward|off|on hold|"
            r"approved|confirmed|a go))")
-_PLAN_CHANGE = re.compile(r"(?:^\W*" + _FILLER + r"|\b(?i:so|then|therefore)\s+)((?:(?i:the|our)\s+)?(?:[\w-]+\s+){0,2}?"
+# the thing opens the clause (after filler, or a short phrase and a comma: "After some debate, the launch was pushed
+# back"), or follows "so", "then", "therefore"
+_PLAN_CHANGE = re.compile(r"(?:^\W*" + _FILLER + r"(?:(?:[A-Za-z]+\s+){0,3}[A-Za-z]+,\s+)?|\b(?i:so|then|therefore)\s+)"
+                          r"((?:(?i:the|our)\s+)?(?:[\w-]+\s+){0,2}?"
                           r"[\w-]+)\s+" + _CHANGE + r"\b")
 _PRONOUN = re.compile(r"\b(?i:i|we|you|he|she|they|it|this|that|there|which|who|what|nothing|everything)\b")
 
@@ -374,6 +380,12 @@ def _settled(clause: str, things: Iterable[str]) -> bool:
         return True
     if _outcome(clause):
         return True
+    return _changed(clause, things)
+
+
+def _changed(clause: str, things: Iterable[str]) -> bool:
+    """Whether the clause says a thing's plan changed ("the launch moves to May", "the trial is off"; its subject
+    no pronoun and no person)."""
     m = _PLAN_CHANGE.search(clause)
     if not m or _PRONOUN.search(m.group(1)):
         return False

@@ -132,6 +132,9 @@ def test_a_phone_menu_naming_a_person_and_a_time_is_no_action_item(embedder):
     "So the depot move slips to the autumn.",
     "Approved: two extra cleaners for the summer.",
     "we are scrapping the paper timesheets",
+    # a plan moved to a time, which the classifier alone takes for a status
+    "Periscope is delayed until March, and that is final.",
+    "After some debate, the trampoline was pushed back to March.",  # a short phrase and a comma before the thing
 ])
 def test_something_settled_with_nobody_named_is_a_decision(embedder, sentence):
     from models.minutes.extract import extract_actions, extract_decisions
@@ -150,6 +153,10 @@ def test_something_settled_with_nobody_named_is_a_decision(embedder, sentence):
     "We are counting on Rosalie to reveal the soap dispensers that use it.",
     "We are counting only on order to shorten the blind calls by Monday.",
     "We're depending on the caterer for the lunch.",
+    "My camera is off.",  # a state, not a plan: no time it moves to
+    "We are running a bit late.",
+    "The train was delayed by an hour.",
+    "Last year, the audit was postponed twice.",  # a time past
 ])
 def test_no_decision_without_something_settled(embedder, sentence):
     from models.minutes.extract import extract_decisions

@@ -210,14 +210,33 @@ ABSENT_HELDOUT14 = (
      "How many sandcastles were built at the contest?"])
 
 
+ABSENT_HELDOUT15 = (
+    ["Which trumpeter led the marching band?", "Which ice sculptor carved the swan?",
+     "Which shepherd won the sheepdog trials?", "Which skater landed the triple jump?",
+     "How many scarecrows stood in the field?"],
+    ["Which composer wrote the Moonlight Sonata?", "Which bone in the human skeleton is the longest?",
+     "Which element has the chemical symbol Au?", "In what year did the Titanic sink?",
+     "How many players are on a water polo team?", "Who painted the ceiling of the Sistine Chapel?",
+     "Who first measured the speed of light?", "Where were the first modern Olympics held?",
+     "Which monk is said to have invented champagne?", "What does a koala eat?",
+     "Why do snails leave a trail of slime?",
+     "What is the main ingredient of guacamole?", "Which country grows the most coffee?",
+     "Who was the first woman to win a Nobel prize?", "What do ladybirds feed on?",
+     "Which author created Sherlock Holmes?", "How many islands make up Japan?",
+     "Which archer split the arrow at the tournament?", "Which gymnast first earned a perfect ten?",
+     "Which puppeteer ran the Punch and Judy show?", "How many spokes are on a bicycle wheel?",
+     "Which cobbler resoled the hiking boots?", "Where do sea turtles lay their eggs?",
+     "Which tightrope walker crossed Niagara Falls?", "When was the Great Pyramid built?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 14 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 15 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
             "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11,
             "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13,
-            "heldout14": ABSENT_HELDOUT14}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout14": ABSENT_HELDOUT14, "heldout15": ABSENT_HELDOUT15}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

@@ -7,7 +7,8 @@ best line does not answer the question (`LineRanker.weak_reason`), else gives th
 order with [hh:mm:ss–hh:mm:ss] stamps and streams its answer sentence by sentence, each checked
 (`models.answer.check.check_llm_sentence`); when the LLM misses the fact or states anything the notes do not, it
 is stopped and the best evidence sentence is quoted with its stamp instead. Small LLMs are unreliable, so the
-extractive answer is always at hand (mode="extractive", or llm=None).
+extractive answer is always at hand (mode="extractive", or llm=None). An answer the gate finds unlikely to answer
+(`LineRanker.unsure`) starts by saying so (`UNSURE`).
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ SYSTEM_PROMPT = (
     "the answer, say that it is not in the recording.")
 
 NOT_FOUND = "I could not find this in the recording."
+# said before an answer the gate is unsure of (`LineRanker.unsure`)
+UNSURE = "I am not sure this answers the question."
 
 _SENT_END_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -120,6 +123,9 @@ class LiteAnswerer(LineRanker):
                 msg += " There is no speech or on-screen text in the retrieved moments."
             yield msg
             return
+        if self.unsure():
+            tr.hedged = True
+            yield UNSURE + " "
         llm = self.llm if self.mode != "extractive" else None
         if llm is None:
             yield record_answer(best, question)

@@ -24,7 +24,7 @@ from models.text.relevance import (Relevance, Snippet, asked_unit, contexts, cos
                                    predicate_text, qtype, snippets, type_bonus, word_coverage)
 from models.text.words import align_names, heard_forms, words, write_in
 
-from .linepick import MIN_SURE, line_odds, sure
+from .linepick import HEDGE_SURE, MIN_SURE, line_odds, sure
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class AnswerTrace:
     why_weak: str = ""          # which test found the evidence too weak ("" when answered; see weak_reason)
     sure: float = 1.0           # probability that the first line answers (`models.answer.linepick.sure`)
     gated: bool = False         # `sure` was computed for this ranking (`line_first`; not when it could not run)
+    hedged: bool = False        # the answer said the gate was unsure of it (`LineRanker.unsure`)
 
 
 class LineRanker:
@@ -57,7 +58,7 @@ class LineRanker:
                  type_ratio: float = 0.5, min_predicate: float = 0.2, close_ratio: float = 0.8,
                  predicate_margin: float = 0.1, tie_ratio: float = 0.95, stand_ins: bool = True,
                  min_predicate_named: float = 0.25, min_sure: float = MIN_SURE, min_sure_named: float = 0.5,
-                 meaning="auto"):
+                 hedge_sure: float = HEDGE_SURE, meaning="auto"):
         # two sentence models: `embedder`, the bank's (MiniLM: text keys, the minutes' classifiers), and `meaning`,
         # which judges what a line means (relevance, predicate, the line model): "auto" is all-mpnet-base-v2 where
         # installed (`models.text_embed.meaning_embedder`), else the embedder
@@ -97,6 +98,8 @@ class LineRanker:
         # predicate tests refused it freed 9 right ones and 1 foreign attribute's, no absent topic's and no wrong
         # line's (at 0.4: 9 and 2; at 0.7: 6 and 0)
         self.min_sure_named = min_sure_named
+        # an answer the gate computed a probability under hedge_sure for says it is unsure (`unsure`)
+        self.hedge_sure = hedge_sure
         # a question that asks for a number, a date or a name is answered by the best line holding one, if it
         # scores at least type_ratio of the best line's score (`typed_first`)
         self.type_ratio = type_ratio
@@ -305,6 +308,11 @@ class LineRanker:
         meaning, what is asked and the value 0.53, sure 0.78)."""
         return (self.last.gated and self.last.sure >= self.min_sure_named and self.names_subject(question, best)
                 and self.typed(question, best))
+
+    def unsure(self) -> bool:
+        """Did the answer gate, computed for the last ranking, find its first line less likely than `hedge_sure` to
+        answer (answered, but most such answers are wrong: the answer says so)?"""
+        return self.last.gated and self.last.sure < self.hedge_sure
 
     def weak(self, question: str, ranked: Sequence[Snippet]) -> bool:
         """Is the best evidence too weak to answer from? (`weak_reason` says why; `last.why_weak` keeps it.)"""

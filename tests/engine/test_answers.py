@@ -70,6 +70,13 @@ def test_citations_are_best_first_and_only_stamped_ones_are_sources():
     assert [c["id"] for c in a.shown] == [2]
 
 
+def test_an_unsure_answer_is_an_answer_with_its_source():
+    from models.answer.lite import UNSURE
+
+    a = make(UNSURE + " Said at [00:00:02–00:00:03]: “the budget is 5”").collect()
+    assert a.kind == "answer" and a.heading == "Sources" and [c["id"] for c in a.shown] == [2]
+
+
 def test_a_not_found_answer_shows_closest_moments_not_sources():
     a = make("I could not find this in the recording. The closest moment is [00:00:04–00:00:06]: “hello”").collect()
     assert a.kind == "not_found" and a.heading.startswith("Closest moments")

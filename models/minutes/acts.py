@@ -53,8 +53,8 @@ VERDICT_VETO = 0.8
 SETTLED_VETO = 0.5
 # ... and a thing's plan changed to a time ("Periscope is delayed until March, and that is final.", which the
 # classifier took for other at 0.60-0.66 on the seen meetings) unless it takes it for other this likely: the time makes
-# it a schedule, not a state ("my camera is off", "we are running a bit late", which 0.7 for every settled
-# structure listed)
+# it a schedule, not a state (0.7 for every settled structure also listed "my camera is off" and "we are running a
+# bit late" as decisions)
 RESCHEDULED_VETO = 0.7
 
 _lock = threading.Lock()

@@ -5,6 +5,9 @@ the recognizer's words as heard ("try the scope" for Kaleidoscope), the slide's 
 The slide says "Depth: 84 metres" and "Tank: 78 litres" under a title on another topic ("Pest Control"), so the
 whole question and the whole line are far apart in meaning (0.30): the meaning test alone refused both, and the
 answer said it could not find them. Questions of an attribute the slide does not give stay refused.
+
+An answer the gate is unsure of (under `hedge_sure`) says so before it, and still quotes its line and stamp (a quarter
+of such answers were right on the seen splits); a sure answer is given plainly.
 """
 import os
 
@@ -12,7 +15,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.answer.lite import NOT_FOUND, LiteAnswerer  # noqa: E402
+from models.answer.lite import NOT_FOUND, UNSURE, LiteAnswerer  # noqa: E402
 from models.base import MemoryView  # noqa: E402
 
 SLIDE = ("Kaleidoscope Pest Control\nTank: 78 litres\nCurator: Euphemia\nDepth: 84 metres\nChef: Lysander\n"
@@ -71,3 +74,28 @@ def test_one_line_is_never_vouched_for(answerer, memories):
     assert len(answerer.last.ranked) == 1
     assert not answerer.last.gated and not answerer.vouched("How far down does the Kaleidoscope shaft go?",
                                                             answerer.last.best)
+
+
+def test_an_unsure_answer_says_so_and_still_quotes_its_line(answerer, memories):
+    # "looks after the collection" is the slide's "Curator", far in words: the gate gives it 0.16
+    out = "".join(answerer.answer("Who looks after the Kaleidoscope collection?", memories))
+    tr = answerer.last
+    assert tr.gated and answerer.min_sure <= tr.sure < answerer.hedge_sure and tr.hedged, (tr.sure, out)
+    assert out.startswith(UNSURE + " On screen at [00:01:20–00:01:22]: “") and "Curator: Euphemia" in out, out
+
+
+@pytest.mark.parametrize("question, line", [
+    ("How deep is the Dumpling shaft?", "The dumpling shaft is 41 metres deep."),
+    ("What is the Kaleidoscope tank size?", "Tank: 78 litres"),
+    ("Where is the Kaleidoscope bread made?", "made in Tulsa"),
+])
+def test_a_sure_answer_is_given_plainly(answerer, memories, question, line):
+    out = "".join(answerer.answer(question, memories))
+    tr = answerer.last
+    assert tr.sure >= answerer.hedge_sure and not tr.hedged and line in out, (tr.sure, out)
+    assert not out.startswith((UNSURE, NOT_FOUND)), out
+
+
+def test_a_refusal_is_not_hedged(answerer, memories):
+    out = "".join(answerer.answer("Who runs the Dumpling kitchen?", memories))
+    assert out.startswith(NOT_FOUND) and UNSURE not in out and not answerer.last.hedged, out

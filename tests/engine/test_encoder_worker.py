@@ -175,19 +175,37 @@ def test_streams_sharing_one_worker_get_what_they_get_alone(adapters, tmp_path):
         assert len(alone) >= 4 and together[s] == alone, s
 
 
-def test_the_lite_path_passes_through(adapters, monkeypatch):
-    """A CPU encoder gets no worker thread: its clip is encoded in the pipeline's own thread when asked for."""
+def test_the_lite_path_encodes_each_clip_ahead_on_one_thread(adapters, monkeypatch):
+    """A CPU encoder is not batched and gets no batching thread, but each clip is encoded as soon as it is submitted,
+    on the worker's one `vigil-encode` thread: submit returns at once and the pipeline goes on (reading the screen,
+    embedding text) while its next clips are encoded. The grid is the encoder's own."""
     monkeypatch.delenv("VIGIL_BATCH", raising=False)
     from models.registry import LazyLiteEncoder
 
     lite = LazyLiteEncoder()
     assert not wants_batching(lite) and lite._enc is None    # deciding did not load EfficientNet
-    assert not wants_batching(adapters["llava_onevision"])   # on the CPU
-    w = worker_for(adapters["llava_onevision"])
-    assert worker_for(adapters["llava_onevision"]) is w        # one worker per encoder
-    fut = w.submit([np.zeros((64, 80, 3), np.uint8)] * 2)
-    assert w._thread is None and fut.done()
-    assert fut.result().T == 2 and threading.active_count() >= 1
+    ad = adapters["llava_onevision"]
+    assert not wants_batching(ad)   # on the CPU
+    w = worker_for(ad)
+    assert worker_for(ad) is w        # one worker per encoder
+    frames = [np.full((64, 80, 3), v, np.uint8) for v in (0, 90, 180, 250)]
+    expected = ad.encode(frames[:2]).tokens
+    started, release, threads = threading.Event(), threading.Event(), []
+    own = ad.encode
+
+    def encode(fr):
+        threads.append(threading.current_thread().name)
+        started.set()
+        assert release.wait(30)
+        return own(fr)
+
+    monkeypatch.setattr(ad, "encode", encode)
+    first, second = w.submit(frames[:2]), w.submit(frames[2:])
+    assert started.wait(10) and not first.done()   # encoding began with nobody asking, and submit did not wait
+    release.set()
+    assert torch.equal(first.result(30).tokens, expected) and second.result(30).T == 2
+    assert len(threads) == 2 and all(n.startswith("vigil-encode") for n in threads)
+    assert w._thread is None and w.stats.requests >= 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

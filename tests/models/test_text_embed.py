@@ -6,7 +6,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.text_embed import TextEmbedder
+from models.text_embed import TextEmbedder, length_batches
 
 
 @pytest.fixture(scope="module")
@@ -113,4 +113,35 @@ def test_texts_of_a_length_are_batched_together_and_come_back_in_order():
     assert len(widths) == 2 and min(widths) <= 8 < max(widths)  # the two captions together, the two pages together
     e.bert.forward = forward
     alone = np.stack([TextEmbedder().encode([t])[0] for t in texts])
+    assert np.allclose(v, alone, atol=1e-5)
+
+
+PAGE = "Tailor: Lucius\nHarvest: April 15\nNote 1: Sorry, my cat just walked across the keyboard\nPage count: 57"
+
+
+@pytest.mark.parametrize("texts, size, batches", [
+    # a dense slide's clip keys beside the titles of clips without text: not padded to the page (before: one batch)
+    (["Gazebo", "Sextant", PAGE, "Caravan", PAGE + " Horses: 83"], 32, [[0, 1, 3], [2, 4]]),
+    (["x" * 20, "y" * 46, "z" * 47], 32, [[0, 1], [2]]),        # 46 = 1.5 x 20 + 16 characters: still together
+    (["same length"] * 5, 2, [[0, 1], [2, 3], [4]]),            # at most `size` a batch
+    (["", "   ", "words"], 32, [[2]]),                           # blank texts are not encoded
+    ([], 32, []),
+])
+def test_length_batches(texts, size, batches):
+    assert length_batches(texts, size) == batches
+
+
+def test_a_clip_s_keys_are_not_padded_to_its_page(emb):
+    """At the default batch size, the one-word keys of a clip go in a batch of their own, not padded to the slide
+    page beside them, and every vector is the one its text gets alone."""
+    texts = ["Gazebo", "Sextant", PAGE, "Caravan", PAGE + " Horses: 83"]
+    widths = []
+    forward = emb.bert.forward
+    emb.bert.forward = lambda ids, mask: (widths.append(tuple(mask.shape)), forward(ids, mask))[1]
+    try:
+        v = emb._encode(texts)
+    finally:
+        emb.bert.forward = forward
+    assert sorted(widths, key=lambda w: w[1])[0] == (3, 5) and len(widths) == 2   # 3 words of 3-5 tokens
+    alone = np.stack([emb._encode([t])[0] for t in texts])
     assert np.allclose(v, alone, atol=1e-5)

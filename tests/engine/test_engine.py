@@ -229,7 +229,12 @@ def test_ask_through_the_server_equals_the_in_process_answer(server, engine_bank
     assert set(local) == set(served) == {"answer", "citations", "usage", "latency"}
     assert served["answer"] == local["answer"] and served["answer"]
     assert served["citations"] == local["citations"] and served["citations"]
-    assert served["usage"] == local["usage"]
+    # the tokens generated past the shown answer (a sentence the answerer rejected, which stops generation) may
+    # differ between a fresh process and one that keeps this prompt's keys and values (models.tinylm reuses a prompt
+    # start seen before: the last token computed alone rounds differently), so they are compared in one process
+    assert {k: v for k, v in served["usage"].items() if k != "completion_tokens"} == \
+        {k: v for k, v in local["usage"].items() if k != "completion_tokens"}
+    assert served["usage"]["completion_tokens"] > 0 and local["usage"]["completion_tokens"] > 0
     assert served == {**server.engine.answer(QUESTION), "latency": served["latency"]}
 
 

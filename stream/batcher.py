@@ -114,6 +114,11 @@ class WorkerStats:
     file_waits: deque = field(default_factory=lambda: deque(maxlen=20000))
     notes: list = field(default_factory=list)
 
+    def add(self, frames: int, requests: int) -> None:
+        """Count one encoded batch."""
+        self.batches, self.frames, self.requests = self.batches + 1, self.frames + frames, self.requests + requests
+        self.largest = max(self.largest, frames)
+
     def summary(self) -> dict:
         def q(xs, p):
             xs = sorted(xs)
@@ -248,10 +253,8 @@ class EncoderWorker:
     def _encode_one(self, frames: list) -> TokenGrid:
         t = time.monotonic()
         grid = self.encoder.encode(frames)
-        st = self.stats
-        st.busy_s += time.monotonic() - t
-        st.batches, st.requests, st.frames = st.batches + 1, st.requests + 1, st.frames + len(frames)
-        st.largest = max(st.largest, len(frames))
+        self.stats.busy_s += time.monotonic() - t
+        self.stats.add(len(frames), 1)
         return grid
 
     def _to_device(self, frames: list, shape: tuple) -> torch.Tensor:
@@ -358,8 +361,7 @@ class EncoderWorker:
             r = n_frames / dt
             self._rate = r if not self._rate else 0.8 * self._rate + 0.2 * r
         s = self.stats
-        s.batches, s.frames, s.requests = s.batches + 1, s.frames + n_frames, s.requests + len(batch)
-        s.largest = max(s.largest, n_frames)
+        s.add(n_frames, len(batch))
         off, now = 0, time.monotonic()
         for r in batch:
             r.future.set_result(slice_grid(grid, off, off + r.steps))

@@ -138,14 +138,21 @@ class MiniBert:
                 and c.get("position_embedding_type", "absolute") == "absolute"
                 and (p / "model.safetensors").exists() and (p / "tokenizer.json").exists())
 
-    def __init__(self, path, device: str = "cpu"):
+    def __init__(self, path, device: str = "cpu", precision: str = "fp32"):
+        """precision: the encoder layers' Linear weights in fp32 (transformers' exact computation), bf16 or int8
+        (`low_precision_linear`; a CPU only)."""
         p = Path(path)
         self.cfg = _config(p)
         self.device = torch.device(device)
+        if precision not in PRECISIONS or (precision != "fp32" and self.device.type != "cpu"):
+            raise ValueError(f"precision must be fp32, or bf16/int8 on a CPU, not {precision!r} on {device}")
+        self.precision = precision
+        self.lowp: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
         w = _weights(p)
         pre = "bert." if "bert.embeddings.word_embeddings.weight" in w else ""
         self.w = {k[len(pre):]: v.to(self.device, torch.float32).clone()  # owned memory, not the file's pages
                   for k, v in w.items() if k.startswith(pre)}
+        self._lower()
         self.tok = _tokenizer(p)
         self.pad_id = int(self.cfg.get("pad_token_id", 0) or 0)
         self.heads = int(self.cfg["num_attention_heads"])
@@ -163,8 +170,21 @@ class MiniBert:
     def _ln(self, x, name):
         return F.layer_norm(x, x.shape[-1:], self.w[name + ".weight"], self.w[name + ".bias"], self.eps)
 
+    def _lower(self) -> None:
+        """The encoder layers' Linear weights held in `precision` (their fp32 copies dropped)."""
+        if self.precision == "fp32":
+            return
+        for k in [k for k in self.w if k.startswith("encoder.layer.") and k.endswith(".weight")
+                  and self.w[k].dim() == 2]:
+            self.lowp[k[:-len(".weight")]] = low_precision_linear(self.w.pop(k), self.precision)
+
     def _lin(self, x, name):
-        return F.linear(x, self.w[name + ".weight"], self.w.get(name + ".bias"))
+        f = self.lowp.get(name)
+        if f is None:
+            return F.linear(x, self.w[name + ".weight"], self.w.get(name + ".bias"))
+        b = self.w.get(name + ".bias")
+        y = f(x)
+        return y + b if b is not None else y
 
     @torch.inference_mode()
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -212,11 +232,13 @@ class MiniMPNet(MiniBert):
         return (enabled() and c.get("model_type") == "mpnet" and c.get("hidden_act") == "gelu"
                 and (p / "model.safetensors").exists() and (p / "tokenizer.json").exists())
 
-    def __init__(self, path, device: str = "cpu"):
-        super().__init__(path, device)
+    def __init__(self, path, device: str = "cpu", precision: str = "fp32"):
+        super().__init__(path, device, precision)
         if "embeddings.word_embeddings.weight" not in self.w:  # saved from a head model: "mpnet." prefix
             self.w = {k[len("mpnet."):]: v for k, v in _weights(Path(path)).items() if k.startswith("mpnet.")}
             self.w = {k: v.to(self.device, torch.float32).clone() for k, v in self.w.items()}
+            self.lowp = {}
+            self._lower()
         self.buckets = int(self.cfg.get("relative_attention_num_buckets", 32))
 
     @staticmethod

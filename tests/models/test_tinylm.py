@@ -76,6 +76,42 @@ def test_minimpnet_matches_transformers(tmp_path, real):
     _matches_transformers(MiniMPNet, path, 5e-5)
 
 
+def test_meaning_model_in_bf16_keeps_its_cosines(monkeypatch):
+    """The meaning model (all-mpnet-base-v2) runs its encoder's Linear layers in bf16 where the LLM does
+    (VIGIL_TINYLM_PRECISION; int8 keeps it fp32): every one of them is held low (no fp32 copy left), and what the
+    answerer reads of it, the calibrated cosines of lines with a question, stays within a few thousandths of
+    fp32's."""
+    from models import text_embed
+
+    lines = ["Budget: 35 million dollars", "The Nova rollout moves to March, and that is final.",
+             "Who will own the vendor review?", "Curator: Euphemia", "We are running a bit late.", ""]
+    question = "How much money was set aside for Nova?"
+    got = {}
+    for env, p in (("fp32", "fp32"), ("int8", "fp32"), ("bf16", "bf16")):
+        monkeypatch.setenv("VIGIL_TINYLM_PRECISION", env)
+        emb = text_embed._load_mpnet()
+        assert emb.bert.precision == p
+        linears = [k for k in emb.bert.w if k.startswith("encoder.layer.") and k.endswith(".weight")
+                   and emb.bert.w[k].dim() == 2]
+        if p == "fp32":
+            assert not emb.bert.lowp and len(linears) == 6 * emb.bert.layers
+        else:
+            assert not linears and len(emb.bert.lowp) == 6 * emb.bert.layers
+        v = emb.encode([question] + lines)
+        assert not v[-1].any()  # empty text: zeros
+        got[p] = emb.similarity(v[1:-1], v[0])
+    np.testing.assert_allclose(got["bf16"], got["fp32"], atol=0.003)
+    assert np.argmax(got["bf16"]) == np.argmax(got["fp32"]) == 0  # the budget line answers
+
+
+def test_low_precision_needs_a_cpu_and_a_known_name(tmp_path):
+    from models.text_embed import default_model_dir
+    from models.tinylm import MiniBert
+
+    with pytest.raises(ValueError, match="precision"):
+        MiniBert(default_model_dir(), precision="fp8")
+
+
 PROMPTS = [
     ("What is the budget for the Horizon project?",
      ["[00:00:08–00:00:10] asr: budget for the Verizon project to $82 million.",

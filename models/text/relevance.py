@@ -25,8 +25,8 @@ import numpy as np
 from models.base import MemoryView
 
 from .timephrase import fmt_span
-from .words import (align_names, content, digits, heard_forms, is_heading, ocr_lines, sentences, stem, stop_words, unjoin,
-                    words, write_in)
+from .words import (align_names, common_word, content, digits, heard_forms, is_heading, ocr_lines, sentences, stem,
+                    stop_words, unjoin, words, write_in)
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +198,10 @@ def answer_part(value: str) -> str:
 
 
 def _proper(text: str, names=()) -> list[str]:
-    """Capitalized words of text that may be a value's proper name: not its first word or a sentence's, no stop
-    word, month or day, and not in a capitalized run holding one of `names` (the question's own subject: "the
-    Jasper Trial", "Iris Sprint Review")."""
+    """Capitalized words of text that may be a value's proper name: no stop word, month or day, and not in a
+    capitalized run holding one of `names` (the question's own subject: "the Jasper Trial", "Iris Sprint Review").
+    A sentence's first word counts only as a person's first name that is no common word (`_named_start`:
+    "Tabitha runs the reading room", not "Leave it with Bianca" or "Will you send it?")."""
     skip = stop_words() | set(MONTHS) | set(DAYS)
     out = []
     for m in re.finditer(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*", text):
@@ -210,8 +211,18 @@ def _proper(text: str, names=()) -> list[str]:
         start = m.start()
         before = text[:start].rstrip()
         first = start == 0 or (before != "" and before[-1] in ".!?")  # " Bruno" after a label's colon is no start
-        out += [w for i, w in enumerate(run) if not (i == 0 and first) and w.lower() not in skip]
+        out += [w for i, w in enumerate(run)
+                if not (i == 0 and first and not _named_start(w)) and w.lower() not in skip]
     return out
+
+
+def _named_start(word: str) -> bool:
+    """Is a capitalized word that starts a sentence a person's first name (`gazetteer.first_names`) and none of the
+    ~1,000 commonest English words (`words.common_word`: "Will", "Mark", "June" start sentences for themselves)?"""
+    from .gazetteer import first_names
+
+    w = word.lower()
+    return w in first_names() and not common_word(w) and w not in stop_words()
 
 
 # the unit a number is given in: a share ("62%", "62 percent"), money ("$35", "94 euros"), else a plain amount

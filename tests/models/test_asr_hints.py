@@ -46,14 +46,16 @@ def _speech():
     return np.concatenate([np.concatenate([z, tts(s, "en-us", 155)]) for s in SAID] + [z])
 
 
-def _spy(asr, force):
-    """Record each faster-whisper call's hotwords and temperatures; `force(kw, segs, x)` may change what it
-    returns (the second decoding is real)."""
+def _spy(asr, force, sizes=None):
+    """Record each faster-whisper call's hotwords and temperatures (and into `sizes` its audio's samples);
+    `force(kw, segs, x)` may change what it returns (the second decoding is real)."""
     real, calls = asr.model.transcribe, []
 
     def transcribe(x, *args, **kw):
         segs, info = real(x, *args, **kw)
         calls.append((kw.get("hotwords"), tuple(kw["temperature"])))
+        if sizes is not None:
+            sizes.append(x.size)
         return force(kw, list(segs), x), info
 
     asr.model.transcribe = transcribe
@@ -90,7 +92,7 @@ def test_a_window_that_fails_at_temperature_0_falls_back(asr):
         text = " ".join(s.text for s in asr._transcribe(a, 0.0, None, "Madrid"))
     finally:
         del asr.model.transcribe
-    assert calls == [("Madrid", (0.0,)), ("Madrid", TEMPERATURES)], calls
+    assert calls == [("Madrid", (0.0,)), ("Madrid", TEMPERATURES[1:])], calls  # never temperature 0 again
     assert "madrid" in text.lower(), text
     calls = _spy(asr, lambda kw, segs, x: segs)
     try:
@@ -98,6 +100,48 @@ def test_a_window_that_fails_at_temperature_0_falls_back(asr):
     finally:
         del asr.model.transcribe
     assert calls == [("Madrid", (0.0,))] and "dispensers" in text, (calls, text)
+
+
+@pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+def test_the_fallback_decodes_only_the_speech_from_the_failing_segment(asr):
+    """Only the last sentence fails at temperature 0: the sentences before it are kept as decoded, and only the
+    audio after them is decoded again, at the fallback's temperatures, never at 0 again."""
+    a = _speech()
+
+    def last_fails(kw, segs, x):
+        if kw["temperature"] != [0.0] or x.size != a.size or len(segs) < 2:
+            return segs
+        return segs[:-1] + [replace(segs[-1], avg_logprob=-1.5)]
+
+    sizes: list[int] = []
+    calls = _spy(asr, last_fails, sizes)
+    try:
+        segs = asr._transcribe(a, 0.0, None, None)
+    finally:
+        del asr.model.transcribe
+    text = " ".join(s.text for s in segs).lower()
+    assert calls == [(None, (0.0,)), (None, TEMPERATURES[1:])], calls
+    assert sizes[0] == a.size and sizes[1] < a.size / 2, sizes  # the last sentence's audio, not the window
+    assert "soap dispensers" in text and "madrid" in text and "22" in text, text
+    assert segs == sorted(segs, key=lambda s: s.t0) and segs[-1].t0 > 3.0, segs  # stamped in the window
+
+
+@pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+def test_a_fallback_worse_than_the_first_decoding_is_not_kept(asr):
+    """Whisper keeps the best of its tries: a fallback decoding less likely than the one at temperature 0 (forced
+    here) leaves the first decoding's words."""
+    from models import asr_window
+
+    a = _speech()
+    first = asr_window.whisper(asr.model, a, None, None, (0.0,), asr.window_options())
+    calls = _spy(asr, lambda kw, segs, x: [replace(s, avg_logprob=-1.05) for s in segs] if kw["temperature"] == [0.0]
+                 else [replace(s, text=" Nonsense.", avg_logprob=-3.0) for s in segs])
+    try:
+        text = " ".join(s.text for s in asr._transcribe(a, 0.0, None, None))
+    finally:
+        del asr.model.transcribe
+    assert len(calls) == 2 and "nonsense" not in text.lower(), (calls, text)
+    assert [s.text for s in first] and "madrid" in " ".join(s.text for s in first).lower()
 
 
 def test_a_seen_window_keeps_its_speech(asr, tmp_path):

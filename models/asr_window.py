@@ -115,6 +115,8 @@ def fall_back(model, a: np.ndarray, prompt: Optional[str], hotwords: Optional[st
     the whole window again from temperature 0 repeated that decoding and the segments that had passed: a third to
     half of the fallback's time, 2-5 s of a 20-s window on the seen template meetings.)"""
     cut = int(round(after * SR))
+    if a.size - cut < int(0.1 * SR):  # no speech left to decode
+        return failed
     retry = [replace(x, start=x.start + after, end=x.end + after)
              for x in whisper(model, a[cut:], prompt, hotwords, TEMPERATURES[1:], opts)]
     return retry if _mean_logprob(retry, opts) > _mean_logprob(failed, opts) else failed

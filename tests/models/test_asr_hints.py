@@ -163,3 +163,35 @@ def test_a_seen_window_keeps_its_speech(asr, tmp_path):
     assert "August 22" in text and "Fabian" in text and "soap dispensers" in text, text
     assert "Ceiling Cabinet" not in text, text
     assert len(calls) <= 2 and calls[0] == (HOT, (0.0,)), calls  # never the fallback's sampling of the hints
+
+
+def test_the_fallback_keeps_the_first_decoding_when_no_speech_is_left_or_the_retry_loops(monkeypatch):
+    """Pure checks of `fall_back` with a stand-in recognizer: under 0.1 s left after the last passing segment, the
+    failing decoding is kept and nothing is decoded; a retry that loops never replaces it; a retry more likely
+    than it does."""
+    from models import asr_window
+    from models.asr_window import WindowOptions, fall_back
+
+    from dataclasses import dataclass
+
+    @dataclass
+    class Seg:  # faster-whisper's Segment is a dataclass too
+        start: float
+        end: float
+        avg_logprob: float
+        compression_ratio: float = 1.2
+        text: str = " x"
+
+    failed = [Seg(0.5, 1.95, -1.5)]
+    calls = []
+    monkeypatch.setattr(asr_window, "whisper", lambda model, a, *rest: calls.append(a.size) or [])
+    assert fall_back(None, np.zeros(2 * SR, np.float32), None, None, failed, 1.95, WindowOptions()) is failed
+    assert calls == []
+    for retry, kept in (([Seg(0.0, 1.0, -0.3, 3.0)], "failed"), ([Seg(0.0, 1.0, -0.3)], "retry"),
+                        ([Seg(0.0, 1.0, -2.0)], "failed"), ([], "failed")):
+        monkeypatch.setattr(asr_window, "whisper", lambda model, a, *rest, r=retry: calls.append(a.size) or r)
+        got = fall_back(None, np.zeros(4 * SR, np.float32), None, None, failed, 1.0, WindowOptions())
+        assert (got is failed) == (kept == "failed"), (retry, got)
+        if kept == "retry":
+            assert got[0].start == 1.0 and got[0].end == 2.0  # stamped in the window, after the passing speech
+    assert calls == [3 * SR] * 4  # only the audio after the last passing segment

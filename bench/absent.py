@@ -248,15 +248,33 @@ ABSENT_HELDOUT16 = (
      "What shape is a honeycomb cell?"])
 
 
+ABSENT_HELDOUT17 = (
+    ["Which glassblower shaped the green bottle?", "Which ferryman carried the pilgrims across the river?",
+     "Which hairdresser braided the bride's hair?", "Which mechanic restored the vintage tractor?",
+     "How many lifeboats hung from the steamer?"],
+    ["Which Renaissance master created the Mona Lisa?", "Which organ wraps the entire body?",
+     "Which planet sits nearest to the Sun?", "How many bones make up an adult hand?", "Who wrote Hamlet?",
+     "What do caterpillars become?", "Which bird has the heaviest egg?", "A pentagon has how many corners?",
+     "Which two metals make bronze?", "Which navigator landed in the Bahamas in 1492?",
+     "Which continent contains the most nations?", "How many minutes does sunlight travel before arriving here?",
+     "Which fruit becomes a prune after drying?", "Which mammal can truly fly?",
+     "Who developed the theory of relativity?",
+     "Which war ended in 1945?", "Which city is known as the Big Apple?", "What is the square root of eighty-one?",
+     "Which ancient wonder stood at Alexandria?", "How many hours pass while the Earth completes a full spin?",
+     "Which animal is the noisiest of all?", "Which Dutch painter lost part of his ear?",
+     "Which country gave the world sushi?", "Which chess piece moves in an L shape?",
+     "Which naturalist sailed on the Beagle?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 16 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 17 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
             "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11,
             "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13,
             "heldout14": ABSENT_HELDOUT14, "heldout15": ABSENT_HELDOUT15,
-            "heldout16": ABSENT_HELDOUT16}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout16": ABSENT_HELDOUT16, "heldout17": ABSENT_HELDOUT17}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

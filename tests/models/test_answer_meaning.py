@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.answer.lite import NOT_FOUND, LiteAnswerer  # noqa: E402
+from models.answer.lite import NOT_FOUND, UNSURE, LiteAnswerer  # noqa: E402
 from models.base import MemoryView  # noqa: E402
 from models.text.relevance import meanings  # noqa: E402
 from models.text_embed import TextEmbedder, meaning_embedder  # noqa: E402
@@ -64,11 +64,21 @@ def test_paraphrases_are_answered_with_the_fact(answerer, memories, question, fa
     assert not answerer.last.weak and fact in out, out
 
 
-@pytest.mark.parametrize("question", ["Which orchestra played the overture?", "Who knitted the Kettle scarf?",
-                                      "What is the Kettle staff turnover?"])
+@pytest.mark.parametrize("question", ["Which orchestra played the overture?", "What is the Kettle staff turnover?"])
 def test_what_no_line_says_is_refused(answerer, memories, question):
     out = "".join(answerer.answer(question, memories))
     assert out.startswith(NOT_FOUND) and answerer.last.weak, out
+
+
+def test_a_person_who_did_something_else_is_at_most_an_unsure_answer(answerer, memories):
+    """"Benedict drew up the plans for Kettle." names the subject and a person first: since a sentence may start
+    with the person asked for (`relevance._named_start`), it passes the meaning tests for "who knitted" (predicate
+    0.26), and the answer gate finds it unlikely (0.15): the answer says it is unsure before the quote. (Refusing
+    such lines outright cost 3 right answers of 680 on the seen splits 10-16 and spared no wrong-attribute or absent
+    answer: 79 of 280 and 6 of 1,050 either way.)"""
+    out = "".join(answerer.answer("Who knitted the Kettle scarf?", memories))
+    assert out.startswith(NOT_FOUND) or (out.startswith(UNSURE) and answerer.last.sure < answerer.hedge_sure), out
+    assert "Benedict drew up the plans for Kettle." in out, out
 
 
 def test_minilm_when_asked(minilm, monkeypatch):

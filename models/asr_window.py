@@ -67,8 +67,7 @@ def recognize(model, a: np.ndarray, t0: float, prompt: Optional[str], hotwords: 
         return [], f"speech recognition failed: {e}".splitlines()[0]
     dropped = 0
     # a whole window that the English model barely understands is foreign (or unintelligible) speech
-    dur = sum(max(0.01, s.end - s.start) for s in segs)
-    mean_lp = sum(s.avg_logprob * max(0.01, s.end - s.start) for s in segs) / dur if segs else 0.0
+    mean_lp = mean_logprob(segs) if segs else 0.0
     if segs and (mean_lp < opts.min_logprob + 0.1 or (mean_lp < opts.lang_check_logprob and not is_english(model, a))):
         segs, dropped = [], len(segs)
     kept = []
@@ -119,13 +118,15 @@ def fall_back(model, a: np.ndarray, prompt: Optional[str], hotwords: Optional[st
         return failed
     retry = [replace(x, start=x.start + after, end=x.end + after)
              for x in whisper(model, a[cut:], prompt, hotwords, TEMPERATURES[1:], opts)]
-    return retry if _mean_logprob(retry, opts) > _mean_logprob(failed, opts) else failed
+    def score(segs: list) -> float:  # a loop, or nothing, is never better
+        loops = not segs or any(s.compression_ratio > opts.max_compression for s in segs)
+        return float("-inf") if loops else mean_logprob(segs)
+
+    return retry if score(retry) > score(failed) else failed
 
 
-def _mean_logprob(segs: list, opts: WindowOptions) -> float:
-    """Duration-weighted mean log-probability of segments; -inf for none, or for a repetition loop among them."""
-    if not segs or any(s.compression_ratio > opts.max_compression for s in segs):
-        return float("-inf")
+def mean_logprob(segs: list) -> float:
+    """Duration-weighted mean log-probability of (non-empty) segments (each at least 10 ms)."""
     dur = [max(0.01, s.end - s.start) for s in segs]
     return sum(s.avg_logprob * d for s, d in zip(segs, dur)) / sum(dur)
 

@@ -93,11 +93,19 @@ def yield_cpu(n: int = YIELD_NICE) -> None:
         pass
 
 
+WHISPER_SEED = 0
+
+
 def load_whisper(path: str, device: str, compute_type: str, threads: int, workers: int):
     """WhisperModel loaded on a thread of lower priority (`yield_cpu`) on CPU: CTranslate2 starts its worker threads
     at load, and they keep the priority of the thread that started them."""
+    import ctranslate2
     from faster_whisper import WhisperModel
 
+    # the fallback's sampling (`asr_window.fall_back`) draws from each CTranslate2 thread's generator, seeded on its
+    # first draw: from a fixed seed, the same file gives the same transcript in every process, not one that varies
+    # from run to run (the first draw of each thread repeats; later ones follow from the windows it sampled before)
+    ctranslate2.set_random_seed(WHISPER_SEED)
     if device != "cpu":
         return WhisperModel(path, device=device, compute_type=compute_type, num_workers=workers)
     box: dict = {}

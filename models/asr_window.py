@@ -5,7 +5,7 @@ windows, queues them and keeps the statistics; this decides what a window says.
 - Decoded at temperature 0 first (`decode`). A window whose text is its hotwords (`asr_prompt.copies_hints`) is
   decoded again without them; one that fails Whisper's own tests (`falls_back`: a repetition loop, a low
   log-probability) has its speech from the failing segment on decoded again at the fallback's higher temperatures
-  (`fall_back`), the better decoding kept.
+  (`fall_back`), the better decoding kept; where that loops too, without the prompt.
 - A window where Whisper stopped early (far fewer words than its speech holds: `asr_segments.cut_short`) keeps
   what it gave and has the speech after that decoded again (`decode_rest`).
 - A window the English model barely understands is checked to be English (`is_english`) and dropped if not; so
@@ -112,17 +112,29 @@ def fall_back(model, a: np.ndarray, prompt: Optional[str], hotwords: Optional[st
     passed): decoded at the temperatures after 0 only, since `failed` is its decoding at 0; the better of the two
     by mean log-probability is kept (a loop is never better), as Whisper keeps the best of its tries. (Decoding
     the whole window again from temperature 0 repeated that decoding and the segments that had passed: a third to
-    half of the fallback's time, 2-5 s of a 20-s window on the seen template meetings.)"""
+    half of the fallback's time, 2-5 s of a 20-s window on the seen template meetings.) Where both decodings
+    are loops and a prompt was given, the speech is decoded once more without it, at temperature 0."""
     cut = int(round(after * SR))
     if a.size - cut < int(0.1 * SR):  # no speech left to decode
         return failed
-    retry = [replace(x, start=x.start + after, end=x.end + after)
-             for x in whisper(model, a[cut:], prompt, hotwords, TEMPERATURES[1:], opts)]
     def score(segs: list) -> float:  # a loop, or nothing, is never better
         loops = not segs or any(s.compression_ratio > opts.max_compression for s in segs)
         return float("-inf") if loops else mean_logprob(segs)
 
-    return retry if score(retry) > score(failed) else failed
+    def rest(p: Optional[str], temperatures: Sequence[float]) -> list:
+        return [replace(x, start=x.start + after, end=x.end + after)
+                for x in whisper(model, a[cut:], p, hotwords, temperatures, opts)]
+
+    retry = rest(prompt, TEMPERATURES[1:])
+    best = retry if score(retry) > score(failed) else failed
+    if prompt and score(best) == float("-inf"):
+        # the screen's words as prompt can hold Whisper in a loop at every temperature (held-out 17's slide deck:
+        # 20 s of speech lost): the speech decoded once more without them, at temperature 0
+        retry = rest(None, TEMPERATURES[:1])
+        if score(retry) > float("-inf"):
+            log.info("asr: a window looping with its prompt decoded again without it")
+            return retry
+    return best
 
 
 def mean_logprob(segs: list) -> float:

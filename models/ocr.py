@@ -116,13 +116,13 @@ class SlideReader:
                 self.seconds += time.perf_counter() - start
         boxes = []
         for box, text, score in res or []:
-            text = _BULLET.sub("", str(text).strip())
+            text = clean_read(text)
             floor = self.min_score if len(text.replace(" ", "")) > SHORT_TEXT else max(self.min_score, SHORT_MIN_SCORE)
             if not text or float(score) < floor:
                 continue
             pts = np.asarray(box, dtype=np.float32)
             xyxy = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
-            boxes.append(OcrLine(self._spaced(text, img, xyxy), xyxy, float(score)))
+            boxes.append(OcrLine(clean_read(self._spaced(text, img, xyxy)) or text, xyxy, float(score)))
         self.reason = "" if boxes else "no text found"
         return _rows(boxes)
 
@@ -161,6 +161,24 @@ SHORT_TEXT = 2
 SHORT_MIN_SCORE = 0.8
 # a list bullet read as a character at the start of a line (PP-OCRv6 tiny writes the round ones as "●")
 _BULLET = re.compile(r"^(?:[•●○◦▪■□◆◇►▶‣⁃∙·]|[-–—](?=\s))\s*")
+# the recognizers' dictionary is Chinese and English: on an English screen a bullet comes out as the ideographic full
+# stop ("。 Beekeeper: Dorian", two seen template decks; Whisper prompted with it looped over a 20-s window and its
+# speech was lost), a colon as the fullwidth one ("Note 5 ： ...") and a dash between words as the ideograph for one
+# ("Litware staff meeting 一 shared document", five seen documents)
+_WIDE = str.maketrans({"。": ".", "、": ",", "，": ",", "：": ":", "；": ";", "！": "!", "？": "?", "（": "(",
+                       "）": ")", "「": '"', "」": '"', "『": '"', "』": '"', "　": " "})
+_DASH = re.compile(r"(?<=[A-Za-z0-9,.:;)]) 一 (?=[A-Za-z0-9(])")
+
+
+def clean_read(text: str) -> str:
+    """One box's text as an English screen shows it: the Chinese dictionary's punctuation as ASCII, a lone "一"
+    between words as a dash, a leading list bullet dropped; "" when no letter or digit is left (a bullet, a rule or
+    a glyph read on its own)."""
+    t = re.sub(r"\s*([：；，！？])", r"\1", str(text).strip())  # "Note 5 ： The" was "Note 5: The"
+    t = _DASH.sub(" — ", t.translate(_WIDE))
+    t = _BULLET.sub("", "—" if t == "一" else t)
+    t = re.sub(r"^[.,:;]\s+(?=\w)", "", t)  # a bullet read as a full stop before the line's words
+    return t if any(c.isalnum() for c in t) else ""
 
 
 def _as_rgb(rgb) -> Optional[np.ndarray]:

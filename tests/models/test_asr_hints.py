@@ -165,6 +165,38 @@ def test_a_seen_window_keeps_its_speech(asr, tmp_path):
     assert len(calls) <= 2 and calls[0] == (HOT, (0.0,)), calls  # never the fallback's sampling of the hints
 
 
+def test_a_window_its_prompt_holds_in_a_loop_keeps_its_speech(asr, tmp_path):
+    """Held-out 17's template meeting (espeak en-gb-x-gbclan+m2), the 20-s window from 100.0 s with the prompt the
+    pipeline gave it before the OCR read bullets as "。": Whisper base looped over the whole window at temperature 0
+    and again at 0.2/0.4, and the window was dropped with two facts and an action item. Decoded once more without
+    the prompt (the hotwords kept), it keeps them."""
+    from tests.fixtures.styles import cached_style
+
+    truth = cached_style("template", "heldout17", seed=0, root=str(tmp_path))
+    a = load_audio(truth.path)[int(100.016 * SR):int((100.016 + 19.98) * SR)]
+    prompt = ("Narwhal Doorstop Wedges. 。 Beekeeper: Dorian. 。 Sawmill: Katowice. Fernhollow midweek assembly · 6.")
+    hot = "Wolfram Pins Drawing Pegs Clothes Honoria Eustace Brushes Dustpan Lille Bands Rubber Crumbs Toaster"
+    prompts: list = []
+    real = asr.model.transcribe
+
+    def transcribe(x, *args, **kw):
+        segs, info = real(x, *args, **kw)
+        segs = list(segs)
+        prompts.append((kw.get("initial_prompt"), tuple(kw["temperature"]),
+                        any(s.compression_ratio > 2.4 for s in segs)))
+        return segs, info
+
+    asr.model.transcribe = transcribe
+    try:
+        text = " ".join(s.text for s in asr._transcribe(a, 100.016, prompt, hot))
+    finally:
+        del asr.model.transcribe
+    assert "97" in text and "79 members" in text and "drawing pins" in text, (text, prompts)
+    assert prompts[0] == (prompt, (0.0,), True), prompts  # the loop this window fell into
+    if prompts[1][2]:  # the fallback looped too (it does with this seed): once more, without the prompt
+        assert prompts[1][:2] == (prompt, TEMPERATURES[1:]) and prompts[2] == (None, (0.0,), False), prompts
+
+
 def test_the_fallback_keeps_the_first_decoding_when_no_speech_is_left_or_the_retry_loops(monkeypatch):
     """Pure checks of `fall_back` with a stand-in recognizer: under 0.1 s left after the last passing segment, the
     failing decoding is kept and nothing is decoded; a retry that loops never replaces it; a retry more likely
@@ -195,3 +227,43 @@ def test_the_fallback_keeps_the_first_decoding_when_no_speech_is_left_or_the_ret
         if kept == "retry":
             assert got[0].start == 1.0 and got[0].end == 2.0  # stamped in the window, after the passing speech
     assert calls == [3 * SR] * 4  # only the audio after the last passing segment
+
+
+def test_a_decoding_that_loops_at_every_temperature_is_tried_without_the_prompt(monkeypatch):
+    """Pure checks of `fall_back`'s last resort: where the first decoding and the fallback both loop and a prompt
+    was given, the speech is decoded once more at temperature 0 without the prompt (hotwords kept) and kept unless
+    it loops too; without a prompt, or with a fallback that passes, there is no third decoding."""
+    from dataclasses import dataclass
+
+    from models import asr_window
+    from models.asr_window import WindowOptions, fall_back
+
+    @dataclass
+    class Seg:
+        start: float
+        end: float
+        avg_logprob: float
+        compression_ratio: float = 1.2
+        text: str = " x"
+
+    loop = [Seg(0.0, 3.0, -0.1, 12.0)]
+    for prompt, at_02, unprompted, want_calls, kept in (
+            ("Slide.", loop, [Seg(0.0, 1.0, -0.4)], 2, "unprompted"),
+            ("Slide.", loop, loop, 2, "failed"),                       # loops without it too: nothing better
+            ("Slide.", [Seg(0.0, 1.0, -0.6)], None, 1, "retry"),       # the fallback passed: no third decoding
+            (None, loop, None, 1, "failed")):                         # no prompt to leave out
+        calls = []
+
+        def whisper(model, a, p, hot, temps, opts, at_02=at_02, unprompted=unprompted):
+            calls.append((p, hot, tuple(temps)))
+            return at_02 if tuple(temps) != (0.0,) else unprompted
+
+        monkeypatch.setattr(asr_window, "whisper", whisper)
+        got = fall_back(None, np.zeros(4 * SR, np.float32), prompt, "Hot", loop, 1.0, WindowOptions())
+        assert len(calls) == want_calls and calls[0] == (prompt, "Hot", TEMPERATURES[1:]), calls
+        if want_calls == 2:
+            assert calls[1] == (None, "Hot", (0.0,)), calls
+        if kept == "failed":
+            assert got is loop
+        else:
+            assert got[0].start == 1.0 and got[0].compression_ratio < 2.4  # stamped after the passing speech

@@ -266,15 +266,35 @@ ABSENT_HELDOUT17 = (
      "Which naturalist sailed on the Beagle?"])
 
 
+ABSENT_HELDOUT18 = (
+    ["Who forged the wrought iron gates at the manor?", "Which weaver wove the tartan rug?",
+     "Which thatcher repaired the cottage roof?", "Which milkmaid churned the butter?",
+     "How many geese waddle around the farmyard?"],
+    ["Which Norwegian artist created The Scream?", "What is the most plentiful gas in Earth's atmosphere?",
+     "Who wrote Pride and Prejudice?", "Which planet is called the Red Planet?",
+     "Who was the first president of the United States?", "Which ocean separates Africa from Australia?",
+     "Which buzzing insect gives us honey?", "Which city serves as Canada's seat of government?",
+     "Which scientist described gravity after seeing an apple fall?", "How many continents are there?",
+     "Which artist sculpted David?", "Which gemstone is the birthstone for April?",
+     "Which long-necked creature towers over the savanna?",
+     "Which inventor is credited with the first practical electric lamp?", "How often does a leap year occur?",
+     "Which country is shaped like a boot?", "Which Greek poet composed The Odyssey?",
+     "Which composer kept writing symphonies after going deaf?",
+     "Which vegetable brings tears to the eyes when chopped?", "A tricycle rolls on how many wheels?",
+     "Which bird is a symbol of peace?", "Pandas feed mainly on which plant?",
+     "The Magic Flute is an opera by whom?", "Who founded Microsoft?", "Which mountain range contains Everest?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 17 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 18 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
             "heldout10": ABSENT_HELDOUT10, "heldout11": ABSENT_HELDOUT11,
             "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13,
             "heldout14": ABSENT_HELDOUT14, "heldout15": ABSENT_HELDOUT15,
-            "heldout16": ABSENT_HELDOUT16, "heldout17": ABSENT_HELDOUT17}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout16": ABSENT_HELDOUT16, "heldout17": ABSENT_HELDOUT17,
+            "heldout18": ABSENT_HELDOUT18}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

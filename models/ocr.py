@@ -168,13 +168,17 @@ _BULLET = re.compile(r"^(?:[•●○◦▪■□◆◇►▶‣⁃∙·]|[-–�
 _WIDE = str.maketrans({"。": ".", "、": ",", "，": ",", "：": ":", "；": ";", "！": "!", "？": "?", "（": "(",
                        "）": ")", "「": '"', "」": '"', "『": '"', "』": '"', "　": " "})
 _DASH = re.compile(r"(?<=[A-Za-z0-9,.:;)]) 一 (?=[A-Za-z0-9(])")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 
 
 def clean_read(text: str) -> str:
     """One box's text as an English screen shows it: the Chinese dictionary's punctuation as ASCII, a lone "一"
     between words as a dash, a leading list bullet dropped; "" when no letter or digit is left (a bullet, a rule or
     a glyph read on its own)."""
-    t = re.sub(r"\s*([：；，！？])", r"\1", str(text).strip())  # "Note 5 ： The" was "Note 5: The"
+    t = str(text).strip()
+    if t != "一" and _CJK.search(_DASH.sub(" — ", t)):  # Chinese or Japanese text: as read, but a leading bullet
+        return _BULLET.sub("", t)
+    t = re.sub(r"\s*([：；，！？])", r"\1", t)  # "Note 5 ： The" was "Note 5: The"
     t = _DASH.sub(" — ", t.translate(_WIDE))
     t = _BULLET.sub("", "—" if t == "一" else t)
     t = re.sub(r"^[.,:;]\s+(?=\w)", "", t)  # a bullet read as a full stop before the line's words

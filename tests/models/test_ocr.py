@@ -319,7 +319,8 @@ def test_a_speaker_s_head_is_no_text(model):
     ("—", ""), (".", ""),
     ("Q3", "Q3"), ("-57 (down from 12)", "-57 (down from 12)"), ("3.5 metres", "3.5 metres"),
     ("e.g. the rota", "e.g. the rota"),
-    ("一月 报告", "一月 报告"),                                  # Chinese text stays as read
+    ("一月 报告。", "一月 报告。"),                              # Chinese text stays as read
+    ("会议纪要：第一季度", "会议纪要：第一季度"),
 ])
 def test_clean_read(read, want):
     from models.ocr import clean_read

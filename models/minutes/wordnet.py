@@ -111,3 +111,13 @@ def lexfile(offset: int, pos: str = "n") -> int:
     """The synset's lexicographer file number (noun.group is 14, noun.person 18: lexnames(5WN))."""
     data = _data(pos)
     return int(data[offset:offset + 40].split()[1])
+
+
+@functools.lru_cache(maxsize=50_000)
+def gloss(offset: int, pos: str = "n") -> str:
+    """The synset's definition, without its quoted examples ("potter": "a craftsman who shapes pottery on a potter's
+    wheel and bakes them it a kiln")."""
+    data = _data(pos)
+    line = data[offset:data.index(b"\n", offset)].decode("latin-1")
+    text = line.split(" | ", 1)[1] if " | " in line else ""
+    return text.split('; "', 1)[0].split(' "', 1)[0].strip().rstrip(";").strip()

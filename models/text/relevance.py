@@ -305,18 +305,39 @@ def _other_kind(word: str, qt: str) -> bool:
 _LABELLED = re.compile(r"[\W_]*((?:[^\W\d_][\w'&/-]*\s+){0,4}[^\W\d_][\w'&/-]*):\s*((?:\S+\s+){0,2}\S+)")
 
 
-def predicate_text(text: str, names=()) -> str:
+def label_gloss(label: str) -> str:
+    """The dictionary's definition of a slide label (WordNet's commonest noun sense of the label, a compound such as
+    "lamp_post", or its last word; "" when unknown): a question paraphrases what the label means ("Which person
+    shapes the clay?" for "Potter: Ivor", whose word alone scored 0.16 with it), not its word."""
+    from models.minutes import wordnet
+
+    if not wordnet.available():
+        return ""
+    ws = label.lower().split()
+    if not ws or not all(w.isalpha() for w in ws):  # "Ro0ms" is no word the dictionary should guess at
+        return ""
+    heads = wordnet.base_forms(ws[-1], "n") or [ws[-1]]
+    compounds = [j.join(ws[:-1] + [h]) for h in heads for j in ("_", "")]  # "lamp_post", "lamppost"
+    for lemma in compounds + (heads if len(ws) > 1 else []):
+        found = wordnet.senses(lemma, "n")
+        if found:
+            return wordnet.gloss(found[0], "n")
+    return ""
+
+
+def predicate_text(text: str, names=(), gloss: bool = False) -> str:
     """What a question asks, or a line says, about its subject: its words without the subject's names (`names`,
     lower-case) and the lower-case noun after "the" and one ("the Nova project"), and without numbers ("How much
     income did Dune generate?" -> "How much income did generate?";
     "Dune Compliance Update — Retail stores: 58" -> "Retail stores:"). A line that shares only its subject with the
     question then no longer looks like its answer; a slide line is taken without the title it carries, and a
     "label: value" line as its label ("· Legal counsel: Copperfield" -> "Legal counsel:": the value's words carry
-    no meaning, the label is what the question paraphrases)."""
+    no meaning, the label is what the question paraphrases); gloss: the label followed by its dictionary definition
+    (`label_gloss`: "Potter: a craftsman who shapes pottery ...")."""
     value = text.split(" — ", 1)[-1]
     label = _LABELLED.fullmatch(value.strip())
     if label:  # "Legal counsel: Copperfield" says "Legal counsel" of its subject; the value carries no meaning
-        value = label.group(1) + ":"
+        value = " ".join(x for x in (label.group(1) + ":", gloss and label_gloss(label.group(1))) if x)
     value = _NUMBER.sub(" ", digits(value))
     kept, after_name = [], False
     for w in re.findall(r"\S+", value):

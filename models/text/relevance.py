@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
@@ -305,6 +306,7 @@ def _other_kind(word: str, qt: str) -> bool:
 _LABELLED = re.compile(r"[\W_]*((?:[^\W\d_][\w'&/-]*\s+){0,4}[^\W\d_][\w'&/-]*):\s*((?:\S+\s+){0,2}\S+)")
 
 
+@lru_cache(maxsize=4096)
 def label_gloss(label: str) -> str:
     """The dictionary's definition of a slide label (WordNet's commonest noun sense of the label, a compound such as
     "lamp_post", or its last word; "" when unknown): a question paraphrases what the label means ("Which person

@@ -165,8 +165,8 @@ class LineRanker:
         for s in snips:
             s.heard = align_names(s.text, names)
         shown = [s.text for s in snips if s.kind == "slide"] + [(m.evidence or {}).get("screen") or "" for m in memories]
-        forms = (heard_forms(names, [s.heard for s in snips] + ctx, [s.heard for s in snips if s.kind == "said"],
-                             shown) if self.use_stand_ins else {})
+        forms = (heard_forms(names, [s.heard for s in snips if s.kind == "said"], shown)
+                 if self.use_stand_ins else {})
         if forms:
             ctx = [write_in(c, forms) for c in ctx]
             for s in snips:

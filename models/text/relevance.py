@@ -470,10 +470,9 @@ def evidence_rerank(question: str, memories) -> list[float]:
         names = names_in(question)
         ctx = [align_names(c, names) for c in contexts(snips, views)]
         snips = [replace(s, text=align_names(s.text, names)) for s in snips]
-        # a name heard as another word ("murder cup" for "Buttercup") too, when no line holds it
+        # a name heard as another word ("murder cup" for "Buttercup") too, when no said line holds it
         shown = [s.text for s in snips if s.kind == "slide"]
-        forms = heard_forms(names, [s.text for s in snips] + ctx, [s.text for s in snips if s.kind == "said"], shown,
-                            capitalized=False)
+        forms = heard_forms(names, [s.text for s in snips if s.kind == "said"], shown, capitalized=False)
         if forms:
             ctx = [write_in(c, forms) for c in ctx]
             snips = [replace(s, text=write_in(s.text, forms)) for s in snips]

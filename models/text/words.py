@@ -368,16 +368,17 @@ def _sayings(text: str, skip) -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def heard_forms(names, texts, said, shown=(), capitalized: bool = True) -> dict[str, str]:
-    """{heard word: name} for each name of a question (lower-case `names`) that no evidence (`texts`) holds, even
-    misspelt, but that a capitalized word of the transcript (`said`) may stand for (`stand_in`: "Emery" for
+def heard_forms(names, said, shown=(), capitalized: bool = True) -> dict[str, str]:
+    """{heard word: name} for each name of a question (lower-case `names`) that no line of the transcript (`said`)
+    holds, even misspelt (a name on screen may still be misheard in speech: "then chovy organ" for the Anchovy a
+    slide shows), but that a capitalized word of the transcript may stand for (`stand_in`: "Emery" for
     "Everest"; a slide's title capitalizes every word, a transcript only what the recognizer took for a name), is
     the topic of its line and is not on screen (`shown`: slide text is read, not heard); else the word or two of
     the transcript most alike to it that are no common word (`misheard`: "murder cup" for "Buttercup"); only the
     latter when not `capitalized` (retrieval: a capitalized stand-in, alike by its onset only, would pull a line
     about another name to the top, "Marydoll's" for "Mongolia"). Lines so found must still say what is asked: the
     answerer checks them as any line."""
-    have = set(words(" ".join(texts)))
+    have = set(words(" ".join(said)))
     on_screen = set(words(" ".join(shown)))
     text = "\n".join(said)
     forms: dict[str, str] = {}

@@ -141,3 +141,40 @@ def test_a_word_on_the_slide_does_not_stand_in(answerer):
                                                          "ocr": "Sprint Review\nBudget: 40 thousand euros"})]
     out = "".join(answerer.answer("What is the budget for the Spruce project?", mems))
     assert out.startswith(NOT_FOUND), out
+
+
+# a name a slide shows, which the recognizer misheard where it was said (Whisper wrote "end chovy" for Anchovy)
+SHOWN_AND_MISHEARD = [{"ocr": "Anchovy Roadmap\nOwner: Delphine\nBudget: 40 thousand euros"},
+                      {"asr": "Good morning, let us go through the roadmap."},
+                      {"asr": "The end chovy choir has 31 singers."},
+                      {"asr": "Delphine will send the slides round after the call."},
+                      {"ocr": "Pelican Update\nRenewal: March 3"},
+                      {"asr": "The Pelican bakery sells 80 loaves a day."}]
+
+
+@pytest.fixture(scope="module")
+def shown_memories():
+    return [MemoryView(i, "m", 4.0 * i, 4.0 * i + 4, 0.5, evidence=e) for i, e in enumerate(SHOWN_AND_MISHEARD)]
+
+
+def test_a_name_on_screen_misheard_in_speech_is_answered(answerer, shown_memories):
+    # the slide spells Anchovy, so the name is in the evidence; the transcript never holds it, and the said line
+    # that answers is found by its heard form (refused for relevance while only a transcript without the name was
+    # searched for heard forms when no evidence at all held it)
+    out = "".join(answerer.answer("How many voices are in the Anchovy chorus?", shown_memories))
+    assert not answerer.last.weak and "31" in out and "end chovy" in out, out
+
+
+@pytest.mark.parametrize("question", ["How many voices are in the Pelican chorus?",
+                                      "How many voices are in the Quasar chorus?"])
+def test_a_heard_form_answers_only_its_own_name(answerer, shown_memories, question):
+    out = "".join(answerer.answer(question, shown_memories))
+    assert out.startswith(NOT_FOUND) and "31" not in out.split("closest moment")[0], out
+
+
+def test_a_name_the_transcript_holds_is_not_sought_again():
+    from models.text.words import heard_forms
+
+    said = [e["asr"] for e in SHOWN_AND_MISHEARD if "asr" in e]
+    assert heard_forms({"anchovy"}, said, ["Anchovy Roadmap"]) == {"end chovy": "anchovy"}
+    assert heard_forms({"anchovy"}, said + ["The Anchovy choir meets on Fridays."], ["Anchovy Roadmap"]) == {}

@@ -63,14 +63,14 @@ def collective(noun: str) -> bool:
     if not wordnet.available():
         return False
     low = noun.lower()
-    if any(wordnet.lexfile(o, "n") == _GROUP or "group" in wordnet.synset(o, "n")[0]
+    if any(wordnet.lexfile(o, "n") == wordnet.NOUN_GROUP or "group" in wordnet.synset(o, "n")[0]
            for o in wordnet.senses(low, "n")[:SENSES]):
         return True
-    return low.endswith("s") and any(wordnet.lexfile(o, "n") == _PERSON for b in wordnet.base_forms(low, "n")
-                                     if b != low for o in wordnet.senses(b, "n")[:1])
+    return low.endswith("s") and any(wordnet.lexfile(o, "n") == wordnet.NOUN_PERSON
+                                     for b in wordnet.base_forms(low, "n") if b != low
+                                     for o in wordnet.senses(b, "n")[:1])
 
 
-_GROUP, _PERSON = 14, 18  # WordNet's lexicographer files noun.group and noun.person
 # words that open a clause and say nothing ("So, ...", "Okay then, ...")
 FILLER = r"(?:(?i:so|and|okay|ok|right|then|well|um|uh|also|alright|good|fine|great|yes|yeah|now)\W+)*"
 _FILLER = FILLER

@@ -16,6 +16,7 @@ from typing import Optional
 
 ROOT = Path(os.environ.get("VIGIL_WORDNET", "/usr/share/wordnet"))
 _POS = {"v": "verb", "n": "noun", "a": "adj", "r": "adv"}
+NOUN_GROUP, NOUN_PERSON = 14, 18  # lexicographer files noun.group and noun.person (lexnames(5WN); `lexfile`)
 # morphy's detachment rules, per part of speech (morphy(7WN))
 _RULES = {"v": [("s", ""), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""), ("ing", "e"), ("ing", "")],
           "n": [("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),

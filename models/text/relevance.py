@@ -307,10 +307,12 @@ _LABELLED = re.compile(r"[\W_]*((?:[^\W\d_][\w'&/-]*\s+){0,4}[^\W\d_][\w'&/-]*):
 
 
 @lru_cache(maxsize=4096)
-def label_gloss(label: str) -> str:
+def label_gloss(label: str, person: bool = False) -> str:
     """The dictionary's definition of a slide label (WordNet's commonest noun sense of the label, a compound such as
     "lamp_post", or its last word; "" when unknown): a question paraphrases what the label means ("Which person
-    shapes the clay?" for "Potter: Ivor", whose word alone scored 0.16 with it), not its word."""
+    shapes the clay?" for "Potter: Ivor", whose word alone scored 0.16 with it), not its word. person: the label
+    names a person (its value is a first name), so its commonest sense that is a person, where it has one
+    ("Chair: Gwendolyn": "the officer who presides at the meetings of an organization", not the seat)."""
     from models.minutes import wordnet
 
     if not wordnet.available():
@@ -323,7 +325,8 @@ def label_gloss(label: str) -> str:
     for lemma in compounds + (heads if len(ws) > 1 else []):
         found = wordnet.senses(lemma, "n")
         if found:
-            return wordnet.gloss(found[0], "n")
+            people = [o for o in found if wordnet.lexfile(o, "n") == wordnet.NOUN_PERSON] if person else []
+            return wordnet.gloss((people or found)[0], "n")
     return ""
 
 
@@ -336,10 +339,13 @@ def predicate_text(text: str, names=(), gloss: bool = False) -> str:
     "label: value" line as its label ("· Legal counsel: Copperfield" -> "Legal counsel:": the value's words carry
     no meaning, the label is what the question paraphrases); gloss: the label followed by its dictionary definition
     (`label_gloss`: "Potter: a craftsman who shapes pottery ...")."""
+    from .gazetteer import kind_of
+
     value = text.split(" — ", 1)[-1]
     label = _LABELLED.fullmatch(value.strip())
     if label:  # "Legal counsel: Copperfield" says "Legal counsel" of its subject; the value carries no meaning
-        value = " ".join(x for x in (label.group(1) + ":", gloss and label_gloss(label.group(1))) if x)
+        who = gloss and "person" in kind_of(label.group(2).split()[0].strip(".,;"))
+        value = " ".join(x for x in (label.group(1) + ":", gloss and label_gloss(label.group(1), who)) if x)
     value = _NUMBER.sub(" ", digits(value))
     kept, after_name = [], False
     for w in re.findall(r"\S+", value):

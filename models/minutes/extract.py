@@ -183,9 +183,11 @@ def _classified(text: str, embedder, names: Sequence[str] = (),
         group = [u for u in units if u != s.strip()] or units  # a run-on line: its clauses, never the whole as one
         whole = s.strip() if s.strip() in units and len(s.split()) <= 20 else None
         n_actions, n_decisions = len(actions), len(decisions)
-        # what was said, then the group agreeing to it ("Kodiak moves to June, we all agreed"): one decision, the
-        # whole sentence, unless the classifier is sure it is none
-        agreed = len(group) > 1 and assent(group[-1]) and not _QUESTION.search(" ".join(group[:-1]))
+        # what was said, then the group agreeing to it ("Kodiak moves to June, we all agreed"), or the agreement
+        # opening it ("By common consent, Kodiak moves to June"): one decision, the whole sentence, unless the
+        # classifier is sure it is none
+        agreed = len(group) > 1 and ((assent(group[-1]) and not _QUESTION.search(" ".join(group[:-1])))
+                                     or (assent(group[0]) and not _QUESTION.search(" ".join(group[1:]))))
         if group:
             probs = acts.probabilities(group, embedder)
             for c, p in zip(group, probs):

@@ -231,8 +231,10 @@ def _verb_in(word: str, seeds: tuple) -> bool:
 def assent(sentence: str) -> bool:
     """Whether the sentence is only the group agreeing to what was said before it: the group (or nobody) as the
     subject, a verb of agreeing (of objecting, after nobody) and nothing agreed on named ("We all agreed.",
-    "Everyone concurred.", "Nobody disagreed.", "No one objected to that."). Said right after a proposal, it
-    makes the proposal the group's decision (`models.minutes.extract.labelled_runs`)."""
+    "Everyone concurred.", "Nobody disagreed.", "No one objected to that."), or the same said with a noun ("With
+    everyone's blessing.", "No objections.", "The room was unanimous.": `_said_as_noun`). Said right after a
+    proposal, or before it as its opening ("By common consent, ..."), it makes the proposal the group's decision
+    (`models.minutes.extract.labelled_runs`, `_classified`)."""
     c = sentence.strip()
     if not c or c.endswith("?") or not wordnet.available():
         return False
@@ -240,11 +242,67 @@ def assent(sentence: str) -> bool:
     low = re.sub(r"^\W*" + _FILLER, "", low)
     m = re.fullmatch(r"(?P<who>" + _WE + r"|" + _NOBODY + r"|(?:the\s+)?(?:whole\s+)?[a-z]+)(?:\s+all)?\s+" + _ADV
                      + r"(?P<verb>[a-z]+)" + _ASSENT_TAIL, low)
-    if not m:
-        return False
+    return bool(m) and _said_as_verb(m) or _said_as_noun(low)
+
+
+def _said_as_verb(m: re.Match) -> bool:
     who, verb = m.group("who"), m.group("verb")
     if re.fullmatch(_NOBODY, who):
         return _verb_in(verb, _DISSENT_SEEDS)
     if not (re.fullmatch(_WE, who) or collective(who.split()[-1])):
         return False
     return not verb.endswith("ing") and _verb_in(verb, _ASSENT_SEEDS)
+
+
+# agreeing said with a noun: the group's consent ("with everyone's blessing", "by common consent"), no objection
+# ("no objections", "without dissent"), or the group of one mind ("the room was unanimous", "we were all in
+# agreement", "all in favour"). The noun by its senses in WordNet: one of its commonest is, or falls under
+# within two steps, agreement of opinion, approval or consent (objection, dissent or disagreement after "no")
+_CONSENT_NOUN_SEEDS = (("agreement", 3), ("approval", 1), ("approval", 2), ("consent", 1), ("assent", 1))
+_OBJECTION_NOUN_SEEDS = (("objection", 1), ("objection", 2), ("objection", 3), ("dissent", 1), ("dissent", 2),
+                         ("disagreement", 1))
+_APOS = r"['’]s"
+_GROUPS = (r"(?P<own>everyone" + _APOS + r"|everybody" + _APOS + r"|our|the\s+(?:whole\s+)?(?P<group>[a-z]+)" + _APOS
+           + r"|common|general|full|unanimous|mutual|broad|universal)")
+_BY_CONSENT = re.compile(r"(?:with|by|on|after)\s+" + _GROUPS + r"\s+(?P<noun>[a-z]+)")
+_NO_OBJECTION = re.compile(r"(?:there\s+(?:was|were)\s+)?(?:no|without(?:\s+any)?)\s+(?P<noun>[a-z]+)"
+                           r"(?:\s+(?:from\s+anyone|at\s+all|whatsoever))?")
+_OF_ONE_MIND = re.compile(r"(?P<who>" + _WE + r"|all|(?:the\s+)?(?:whole\s+)?[a-z]+)(?:\s+(?:was|were|is|are))?"
+                          r"(?:\s+all)?\s+(?:(?P<adj>[a-z]+)|in\s+(?P<noun>[a-z]+))")
+
+
+def _noun_in(word: str, seeds: tuple) -> bool:
+    roots = _noun_senses_under(seeds)
+    return any(o in roots or wordnet.ancestors(o, "n", 2) & roots
+               for base in wordnet.base_forms(word, "n") for o in wordnet.senses(base, "n")[:SENSES])
+
+
+@functools.lru_cache(maxsize=4)
+def _noun_senses_under(seeds: tuple) -> frozenset[int]:
+    return frozenset(o for lemma, n in seeds if (o := wordnet.sense_of(lemma, n, "n")) is not None)
+
+
+def _unanimous(word: str) -> bool:
+    """An adjective of one sense with "unanimous" (WordNet: "in complete agreement")."""
+    one = wordnet.sense_of("unanimous", 1, "a")
+    return one is not None and one in wordnet.senses(word, "a")
+
+
+def _said_as_noun(low: str) -> bool:
+    """`assent` said with a noun (lower case, no final stop): the group's consent, no objection, or the group of
+    one mind."""
+    m = _BY_CONSENT.fullmatch(low)
+    if m:
+        group = m.group("group")
+        return (group is None or collective(group)) and _noun_in(m.group("noun"), _CONSENT_NOUN_SEEDS)
+    m = _NO_OBJECTION.fullmatch(low)
+    if m:
+        return _noun_in(m.group("noun"), _OBJECTION_NOUN_SEEDS)
+    m = _OF_ONE_MIND.fullmatch(low)
+    if m and m.group("adj"):  # only a group is unanimous ("the room was unanimous", "the vote was unanimous")
+        return _unanimous(m.group("adj"))
+    if m:
+        who = m.group("who")
+        return (bool(re.fullmatch(_WE + r"|all", who)) or collective(who.split()[-1])) and \
+            _noun_in(m.group("noun"), _CONSENT_NOUN_SEEDS)
+    return False

@@ -285,8 +285,27 @@ ABSENT_HELDOUT18 = (
      "The Magic Flute is an opera by whom?", "Who founded Microsoft?", "Which mountain range contains Everest?"])
 
 
+ABSENT_HELDOUT19 = (
+    ["Which cooper built the oak barrels for the cellar?", "How many parachutists jumped from the biplane?",
+     "Which surveyor lost a compass in the marsh?", "What colour is the chauffeur's limousine?",
+     "How many balloons drifted over the valley?"],
+    ["Who composed the Brandenburg Concertos?", "In which country is the Taj Mahal?",
+     "How many degrees make a right angle?", "Who wrote War and Peace?",
+     "Which planet is the largest orbiting the Sun?", "At what Fahrenheit reading does water become ice?",
+     "Which pair of scientists described the double helix?", "How many squares are on a chessboard?",
+     "Who painted Girl with a Pearl Earring?", "Which river winds through Vienna?",
+     "Who was the Greek goddess of wisdom?", "Which prime is the smallest?",
+     "What does a seismograph detect?", "Where was paper invented?", "Who wrote The Canterbury Tales?",
+     "What is the great bell at Westminster nicknamed?",
+     "Whose expedition circled the globe before anyone else?",
+     "Which English king had six wives?", "Which animal is called the king of the jungle?",
+     "How many years are in a millennium?", "Which Italian town is famous for gondolas?",
+     "Who wrote The Little Prince?", "Which beetle lights up on summer evenings?",
+     "What is a young kangaroo known as?", "Which vegetable is the base of sauerkraut?"])
+
+
 def absent_questions(split: str) -> tuple[list[str], list[str]]:
-    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 18 have their own."""
+    """(5 absent-topic questions, 25 more) for a split: held-out 3 to 19 have their own."""
     return {"heldout3": ABSENT_HELDOUT3, "heldout4": ABSENT_HELDOUT4, "heldout5": ABSENT_HELDOUT5,
             "heldout6": ABSENT_HELDOUT6, "heldout7": ABSENT_HELDOUT7,
             "heldout8": ABSENT_HELDOUT8, "heldout9": ABSENT_HELDOUT9,
@@ -294,7 +313,7 @@ def absent_questions(split: str) -> tuple[list[str], list[str]]:
             "heldout12": ABSENT_HELDOUT12, "heldout13": ABSENT_HELDOUT13,
             "heldout14": ABSENT_HELDOUT14, "heldout15": ABSENT_HELDOUT15,
             "heldout16": ABSENT_HELDOUT16, "heldout17": ABSENT_HELDOUT17,
-            "heldout18": ABSENT_HELDOUT18}.get(split, (ABSENT, ABSENT_MORE))
+            "heldout18": ABSENT_HELDOUT18, "heldout19": ABSENT_HELDOUT19}.get(split, (ABSENT, ABSENT_MORE))
 
 
 def other_attribute_questions(split: str, truth, n: int = 10) -> list[str]:

@@ -308,7 +308,10 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
            "vocabulary with dev (other projects, people, cities, slide labels, filler, action and decision "
            "phrasings, espeak-ng voice en-gb instead of en-us, other asterisk prompts); questions are paraphrases. "
            "Only dev was looked at while developing; held-out was run once the code was fixed.", ""]
-    names = {"heldout18": "Held-out split 18 (clean: written at the start of session 34 outside the shared tree "
+    names = {"heldout19": "Held-out split 19 (clean: written at the start of session 35 outside the shared tree "
+                          "before its changes, added when its work had finished; run once before and once after the "
+                          "changes)",
+             "heldout18": "Held-out split 18 (clean: written at the start of session 34 outside the shared tree "
                           "before its changes, added when its work had finished; run once before and once after the "
                           "changes)",
              "heldout17": "Held-out split 17 (clean: written at the start of session 33 outside the shared tree "
@@ -355,7 +358,7 @@ def styles_markdown(r: dict, llm: Optional[str]) -> str:
              "dev": "Dev split (tuned on)",
              "dev2": "Dev split 2 (tuned on: other vocabulary, the en-gb-scotland voice, no human style)",
              "dev3": "Dev split 3 (tuned on, session 29: far paraphrases of seven attribute kinds, no human style)"}
-    for split in ("heldout18", "heldout17", "heldout16", "heldout15", "heldout14", "heldout13", "heldout12", "heldout11", "heldout10", "heldout9", "heldout8", "heldout7", "heldout6", "heldout5", "heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2", "dev3"):
+    for split in ("heldout19", "heldout18", "heldout17", "heldout16", "heldout15", "heldout14", "heldout13", "heldout12", "heldout11", "heldout10", "heldout9", "heldout8", "heldout7", "heldout6", "heldout5", "heldout4", "heldout3", "heldout2", "heldout", "dev", "dev2", "dev3"):
         rows = [x for x in r["runs"] if x["split"] == split]
         if rows:
             out += [f"**{names[split]}**", ""] + style_table(rows, llm) + [""]

@@ -33,6 +33,12 @@ SR = 16000
 TEMPERATURES = (0.0, 0.2, 0.4)
 # faster-whisper's default log-probability below which a decoding falls back to the next temperature
 FALLBACK_LOGPROB = -1.0
+# a decoding stops after this many tokens per second of its audio: speech with its timestamps takes about 5 (espeak
+# at 175 words a minute, 1.3 tokens a word, a timestamp pair every few seconds), so only a loop reaches it; without
+# it a loop runs on to Whisper's 448 tokens with a beam of 5 (held-out 19's dense deck: 7.5 s at temperature 0 and 10 s
+# for the fallback's two temperatures, of one 18-s window). A decoding under the cap is the same with or without it
+WINDOW_TOKENS_PER_S = 12
+WHISPER_MAX_LENGTH = 448  # Whisper's context in tokens: prompt and hotwords (each at most half of it) and output
 
 
 @dataclass(frozen=True)
@@ -151,14 +157,28 @@ def falls_back(seg, opts: WindowOptions) -> bool:
 
 def whisper(model, a: np.ndarray, prompt: Optional[str], hotwords: Optional[str], temperatures: Sequence[float],
             opts: WindowOptions) -> list:
-    """One faster-whisper call: segments of a at the given temperatures (the later ones its fallback)."""
+    """One faster-whisper call: segments of a at the given temperatures (the later ones its fallback), each
+    decoding stopped at `max_new_tokens` (a loop's length)."""
     segs, _info = model.transcribe(
         a, language=opts.language, beam_size=opts.beam_size, vad_filter=True,
         vad_parameters=dict(min_silence_duration_ms=int(opts.min_silence_s * 1000), speech_pad_ms=200),
         condition_on_previous_text=False, without_timestamps=False, temperature=list(temperatures),
         compression_ratio_threshold=opts.max_compression, log_prob_threshold=FALLBACK_LOGPROB,
-        initial_prompt=prompt, hotwords=hotwords)
+        initial_prompt=prompt, hotwords=hotwords, max_new_tokens=max_new_tokens(model, a.size / SR, prompt, hotwords))
     return list(segs)
+
+
+def max_new_tokens(model, seconds: float, prompt: Optional[str], hotwords: Optional[str]) -> Optional[int]:
+    """`WINDOW_TOKENS_PER_S` tokens per second of audio, where that leaves room for the prompt and hotwords in
+    Whisper's context (faster-whisper refuses a cap that does not); None (Whisper's own limit) otherwise or
+    without the model's tokenizer."""
+    tok = getattr(model, "hf_tokenizer", None)
+    if tok is None:
+        return None
+    half = WHISPER_MAX_LENGTH // 2 - 1  # faster-whisper keeps at most this many of each
+    used = sum(min(len(tok.encode(" " + t.strip()).ids), half) for t in (prompt, hotwords) if t) + 8  # + special tokens
+    cap = int(np.ceil(seconds * WINDOW_TOKENS_PER_S))
+    return cap if cap + used <= WHISPER_MAX_LENGTH else None
 
 
 def decode_rest(model, a: np.ndarray, speech: list[tuple[int, int]], prompt: Optional[str],

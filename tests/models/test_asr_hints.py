@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from models.asr import Transcriber
-from models.asr_window import TEMPERATURES
+from models.asr_window import TEMPERATURES, WINDOW_TOKENS_PER_S, max_new_tokens, whisper
 from models.asr_prompt import copies_hints
 from tests.fixtures.meeting import have_espeak, load_audio, tts
 
@@ -177,6 +177,8 @@ def test_a_window_its_prompt_holds_in_a_loop_keeps_its_speech(asr, tmp_path):
     prompt = ("Narwhal Doorstop Wedges. 。 Beekeeper: Dorian. 。 Sawmill: Katowice. Fernhollow midweek assembly · 6.")
     hot = "Wolfram Pins Drawing Pegs Clothes Honoria Eustace Brushes Dustpan Lille Bands Rubber Crumbs Toaster"
     prompts: list = []
+    caps: list = []
+    lengths: list = []
     real = asr.model.transcribe
 
     def transcribe(x, *args, **kw):
@@ -184,6 +186,8 @@ def test_a_window_its_prompt_holds_in_a_loop_keeps_its_speech(asr, tmp_path):
         segs = list(segs)
         prompts.append((kw.get("initial_prompt"), tuple(kw["temperature"]),
                         any(s.compression_ratio > 2.4 for s in segs)))
+        caps.append(kw.get("max_new_tokens"))
+        lengths.append(sum(len(s.tokens) for s in segs))
         return segs, info
 
     asr.model.transcribe = transcribe
@@ -193,6 +197,9 @@ def test_a_window_its_prompt_holds_in_a_loop_keeps_its_speech(asr, tmp_path):
         del asr.model.transcribe
     assert "97" in text and "79 members" in text and "drawing pins" in text, (text, prompts)
     assert prompts[0] == (prompt, (0.0,), True), prompts  # the loop this window fell into
+    # each decoding stopped at WINDOW_TOKENS_PER_S tokens a second of audio: the loop ran to the cap, not to 448
+    assert caps[0] == int(np.ceil(a.size / SR * WINDOW_TOKENS_PER_S)) and all(c and c <= caps[0] for c in caps), caps
+    assert lengths[0] <= caps[0] and all(n <= c for n, c in zip(lengths, caps)), (lengths, caps)
     if prompts[1][2]:  # the fallback looped too (it does with this seed): once more, without the prompt
         assert prompts[1][:2] == (prompt, TEMPERATURES[1:]) and prompts[2] == (None, (0.0,), False), prompts
 
@@ -267,3 +274,31 @@ def test_a_decoding_that_loops_at_every_temperature_is_tried_without_the_prompt(
             assert got is loop
         else:
             assert got[0].start == 1.0 and got[0].compression_ratio < 2.4  # stamped after the passing speech
+
+
+def test_a_decoding_is_capped_only_where_the_prompt_leaves_room(asr):
+    tok = asr.model.hf_tokenizer
+    assert max_new_tokens(asr.model, 20.0, "Narwhal Doorstop Wedges.", "Honoria Eustace") == 20 * WINDOW_TOKENS_PER_S
+    assert max_new_tokens(asr.model, 20.0, None, None) == 240
+    long = " ".join(["Kaleidoscope Armadillo"] * 120)  # each half of Whisper's context full: no room for a cap
+    assert len(tok.encode(" " + long).ids) > 223 and max_new_tokens(asr.model, 20.0, long, long) is None
+    assert max_new_tokens(object(), 20.0, None, None) is None  # a model without the tokenizer: Whisper's own limit
+
+
+@pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
+def test_the_cap_does_not_change_a_decoding_under_it(asr):
+    """Speech decodes to far fewer tokens than the cap: the same segments with and without it."""
+    from models.asr_window import WindowOptions
+
+    a = _speech()
+    opts = WindowOptions()
+    capped = whisper(asr.model, a, "Fabian soap dispensers.", "Fabian Madrid", (0.0,), opts)
+    real = asr.model.transcribe
+    asr.model.transcribe = lambda x, *args, **kw: real(x, *args, **{**kw, "max_new_tokens": None})
+    try:
+        free = whisper(asr.model, a, "Fabian soap dispensers.", "Fabian Madrid", (0.0,), opts)
+    finally:
+        del asr.model.transcribe
+    assert [(s.text, s.start, s.end) for s in capped] == [(s.text, s.start, s.end) for s in free]
+    assert "Madrid" in " ".join(s.text for s in capped) and sum(len(s.tokens) for s in capped) < 0.5 * \
+        max_new_tokens(asr.model, a.size / SR, "Fabian soap dispensers.", "Fabian Madrid")

